@@ -1,0 +1,186 @@
+// Solve entry points for each system: build per-trajectory system objects from (broadcast)
+// parameter arrays and hand them to the shared runner.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "delyap/dde/rhs/linear.hpp"
+#include "delyap/dde/rhs/mackey_glass.hpp"
+#include "solve_runner.hpp"
+
+namespace py = pybind11;
+using namespace delyap;
+using delyap::bindings::DArray;
+using delyap::bindings::HistoryArgs;
+using delyap::bindings::require_shape;
+
+namespace {
+
+// ---- Mackey–Glass ---------------------------------------------------------------------------
+struct MackeyGlassParams {
+  DArray beta, gamma, n, tau;  // each (batch,)
+  Index batch() const { return beta.shape(0); }
+  MackeyGlass at(Index b) const {
+    return MackeyGlass{beta.at(b), gamma.at(b), n.at(b), tau.at(b)};
+  }
+  void check() const {
+    const Index B = batch();
+    for (auto* p : {&beta, &gamma, &n, &tau}) require_shape(*p, "mackey_glass parameter", {B});
+  }
+};
+
+py::dict solve_mackey_glass(const MackeyGlassParams& p, const HistoryArgs& h, double t0,
+                            double t_final, std::optional<DArray> t_eval,
+                            const SolverOptions& opt, int threads) {
+  p.check();
+  return bindings::run_solve(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt, h, t0,
+                             t_final, t_eval, threads);
+}
+
+// ---- Linear: x' = A x + Σ B_k x(t − τ_k) ---------------------------------------------------
+struct LinearParams {
+  DArray A;    // (1 or batch, dim, dim)
+  DArray B;    // (1 or batch, n_delays, dim, dim)
+  DArray tau;  // (1 or batch, n_delays)
+  Index batch;
+  int dim() const { return int(A.shape(1)); }
+  int n_delays() const { return int(tau.shape(1)); }
+  void check() const {
+    const int d = dim(), nd = n_delays();
+    require_shape(A, "A", {-1, d, d});
+    require_shape(B, "B", {-1, nd, d, d});
+    require_shape(tau, "tau", {-1, nd});
+    for (const py::array* a : {(const py::array*)&A, (const py::array*)&B, (const py::array*)&tau})
+      if (a->shape(0) != 1 && a->shape(0) != batch)
+        throw py::value_error("linear: parameter batch sizes do not match");
+  }
+  LinearDde at(Index b) const {
+    const int d = dim(), nd = n_delays();
+    const Index ba = A.shape(0) == 1 ? 0 : b, bb = B.shape(0) == 1 ? 0 : b,
+                bt = tau.shape(0) == 1 ? 0 : b;
+    return LinearDde{A.data() + ba * d * d, B.data() + bb * nd * d * d, tau.data() + bt * nd, d,
+                     nd};
+  }
+};
+
+py::dict solve_linear(const LinearParams& p, const HistoryArgs& h, double t0, double t_final,
+                      std::optional<DArray> t_eval, const SolverOptions& opt, int threads) {
+  p.check();
+  return bindings::run_solve(p.batch, p.dim(), [&p](Index b) { return p.at(b); }, opt, h, t0,
+                             t_final, t_eval, threads);
+}
+
+// ---- Python right-hand side -----------------------------------------------------------------
+// The whole batch is one state of size batch·dim stepped in lockstep (one adaptive step for
+// all), so f is called once per stage with every trajectory: f(t, x[batch, dim],
+// x_delayed[batch, n_delays, dim]) -> [batch, dim].
+struct PythonSystem {
+  py::object f;
+  int batch, d, nd;
+  const double* tau;
+  std::shared_ptr<std::exception_ptr> error;
+
+  int dim() const { return batch * d; }
+  int n_delays() const { return nd; }
+  double delay(int k) const { return tau[k]; }
+
+  bool rhs(double t, const double* x, const double* xd, double* out) const {
+    py::gil_scoped_acquire gil;
+    try {
+      py::array_t<double> xa({batch, d});
+      std::copy(x, x + Index(batch) * d, xa.mutable_data());
+      py::array_t<double> xda({nd, batch, d});
+      std::copy(xd, xd + Index(nd) * batch * d, xda.mutable_data());
+      py::object r = f(t, xa, xda.attr("transpose")(1, 0, 2));
+      auto ra = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(r);
+      if (!ra) throw py::type_error("f must return an array of floats, got " +
+                                    std::string(py::str(py::type::of(r))));
+      const bool flat_ok = ra.ndim() == 1 && batch == 1 && ra.shape(0) == d;
+      if (!flat_ok && !(ra.ndim() == 2 && ra.shape(0) == batch && ra.shape(1) == d))
+        throw py::value_error("f returned shape " + std::string(py::str(r.attr("shape"))) +
+                              ", expected (" + std::to_string(batch) + ", " + std::to_string(d) +
+                              ")");
+      std::copy(ra.data(), ra.data() + Index(batch) * d, out);
+      return true;
+    } catch (...) {
+      *error = std::current_exception();
+      return false;
+    }
+  }
+};
+
+py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, const HistoryArgs& h,
+                      double t0, double t_final, std::optional<DArray> t_eval,
+                      const SolverOptions& opt) {
+  require_shape(tau, "tau", {-1});
+  // History and y0 arrive per trajectory; the core sees one flat state of size batch·dim.
+  auto flat = [batch, dim](const DArray& a) {
+    return DArray(a.attr("transpose")(1, 0, 2).attr("reshape")(1, a.shape(1), batch * dim));
+  };
+  HistoryArgs hf{h.t, flat(h.x), flat(h.f), DArray(h.y0.attr("reshape")(1, batch * dim))};
+  auto error = std::make_shared<std::exception_ptr>();
+  PythonSystem sys{f, batch, dim, int(tau.shape(0)), tau.data(), error};
+  py::dict r = bindings::run_solve(1, batch * dim, [&sys](Index) { return sys; }, opt, hf, t0,
+                                   t_final, t_eval, 1);
+  if (*error) std::rethrow_exception(*error);
+  return r;
+}
+
+}  // namespace
+
+void register_dde_systems(py::module_& m) {
+  py::class_<MackeyGlassParams>(m, "MackeyGlassParams")
+      .def(py::init<DArray, DArray, DArray, DArray>(), py::arg("beta"), py::arg("gamma"),
+           py::arg("n"), py::arg("tau"));
+  py::class_<LinearParams>(m, "LinearParams")
+      .def(py::init<DArray, DArray, DArray, Index>(), py::arg("A"), py::arg("B"), py::arg("tau"),
+           py::arg("batch"));
+  py::class_<HistoryArgs>(m, "HistoryArgs")
+      .def(py::init<DArray, DArray, DArray, DArray>(), py::arg("t"), py::arg("x"), py::arg("f"),
+           py::arg("y0"));
+
+  m.def("solve_mackey_glass", &solve_mackey_glass, py::arg("params"), py::arg("history"),
+        py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
+        py::arg("threads"));
+  m.def("solve_linear", &solve_linear, py::arg("params"), py::arg("history"), py::arg("t0"),
+        py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("threads"));
+  m.def("solve_python", &solve_python, py::arg("f"), py::arg("batch"), py::arg("dim"),
+        py::arg("tau"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
+        py::arg("t_eval"), py::arg("options"));
+
+  m.def(
+      "mackey_glass_rhs",
+      [](const MackeyGlassParams& p, Index b, double t, const DArray& x, const DArray& xd) {
+        p.check();
+        return bindings::rhs_at(p.at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
+  m.def(
+      "mackey_glass_jacobian",
+      [](const MackeyGlassParams& p, Index b, double t, const DArray& x, const DArray& xd) {
+        p.check();
+        return bindings::jacobian_at(p.at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
+  m.def(
+      "linear_rhs",
+      [](const LinearParams& p, Index b, double t, const DArray& x, const DArray& xd) {
+        p.check();
+        return bindings::rhs_at(p.at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
+  m.def(
+      "linear_jacobian",
+      [](const LinearParams& p, Index b, double t, const DArray& x, const DArray& xd) {
+        p.check();
+        return bindings::jacobian_at(p.at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
+}

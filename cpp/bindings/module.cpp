@@ -1,0 +1,74 @@
+// delyap._core: the only place that knows Python. Each area registers its own functions.
+#include <pybind11/pybind11.h>
+
+#include "delyap/common/status.hpp"
+#include "delyap/dde/options.hpp"
+#include "delyap/dde/tableau.hpp"
+
+namespace py = pybind11;
+using namespace delyap;
+
+void register_dde_systems(py::module_& m);
+
+namespace {
+
+py::dict tableau_dict(const Tableau& t) {
+  py::dict d;
+  py::list c, a, b, e, dense;
+  for (int i = 0; i < t.stages; ++i) {
+    c.append(t.c[i]);
+    b.append(t.b[i]);
+    e.append(t.e[i]);
+    py::list row, drow;
+    for (int j = 0; j < t.stages; ++j) row.append(t.a[i][j]);
+    for (int m = 0; m < t.n_dense; ++m) drow.append(t.dense[i][m]);
+    a.append(row);
+    dense.append(drow);
+  }
+  d["name"] = t.name;
+  d["stages"] = t.stages;
+  d["order"] = t.order;
+  d["error_order"] = t.error_order;
+  d["fsal"] = t.fsal;
+  d["c"] = c;
+  d["a"] = a;
+  d["b"] = b;
+  d["e"] = e;
+  d["dense"] = dense;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "delyap's compiled core (private; use the delyap package)";
+  m.attr("__version__") = DELYAP_VERSION;
+
+  py::enum_<Method>(m, "Method")
+      .value("Euler", Method::Euler)
+      .value("RK4", Method::RK4)
+      .value("BS3", Method::BS3)
+      .value("DP5", Method::DP5);
+
+  py::dict names;
+  for (int s = 0; s <= int(Status::NotRun); ++s) names[py::int_(s)] = status_name(Status(s));
+  m.attr("STATUS_NAMES") = names;
+
+  py::class_<SolverOptions>(m, "SolverOptions")
+      .def(py::init<>())
+      .def_readwrite("method", &SolverOptions::method)
+      .def_readwrite("rtol", &SolverOptions::rtol)
+      .def_readwrite("atol", &SolverOptions::atol)
+      .def_readwrite("dt", &SolverOptions::dt)
+      .def_readwrite("max_step", &SolverOptions::max_step)
+      .def_readwrite("min_step", &SolverOptions::min_step)
+      .def_readwrite("max_steps", &SolverOptions::max_steps)
+      .def_readwrite("track_discontinuities", &SolverOptions::track_discontinuities)
+      .def_readwrite("max_overlap_iterations", &SolverOptions::max_overlap_iterations)
+      .def_readwrite("overlap_tol", &SolverOptions::overlap_tol);
+
+  m.def("tableau", [](Method meth) { return tableau_dict(tableau_for(meth)); }, py::arg("method"),
+        "The Butcher tableau the core uses for a method (for tests and documentation).");
+
+  register_dde_systems(m);
+}

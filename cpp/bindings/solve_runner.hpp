@@ -1,0 +1,125 @@
+// Shared plumbing for every system's solve entry point: unpack the history and options,
+// allocate outputs, release the GIL, run the ensemble, pack a dict for the Python layer.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <limits>
+#include <optional>
+
+#include "arrays.hpp"
+#include "delyap/dde/ensemble.hpp"
+#include "interruptible.hpp"
+
+namespace delyap::bindings {
+
+struct HistoryArgs {
+  DArray t, x, f;  // (n,), (batch or 1, n, dim), same
+  DArray y0;       // (batch or 1, dim)
+};
+
+template <class MakeSystem>
+py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
+                   const HistoryArgs& h, double t0, double t_final,
+                   const std::optional<DArray>& t_eval, int threads) {
+  if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
+  const Index n_hist = h.t.shape(0);
+  require_shape(h.t, "history times", {-1});
+  require_shape(h.x, "history values", {-1, n_hist, dim});
+  require_shape(h.f, "history derivatives", {h.x.shape(0), n_hist, dim});
+  require_shape(h.y0, "y0", {-1, dim});
+  if (h.x.shape(0) != 1 && h.x.shape(0) != batch)
+    throw py::value_error("history: leading dimension must be 1 or the batch size");
+  if (h.y0.shape(0) != 1 && h.y0.shape(0) != batch)
+    throw py::value_error("y0: leading dimension must be 1 or the batch size");
+  if (n_hist < 2) throw py::value_error("history: need at least two anchors");
+
+  InitialHistory hist{h.t.data(), n_hist, h.x.data(), h.f.data(),
+                      h.x.shape(0) == 1 ? 0 : n_hist * dim};
+  const Index y0_stride = h.y0.shape(0) == 1 ? 0 : dim;
+  std::atomic<bool> cancel{false};
+  py::dict result;
+
+  py::array_t<int> status(batch);
+  py::array_t<Index> stats({batch, Index(5)});
+  py::array_t<double> t_end(batch);
+  py::array_t<double> y_final({batch, Index(dim)});
+
+  if (!t_eval && batch == 1) {
+    // Every accepted step of a single trajectory (scipy-like output when no t_eval is given).
+    StepSink sink(dim);
+    const auto sys = make_system(0);
+    SolveStats st;
+    run_interruptible(cancel, [&]() {
+      Trajectory tr{h.y0.data(), t0, t_final};
+      status.mutable_at(0) =
+          int(solve_single(sys, opt, hist, 0, tr, sink, st, y_final.mutable_data(), cancel));
+    });
+    Index* s = stats.mutable_data();
+    s[0] = st.accepted;
+    s[1] = st.rejected;
+    s[2] = st.rhs_evals;
+    s[3] = st.overlap_steps;
+    s[4] = st.history_peak;
+    t_end.mutable_at(0) = st.t_final;
+    const Index n = Index(sink.t.size());
+    py::array_t<double> t_out(n);
+    py::array_t<double> y_out({Index(1), n, Index(dim)});
+    std::copy(sink.t.begin(), sink.t.end(), t_out.mutable_data());
+    std::copy(sink.y.begin(), sink.y.end(), y_out.mutable_data());
+    result["t"] = t_out;
+    result["y"] = y_out;
+  } else {
+    DArray te = t_eval ? *t_eval : DArray(std::vector<py::ssize_t>{2});
+    if (!t_eval) {
+      te.mutable_at(0) = t0;
+      te.mutable_at(1) = t_final;
+    }
+    require_shape(te, "t_eval", {-1});
+    const Index n_eval = te.shape(0);
+    py::array_t<double> y({batch, n_eval, Index(dim)});
+    std::fill(y.mutable_data(), y.mutable_data() + y.size(),
+              std::numeric_limits<double>::quiet_NaN());
+    EnsembleOutput out{te.data(),          n_eval,           y.mutable_data(),
+                       y_final.mutable_data(), status.mutable_data(), stats.mutable_data(),
+                       t_end.mutable_data()};
+    run_interruptible(cancel, [&]() {
+      solve_ensemble(batch, dim, make_system, opt, hist, h.y0.data(), y0_stride, t0, t_final, out,
+                     threads, cancel);
+    });
+    result["t"] = te;
+    result["y"] = y;
+  }
+  result["status"] = status;
+  result["stats"] = stats;
+  result["t_final"] = t_end;
+  result["y_final"] = y_final;
+  return result;
+}
+
+// Jacobians of a compiled system at one point: (∂f/∂x, ∂f/∂x(t − τ_k)).
+template <class System>
+py::tuple jacobian_at(const System& sys, double t, const DArray& x, const DArray& xd) {
+  const int dim = sys.dim(), nd = sys.n_delays();
+  require_shape(x, "x", {dim});
+  require_shape(xd, "x_delayed", {nd, dim});
+  py::array_t<double> jx({dim, dim});
+  py::array_t<double> jd({nd, dim, dim});
+  sys.jacobian(t, x.data(), xd.data(), jx.mutable_data(), jd.mutable_data());
+  return py::make_tuple(jx, jd);
+}
+
+template <class System>
+py::array_t<double> rhs_at(const System& sys, double t, const DArray& x, const DArray& xd) {
+  const int dim = sys.dim(), nd = sys.n_delays();
+  require_shape(x, "x", {dim});
+  require_shape(xd, "x_delayed", {nd, dim});
+  py::array_t<double> out(dim);
+  sys.rhs(t, x.data(), xd.data(), out.mutable_data());
+  return out;
+}
+
+}  // namespace delyap::bindings

@@ -1,0 +1,113 @@
+// Host driver: sets up each trajectory (history, discontinuities, scratch) and runs a batch of
+// them on a thread pool. Trajectories are independent, so a failure is recorded in that
+// trajectory's status and the others run on.
+#pragma once
+
+#include <atomic>
+#include <vector>
+
+#include "delyap/dde/discontinuities.hpp"
+#include "delyap/dde/history_buffer.hpp"
+#include "delyap/dde/integrate.hpp"
+#include "delyap/dde/output.hpp"
+#include "delyap/parallel/parallel_for.hpp"
+
+namespace delyap {
+
+// The initial function on [t0 − τmax, t0] as Hermite anchors on a shared time grid.
+struct InitialHistory {
+  const double* t;   // n increasing times, the last one t0
+  Index n;
+  const double* x;   // (batch or 1) × n × dim
+  const double* f;   // same layout: derivatives of the initial function
+  Index stride;      // 0 when shared by all trajectories, n·dim otherwise
+};
+
+struct Trajectory {
+  const double* y0;  // dim
+  double t0, t_final;
+};
+
+inline int coefficients_for(const Tableau& tab) { return tab.n_dense > 0 ? tab.n_dense : 3; }
+
+inline void load_initial_history(HistoryBuffer& buf, const InitialHistory& h, Index b, int dim) {
+  buf.ensure(h.n + 8);
+  HistoryView& v = buf.view();
+  const double* xb = h.x + b * h.stride;
+  const double* fb = h.f + b * h.stride;
+  std::vector<double> c(Index(v.n_coef) * dim);
+  v.push_anchor(h.t[0], xb, fb);
+  for (Index i = 1; i < h.n; ++i) {
+    const double* x0 = xb + (i - 1) * dim;
+    const double* x1 = xb + i * dim;
+    hermite_coefficients(x0, fb + (i - 1) * dim, x1, fb + i * dim, h.t[i] - h.t[i - 1], dim,
+                         v.n_coef, c.data());
+    v.push_interval(c.data(), h.t[i], x1, fb + i * dim);
+  }
+}
+
+// One trajectory on the host with any sink. Returns its status; fills stats and x_final.
+template <class System, class Sink>
+Status solve_single(const System& sys, const SolverOptions& opt, const InitialHistory& hist,
+                    Index b, const Trajectory& tr, Sink& sink, SolveStats& stats,
+                    double* x_final, const std::atomic<bool>& cancel) {
+  const Tableau& tab = tableau_for(opt.method);
+  const int dim = sys.dim(), nd = sys.n_delays();
+  HistoryBuffer buffer(dim, coefficients_for(tab));
+  load_initial_history(buffer, hist, b, dim);
+
+  std::vector<double> disc;
+  if (opt.track_discontinuities) {
+    std::vector<double> tau(nd);
+    for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
+    disc = discontinuity_points(tr.t0, tr.t_final, tau.data(), nd, tab.order + 1);
+  }
+  std::vector<double> scratch(StepWorkspace::doubles_needed(dim, nd) + 2 * Index(dim));
+  StepWorkspace ws = StepWorkspace::carve(scratch.data(), dim);
+  double* x = scratch.data() + StepWorkspace::doubles_needed(dim, nd);
+  double* f = x + dim;
+
+  IntegrationProblem p{tr.t0, tr.t_final, tr.y0, disc.data(), Index(disc.size())};
+  auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+  const Status st = integrate(sys, tab, opt, buffer, ws, p, x, f, sink, stats, is_cancelled);
+  buffer.ensure(0);  // records the final peak
+  stats.history_peak = buffer.peak_size();
+  for (int d = 0; d < dim; ++d) x_final[d] = x[d];
+  return st;
+}
+
+struct EnsembleOutput {
+  const double* t_eval;
+  Index n_eval;
+  double* y;        // batch × n_eval × dim, pre-filled (NaN) by the caller
+  double* y_final;  // batch × dim
+  int* status;      // batch
+  Index* stats;     // batch × 5: accepted, rejected, rhs_evals, overlap_steps, history_peak
+  double* t_final;  // batch
+};
+
+// make_system(b) returns trajectory b's system; y0 rows have stride y0_stride (0: shared).
+template <class MakeSystem>
+void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
+                    const InitialHistory& hist, const double* y0, Index y0_stride, double t0,
+                    double t_final, EnsembleOutput& out, int threads,
+                    std::atomic<bool>& cancel) {
+  for (Index b = 0; b < batch; ++b) out.status[b] = int(Status::NotRun);
+  parallel_for(batch, threads, cancel, [&](Index b) {
+    const auto sys = make_system(b);
+    EvalSink sink{out.t_eval, out.n_eval, out.y + b * out.n_eval * dim, dim};
+    SolveStats stats;
+    Trajectory tr{y0 + b * y0_stride, t0, t_final};
+    const Status st = solve_single(sys, opt, hist, b, tr, sink, stats, out.y_final + b * dim, cancel);
+    out.status[b] = int(st);
+    Index* s = out.stats + b * 5;
+    s[0] = stats.accepted;
+    s[1] = stats.rejected;
+    s[2] = stats.rhs_evals;
+    s[3] = stats.overlap_steps;
+    s[4] = stats.history_peak;
+    out.t_final[b] = stats.t_final;
+  });
+}
+
+}  // namespace delyap

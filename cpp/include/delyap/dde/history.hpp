@@ -1,0 +1,123 @@
+// History of a DDE solution as a ring buffer of anchors (t_i, x_i, f_i) and, per interval
+// [t_i, t_{i+1}], polynomial coefficients c_{i,m} such that
+//     x(t_i + θ h_i) = x_i + h_i Σ_m c_{i,m} θ^(m+1),   h_i = t_{i+1} − t_i,  θ ∈ [0, 1].
+// Cubic Hermite data (3 coefficients) or a method's own continuous extension (DP5: 4) share
+// this form, so reading the history is one Horner evaluation whatever the method.
+// Memory is bounded by the delay window: anchors older than t − τmax are evicted.
+// A repeated time (zero-length interval) encodes a jump, e.g. history ≠ y0 at t0.
+#pragma once
+
+#include "delyap/common/config.hpp"
+
+namespace delyap {
+
+// Non-owning view over the buffer storage; the same code runs on host and device.
+struct HistoryView {
+  double* t = nullptr;     // [cap]
+  double* x = nullptr;     // [cap * dim]
+  double* f = nullptr;     // [cap * dim]
+  double* coef = nullptr;  // [cap * n_coef * dim], interval starting at that slot
+  int dim = 0;
+  int n_coef = 3;
+  Index cap = 0;  // a power of two
+  Index head = 0;
+  Index size = 0;
+
+  DELYAP_HD Index slot(Index i) const { return (head + i) & (cap - 1); }
+  DELYAP_HD double time(Index i) const { return t[slot(i)]; }
+  DELYAP_HD const double* state(Index i) const { return x + slot(i) * dim; }
+  DELYAP_HD const double* deriv(Index i) const { return f + slot(i) * dim; }
+  DELYAP_HD double last_time() const { return time(size - 1); }
+
+  DELYAP_HD void push_anchor(double ti, const double* xi, const double* fi) {
+    const Index s = slot(size);
+    t[s] = ti;
+    for (int d = 0; d < dim; ++d) {
+      x[s * dim + d] = xi[d];
+      f[s * dim + d] = fi[d];
+    }
+    ++size;
+  }
+
+  // Appends the interval [last anchor, t1] with its coefficients c (n_coef × dim, row per m).
+  DELYAP_HD void push_interval(const double* c, double t1, const double* x1, const double* f1) {
+    double* dst = coef + slot(size - 1) * n_coef * dim;
+    for (int i = 0; i < n_coef * dim; ++i) dst[i] = c[i];
+    push_anchor(t1, x1, f1);
+  }
+
+  DELYAP_HD void pop_back() { --size; }
+
+  // Drops anchors that no read at time ≥ t_min can need (keeps the interval containing t_min).
+  DELYAP_HD void evict_before(double t_min) {
+    while (size > 2 && time(1) <= t_min) {
+      head = (head + 1) & (cap - 1);
+      --size;
+    }
+  }
+
+  // x(s) on interval i (s may lie slightly outside it).
+  DELYAP_HD void eval_interval(Index i, double s, double* out) const {
+    const double h = time(i + 1) - time(i);
+    if (!(h > 0.0)) {
+      const double* xe = state(i + 1);
+      for (int d = 0; d < dim; ++d) out[d] = xe[d];
+      return;
+    }
+    const double theta = (s - time(i)) / h;
+    const double* x0 = state(i);
+    const double* c = coef + slot(i) * n_coef * dim;
+    for (int d = 0; d < dim; ++d) {
+      double acc = c[(n_coef - 1) * dim + d];
+      for (int m = n_coef - 2; m >= 0; --m) acc = c[m * dim + d] + theta * acc;
+      out[d] = x0[d] + h * theta * acc;
+    }
+  }
+
+  // Largest interval index i ≤ size − 2 with t_i ≤ s (binary search; reads are rare enough
+  // per step that a cursor does not pay for its bookkeeping across rejected steps).
+  DELYAP_HD Index find_interval(double s) const {
+    Index lo = 0, hi = size - 2;
+    while (lo < hi) {
+      const Index mid = (lo + hi + 1) >> 1;
+      if (time(mid) <= s) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  // x(s) for s in the window. Beyond the last anchor (the first iterate of a step longer than
+  // the delay) it extrapolates linearly from the last anchor. Returns false when s is older
+  // than the window (a delay beyond the declared maximum).
+  DELYAP_HD bool eval(double s, double* out) const {
+    const double t_last = last_time();
+    if (s > t_last) {
+      const double* xl = state(size - 1);
+      const double* fl = deriv(size - 1);
+      for (int d = 0; d < dim; ++d) out[d] = xl[d] + (s - t_last) * fl[d];
+      return true;
+    }
+    const double t_first = time(0);
+    if (s < t_first) {
+      const double slack = 1e-12 * (1.0 + (t_first < 0 ? -t_first : t_first));
+      if (s < t_first - slack) return false;
+      s = t_first;
+    }
+    eval_interval(find_interval(s), s, out);
+    return true;
+  }
+};
+
+// Cubic Hermite coefficients (3 × dim) for the form above.
+DELYAP_HD inline void hermite_coefficients(const double* x0, const double* f0, const double* x1,
+                                           const double* f1, double h, int dim, int n_coef,
+                                           double* c) {
+  for (int d = 0; d < dim; ++d) {
+    const double slope = (x1[d] - x0[d]) / h;
+    c[d] = f0[d];
+    c[dim + d] = 3.0 * slope - 2.0 * f0[d] - f1[d];
+    c[2 * dim + d] = f0[d] + f1[d] - 2.0 * slope;
+    for (int m = 3; m < n_coef; ++m) c[m * dim + d] = 0.0;
+  }
+}
+
+}  // namespace delyap

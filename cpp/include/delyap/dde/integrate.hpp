@@ -1,0 +1,151 @@
+// The method-of-steps driver for one trajectory: step-size control, landing on propagated
+// discontinuities, history eviction, dense output through a sink. Host and device alike; the
+// caller provides the history storage (Buffer::view(), Buffer::ensure(n)) and the scratch.
+#pragma once
+
+#include "delyap/common/status.hpp"
+#include "delyap/dde/controller.hpp"
+#include "delyap/dde/stepper.hpp"
+
+namespace delyap {
+
+struct IntegrationProblem {
+  double t0;
+  double t_final;
+  const double* y0;              // state at t0 (may differ from the history's value there)
+  const double* disc = nullptr;  // sorted discontinuity points in (t0, t_final] to land on
+  Index n_disc = 0;
+};
+
+// Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
+// trial evaluation reads only the given history.
+template <class System>
+DELYAP_HD double initial_step(DdeStepper<System>& s, double t0, double t_final, const double* x0,
+                              const double* f0, Status* st) {
+  const Tableau& tab = s.tab;
+  const int dim = s.dim;
+  double d0 = 0.0, d1 = 0.0;
+  for (int d = 0; d < dim; ++d) {
+    const double sc = s.opt.atol + s.opt.rtol * std::fabs(x0[d]);
+    d0 += (x0[d] / sc) * (x0[d] / sc);
+    d1 += (f0[d] / sc) * (f0[d] / sc);
+  }
+  d0 = std::sqrt(d0 / dim);
+  d1 = std::sqrt(d1 / dim);
+  double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  const double span = t_final - t0;
+  h0 = std::fmin(h0, std::fmin(span, 0.5 * s.min_delay));
+  for (int d = 0; d < dim; ++d) s.ws.xs[d] = x0[d] + h0 * f0[d];
+  *st = s.eval_rhs(t0 + h0, s.ws.xs, s.ws.f1);
+  if (*st != Status::Success) return h0;
+  double d2 = 0.0;
+  for (int d = 0; d < dim; ++d) {
+    const double sc = s.opt.atol + s.opt.rtol * std::fabs(x0[d]);
+    const double r = (s.ws.f1[d] - f0[d]) / sc;
+    d2 += r * r;
+  }
+  d2 = std::sqrt(d2 / dim) / h0;
+  const double dm = std::fmax(d1, d2);
+  const double h1 = dm <= 1e-15 ? std::fmax(1e-6, h0 * 1e-3)
+                                : std::pow(0.01 / dm, 1.0 / (tab.order + 1));
+  return std::fmin(std::fmin(100.0 * h0, h1), span);
+}
+
+// Integrates one trajectory from p.t0 to p.t_final. The history must already hold the initial
+// function on [t0 − τmax, t0]. `x`, `f` are caller scratch of size dim.
+template <class System, class Buffer, class Sink, class Cancel>
+DELYAP_HD Status integrate(const System& sys, const Tableau& tab, const SolverOptions& opt,
+                           Buffer& buffer, StepWorkspace& ws, const IntegrationProblem& p,
+                           double* x, double* f, Sink& sink, SolveStats& stats,
+                           const Cancel& cancelled) {
+  HistoryView& hist = buffer.view();
+  DdeStepper<System> stepper(sys, tab, opt, hist, ws, stats);
+  const int dim = sys.dim();
+  double max_delay = 0.0;
+  for (int k = 0; k < sys.n_delays(); ++k) max_delay = std::fmax(max_delay, sys.delay(k));
+
+  double t = p.t0;
+  stats.t_final = t;
+  for (int d = 0; d < dim; ++d) x[d] = p.y0[d];
+  Status st = stepper.eval_rhs(t, x, f);
+  if (st != Status::Success) return st;
+  if (!buffer.ensure(hist.size + 1)) return Status::HistoryFull;
+  hist.push_anchor(t, x, f);  // second anchor at t0: the solution side of a possible jump
+  sink.start(t, x);
+
+  double h;
+  if (!tab.adaptive()) {
+    h = opt.dt;
+  } else if (opt.dt > 0.0) {
+    h = opt.dt;
+  } else {
+    h = initial_step(stepper, t, p.t_final, x, f, &st);
+    if (st != Status::Success) return st;
+  }
+
+  PIController controller(tab.error_order);
+  Index next_disc = 0;
+  const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
+  while (t < p.t_final) {
+    if ((stats.accepted & 63) == 0 && cancelled()) return Status::Cancelled;
+    if (stats.accepted + stats.rejected >= opt.max_steps) return Status::MaxSteps;
+    hist.evict_before(t - max_delay);
+    if (!buffer.ensure(hist.size + 2)) return Status::HistoryFull;
+
+    double h_try = h;
+    if (opt.max_step > 0.0) h_try = std::fmin(h_try, opt.max_step);
+    double t_next = t + h_try;
+    bool clipped = false;
+    while (next_disc < p.n_disc && p.disc[next_disc] <= t) ++next_disc;
+    // Land exactly on the next discontinuity; also absorb it when the step would end just short
+    // of it (a sliver step afterwards would only waste work).
+    if (next_disc < p.n_disc && t_next >= p.disc[next_disc] - 1e-6 * h_try) {
+      t_next = p.disc[next_disc];
+      clipped = true;
+    }
+    if (t_next >= p.t_final - 1e-13 * span_scale) {
+      clipped = clipped || t_next > p.t_final;
+      t_next = p.t_final;
+    }
+    const double hh = t_next - t;
+    const double min_step = std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 *
+                                                        std::fmax(std::fabs(t), 1.0));
+    if (hh < min_step) return Status::StepUnderflow;
+
+    double err = 0.0;
+    bool converged = true;
+    st = stepper.attempt(t, hh, x, f, &err, &converged);
+    if (st != Status::Success) return st;
+
+    if (tab.adaptive() && (err > 1.0 || !converged)) {
+      ++stats.rejected;
+      const double fac = converged ? controller.reject(err, opt) : 0.5;
+      h = hh * fac;
+      if (h < min_step) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
+      continue;
+    }
+    if (!is_finite(err)) return Status::NonFinite;
+
+    if (tab.adaptive()) {
+      const double fac = controller.accept(err, opt);
+      h = hh * fac;
+      if (clipped) h = std::fmax(h, h_try);
+    } else {
+      h = opt.dt;
+    }
+    if (hh > stepper.min_delay) ++stats.overlap_steps;
+    stepper.build_coefficients(hh, x, f);
+    hist.push_interval(ws.coef, t_next, ws.x1, ws.f1);
+    sink.step(hist, t, t_next);
+    t = t_next;
+    for (int d = 0; d < dim; ++d) {
+      x[d] = ws.x1[d];
+      f[d] = ws.f1[d];
+    }
+    ++stats.accepted;
+    stats.t_final = t;
+  }
+  return Status::Success;
+}
+
+}  // namespace delyap

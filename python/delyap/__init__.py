@@ -1,0 +1,32 @@
+"""delyap: delay differential equations at scale and Lyapunov spectra, on a C++ core.
+
+Start with :func:`solve_dde` and the systems in :mod:`delyap.rhs`::
+
+    import numpy as np, delyap as dl
+    mg = dl.rhs.mackey_glass(beta=0.2, gamma=0.1, n=10, tau=17.0)
+    sol = dl.solve_dde(mg, 0.5, (0, 1000), t_eval=np.arange(0, 1000, 1.0))
+"""
+from __future__ import annotations
+
+from . import _core, rhs
+from .errors import ConvergenceWarning, IntegrationError
+from .history import build_history
+from .solution import STATUS_NAMES, DDESolution
+from .solve import METHODS, solve_dde
+
+__version__: str = _core.__version__
+
+__all__ = ["solve_dde", "DDESolution", "rhs", "IntegrationError", "ConvergenceWarning",
+           "STATUS_NAMES", "METHODS", "has_cuda", "build_history", "__version__"]
+
+
+def has_cuda() -> bool:
+    """True when the CUDA extension is built and a CUDA device answers."""
+    try:
+        from . import _cuda  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    try:
+        return bool(_cuda.device_count() > 0)
+    except Exception:
+        return False

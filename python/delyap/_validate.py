@@ -1,0 +1,50 @@
+"""Argument checks shared by the public functions: every message names the argument."""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+
+def as_float_array(value: Any, name: str, *, ndim: Optional[tuple] = None) -> np.ndarray:
+    """A C-contiguous float64 copy of ``value`` that is finite, with ndim in ``ndim``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name}: expected a number or an array of numbers, got {type(value).__name__}")
+    if hasattr(value, "detach") and hasattr(value, "device"):  # a torch tensor
+        if str(value.device) != "cpu":
+            raise ValueError(f"{name}: tensor is on {value.device}; move it to the CPU first")
+        value = value.detach().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name}: complex values are not supported")
+    arr = np.array(arr, dtype=np.float64, order="C")  # a copy; keeps 0-d arrays 0-d
+    if ndim is not None and arr.ndim not in ndim:
+        raise ValueError(f"{name}: expected {' or '.join(f'{d}-D' for d in ndim)} input, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    return arr
+
+
+def as_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: must be finite, got {v}")
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'non-negative' if allow_zero else 'positive'}, got {v}")
+    return v
+
+
+def as_count(value: Any, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if int(value) < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    return int(value)

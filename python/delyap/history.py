@@ -1,0 +1,112 @@
+"""Initial histories: how the values of x(t) for t ≤ t0 reach the solver.
+
+A history may be
+
+* a number: the same constant for every component and trajectory;
+* an array of shape (dim,): a constant per component;
+* an array of shape (batch, dim) (or (batch,) when dim = 1): a constant per trajectory;
+* a callable ``h(t)`` taking a 1-D array of times and returning shape (len(t),) when dim = 1,
+  (len(t), dim), or (batch, len(t), dim). It is called once up front on a uniform grid of
+  ``history_points`` times over [t0 − τmax, t0], and at t ± δ (δ = 1e-6·max(1, τmax)) for
+  the derivatives; the solver then reads the cubic Hermite interpolant of those samples.
+
+The state at t0 defaults to the history's value there; pass ``y0`` to start from another
+value (a jump at t0, as in many textbook problems).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from ._validate import as_float_array
+from .rhs import DDESystem
+
+__all__ = ["build_history", "HistoryData"]
+
+
+@dataclass(frozen=True)
+class HistoryData:
+    """Hermite anchors of the initial function: times (n,), values and derivatives
+    (1 or batch, n, dim), and the state y0 at t0 (1 or batch, dim)."""
+
+    t: np.ndarray
+    x: np.ndarray
+    f: np.ndarray
+    y0: np.ndarray
+
+    def to_core(self, batch: Optional[int] = None) -> "_core.HistoryArgs":
+        """The solver's argument; ``batch`` broadcasts shared rows to every trajectory."""
+        x, f, y0 = self.x, self.f, self.y0
+        if batch is not None:
+            x = np.broadcast_to(x, (batch,) + x.shape[1:])
+            f = np.broadcast_to(f, (batch,) + f.shape[1:])
+            y0 = np.broadcast_to(y0, (batch,) + y0.shape[1:])
+        c = np.ascontiguousarray
+        return _core.HistoryArgs(c(self.t), c(x), c(f), c(y0))
+
+
+def _per_trajectory(arr: np.ndarray, dim: int, batch: int, name: str) -> np.ndarray:
+    """Constant values as an array of shape (1 or batch, dim)."""
+    if arr.ndim == 0:
+        return np.full((1, dim), float(arr))
+    if arr.ndim == 1:
+        if arr.shape[0] == dim:
+            return arr.reshape(1, dim)
+        if dim == 1 and arr.shape[0] == batch:
+            return arr.reshape(batch, 1)
+        raise ValueError(f"{name}: a 1-D value must have length dim = {dim}"
+                         + (f" or batch = {batch}" if dim == 1 else "") + f", got {arr.shape[0]}")
+    if arr.ndim == 2 and arr.shape == (batch, dim):
+        return arr
+    raise ValueError(f"{name}: expected a scalar, shape ({dim},) or ({batch}, {dim}), got {arr.shape}")
+
+
+def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
+    try:
+        out = h(times.copy())
+    except Exception as exc:
+        raise type(exc)(f"history: the callable raised: {exc}") from exc
+    arr = as_float_array(out, "history(t)")
+    n = times.shape[0]
+    if arr.shape in ((n,), (n, 1)) and dim == 1:
+        return arr.reshape(1, n, 1)
+    if arr.shape == (n, dim):
+        return arr.reshape(1, n, dim)
+    if arr.shape == (batch, n, dim):
+        return arr
+    raise ValueError(f"history(t): for {n} times expected shape ({n}, {dim}) or ({batch}, {n}, {dim}),"
+                     f" got {arr.shape}")
+
+
+def build_history(history, system: DDESystem, t0: float, y0=None, *,
+                  history_points: int = 1001) -> HistoryData:
+    """Convert a user history (see module docs) into the solver's Hermite anchors."""
+    dim, batch = system.dim, system.n_trajectories
+    tau_max = system.max_delay
+    start = t0 - tau_max
+    if callable(history):
+        times = np.linspace(start, t0, history_points)
+        times[-1] = t0
+        delta = 1e-6 * max(1.0, tau_max)
+        x = _sample_callable(history, times, dim, batch)
+        f = (_sample_callable(history, times + delta, dim, batch)
+             - _sample_callable(history, times - delta, dim, batch)) / (2 * delta)
+        if f.shape[0] != x.shape[0]:
+            x, f = np.broadcast_arrays(x, f)
+        x_t0 = x[:, -1, :]
+    else:
+        if history is None:
+            raise TypeError("history: required (a number, an array or a callable h(t))")
+        values = _per_trajectory(as_float_array(history, "history"), dim, batch, "history")
+        times = np.array([start, t0])
+        x = np.repeat(values[:, None, :], 2, axis=1)
+        f = np.zeros_like(x)
+        x_t0 = values
+    if y0 is None:
+        y0_arr = x_t0
+    else:
+        y0_arr = _per_trajectory(as_float_array(y0, "y0"), dim, batch, "y0")
+    return HistoryData(times, x, f, y0_arr)

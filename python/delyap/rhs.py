@@ -1,0 +1,232 @@
+"""Right-hand sides for :func:`delyap.solve_dde`.
+
+Built-in systems are compiled (C++, with analytic Jacobians) and accept array-valued
+parameters: arrays broadcast against each other to a batch, one trajectory per element, each
+with its own adaptive steps. ``python`` wraps any vectorised Python function.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._validate import as_count, as_float_array
+
+__all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "mackey_glass", "linear", "python"]
+
+ArrayLike = Union[float, Sequence[float], np.ndarray]
+
+
+class DDESystem:
+    """Base class of the systems that :func:`delyap.solve_dde` integrates.
+
+    Attributes
+    ----------
+    dim : int
+        State dimension of one trajectory.
+    n_delays : int
+        Number of constant delays.
+    batch_size : int or None
+        Number of trajectories, or None for a single trajectory.
+    """
+
+    dim: int
+    n_delays: int
+    batch_size: Optional[int]
+
+    @property
+    def delays(self) -> np.ndarray:
+        """Delays, shape (batch_size or 1, n_delays)."""
+        raise NotImplementedError
+
+    @property
+    def max_delay(self) -> float:
+        """The largest delay over the batch: the history window the solver keeps."""
+        return float(np.max(self.delays))
+
+    @property
+    def n_trajectories(self) -> int:
+        return 1 if self.batch_size is None else self.batch_size
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads):  # pragma: no cover
+        raise NotImplementedError
+
+
+def _check_delays(tau: np.ndarray, name: str = "tau") -> None:
+    if tau.size == 0:
+        raise ValueError(f"{name}: at least one delay is needed")
+    if np.any(tau <= 0):
+        raise ValueError(f"{name}: delays must be positive, got min {tau.min():g}")
+
+
+def _broadcast_batch(params: dict) -> Tuple[dict, Optional[int]]:
+    """Broadcast scalar-or-1-D parameters to a common batch length (None: all scalars)."""
+    arrays = {k: as_float_array(v, k, ndim=(0, 1)) for k, v in params.items()}
+    lengths = {k: a.shape[0] for k, a in arrays.items() if a.ndim == 1}
+    if not lengths:
+        return {k: a.reshape(1) for k, a in arrays.items()}, None
+    sizes = set(lengths.values())
+    if len(sizes) > 1:
+        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+        raise ValueError(f"parameter arrays have mismatched lengths ({detail})")
+    batch = sizes.pop()
+    if batch == 0:
+        raise ValueError(f"{next(iter(lengths))}: empty parameter array (batch of size zero)")
+    return {k: np.ascontiguousarray(np.broadcast_to(a, (batch,))) for k, a in arrays.items()}, batch
+
+
+class MackeyGlass(DDESystem):
+    """Mackey–Glass: x' = β x(t−τ) / (1 + x(t−τ)ⁿ) − γ x. Use :func:`mackey_glass`."""
+
+    dim = 1
+    n_delays = 1
+
+    def __init__(self, beta: ArrayLike, gamma: ArrayLike, n: ArrayLike, tau: ArrayLike):
+        p, self.batch_size = _broadcast_batch(dict(beta=beta, gamma=gamma, n=n, tau=tau))
+        _check_delays(p["tau"])
+        self.beta, self.gamma, self.n, self.tau = p["beta"], p["gamma"], p["n"], p["tau"]
+        self._params = _core.MackeyGlassParams(self.beta, self.gamma, self.n, self.tau)
+
+    @property
+    def delays(self) -> np.ndarray:
+        return self.tau.reshape(-1, 1)
+
+    def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
+        """f(t, x, x_delayed) of trajectory ``index`` (x: (1,), x_delayed: (1, 1))."""
+        return _core.mackey_glass_rhs(self._params, index, float(t), *self._point(x, x_delayed))
+
+    def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
+        """(∂f/∂x of shape (1, 1), ∂f/∂x(t−τ) of shape (1, 1, 1)) of trajectory ``index``."""
+        return _core.mackey_glass_jacobian(self._params, index, float(t), *self._point(x, x_delayed))
+
+    def _point(self, x, xd):
+        return (as_float_array(x, "x").reshape(1), as_float_array(xd, "x_delayed").reshape(1, 1))
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads):
+        return _core.solve_mackey_glass(self._params, history.to_core(), t0, t_final, t_eval, options, threads)
+
+    def __repr__(self) -> str:
+        b = "single" if self.batch_size is None else f"batch={self.batch_size}"
+        return f"MackeyGlass({b}, tau in [{self.tau.min():g}, {self.tau.max():g}])"
+
+
+def mackey_glass(beta: ArrayLike = 0.2, gamma: ArrayLike = 0.1, n: ArrayLike = 10.0,
+                 tau: ArrayLike = 17.0) -> MackeyGlass:
+    """The Mackey–Glass equation x' = β x(t−τ)/(1 + x(t−τ)ⁿ) − γ x (compiled).
+
+    Any parameter may be a 1-D array; arrays broadcast to a batch, one trajectory each, e.g.
+    ``mackey_glass(tau=np.linspace(5, 30, 1000))`` is a 1000-trajectory τ-sweep.
+    """
+    return MackeyGlass(beta, gamma, n, tau)
+
+
+class LinearDDE(DDESystem):
+    """x' = A x + Σ_k B_k x(t − τ_k). Use :func:`linear`."""
+
+    def __init__(self, A: ArrayLike, B: ArrayLike, tau: ArrayLike):
+        A = as_float_array(A, "A", ndim=(2, 3))
+        B = as_float_array(B, "B", ndim=(2, 3, 4))
+        tau = as_float_array(tau, "tau", ndim=(0, 1, 2))
+        d = A.shape[-1]
+        if A.shape[-2] != d:
+            raise ValueError(f"A: matrices must be square, got shape {A.shape}")
+        if B.ndim == 2:
+            B = B[None]
+        if B.shape[-2:] != (d, d):
+            raise ValueError(f"B: expected matrices of shape ({d}, {d}) to match A, got {B.shape}")
+        nd = B.shape[-3]
+        if tau.ndim == 0:
+            tau = tau.reshape(1, 1)
+        elif tau.ndim == 1:
+            # One delay per matrix in B; with a single delay a longer vector is a τ-sweep.
+            tau = tau.reshape(1, -1) if tau.shape[0] == nd else tau.reshape(-1, 1)
+        if tau.shape[1] != nd:
+            raise ValueError(f"tau: {tau.shape[1]} delays given for {nd} delay matrices in B")
+        _check_delays(tau)
+        A3 = A if A.ndim == 3 else A[None]
+        B4 = B if B.ndim == 4 else B[None]
+        leading = {"A": A3.shape[0], "B": B4.shape[0], "tau": tau.shape[0]}
+        sizes = {n for n in leading.values() if n != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"parameter batch sizes do not match: {leading}")
+        if 0 in leading.values():
+            raise ValueError("parameters: empty batch (size zero)")
+        batched = A.ndim == 3 or B.ndim == 4 or tau.shape[0] > 1
+        self.batch_size = (sizes.pop() if sizes else 1) if batched else None
+        self.A, self.B, self.tau = A3, B4, np.ascontiguousarray(tau)
+        self.dim, self.n_delays = d, nd
+        self._params = _core.LinearParams(self.A, self.B, self.tau, self.n_trajectories)
+
+    @property
+    def delays(self) -> np.ndarray:
+        return self.tau
+
+    def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
+        return _core.linear_rhs(self._params, index, float(t), *self._point(x, x_delayed))
+
+    def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
+        """(A of shape (dim, dim), B of shape (n_delays, dim, dim)) for trajectory ``index``."""
+        return _core.linear_jacobian(self._params, index, float(t), *self._point(x, x_delayed))
+
+    def _point(self, x, xd):
+        return (as_float_array(x, "x").reshape(self.dim),
+                as_float_array(xd, "x_delayed").reshape(self.n_delays, self.dim))
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads):
+        return _core.solve_linear(self._params, history.to_core(), t0, t_final, t_eval, options, threads)
+
+    def __repr__(self) -> str:
+        b = "single" if self.batch_size is None else f"batch={self.batch_size}"
+        return f"LinearDDE(dim={self.dim}, n_delays={self.n_delays}, {b})"
+
+
+def linear(A: ArrayLike, B: ArrayLike, tau: ArrayLike) -> LinearDDE:
+    """The linear system x' = A x + Σ_k B_k x(t − τ_k) (compiled).
+
+    Shapes: ``A`` (d, d) or (batch, d, d); ``B`` (d, d) for one delay, (n_delays, d, d), or
+    (batch, n_delays, d, d); ``tau`` a scalar, (n_delays,), or (batch, n_delays). With one
+    delay, a 1-D ``tau`` longer than one is a τ-sweep (one trajectory per value).
+    """
+    return LinearDDE(A, B, tau)
+
+
+class PythonDDE(DDESystem):
+    """A DDE with a Python right-hand side. Use :func:`python`."""
+
+    def __init__(self, f: Callable, dim: int, tau: ArrayLike, batch_size: Optional[int] = None):
+        if not callable(f):
+            raise TypeError(f"f: expected a callable, got {type(f).__name__}")
+        self.f = f
+        self.dim = as_count(dim, "dim")
+        t = as_float_array(tau, "tau", ndim=(0, 1)).reshape(-1)
+        _check_delays(t)
+        self.tau = t
+        self.n_delays = t.shape[0]
+        self.batch_size = None if batch_size is None else as_count(batch_size, "batch_size")
+
+    @property
+    def delays(self) -> np.ndarray:
+        return self.tau.reshape(1, -1)
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads):
+        return _core.solve_python(self.f, self.n_trajectories, self.dim, self.tau,
+                                  history.to_core(self.n_trajectories), t0,
+                                  t_final, t_eval, options)
+
+    def __repr__(self) -> str:
+        b = "single" if self.batch_size is None else f"batch={self.batch_size}"
+        return f"PythonDDE({getattr(self.f, '__name__', 'f')}, dim={self.dim}, tau={self.tau.tolist()}, {b})"
+
+
+def python(f: Callable, dim: int, tau: ArrayLike, batch_size: Optional[int] = None) -> PythonDDE:
+    """A DDE x' = f(t, x, x_delayed) with a vectorised Python function.
+
+    ``f(t, x, x_delayed)`` receives the time ``t`` (float), ``x`` of shape (batch, dim) and
+    ``x_delayed`` of shape (batch, n_delays, dim) (batch = 1 for a single trajectory) and
+    returns dx/dt of shape (batch, dim). ``tau`` is a delay or a list of delays shared by the
+    batch. The whole batch advances with one shared adaptive step (f is called once per stage
+    for all trajectories), so a failure stops the whole batch. Exceptions raised by ``f``
+    propagate to the caller of :func:`delyap.solve_dde`.
+    """
+    return PythonDDE(f, dim, tau, batch_size)

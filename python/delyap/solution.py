@@ -1,0 +1,104 @@
+"""The result of :func:`delyap.solve_dde`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["DDESolution", "STATUS_NAMES"]
+
+STATUS_NAMES: Dict[int, str] = {int(k): v for k, v in _core.STATUS_NAMES.items()}
+STAT_FIELDS = ("accepted", "rejected", "rhs_evals", "overlap_steps", "history_peak")
+
+
+@dataclass
+class DDESolution:
+    """Solution of a DDE or a batch of DDEs.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_t,)
+        Output times: ``t_eval``, or every accepted step of a single trajectory when no
+        ``t_eval`` was given (for a batch without ``t_eval``: the two ends of ``t_span``).
+    y : ndarray
+        States at ``t``: shape (n_t, dim) for one trajectory, (batch, n_t, dim) for a batch.
+        Entries past the point where a trajectory failed are NaN.
+    status : int or ndarray of int
+        0 on success, otherwise a code from :data:`STATUS_NAMES` (per trajectory).
+    stats : dict
+        ``accepted``, ``rejected``, ``rhs_evals``, ``overlap_steps`` (steps longer than the
+        smallest delay) and ``history_peak`` (most history anchors held at once), per trajectory.
+    t_final, y_final :
+        How far each trajectory got and its state there.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    status: Union[int, np.ndarray]
+    stats: Dict[str, Union[int, np.ndarray]]
+    t_final: Union[float, np.ndarray]
+    y_final: np.ndarray
+    method: str
+    batch_size: Optional[int]
+    wall_time: float = 0.0
+    extras: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def success(self) -> bool:
+        """True when every trajectory reached the end of the time span."""
+        return bool(np.all(np.asarray(self.status) == 0))
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Indices of the trajectories that did not finish (empty on success)."""
+        return np.flatnonzero(np.atleast_1d(self.status) != 0)
+
+    @property
+    def status_names(self):
+        """The status codes as names (``'success'``, ``'step_underflow'``, ...)."""
+        if self.batch_size is None:
+            return STATUS_NAMES[int(self.status)]
+        return [STATUS_NAMES[int(s)] for s in self.status]
+
+    @property
+    def message(self) -> str:
+        if self.success:
+            return "all trajectories reached t_final" if self.batch_size else "reached t_final"
+        failed = self.failed
+        if self.batch_size is None:
+            return f"{STATUS_NAMES[int(self.status)]} at t = {float(self.t_final):.6g}"
+        codes = np.asarray(self.status)[failed]
+        kinds = {STATUS_NAMES[int(c)]: int(np.sum(codes == c)) for c in np.unique(codes)}
+        shown = ", ".join(f"#{i} ({STATUS_NAMES[int(self.status[i])]} at t = {self.t_final[i]:.6g})"
+                          for i in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        return f"{len(failed)} of {self.batch_size} trajectories failed {kinds}: {shown}{more}"
+
+    def __repr__(self) -> str:
+        n = "1 trajectory" if self.batch_size is None else f"{self.batch_size} trajectories"
+        steps = np.asarray(self.stats["accepted"])
+        return (f"DDESolution({n}, method={self.method}, y{tuple(self.y.shape)}, "
+                f"t=[{self.t[0]:.6g} … {self.t[-1]:.6g}], steps={int(steps.sum())}, "
+                f"{self.message}, {self.wall_time:.3g} s)")
+
+    def to_dict(self) -> dict:
+        """Plain-data export (numpy arrays and numbers) for saving with ``np.savez``."""
+        out = {"t": self.t, "y": self.y, "status": np.asarray(self.status),
+               "t_final": np.asarray(self.t_final), "y_final": self.y_final,
+               "method": self.method}
+        out.update({f"stats_{k}": np.asarray(v) for k, v in self.stats.items()})
+        return out
+
+    @classmethod
+    def _from_core(cls, raw: dict, method: str, batch_size: Optional[int], wall: float) -> "DDESolution":
+        stats = {name: raw["stats"][:, i] for i, name in enumerate(STAT_FIELDS)}
+        y, status, t_final, y_final = raw["y"], raw["status"], raw["t_final"], raw["y_final"]
+        if batch_size is None:
+            return cls(t=raw["t"], y=y[0], status=int(status[0]),
+                       stats={k: int(v[0]) for k, v in stats.items()}, t_final=float(t_final[0]),
+                       y_final=y_final[0], method=method, batch_size=None, wall_time=wall)
+        return cls(t=raw["t"], y=y, status=status, stats=stats, t_final=t_final,
+                   y_final=y_final, method=method, batch_size=batch_size, wall_time=wall)

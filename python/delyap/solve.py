@@ -1,0 +1,145 @@
+"""solve_dde: the public entry point of the DDE integrators."""
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from ._validate import as_count, as_float_array, as_positive
+from .errors import IntegrationError
+from .history import build_history
+from .rhs import DDESystem, PythonDDE
+from .solution import DDESolution
+
+__all__ = ["solve_dde", "METHODS"]
+
+METHODS = {"DP5": _core.Method.DP5, "BS3": _core.Method.BS3, "RK4": _core.Method.RK4,
+           "EULER": _core.Method.Euler}
+_FIXED_STEP = {"RK4", "EULER"}
+
+
+def _time_span(t_span) -> Tuple[float, float]:
+    span = as_float_array(t_span, "t_span", ndim=(1,))
+    if span.shape != (2,):
+        raise ValueError(f"t_span: expected (t0, t_final), got {span.shape[0]} values")
+    t0, tf = float(span[0]), float(span[1])
+    if not tf > t0:
+        raise ValueError(f"t_span: t_final must be greater than t0, got ({t0}, {tf})")
+    return t0, tf
+
+
+def _times(t_eval, t0: float, tf: float) -> Optional[np.ndarray]:
+    if t_eval is None:
+        return None
+    te = as_float_array(t_eval, "t_eval", ndim=(0, 1)).reshape(-1)
+    if te.size == 0:
+        raise ValueError("t_eval: empty; pass None for the solver's own steps")
+    if np.any(np.diff(te) < 0):
+        raise ValueError("t_eval: must be sorted in increasing order")
+    slack = 1e-12 * (abs(t0) + abs(tf) + 1.0)
+    if te[0] < t0 - slack or te[-1] > tf + slack:
+        raise ValueError(f"t_eval: values must lie inside t_span [{t0}, {tf}], "
+                         f"got [{te[0]}, {te[-1]}]")
+    return np.ascontiguousarray(np.clip(te, t0, tf))
+
+
+def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, *,
+              method: str = "DP5", rtol: float = 1e-6, atol: float = 1e-9,
+              dt: Optional[float] = None, max_step: Optional[float] = None,
+              min_step: Optional[float] = None, max_steps: int = 10_000_000,
+              threads: Optional[int] = None, throw: bool = True, y0=None,
+              track_discontinuities: bool = True, history_points: int = 1001) -> DDESolution:
+    """Integrate a delay differential equation, or a batch of them, by the method of steps.
+
+    Parameters
+    ----------
+    system : DDESystem
+        From :mod:`delyap.rhs`: ``mackey_glass``, ``linear`` or ``python``. Array-valued
+        parameters make a batch (one trajectory per element).
+    history : number, array or callable
+        x(t) for t ≤ t0: a constant, a constant per component (dim,), per trajectory
+        (batch, dim), or a vectorised callable h(t) (see :mod:`delyap.history`).
+    t_span : (t0, t_final)
+    t_eval : array, optional
+        Sorted output times inside ``t_span`` (dense output of the method). None: every
+        accepted step for a single trajectory; the two ends of ``t_span`` for a batch.
+    method : {"DP5", "BS3", "RK4", "Euler"}
+        Dormand–Prince 5(4) with its 4th-order continuous extension (default), Bogacki–Shampine
+        3(2) with cubic Hermite history, or the fixed-step RK4 / Euler (``dt`` required).
+    rtol, atol : float
+        Tolerances of the error norm (RMS of err / (atol + rtol·|x|)) of adaptive methods.
+    dt : float, optional
+        Fixed step of RK4/Euler; first step of adaptive methods (default: automatic).
+    max_step, min_step : float, optional
+        Step bounds. Steps may exceed the delays unless ``max_step`` says otherwise.
+    max_steps : int
+        Step budget per trajectory (accepted + rejected).
+    threads : int, optional
+        Worker threads for a batch of compiled systems (default: all cores). Results do not
+        depend on it.
+    throw : bool
+        Raise :class:`delyap.IntegrationError` when a trajectory fails (default). With False,
+        read ``solution.status`` instead.
+    y0 : optional
+        State at t0 when it differs from the history's value there (a jump at t0).
+    track_discontinuities : bool
+        Land steps on t0 + sums of delays, where the solution's derivatives jump (default).
+    history_points : int
+        Grid size for sampling a callable history.
+
+    Returns
+    -------
+    DDESolution
+    """
+    if not isinstance(system, DDESystem):
+        raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ValueError(f"method: expected one of DP5, BS3, RK4, Euler, got {method!r}")
+    name = method.upper()
+    t0, tf = _time_span(t_span)
+    times = _times(t_eval, t0, tf)
+
+    opt = _core.SolverOptions()
+    opt.method = METHODS[name]
+    opt.rtol = as_positive(rtol, "rtol")
+    opt.atol = as_positive(atol, "atol", allow_zero=True)
+    if name in _FIXED_STEP:
+        if dt is None:
+            raise ValueError(f"dt: the fixed-step method {method} needs a step size dt")
+    if dt is not None:
+        opt.dt = as_positive(dt, "dt")
+    if max_step is not None:
+        opt.max_step = as_positive(max_step, "max_step")
+    if min_step is not None:
+        opt.min_step = as_positive(min_step, "min_step", allow_zero=True)
+    opt.max_steps = as_count(max_steps, "max_steps")
+    opt.track_discontinuities = bool(track_discontinuities)
+    n_threads = 0 if threads is None else as_count(threads, "threads")
+    hist = build_history(history, system, t0, y0,
+                         history_points=as_count(history_points, "history_points", minimum=2))
+
+    start = time.perf_counter()
+    raw = system._solve(hist, t0, tf, times, opt, n_threads)
+    wall = time.perf_counter() - start
+    method_name = "Euler" if name == "EULER" else name
+    sol = DDESolution._from_core(raw, method_name, system.batch_size, wall)
+    if isinstance(system, PythonDDE) and system.batch_size is not None:
+        # A Python batch is one lockstep state: report one status for every trajectory.
+        sol = _split_python_batch(sol, system)
+    if throw and not sol.success:
+        raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
+    return sol
+
+
+def _split_python_batch(sol: DDESolution, system: PythonDDE) -> DDESolution:
+    b, d = system.batch_size, system.dim
+    y = sol.y  # (n_t, b·d) as the core saw it
+    sol.y = np.ascontiguousarray(y.reshape(y.shape[0], b, d).transpose(1, 0, 2))
+    sol.y_final = sol.y_final.reshape(b, d)
+    sol.status = np.full(b, sol.status, dtype=np.int32)
+    sol.t_final = np.full(b, sol.t_final)
+    sol.stats = {k: np.full(b, v) for k, v in sol.stats.items()}
+    sol.batch_size = b
+    return sol
