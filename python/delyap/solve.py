@@ -124,8 +124,9 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     raw = system._solve(hist, t0, tf, times, opt, n_threads)
     wall = time.perf_counter() - start
     method_name = "Euler" if name == "EULER" else name
-    sol = DDESolution._from_core(raw, method_name, system.batch_size, wall)
-    if isinstance(system, PythonDDE) and system.batch_size is not None:
+    lockstep = isinstance(system, PythonDDE) and system.batch_size is not None
+    sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
+    if lockstep:
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)
     if throw and not sol.success:
