@@ -129,10 +129,6 @@ def test_ctrl_c_stops_python_rhs():
     _check(*_interrupt_child(body))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: cancellation is polled only every 64 accepted steps "
-    "(integrate.hpp: (stats.accepted & 63) == 0), so with an f of ~10 ms per call "
-    "Ctrl-C takes ~64*6*10 ms ≈ 4 s to stop the solve"))
 def test_ctrl_c_stops_slow_python_rhs():
     # Each call of f takes ~10 ms, so a step (6-7 stages) takes ~70 ms: cancellation must
     # be noticed within a few steps, not after dozens.

@@ -65,7 +65,10 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("max_steps", &SolverOptions::max_steps)
       .def_readwrite("track_discontinuities", &SolverOptions::track_discontinuities)
       .def_readwrite("max_overlap_iterations", &SolverOptions::max_overlap_iterations)
-      .def_readwrite("overlap_tol", &SolverOptions::overlap_tol);
+      .def_readwrite("overlap_tol", &SolverOptions::overlap_tol)
+      .def_readwrite("safety", &SolverOptions::safety)
+      .def_readwrite("min_factor", &SolverOptions::min_factor)
+      .def_readwrite("max_factor", &SolverOptions::max_factor);
 
   m.def("tableau", [](Method meth) { return tableau_dict(tableau_for(meth)); }, py::arg("method"),
         "The Butcher tableau the core uses for a method (for tests and documentation).");
