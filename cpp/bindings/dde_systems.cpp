@@ -28,6 +28,7 @@ struct MackeyGlassParams {
   DArray beta, gamma, n, tau;  // each (batch,)
   Index batch() const { return beta.shape(0); }
   MackeyGlass at(Index b) const {
+    if (b < 0 || b >= batch()) throw py::index_error("index: trajectory out of range");
     return MackeyGlass{beta.at(b), gamma.at(b), n.at(b), tau.at(b)};
   }
   void check() const {
@@ -62,6 +63,7 @@ struct LinearParams {
         throw py::value_error("linear: parameter batch sizes do not match");
   }
   LinearDde at(Index b) const {
+    if (b < 0 || b >= batch) throw py::index_error("index: trajectory out of range");
     const int d = dim(), nd = n_delays();
     const Index ba = A.shape(0) == 1 ? 0 : b, bb = B.shape(0) == 1 ? 0 : b,
                 bt = tau.shape(0) == 1 ? 0 : b;
@@ -99,14 +101,22 @@ struct PythonSystem {
       py::array_t<double> xda({nd, batch, d});
       std::copy(xd, xd + Index(nd) * batch * d, xda.mutable_data());
       py::object r = f(t, xa, xda.attr("transpose")(1, 0, 2));
-      auto ra = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(r);
-      if (!ra) throw py::type_error("f must return an array of floats, got " +
-                                    std::string(py::str(py::type::of(r))));
+      const std::string expected =
+          "expected shape (" + std::to_string(batch) + ", " + std::to_string(d) + ")";
+      py::array raw = py::array::ensure(r);
+      if (!raw || raw.dtype().kind() == 'O' || raw.dtype().kind() == 'c' ||
+          raw.dtype().kind() == 'U' || raw.dtype().kind() == 'S')
+        throw py::type_error("f must return an array of floats (real, " + expected + "), got " +
+                             std::string(py::repr(r)).substr(0, 80));
+      auto ra = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(raw);
       const bool flat_ok = ra.ndim() == 1 && batch == 1 && ra.shape(0) == d;
-      if (!flat_ok && !(ra.ndim() == 2 && ra.shape(0) == batch && ra.shape(1) == d))
-        throw py::value_error("f returned shape " + std::string(py::str(r.attr("shape"))) +
-                              ", expected (" + std::to_string(batch) + ", " + std::to_string(d) +
-                              ")");
+      if (!flat_ok && !(ra.ndim() == 2 && ra.shape(0) == batch && ra.shape(1) == d)) {
+        std::string shape = "(";
+        for (py::ssize_t k = 0; k < ra.ndim(); ++k)
+          shape += (k ? ", " : "") + std::to_string(ra.shape(k));
+        throw py::value_error("f returned shape " + shape + (ra.ndim() == 1 ? ",)" : ")") +
+                              ", " + expected);
+      }
       std::copy(ra.data(), ra.data() + Index(batch) * d, out);
       return true;
     } catch (...) {

@@ -14,15 +14,18 @@ def as_float_array(value: Any, name: str, *, ndim: Optional[tuple] = None) -> np
     if hasattr(value, "detach") and hasattr(value, "device"):  # a torch tensor
         if str(value.device) != "cpu":
             raise ValueError(f"{name}: tensor is on {value.device}; move it to the CPU first")
-        value = value.detach().numpy()
+        value = value.detach()
+        if value.is_complex():
+            raise TypeError(f"{name}: complex values are not supported")
+        value = value.to(dtype=value.new_zeros(()).double().dtype).numpy()  # bfloat16 etc.
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
+    if arr.dtype.kind == "c":
         raise TypeError(f"{name}: complex values are not supported")
+    if arr.dtype.kind not in "biuf":  # timedelta64 counts as a number to numpy; not here
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
     arr = np.array(arr, dtype=np.float64, order="C")  # a copy; keeps 0-d arrays 0-d
     if ndim is not None and arr.ndim not in ndim:
         raise ValueError(f"{name}: expected {' or '.join(f'{d}-D' for d in ndim)} input, got shape {arr.shape}")
@@ -42,9 +45,17 @@ def as_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return v
 
 
-def as_count(value: Any, name: str, *, minimum: int = 1) -> int:
+def as_count(value: Any, name: str, *, minimum: int = 1, maximum: int = 2**62) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     if int(value) < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    if int(value) > maximum:
+        raise ValueError(f"{name}: must be at most {maximum}, got {value}")
     return int(value)
+
+
+def as_index(value: Any, size: int, name: str = "index") -> int:
+    """A trajectory index in [0, size), negative values counting from the end."""
+    i = as_count(value, name, minimum=-size, maximum=size - 1)
+    return i + size if i < 0 else i

@@ -68,7 +68,9 @@ def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
     try:
         out = h(times.copy())
     except Exception as exc:
-        raise type(exc)(f"history: the callable raised: {exc}") from exc
+        if hasattr(exc, "add_note"):  # Python ≥ 3.11: keep the user's exception as it is
+            exc.add_note("(raised by the history callable given to delyap.solve_dde)")
+        raise
     arr = as_float_array(out, "history(t)")
     n = times.shape[0]
     if arr.shape in ((n,), (n, 1)) and dim == 1:

@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._validate import as_count, as_float_array
+from ._validate import as_count, as_float_array, as_index
 
 __all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "mackey_glass", "linear", "python"]
 
@@ -94,11 +94,11 @@ class MackeyGlass(DDESystem):
 
     def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
         """f(t, x, x_delayed) of trajectory ``index`` (x: (1,), x_delayed: (1, 1))."""
-        return _core.mackey_glass_rhs(self._params, index, float(t), *self._point(x, x_delayed))
+        return _core.mackey_glass_rhs(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
 
     def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
         """(∂f/∂x of shape (1, 1), ∂f/∂x(t−τ) of shape (1, 1, 1)) of trajectory ``index``."""
-        return _core.mackey_glass_jacobian(self._params, index, float(t), *self._point(x, x_delayed))
+        return _core.mackey_glass_jacobian(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
 
     def _point(self, x, xd):
         return (as_float_array(x, "x").reshape(1), as_float_array(xd, "x_delayed").reshape(1, 1))
@@ -163,11 +163,11 @@ class LinearDDE(DDESystem):
         return self.tau
 
     def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
-        return _core.linear_rhs(self._params, index, float(t), *self._point(x, x_delayed))
+        return _core.linear_rhs(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
 
     def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
         """(A of shape (dim, dim), B of shape (n_delays, dim, dim)) for trajectory ``index``."""
-        return _core.linear_jacobian(self._params, index, float(t), *self._point(x, x_delayed))
+        return _core.linear_jacobian(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
 
     def _point(self, x, xd):
         return (as_float_array(x, "x").reshape(self.dim),

@@ -114,9 +114,11 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         opt.max_step = as_positive(max_step, "max_step")
     if min_step is not None:
         opt.min_step = as_positive(min_step, "min_step", allow_zero=True)
+    if min_step is not None and max_step is not None and opt.min_step > opt.max_step:
+        raise ValueError(f"min_step: {min_step} is larger than max_step = {max_step}")
     opt.max_steps = as_count(max_steps, "max_steps")
     opt.track_discontinuities = bool(track_discontinuities)
-    n_threads = 0 if threads is None else as_count(threads, "threads")
+    n_threads = 0 if threads is None else as_count(threads, "threads", maximum=4096)
     hist = build_history(history, system, t0, y0,
                          history_points=as_count(history_points, "history_points", minimum=2))
 

@@ -51,101 +51,136 @@ DELYAP_HD double initial_step(DdeStepper<System>& s, double t0, double t_final, 
   return std::fmin(std::fmin(100.0 * h0, h1), span);
 }
 
-// Integrates one trajectory from p.t0 to p.t_final. The history must already hold the initial
-// function on [t0 − τmax, t0]. `x`, `f` are caller scratch of size dim.
+// The resumable method-of-steps driver for one trajectory. `start` sets up at t0; `advance`
+// steps to a stop time (landing on it exactly) and may be called again to go on, so a caller
+// can act between stops (e.g. re-orthonormalise tangent vectors) without losing the step size
+// or the FSAL derivative. The history must already hold the initial function on [t0 − τmax, t0].
+template <class System, class Buffer>
+struct Integrator {
+  const System& sys;
+  const Tableau& tab;
+  const SolverOptions& opt;
+  Buffer& buffer;
+  StepWorkspace& ws;
+  const IntegrationProblem& p;
+  SolveStats& stats;
+  double* x;  // current state (caller scratch of size dim)
+  double* f;  // f(t, x)
+  DdeStepper<System> stepper;
+  PIController controller;
+  double t = 0.0;
+  double h = 0.0;
+  double max_delay = 0.0;
+  Index next_disc = 0;
+
+  DELYAP_HD Integrator(const System& s, const Tableau& tb, const SolverOptions& o, Buffer& b,
+                       StepWorkspace& w, const IntegrationProblem& prob, SolveStats& st,
+                       double* x_, double* f_)
+      : sys(s), tab(tb), opt(o), buffer(b), ws(w), p(prob), stats(st), x(x_), f(f_),
+        stepper(s, tb, o, b.view(), w, st), controller(tb.error_order) {
+    for (int k = 0; k < sys.n_delays(); ++k) max_delay = std::fmax(max_delay, sys.delay(k));
+  }
+
+  template <class Sink>
+  DELYAP_HD Status start(Sink& sink) {
+    HistoryView& hist = buffer.view();
+    const int dim = sys.dim();
+    t = p.t0;
+    stats.t_final = t;
+    for (int d = 0; d < dim; ++d) x[d] = p.y0[d];
+    Status st = stepper.eval_rhs(t, x, f);
+    if (st != Status::Success) return st;
+    if (!buffer.ensure(hist.size + 1)) return Status::HistoryFull;
+    hist.push_anchor(t, x, f);  // second anchor at t0: the solution side of a possible jump
+    sink.start(t, x);
+    if (!tab.adaptive() || opt.dt > 0.0) {
+      h = opt.dt;
+    } else {
+      h = initial_step(stepper, t, p.t_final, x, f, &st);
+    }
+    if (opt.min_step > 0.0) h = std::fmax(h, opt.min_step);  // e.g. f(t0) = 0 proposes 1e-6
+    return st;
+  }
+
+  // Steps until t_stop (≤ p.t_final), landing on it exactly.
+  template <class Sink, class Cancel>
+  DELYAP_HD Status advance(double t_stop, Sink& sink, const Cancel& cancelled) {
+    HistoryView& hist = buffer.view();
+    const int dim = sys.dim();
+    const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
+    while (t < t_stop) {
+      if (cancelled()) return Status::Cancelled;  // one relaxed atomic load: cheap per step
+      if (stats.accepted + stats.rejected >= opt.max_steps) return Status::MaxSteps;
+      hist.evict_before(t - max_delay);
+      if (!buffer.ensure(hist.size + 2)) return Status::HistoryFull;
+
+      double h_try = h;
+      if (opt.max_step > 0.0) h_try = std::fmin(h_try, opt.max_step);
+      double t_next = t + h_try;
+      bool clipped = false;
+      while (next_disc < p.n_disc && p.disc[next_disc] <= t) ++next_disc;
+      // Land exactly on the next discontinuity; also absorb it when the step would end just
+      // short of it (a sliver step afterwards would only waste work).
+      if (next_disc < p.n_disc && t_next >= p.disc[next_disc] - 1e-6 * h_try) {
+        t_next = p.disc[next_disc];
+        clipped = true;
+      }
+      if (t_next >= t_stop - 1e-13 * span_scale) {
+        clipped = clipped || t_next > t_stop;
+        t_next = t_stop;
+      }
+      const double hh = t_next - t;
+      const double min_step =
+          std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0));
+      if (hh < min_step) return Status::StepUnderflow;
+
+      double err = 0.0;
+      bool converged = true;
+      const Status st = stepper.attempt(t, hh, x, f, &err, &converged);
+      if (st != Status::Success) return st;
+
+      if (tab.adaptive() && (err > 1.0 || !converged)) {
+        ++stats.rejected;
+        const double fac = converged ? controller.reject(err, opt) : 0.5;
+        h = hh * fac;
+        if (h < min_step) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
+        continue;
+      }
+      if (!is_finite(err)) return Status::NonFinite;
+
+      if (tab.adaptive()) {
+        const double fac = controller.accept(err, opt);
+        h = hh * fac;
+        if (clipped) h = std::fmax(h, h_try);
+      } else {
+        h = opt.dt;
+      }
+      if (hh > stepper.min_delay) ++stats.overlap_steps;
+      stepper.build_coefficients(hh, x, f);
+      hist.push_interval(ws.coef, t_next, ws.x1, ws.f1);
+      sink.step(hist, t, t_next);
+      t = t_next;
+      for (int d = 0; d < dim; ++d) {
+        x[d] = ws.x1[d];
+        f[d] = ws.f1[d];
+      }
+      ++stats.accepted;
+      stats.t_final = t;
+    }
+    return Status::Success;
+  }
+};
+
+// Integrates one trajectory from p.t0 to p.t_final. `x`, `f` are caller scratch of size dim.
 template <class System, class Buffer, class Sink, class Cancel>
 DELYAP_HD Status integrate(const System& sys, const Tableau& tab, const SolverOptions& opt,
                            Buffer& buffer, StepWorkspace& ws, const IntegrationProblem& p,
                            double* x, double* f, Sink& sink, SolveStats& stats,
                            const Cancel& cancelled) {
-  HistoryView& hist = buffer.view();
-  DdeStepper<System> stepper(sys, tab, opt, hist, ws, stats);
-  const int dim = sys.dim();
-  double max_delay = 0.0;
-  for (int k = 0; k < sys.n_delays(); ++k) max_delay = std::fmax(max_delay, sys.delay(k));
-
-  double t = p.t0;
-  stats.t_final = t;
-  for (int d = 0; d < dim; ++d) x[d] = p.y0[d];
-  Status st = stepper.eval_rhs(t, x, f);
+  Integrator<System, Buffer> run(sys, tab, opt, buffer, ws, p, stats, x, f);
+  const Status st = run.start(sink);
   if (st != Status::Success) return st;
-  if (!buffer.ensure(hist.size + 1)) return Status::HistoryFull;
-  hist.push_anchor(t, x, f);  // second anchor at t0: the solution side of a possible jump
-  sink.start(t, x);
-
-  double h;
-  if (!tab.adaptive()) {
-    h = opt.dt;
-  } else if (opt.dt > 0.0) {
-    h = opt.dt;
-  } else {
-    h = initial_step(stepper, t, p.t_final, x, f, &st);
-    if (st != Status::Success) return st;
-  }
-
-  PIController controller(tab.error_order);
-  Index next_disc = 0;
-  const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
-  while (t < p.t_final) {
-    if (cancelled()) return Status::Cancelled;  // one relaxed atomic load: cheap per step
-    if (stats.accepted + stats.rejected >= opt.max_steps) return Status::MaxSteps;
-    hist.evict_before(t - max_delay);
-    if (!buffer.ensure(hist.size + 2)) return Status::HistoryFull;
-
-    double h_try = h;
-    if (opt.max_step > 0.0) h_try = std::fmin(h_try, opt.max_step);
-    double t_next = t + h_try;
-    bool clipped = false;
-    while (next_disc < p.n_disc && p.disc[next_disc] <= t) ++next_disc;
-    // Land exactly on the next discontinuity; also absorb it when the step would end just short
-    // of it (a sliver step afterwards would only waste work).
-    if (next_disc < p.n_disc && t_next >= p.disc[next_disc] - 1e-6 * h_try) {
-      t_next = p.disc[next_disc];
-      clipped = true;
-    }
-    if (t_next >= p.t_final - 1e-13 * span_scale) {
-      clipped = clipped || t_next > p.t_final;
-      t_next = p.t_final;
-    }
-    const double hh = t_next - t;
-    const double min_step = std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 *
-                                                        std::fmax(std::fabs(t), 1.0));
-    if (hh < min_step) return Status::StepUnderflow;
-
-    double err = 0.0;
-    bool converged = true;
-    st = stepper.attempt(t, hh, x, f, &err, &converged);
-    if (st != Status::Success) return st;
-
-    if (tab.adaptive() && (err > 1.0 || !converged)) {
-      ++stats.rejected;
-      const double fac = converged ? controller.reject(err, opt) : 0.5;
-      h = hh * fac;
-      if (h < min_step) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
-      continue;
-    }
-    if (!is_finite(err)) return Status::NonFinite;
-
-    if (tab.adaptive()) {
-      const double fac = controller.accept(err, opt);
-      h = hh * fac;
-      if (clipped) h = std::fmax(h, h_try);
-    } else {
-      h = opt.dt;
-    }
-    if (hh > stepper.min_delay) ++stats.overlap_steps;
-    stepper.build_coefficients(hh, x, f);
-    hist.push_interval(ws.coef, t_next, ws.x1, ws.f1);
-    sink.step(hist, t, t_next);
-    t = t_next;
-    for (int d = 0; d < dim; ++d) {
-      x[d] = ws.x1[d];
-      f[d] = ws.f1[d];
-    }
-    ++stats.accepted;
-    stats.t_final = t;
-  }
-  return Status::Success;
+  return run.advance(p.t_final, sink, cancelled);
 }
 
 }  // namespace delyap
