@@ -19,7 +19,10 @@ import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery is POSIX-only")
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
+import delyap as dl  # noqa: E402
+
+# Where the delyap under test lives (the installed package in CI, python/ in a dev tree).
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(dl.__file__)))
 
 PRELUDE = """
 import sys, time
