@@ -224,13 +224,13 @@ def main():
 
     # ---- table
     print()
-    print(f"{'workload':<48} {'delyap s':>10} {'jitcdde s':>10} {'ratio':>8} {'target':>7}  ok")
+    print(f"{'workload':<52} {'delyap s':>10} {'jitcdde s':>10} {'ratio':>8} {'target':>7}  ok")
     for label, td, tj, target in rows:
         if td is None:
-            print(f"{label:<48} {'-':>10} {tj:>10.3f} {'-':>8} {target:>7.2f}  -")
+            print(f"{label:<52} {'-':>10} {tj:>10.3f} {'-':>8} {target:>7.2f}  -")
         else:
             r = td / tj
-            print(f"{label:<48} {td:>10.3f} {tj:>10.3f} {r:>8.3f} {target:>7.2f}  "
+            print(f"{label:<52} {td:>10.3f} {tj:>10.3f} {r:>8.3f} {target:>7.2f}  "
                   f"{'yes' if r <= target else 'NO'}")
 
 

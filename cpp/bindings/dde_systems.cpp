@@ -14,28 +14,17 @@
 #include "delyap/dde/rhs/linear.hpp"
 #include "delyap/dde/rhs/mackey_glass.hpp"
 #include "solve_runner.hpp"
+#include "system_params.hpp"
 
 namespace py = pybind11;
 using namespace delyap;
 using delyap::bindings::DArray;
 using delyap::bindings::HistoryArgs;
 using delyap::bindings::require_shape;
+using delyap::bindings::LinearParams;
+using delyap::bindings::MackeyGlassParams;
 
 namespace {
-
-// ---- Mackey–Glass ---------------------------------------------------------------------------
-struct MackeyGlassParams {
-  DArray beta, gamma, n, tau;  // each (batch,)
-  Index batch() const { return beta.shape(0); }
-  MackeyGlass at(Index b) const {
-    if (b < 0 || b >= batch()) throw py::index_error("index: trajectory out of range");
-    return MackeyGlass{beta.at(b), gamma.at(b), n.at(b), tau.at(b)};
-  }
-  void check() const {
-    const Index B = batch();
-    for (auto* p : {&beta, &gamma, &n, &tau}) require_shape(*p, "mackey_glass parameter", {B});
-  }
-};
 
 py::dict solve_mackey_glass(const MackeyGlassParams& p, const HistoryArgs& h, double t0,
                             double t_final, std::optional<DArray> t_eval,
@@ -44,33 +33,6 @@ py::dict solve_mackey_glass(const MackeyGlassParams& p, const HistoryArgs& h, do
   return bindings::run_solve(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt, h, t0,
                              t_final, t_eval, threads);
 }
-
-// ---- Linear: x' = A x + Σ B_k x(t − τ_k) ---------------------------------------------------
-struct LinearParams {
-  DArray A;    // (1 or batch, dim, dim)
-  DArray B;    // (1 or batch, n_delays, dim, dim)
-  DArray tau;  // (1 or batch, n_delays)
-  Index batch;
-  int dim() const { return int(A.shape(1)); }
-  int n_delays() const { return int(tau.shape(1)); }
-  void check() const {
-    const int d = dim(), nd = n_delays();
-    require_shape(A, "A", {-1, d, d});
-    require_shape(B, "B", {-1, nd, d, d});
-    require_shape(tau, "tau", {-1, nd});
-    for (const py::array* a : {(const py::array*)&A, (const py::array*)&B, (const py::array*)&tau})
-      if (a->shape(0) != 1 && a->shape(0) != batch)
-        throw py::value_error("linear: parameter batch sizes do not match");
-  }
-  LinearDde at(Index b) const {
-    if (b < 0 || b >= batch) throw py::index_error("index: trajectory out of range");
-    const int d = dim(), nd = n_delays();
-    const Index ba = A.shape(0) == 1 ? 0 : b, bb = B.shape(0) == 1 ? 0 : b,
-                bt = tau.shape(0) == 1 ? 0 : b;
-    return LinearDde{A.data() + ba * d * d, B.data() + bb * nd * d * d, tau.data() + bt * nd, d,
-                     nd};
-  }
-};
 
 py::dict solve_linear(const LinearParams& p, const HistoryArgs& h, double t0, double t_final,
                       std::optional<DArray> t_eval, const SolverOptions& opt, int threads) {

@@ -9,6 +9,7 @@ namespace py = pybind11;
 using namespace delyap;
 
 void register_dde_systems(py::module_& m);
+void register_lyapunov(py::module_& m);
 
 namespace {
 
@@ -74,4 +75,5 @@ PYBIND11_MODULE(_core, m) {
         "The Butcher tableau the core uses for a method (for tests and documentation).");
 
   register_dde_systems(m);
+  register_lyapunov(m);
 }

@@ -1,0 +1,121 @@
+// Lyapunov entry points: i.i.d. random matrix products, DDE spectra of the built-in systems,
+// and the Householder QR used by both (exposed for tests).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <vector>
+
+#include "delyap/dde/rhs/linear.hpp"
+#include "delyap/dde/rhs/mackey_glass.hpp"
+#include "delyap/lyap/iid_product.hpp"
+#include "lyapunov_runner.hpp"
+#include "system_params.hpp"
+
+namespace py = pybind11;
+using namespace delyap;
+using delyap::bindings::DArray;
+using delyap::bindings::require_shape;
+
+namespace {
+
+py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, Index steps,
+                     Index transient, int renorm_interval, uint64_t seed, int n_blocks,
+                     Index n_running, int threads) {
+  require_shape(matrices, "matrices", {-1, -1, -1, -1});
+  const Index P = matrices.shape(0);
+  const int M = int(matrices.shape(1)), d = int(matrices.shape(2));
+  require_shape(matrices, "matrices", {P, M, d, d});
+  require_shape(cumulative, "probabilities", {P, M});
+  if (k < 1 || k > d) throw py::value_error("n_exponents: must be between 1 and the dimension");
+  if (steps < 1) throw py::value_error("steps: must be positive");
+  bindings::LyapunovOutputs out(P, k, n_blocks, n_running);
+  py::array_t<double> vectors({P, Index(d), Index(k)});  // columns are the directions
+  const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
+  std::atomic<bool> cancel{false};
+  const double* mats = matrices.data();
+  const double* cum = cumulative.data();
+  double* vec = vectors.mutable_data();
+  bindings::run_interruptible(cancel, [&]() {
+    parallel_for(P, threads, cancel, [&](Index i) {
+      IidProductProblem p{mats + i * M * d * d, cum + i * M, M, d, k, steps, transient,
+                          renorm_interval, seed, uint64_t(i)};
+      LyapunovAccumulator acc = out.accumulator(i, n_total);
+      std::vector<double> scratch(2 * Index(d) * k + Index(k) * k + d + 2 * Index(k));
+      std::vector<double> q(Index(d) * k);
+      auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+      const Status st = run_iid_product(p, acc, q.data(), scratch.data(), is_cancelled);
+      out.finish(i, acc, st);
+      // q is column-major d × k; the output is row-major (d, k).
+      for (int c = 0; c < k; ++c)
+        for (int r = 0; r < d; ++r) vec[i * d * k + r * k + c] = q[c * d + r];
+    });
+  });
+  py::dict res = out.to_dict();
+  res["vectors"] = vectors;
+  return res;
+}
+
+py::tuple householder(const DArray& a) {
+  require_shape(a, "a", {-1, -1});
+  const Index n = a.shape(0);
+  const int k = int(a.shape(1));
+  if (k > n) throw py::value_error("a: needs at least as many rows as columns");
+  std::vector<double> colmajor(n * k), r(Index(k) * k), work(n + k);
+  for (Index i = 0; i < n; ++i)
+    for (int j = 0; j < k; ++j) colmajor[j * n + i] = a.at(i, j);
+  householder_qr(colmajor.data(), n, n, k, r.data(), work.data());
+  py::array_t<double> q({n, Index(k)}), rr({Index(k), Index(k)});
+  for (Index i = 0; i < n; ++i)
+    for (int j = 0; j < k; ++j) q.mutable_at(i, j) = colmajor[j * n + i];
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < k; ++j) rr.mutable_at(i, j) = r[j * k + i];
+  return py::make_tuple(q, rr);
+}
+
+DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, double renorm,
+                                int k) {
+  if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
+  if (!(renorm > 0)) throw py::value_error("renorm_interval: must be positive");
+  if (k < 1) throw py::value_error("n_exponents: must be at least 1");
+  return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k};
+}
+
+}  // namespace
+
+void register_lyapunov(py::module_& m) {
+  m.def("iid_product", &iid_product, py::arg("matrices"), py::arg("cumulative"), py::arg("k"),
+        py::arg("steps"), py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"),
+        py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+  m.def("householder_qr", &householder, py::arg("a"),
+        "Thin QR (Q, R) with positive diag(R), by the core's Householder routine.");
+  m.def(
+      "lyapunov_mackey_glass",
+      [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,
+         const DArray& hf, const DArray& y0, double t0, double t_transient, double t_total,
+         double renorm, int k, const SolverOptions& opt, int n_blocks, Index n_running,
+         int threads) {
+        p.check();
+        return bindings::run_dde_lyapunov(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt,
+                                          ht, hx, hf, y0,
+                                          make_problem(t0, t_transient, t_total, renorm, k),
+                                          n_blocks, n_running, threads);
+      },
+      py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
+      py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
+      py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+  m.def(
+      "lyapunov_linear",
+      [](const bindings::LinearParams& p, const DArray& ht, const DArray& hx, const DArray& hf,
+         const DArray& y0, double t0, double t_transient, double t_total, double renorm, int k,
+         const SolverOptions& opt, int n_blocks, Index n_running, int threads) {
+        p.check();
+        return bindings::run_dde_lyapunov(p.batch, p.dim(), [&p](Index b) { return p.at(b); },
+                                          opt, ht, hx, hf, y0,
+                                          make_problem(t0, t_transient, t_total, renorm, k),
+                                          n_blocks, n_running, threads);
+      },
+      py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
+      py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
+      py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+}

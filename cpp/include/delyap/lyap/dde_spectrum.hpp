@@ -1,0 +1,102 @@
+// Lyapunov spectrum of a DDE (host driver): the trajectory and k tangent functions are
+// integrated together; at every renormalisation time the tangent functions are
+// re-orthonormalised over the history window and log R_jj accumulated.
+#pragma once
+
+#include <atomic>
+#include <vector>
+
+#include "delyap/dde/ensemble.hpp"
+#include "delyap/lyap/statistics.hpp"
+#include "delyap/lyap/tangent.hpp"
+
+namespace delyap {
+
+struct DdeLyapunovProblem {
+  double t0;
+  double t_transient;
+  double t_total;
+  double renorm_interval;
+  int k;
+};
+
+struct NullSink {
+  DELYAP_HD void start(double, const double*) {}
+  DELYAP_HD void step(const HistoryView&, double, double) {}
+};
+
+// vectors_out: k × D values of the final Lyapunov functions at the final time.
+template <class System>
+Status dde_lyapunov(const System& sys, const SolverOptions& opt, const InitialHistory& hist,
+                    Index b, const double* y0, const DdeLyapunovProblem& lp,
+                    LyapunovAccumulator& acc, double* vectors_out, SolveStats& stats,
+                    const std::atomic<bool>& cancel) {
+  const Tableau& tab = tableau_for(opt.method);
+  const int D = sys.dim(), nd = sys.n_delays(), k = lp.k;
+  std::vector<double> jac_scratch(Index(D) * D * (1 + nd) + Index(nd) * D);
+  const TangentSystem<System> tsys{sys, k, jac_scratch.data()};
+  const int Da = tsys.dim();
+
+  HistoryBuffer buffer(Da, coefficients_for(tab));
+  load_initial_history(buffer, hist, b, Da);
+  const double t_end = lp.t0 + lp.t_transient + lp.t_total;
+  std::vector<double> disc;
+  if (opt.track_discontinuities) {
+    std::vector<double> tau(nd);
+    for (int m = 0; m < nd; ++m) tau[m] = sys.delay(m);
+    disc = discontinuity_points(lp.t0, t_end, tau.data(), nd, tab.order + 1);
+  }
+  std::vector<double> scratch(StepWorkspace::doubles_needed(Da, nd) + 2 * Index(Da));
+  StepWorkspace ws = StepWorkspace::carve(scratch.data(), Da);
+  double* x = scratch.data() + StepWorkspace::doubles_needed(Da, nd);
+  double* f = x + Da;
+
+  IntegrationProblem p{lp.t0, t_end, y0, disc.data(), Index(disc.size())};
+  Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, ws, p, stats, x, f);
+  NullSink sink;
+  auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+
+  std::vector<double> w, r(Index(k) * k), tinv(Index(k) * k), tmp(k), logs(k), work;
+  auto renormalize = [&]() -> bool {
+    HistoryView& h = buffer.view();
+    const Index rows = tangent_rows(h, D);
+    if (rows < k) return false;
+    if (Index(w.size()) < rows * k) w.resize(rows * k);
+    if (Index(work.size()) < rows + k) work.resize(rows + k);
+    if (!reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(), tmp.data(),
+                          logs.data()))
+      return false;
+    const double* last = h.state(h.size - 1);
+    const double* flast = h.deriv(h.size - 1);
+    for (int i = 0; i < Da; ++i) {  // the integrator's current state is the last anchor
+      x[i] = last[i];
+      f[i] = flast[i];
+    }
+    return true;
+  };
+
+  Status st = run.start(sink);
+  if (st != Status::Success) return st;
+  if (!renormalize()) return Status::NonFinite;
+  acc.reset();
+  const double t_measure = lp.t0 + lp.t_transient;
+  double t_prev = lp.t0;
+  for (Index n = 1;; ++n) {
+    // Stops on a grid from t0 through the transient, then from its end through t_total.
+    double stop = t_prev < t_measure ? std::fmin(lp.t0 + n * lp.renorm_interval, t_measure)
+                                     : t_prev + lp.renorm_interval;
+    if (t_prev >= t_measure && stop > t_end - 1e-9 * lp.renorm_interval) stop = t_end;
+    st = run.advance(stop, sink, is_cancelled);
+    if (st != Status::Success) return st;
+    if (!renormalize()) return Status::NonFinite;
+    if (t_prev >= t_measure) acc.add(logs.data(), stop - t_prev);
+    t_prev = stop;
+    if (stop >= t_end) break;
+  }
+  stats.history_peak = buffer.peak_size();
+  for (int j = 0; j < k; ++j)
+    for (int i = 0; i < D; ++i) vectors_out[j * D + i] = x[D * (1 + j) + i];
+  return Status::Success;
+}
+
+}  // namespace delyap

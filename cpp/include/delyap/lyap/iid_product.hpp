@@ -1,0 +1,82 @@
+// Lyapunov spectrum of a product of i.i.d. random matrices drawn from a finite set:
+// Q ← A_ξ Q on k directions, Householder QR every m steps, log|R_jj| accumulated.
+#pragma once
+
+#include <cmath>
+
+#include "delyap/common/rng.hpp"
+#include "delyap/common/status.hpp"
+#include "delyap/lyap/householder.hpp"
+#include "delyap/lyap/statistics.hpp"
+
+namespace delyap {
+
+struct IidProductProblem {
+  const double* matrices;    // M × d × d, row-major
+  const double* cumulative;  // M cumulative probabilities (last = 1)
+  int M, d, k;
+  Index steps, transient;
+  int renorm_interval;
+  uint64_t seed, stream;
+};
+
+// Counter ranges: step n draws counter n; start vectors draw from the top of the range.
+constexpr uint64_t kStartVectorCounter = uint64_t(1) << 62;
+
+// Fills q (d × k column-major) with random orthonormal columns from (seed, stream).
+DELYAP_HD inline void random_orthonormal(double* q, Index n, int k, uint64_t seed,
+                                         uint64_t stream, double* r, double* work) {
+  const Index total = n * k;
+  for (Index i = 0; i < total; i += 2) {
+    double z0, z1;
+    normal2(seed, stream, kStartVectorCounter + uint64_t(i / 2), &z0, &z1);
+    q[i] = z0;
+    if (i + 1 < total) q[i + 1] = z1;
+  }
+  householder_qr(q, n, n, k, r, work);
+}
+
+// scratch: 2·d·k + k·k + d + k doubles. q_out receives the final directions (d × k).
+template <class Cancel>
+DELYAP_HD Status run_iid_product(const IidProductProblem& p, LyapunovAccumulator& acc,
+                                 double* q_out, double* scratch, const Cancel& cancelled) {
+  const int d = p.d, k = p.k;
+  double* q = q_out;
+  double* tmp = scratch;
+  double* r = tmp + Index(d) * k;
+  double* work = r + Index(k) * k;
+  double* logs = work + d + k;
+  random_orthonormal(q, d, k, p.seed, p.stream, r, work);
+  acc.reset();
+  const Index total = p.transient + p.steps;
+  Index since = 0;
+  for (Index n = 0; n < total; ++n) {
+    if ((n & 1023) == 0 && cancelled()) return Status::Cancelled;
+    double u0, u1;
+    uniform2(p.seed, p.stream, uint64_t(n), &u0, &u1);
+    const double* A = p.matrices + Index(sample_categorical(p.cumulative, p.M, u0)) * d * d;
+    for (int c = 0; c < k; ++c)
+      for (int i = 0; i < d; ++i) {
+        double s = 0.0;
+        for (int l = 0; l < d; ++l) s += A[i * d + l] * q[c * d + l];
+        tmp[c * d + i] = s;
+      }
+    for (Index i = 0; i < Index(d) * k; ++i) q[i] = tmp[i];
+    ++since;
+    const Index done = n + 1;
+    if (since == p.renorm_interval || done == p.transient || done == total) {
+      householder_qr(q, d, d, k, r, work);
+      bool finite = true;
+      for (int j = 0; j < k; ++j) {
+        logs[j] = std::log(r[j * k + j]);
+        finite = finite && is_finite(r[j * k + j]);
+      }
+      if (!finite) return Status::NonFinite;
+      if (done > p.transient) acc.add(logs, double(since));
+      since = 0;
+    }
+  }
+  return Status::Success;
+}
+
+}  // namespace delyap

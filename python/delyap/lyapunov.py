@@ -1,0 +1,347 @@
+"""Lyapunov spectra by QR (Benettin) accumulation.
+
+* :func:`iid_product`: products of i.i.d. random matrices from a finite set (compiled, many
+  problems in parallel) or from a Python sampler (slow path).
+* :func:`lyapunov_spectrum`: the spectrum of a DDE from its tangent equations, integrated with
+  the trajectory, the tangent functions re-orthonormalised over the history window.
+
+Exponents come with standard errors from batch means: the post-transient record is cut into
+``n_blocks`` contiguous blocks and ``stderr = sd(block estimates) / sqrt(n_blocks)``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._validate import as_count, as_float_array, as_positive
+from .errors import ConvergenceWarning, IntegrationError
+from .history import build_history
+from .rhs import DDESystem, LinearDDE, MackeyGlass
+from .solution import STATUS_NAMES
+from .solve import METHODS
+
+__all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension"]
+
+
+def kaplan_yorke_dimension(exponents) -> float:
+    """D_KY = j + (λ_1 + … + λ_j)/|λ_{j+1}|, j the largest index with a non-negative partial sum.
+
+    Returns NaN (with a warning) when every partial sum is non-negative: more exponents needed.
+    """
+    lam = np.sort(np.asarray(exponents, dtype=float))[::-1]
+    sums = np.cumsum(lam)
+    if lam[0] < 0:
+        return 0.0
+    j = int(np.max(np.flatnonzero(sums >= 0))) + 1
+    if j >= lam.size:
+        warnings.warn("kaplan_yorke_dimension: all partial sums are non-negative; compute more "
+                      "exponents", ConvergenceWarning, stacklevel=2)
+        return float("nan")
+    return j + sums[j - 1] / abs(lam[j])
+
+
+@dataclass
+class LyapunovResult:
+    """Lyapunov exponents from QR accumulation.
+
+    Attributes
+    ----------
+    exponents, stderr : ndarray, shape (k,) or (batch, k)
+        Exponents in decreasing order (per unit time for DDEs, per step for products) and their
+        batch-means standard errors.
+    running : ndarray, shape (n_running, k) or (batch, n_running, k)
+        The running estimate at ``running_t`` (elapsed time/steps after the transient).
+    vectors : ndarray or None
+        Products: the final orthonormal directions, shape (d, k) per problem (columns).
+        DDEs: the value at the final time of each Lyapunov function, shape (k, dim).
+    status : int or ndarray of int
+        0 when the run completed (see :data:`delyap.STATUS_NAMES`).
+    """
+
+    exponents: np.ndarray
+    stderr: np.ndarray
+    running: np.ndarray
+    running_t: np.ndarray
+    vectors: Optional[np.ndarray]
+    status: Union[int, np.ndarray]
+    batch_size: Optional[int]
+    info: dict = field(default_factory=dict, repr=False)
+
+    def kaplan_yorke_dimension(self):
+        """Kaplan–Yorke (Lyapunov) dimension, per problem for a batch."""
+        if self.batch_size is None:
+            return kaplan_yorke_dimension(self.exponents)
+        return np.array([kaplan_yorke_dimension(e) for e in self.exponents])
+
+    @property
+    def success(self) -> bool:
+        return bool(np.all(np.asarray(self.status) == 0))
+
+    def __repr__(self) -> str:
+        if self.batch_size is None:
+            pairs = ", ".join(f"{e:.5g} ± {s:.2g}" for e, s in zip(self.exponents, self.stderr))
+            return f"LyapunovResult([{pairs}])"
+        return (f"LyapunovResult(batch={self.batch_size}, k={self.exponents.shape[-1]}, "
+                f"top exponent in [{np.nanmin(self.exponents[:, 0]):.4g}, "
+                f"{np.nanmax(self.exponents[:, 0]):.4g}])")
+
+    def plot(self, path: Optional[str] = None, *, ax=None, index: int = 0):
+        """Running estimates against elapsed time, with the final ±2 stderr bands."""
+        from .plot import _pyplot
+
+        plt = _pyplot()
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        run = self.running if self.batch_size is None else self.running[index]
+        t = self.running_t if self.batch_size is None else self.running_t[index]
+        ex = self.exponents if self.batch_size is None else self.exponents[index]
+        se = self.stderr if self.batch_size is None else self.stderr[index]
+        for j in range(run.shape[-1]):
+            line, = ax.plot(t, run[:, j], lw=1, label=f"λ{j + 1} = {ex[j]:.4g} ± {se[j]:.1g}")
+            ax.axhspan(ex[j] - 2 * se[j], ex[j] + 2 * se[j], color=line.get_color(), alpha=0.15)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel(self.info.get("time_label", "elapsed time"))
+        ax.set_ylabel("running estimate")
+        ax.legend(fontsize=8, loc="best")
+        if own:
+            fig.tight_layout()
+            if path:
+                fig.savefig(path)
+                plt.close(fig)
+        return ax
+
+
+def _squeeze(raw: dict, batched: bool, keys=("exponents", "stderr", "running", "running_t",
+                                              "vectors", "status")) -> dict:
+    out = {k: raw[k] for k in keys}
+    if not batched:
+        out = {k: (v[0] if k != "status" else int(v[0])) for k, v in out.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------- random products
+def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Optional[int] = None,
+                transient: int = 0, seed: int = 0, renorm_interval: int = 1,
+                threads: Optional[int] = None, n_blocks: int = 32,
+                n_running: int = 200) -> LyapunovResult:
+    """Lyapunov exponents of the product A_{ξ_n} ⋯ A_{ξ_1} with ξ i.i.d.
+
+    Parameters
+    ----------
+    matrices : array (M, d, d), array (batch, M, d, d), or callable
+        The finite set of matrices (a batch of independent problems runs in parallel), or a
+        callable ``sampler(rng) -> (d, d) array`` drawing the next matrix from a
+        ``numpy.random.Generator`` (a slow Python loop for users with their own samplers).
+    probabilities : array (M,) or (batch, M), optional
+        Probabilities of the matrices (default uniform).
+    steps : int
+        Product length after the transient.
+    n_exponents : int, optional
+        Number of exponents k (default: all d).
+    transient : int
+        Steps discarded before accumulation.
+    seed : int
+        Seed of the counter-based generator: problem i of a batch uses stream i, so results do
+        not depend on ``threads``.
+    renorm_interval : int
+        QR every this many steps (1 is safest; larger is faster when the spread is small).
+    """
+    steps = as_count(steps, "steps")
+    transient = as_count(transient, "transient", minimum=0)
+    renorm_interval = as_count(renorm_interval, "renorm_interval")
+    n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
+    n_running = as_count(n_running, "n_running")
+    seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
+    if callable(matrices):
+        return _iid_product_python(matrices, steps, n_exponents, transient, seed, renorm_interval,
+                                   n_blocks, n_running)
+    mats = as_float_array(matrices, "matrices", ndim=(3, 4))
+    batched = mats.ndim == 4
+    if not batched:
+        mats = mats[None]
+    P, M, d, d2 = mats.shape
+    if d != d2:
+        raise ValueError(f"matrices: must be square, got shape {mats.shape[-2:]}")
+    if P == 0 or M == 0 or d == 0:
+        raise ValueError(f"matrices: empty set (shape {mats.shape})")
+    if probabilities is None:
+        probs = np.full((P, M), 1.0 / M)
+    else:
+        probs = as_float_array(probabilities, "probabilities", ndim=(1, 2))
+        probs = np.broadcast_to(probs, (P, M)) if probs.shape in ((M,), (P, M)) else None
+        if probs is None:
+            raise ValueError(f"probabilities: expected shape ({M},) or ({P}, {M})")
+        if np.any(probs < 0):
+            raise ValueError("probabilities: must be non-negative")
+        total = probs.sum(axis=1)
+        if np.any(np.abs(total - 1) > 1e-9):
+            raise ValueError(f"probabilities: must sum to 1, got {total.min():.6g}…{total.max():.6g}")
+    cumulative = np.cumsum(probs, axis=1)
+    cumulative[:, -1] = 1.0
+    k = d if n_exponents is None else as_count(n_exponents, "n_exponents", maximum=d)
+    raw = _core.iid_product(np.ascontiguousarray(mats), np.ascontiguousarray(cumulative), k, steps,
+                            transient, renorm_interval, seed, n_blocks, n_running,
+                            0 if threads is None else as_count(threads, "threads", maximum=4096))
+    out = _squeeze(raw, batched)
+    return LyapunovResult(**out, batch_size=P if batched else None,
+                          info={"steps": steps, "transient": transient, "time_label": "steps"})
+
+
+def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, renorm_interval,
+                        n_blocks, n_running) -> LyapunovResult:
+    rng = np.random.default_rng(seed)
+    first = as_float_array(sampler(rng), "sampler(rng)", ndim=(2,))
+    d = first.shape[0]
+    if first.shape != (d, d):
+        raise ValueError(f"sampler(rng): must return a square matrix, got {first.shape}")
+    k = d if n_exponents is None else as_count(n_exponents, "n_exponents", maximum=d)
+    q, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    n_total = math.ceil(steps / renorm_interval)
+    block_sum = np.zeros((n_blocks, k))
+    block_time = np.zeros(n_blocks)
+    checkpoints = {((r + 1) * n_total + n_running - 1) // n_running for r in range(n_running)}
+    running, running_t = [], []
+    total, count, since, elapsed = np.zeros(k), 0, 0, 0
+    A = first
+    for n in range(transient + steps):
+        if n > 0:
+            A = np.asarray(sampler(rng), dtype=float)
+            if A.shape != (d, d):
+                raise ValueError(f"sampler(rng): returned shape {A.shape}, expected {(d, d)}")
+        q = A @ q
+        since += 1
+        done = n + 1
+        if since == renorm_interval or done == transient or done == transient + steps:
+            q, r = np.linalg.qr(q)
+            signs = np.sign(np.diag(r))
+            signs[signs == 0] = 1
+            q *= signs
+            logs = np.log(np.abs(np.diag(r)))
+            if done > transient:
+                b = min(count * n_blocks // n_total, n_blocks - 1)
+                block_sum[b] += logs
+                block_time[b] += since
+                total += logs
+                elapsed += since
+                count += 1
+                if count in checkpoints:
+                    running.append(total / elapsed)
+                    running_t.append(elapsed)
+            since = 0
+    ex = total / elapsed
+    est = block_sum[block_time > 0] / block_time[block_time > 0, None]
+    se = est.std(axis=0, ddof=1) / np.sqrt(est.shape[0]) if est.shape[0] > 1 else np.full(k, np.nan)
+    return LyapunovResult(exponents=ex, stderr=se, running=np.array(running),
+                          running_t=np.array(running_t, dtype=float), vectors=q, status=0,
+                          batch_size=None, info={"steps": steps, "transient": transient,
+                                                 "time_label": "steps"})
+
+
+# ----------------------------------------------------------------------------- DDE spectra
+def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: int):
+    """Trajectory history on an n_grid-point window grid plus random tangent functions."""
+    base = build_history(history, system, 0.0, history_points=n_grid)
+    D = system.dim
+    if base.t.shape[0] != n_grid:  # a constant: repeat it on the grid
+        t = np.linspace(base.t[0], base.t[-1], n_grid)
+        x = np.repeat(base.x[:, :1, :], n_grid, axis=1)
+        f = np.zeros_like(x)
+    else:
+        t, x, f = base.t, base.x, base.f
+    rng = np.random.default_rng(seed)
+    tx = rng.standard_normal((1, n_grid, k * D))
+    tf = np.zeros_like(tx)
+    ty = rng.standard_normal((1, k * D))
+    B = max(x.shape[0], 1)
+    xa = np.concatenate([x, np.broadcast_to(tx, (B, n_grid, k * D))], axis=2)
+    fa = np.concatenate([f, np.broadcast_to(tf, (B, n_grid, k * D))], axis=2)
+    By = base.y0.shape[0]
+    ya = np.concatenate([base.y0, np.broadcast_to(ty, (By, k * D))], axis=1)
+    c = np.ascontiguousarray
+    return c(t), c(xa), c(fa), c(ya)
+
+
+def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: float, *,
+                      t_transient: float = 0.0, method: str = "DP5", rtol: float = 1e-6,
+                      atol: float = 1e-9, renorm_interval: Optional[float] = None,
+                      max_step: Optional[float] = None, seed: int = 0,
+                      threads: Optional[int] = None, n_blocks: int = 32, n_running: int = 200,
+                      history_points: Optional[int] = None, throw: bool = True) -> LyapunovResult:
+    """Lyapunov spectrum of a DDE (compiled built-in systems; batches run in parallel).
+
+    The tangent equations δ' = ∂f/∂x δ + Σ ∂f/∂x_τ δ(t − τ) use the system's analytic Jacobians
+    and are integrated with the trajectory by the same method and step control. Every
+    ``renorm_interval`` time units the k tangent functions are re-orthonormalised on the window
+    [t − τmax, t] in the L2 inner product of their cubic Hermite interpolants (plus the current
+    value), and log R_jj accumulated.
+
+    Parameters
+    ----------
+    system : MackeyGlass or LinearDDE
+        Array parameters make a batch: one spectrum per trajectory (e.g. a τ-sweep).
+    history : as for :func:`delyap.solve_dde`
+    n_exponents : int
+        Number of exponents k.
+    t_total : float
+        Averaging time after the transient.
+    t_transient : float
+        Time integrated (trajectory and tangents) before averaging starts.
+    renorm_interval : float, optional
+        Time between re-orthonormalisations (default τmax / 2).
+    max_step : float, optional
+        Step bound; by default small enough that the window holds the anchors k exponents need.
+    seed : int
+        Seed of the random initial tangent functions.
+    """
+    if not isinstance(system, (MackeyGlass, LinearDDE)):
+        raise TypeError("system: Lyapunov spectra need a compiled system with an analytic "
+                        f"Jacobian (mackey_glass, linear), got {type(system).__name__}")
+    k = as_count(n_exponents, "n_exponents", maximum=10_000)
+    t_total = as_positive(t_total, "t_total")
+    t_transient = as_positive(t_transient, "t_transient", allow_zero=True)
+    if not isinstance(method, str) or method.upper() not in ("DP5", "BS3"):
+        raise ValueError(f"method: expected DP5 or BS3 for Lyapunov spectra, got {method!r}")
+    tau_max = system.max_delay
+    tau_min = float(np.min(system.delays))
+    renorm = 0.5 * tau_max if renorm_interval is None else as_positive(renorm_interval,
+                                                                        "renorm_interval")
+    # The window must hold enough anchors: each carries 2·dim values of every function.
+    anchors_needed = math.ceil(k / (2 * system.dim)) + 2
+    step_cap = tau_max / anchors_needed
+    opt = _core.SolverOptions()
+    opt.method = METHODS[method.upper()]
+    opt.rtol = as_positive(rtol, "rtol")
+    opt.atol = as_positive(atol, "atol", allow_zero=True)
+    opt.max_step = step_cap if max_step is None else min(as_positive(max_step, "max_step"), step_cap)
+    n_grid = history_points or max(2 * anchors_needed + 1, 33)
+    t, x, f, y0 = _augmented_history(history, system, k, as_count(n_grid, "history_points",
+                                                                   minimum=2), seed)
+    args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, opt,
+            as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
+            0 if threads is None else as_count(threads, "threads", maximum=4096))
+    if isinstance(system, MackeyGlass):
+        raw = _core.lyapunov_mackey_glass(system._params, *args)
+    else:
+        raw = _core.lyapunov_linear(system._params, *args)
+    # Time-average the raw log sums; sort is not needed: QR order is already decreasing
+    # in the limit, but short runs may swap neighbours, so report as computed.
+    batched = system.batch_size is not None
+    out = _squeeze(raw, batched)
+    res = LyapunovResult(**out, batch_size=system.batch_size,
+                         info={"t_total": t_total, "t_transient": t_transient,
+                               "renorm_interval": renorm, "max_step": opt.max_step,
+                               "stats": raw["stats"], "time_label": "time after transient",
+                               "tau_min": tau_min})
+    if throw and not res.success:
+        bad = np.flatnonzero(np.atleast_1d(res.status) != 0)
+        names = [STATUS_NAMES[int(np.atleast_1d(res.status)[i])] for i in bad[:5]]
+        raise IntegrationError(f"lyapunov_spectrum: {len(bad)} run(s) failed: "
+                               f"{list(zip(bad[:5].tolist(), names))}", solution=res, failed=bad)
+    return res
