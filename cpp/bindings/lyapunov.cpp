@@ -74,11 +74,12 @@ py::tuple householder(const DArray& a) {
 }
 
 DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, double renorm,
-                                int k) {
+                                int k, int anchors_needed) {
   if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
-  if (!(renorm > 0)) throw py::value_error("renorm_interval: must be positive");
+  if (!(t_transient >= 0)) throw py::value_error("t_transient: must be non-negative");
   if (k < 1) throw py::value_error("n_exponents: must be at least 1");
-  return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k};
+  if (anchors_needed < 2) throw py::value_error("anchors_needed: must be at least 2");
+  return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k, anchors_needed};
 }
 
 }  // namespace
@@ -93,29 +94,29 @@ void register_lyapunov(py::module_& m) {
       "lyapunov_mackey_glass",
       [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,
          const DArray& hf, const DArray& y0, double t0, double t_transient, double t_total,
-         double renorm, int k, const SolverOptions& opt, int n_blocks, Index n_running,
-         int threads) {
+         double renorm, int k, int anchors, const SolverOptions& opt, int n_blocks,
+         Index n_running, int threads) {
         p.check();
         return bindings::run_dde_lyapunov(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt,
                                           ht, hx, hf, y0,
-                                          make_problem(t0, t_transient, t_total, renorm, k),
+                                          make_problem(t0, t_transient, t_total, renorm, k, anchors),
                                           n_blocks, n_running, threads);
       },
       py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
       py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
-      py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+      py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
   m.def(
       "lyapunov_linear",
       [](const bindings::LinearParams& p, const DArray& ht, const DArray& hx, const DArray& hf,
          const DArray& y0, double t0, double t_transient, double t_total, double renorm, int k,
-         const SolverOptions& opt, int n_blocks, Index n_running, int threads) {
+         int anchors, const SolverOptions& opt, int n_blocks, Index n_running, int threads) {
         p.check();
         return bindings::run_dde_lyapunov(p.batch, p.dim(), [&p](Index b) { return p.at(b); },
                                           opt, ht, hx, hf, y0,
-                                          make_problem(t0, t_transient, t_total, renorm, k),
+                                          make_problem(t0, t_transient, t_total, renorm, k, anchors),
                                           n_blocks, n_running, threads);
       },
       py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
       py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
-      py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+      py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
 }

@@ -76,8 +76,6 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
   require_shape(y0, "y0", {-1, Da});
   if ((hx.shape(0) != 1 && hx.shape(0) != batch) || (y0.shape(0) != 1 && y0.shape(0) != batch))
     throw py::value_error("history/y0: leading dimension must be 1 or the batch size");
-  const Index n_total =
-      std::max<Index>(1, Index(std::ceil(lp.t_total / lp.renorm_interval - 1e-9)));
   InitialHistory hist{ht.data(), n_hist, hx.data(), hf.data(),
                       hx.shape(0) == 1 ? 0 : n_hist * Da};
   const Index y0_stride = y0.shape(0) == 1 ? 0 : Da;
@@ -91,7 +89,7 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
   run_interruptible(cancel, [&]() {
     parallel_for(batch, threads, cancel, [&](Index b) {
       const auto sys = make_system(b);
-      LyapunovAccumulator acc = out.accumulator(b, n_total);
+      LyapunovAccumulator acc = out.accumulator(b, lp.renorm_count(max_delay_of(sys)));
       SolveStats s;
       const Status st = dde_lyapunov(sys, opt, hist, b, y0.data() + b * y0_stride, lp, acc,
                                      vec + b * lp.k * dim, s, cancel);

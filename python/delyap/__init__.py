@@ -8,15 +8,17 @@ Start with :func:`solve_dde` and the systems in :mod:`delyap.rhs`::
 """
 from __future__ import annotations
 
-from . import _core, rhs
+from . import _core, lyapunov, rhs
 from .errors import ConvergenceWarning, IntegrationError
 from .history import build_history
+from .lyapunov import LyapunovResult, iid_product, kaplan_yorke_dimension, lyapunov_spectrum
 from .solution import STATUS_NAMES, DDESolution
 from .solve import METHODS, solve_dde
 
 __version__: str = _core.__version__
 
-__all__ = ["solve_dde", "DDESolution", "rhs", "IntegrationError", "ConvergenceWarning",
+__all__ = ["solve_dde", "DDESolution", "rhs", "lyapunov", "lyapunov_spectrum", "iid_product",
+           "LyapunovResult", "kaplan_yorke_dimension", "IntegrationError", "ConvergenceWarning",
            "STATUS_NAMES", "METHODS", "has_cuda", "build_history", "__version__"]
 
 

@@ -55,7 +55,8 @@ class LyapunovResult:
         Exponents in decreasing order (per unit time for DDEs, per step for products) and their
         batch-means standard errors.
     running : ndarray, shape (n_running, k) or (batch, n_running, k)
-        The running estimate at ``running_t`` (elapsed time/steps after the transient).
+        The running estimate at ``running_t`` (elapsed time/steps after the transient), at
+        geometrically spaced checkpoints (for convergence plots on a log axis).
     vectors : ndarray or None
         Products: the final orthonormal directions, shape (d, k) per problem (columns).
         DDEs: the value at the final time of each Lyapunov function, shape (k, dim).
@@ -206,7 +207,9 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
     n_total = math.ceil(steps / renorm_interval)
     block_sum = np.zeros((n_blocks, k))
     block_time = np.zeros(n_blocks)
-    checkpoints = {((r + 1) * n_total + n_running - 1) // n_running for r in range(n_running)}
+    # Geometric checkpoints, as in the compiled engine (statistics.hpp).
+    checkpoints = [n_total if r + 1 >= n_running else math.ceil(n_total ** ((r + 1) / n_running) - 1e-9)
+                   for r in range(n_running)]
     running, running_t = [], []
     total, count, since, elapsed = np.zeros(k), 0, 0, 0
     A = first
@@ -231,7 +234,7 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
                 total += logs
                 elapsed += since
                 count += 1
-                if count in checkpoints:
+                while len(running) < n_running and count >= checkpoints[len(running)]:
                     running.append(total / elapsed)
                     running_t.append(elapsed)
             since = 0
@@ -294,9 +297,10 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     t_transient : float
         Time integrated (trajectory and tangents) before averaging starts.
     renorm_interval : float, optional
-        Time between re-orthonormalisations (default τmax / 2).
+        Time between re-orthonormalisations (default: half of each trajectory's largest delay).
     max_step : float, optional
-        Step bound; by default small enough that the window holds the anchors k exponents need.
+        Step bound. Each trajectory's step is also capped at τmax / (⌈k / 2·dim⌉ + 2) so that
+        its window holds the anchors that k independent tangent functions need.
     seed : int
         Seed of the random initial tangent functions.
     """
@@ -308,22 +312,19 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     t_transient = as_positive(t_transient, "t_transient", allow_zero=True)
     if not isinstance(method, str) or method.upper() not in ("DP5", "BS3"):
         raise ValueError(f"method: expected DP5 or BS3 for Lyapunov spectra, got {method!r}")
-    tau_max = system.max_delay
-    tau_min = float(np.min(system.delays))
-    renorm = 0.5 * tau_max if renorm_interval is None else as_positive(renorm_interval,
-                                                                        "renorm_interval")
-    # The window must hold enough anchors: each carries 2·dim values of every function.
+    renorm = 0.0 if renorm_interval is None else as_positive(renorm_interval, "renorm_interval")
+    # The window must hold enough anchors: each carries 2·dim values of every function. The
+    # C++ side caps each trajectory's step at its own τmax / anchors_needed.
     anchors_needed = math.ceil(k / (2 * system.dim)) + 2
-    step_cap = tau_max / anchors_needed
     opt = _core.SolverOptions()
     opt.method = METHODS[method.upper()]
     opt.rtol = as_positive(rtol, "rtol")
     opt.atol = as_positive(atol, "atol", allow_zero=True)
-    opt.max_step = step_cap if max_step is None else min(as_positive(max_step, "max_step"), step_cap)
+    opt.max_step = 0.0 if max_step is None else as_positive(max_step, "max_step")
     n_grid = history_points or max(2 * anchors_needed + 1, 33)
     t, x, f, y0 = _augmented_history(history, system, k, as_count(n_grid, "history_points",
                                                                    minimum=2), seed)
-    args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, opt,
+    args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
             0 if threads is None else as_count(threads, "threads", maximum=4096))
     if isinstance(system, MackeyGlass):
@@ -336,9 +337,8 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     out = _squeeze(raw, batched)
     res = LyapunovResult(**out, batch_size=system.batch_size,
                          info={"t_total": t_total, "t_transient": t_transient,
-                               "renorm_interval": renorm, "max_step": opt.max_step,
-                               "stats": raw["stats"], "time_label": "time after transient",
-                               "tau_min": tau_min})
+                               "renorm_interval": renorm_interval or "τmax/2",
+                               "stats": raw["stats"], "time_label": "time after transient"})
     if throw and not res.success:
         bad = np.flatnonzero(np.atleast_1d(res.status) != 0)
         names = [STATUS_NAMES[int(np.atleast_1d(res.status)[i])] for i in bad[:5]]

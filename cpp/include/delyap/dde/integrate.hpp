@@ -108,7 +108,12 @@ struct Integrator {
     HistoryView& hist = buffer.view();
     const int dim = sys.dim();
     const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
-    while (t < t_stop) {
+    for (;;) {
+      // Points closer than a few ulps count as reached: stops computed by repeated addition
+      // may fall a rounding error short of a discontinuity or of t_stop.
+      const double min_step =
+          std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0));
+      if (t >= t_stop - 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0)) break;
       if (cancelled()) return Status::Cancelled;  // one relaxed atomic load: cheap per step
       if (stats.accepted + stats.rejected >= opt.max_steps) return Status::MaxSteps;
       hist.evict_before(t - max_delay);
@@ -118,7 +123,7 @@ struct Integrator {
       if (opt.max_step > 0.0) h_try = std::fmin(h_try, opt.max_step);
       double t_next = t + h_try;
       bool clipped = false;
-      while (next_disc < p.n_disc && p.disc[next_disc] <= t) ++next_disc;
+      while (next_disc < p.n_disc && p.disc[next_disc] <= t + min_step) ++next_disc;
       // Land exactly on the next discontinuity; also absorb it when the step would end just
       // short of it (a sliver step afterwards would only waste work).
       if (next_disc < p.n_disc && t_next >= p.disc[next_disc] - 1e-6 * h_try) {
@@ -130,8 +135,6 @@ struct Integrator {
         t_next = t_stop;
       }
       const double hh = t_next - t;
-      const double min_step =
-          std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0));
       if (hh < min_step) return Status::StepUnderflow;
 
       double err = 0.0;

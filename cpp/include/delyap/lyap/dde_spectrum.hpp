@@ -16,8 +16,19 @@ struct DdeLyapunovProblem {
   double t0;
   double t_transient;
   double t_total;
-  double renorm_interval;
+  double renorm_interval;  // ≤ 0: half the trajectory's largest delay
   int k;
+  int anchors_needed;      // the window must hold this many anchors: caps the step at τmax / it
+
+  // Per trajectory, since a batch may sweep the delays.
+  double renorm_for(double tau_max) const {
+    return renorm_interval > 0 ? renorm_interval : 0.5 * tau_max;
+  }
+  Index renorm_count(double tau_max) const {
+    const double r = renorm_for(tau_max);
+    const Index n = Index(std::ceil(t_total / r - 1e-9));
+    return n > 0 ? n : 1;
+  }
 };
 
 struct NullSink {
@@ -27,10 +38,22 @@ struct NullSink {
 
 // vectors_out: k × D values of the final Lyapunov functions at the final time.
 template <class System>
-Status dde_lyapunov(const System& sys, const SolverOptions& opt, const InitialHistory& hist,
+double max_delay_of(const System& sys) {
+  double m = 0.0;
+  for (int i = 0; i < sys.n_delays(); ++i) m = std::fmax(m, sys.delay(i));
+  return m;
+}
+
+template <class System>
+Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const InitialHistory& hist,
                     Index b, const double* y0, const DdeLyapunovProblem& lp,
                     LyapunovAccumulator& acc, double* vectors_out, SolveStats& stats,
                     const std::atomic<bool>& cancel) {
+  const double tau_max = max_delay_of(sys);
+  const double renorm = lp.renorm_for(tau_max);
+  SolverOptions opt = user_opt;
+  const double cap = tau_max / lp.anchors_needed;
+  opt.max_step = opt.max_step > 0 ? std::fmin(opt.max_step, cap) : cap;
   const Tableau& tab = tableau_for(opt.method);
   const int D = sys.dim(), nd = sys.n_delays(), k = lp.k;
   std::vector<double> jac_scratch(Index(D) * D * (1 + nd) + Index(nd) * D);
@@ -52,7 +75,8 @@ Status dde_lyapunov(const System& sys, const SolverOptions& opt, const InitialHi
   double* f = x + Da;
 
   IntegrationProblem p{lp.t0, t_end, y0, disc.data(), Index(disc.size())};
-  Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, ws, p, stats, x, f);
+  Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, ws, p, stats, x,
+                                                     f);
   NullSink sink;
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
 
@@ -81,11 +105,13 @@ Status dde_lyapunov(const System& sys, const SolverOptions& opt, const InitialHi
   acc.reset();
   const double t_measure = lp.t0 + lp.t_transient;
   double t_prev = lp.t0;
+  Index n_measured = 0;
   for (Index n = 1;; ++n) {
-    // Stops on a grid from t0 through the transient, then from its end through t_total.
-    double stop = t_prev < t_measure ? std::fmin(lp.t0 + n * lp.renorm_interval, t_measure)
-                                     : t_prev + lp.renorm_interval;
-    if (t_prev >= t_measure && stop > t_end - 1e-9 * lp.renorm_interval) stop = t_end;
+    // Stops on a grid from t0 through the transient, then from its end through t_total
+    // (multiples of the interval, not running sums, so no rounding drift).
+    double stop = t_prev < t_measure ? std::fmin(lp.t0 + n * renorm, t_measure)
+                                     : t_measure + (++n_measured) * renorm;
+    if (t_prev >= t_measure && stop > t_end - 1e-9 * renorm) stop = t_end;
     st = run.advance(stop, sink, is_cancelled);
     if (st != Status::Success) return st;
     if (!renormalize()) return Status::NonFinite;

@@ -45,12 +45,18 @@ struct LyapunovAccumulator {
     block_time[blk] += dt;
     time += dt;
     ++count;
-    // Checkpoint r is due once count ≥ (r + 1)·n_total / n_running.
-    while (recorded < n_running && count * n_running >= (recorded + 1) * n_total) {
+    // Checkpoints are spaced geometrically (for convergence plots on a log axis): checkpoint r
+    // is due once count ≥ n_total^((r + 1) / n_running).
+    while (recorded < n_running && double(count) >= checkpoint(recorded)) {
       for (int j = 0; j < k; ++j) running[recorded * k + j] = time > 0 ? sum[j] / time : 0.0;
       running_t[recorded] = time;
       ++recorded;
     }
+  }
+
+  DELYAP_HD double checkpoint(Index r) const {
+    if (r + 1 >= n_running) return double(n_total);
+    return std::ceil(std::pow(double(n_total), double(r + 1) / double(n_running)) - 1e-9);
   }
 
   // exponents (k) and standard errors (k).

@@ -1,0 +1,125 @@
+"""Random matrix products: REFERENCES.md cases 8–12 within a few standard errors."""
+import numpy as np
+import pytest
+from scipy.special import digamma
+
+import delyap as dl
+from delyap import _core
+from delyap.lyapunov import iid_product, kaplan_yorke_dimension
+
+Z = 4.0  # tolerance in standard errors
+
+
+def within(result, expected, z=Z):
+    err = np.abs(np.asarray(result.exponents) - expected)
+    assert np.all(err <= z * np.asarray(result.stderr)), (result.exponents, expected, result.stderr)
+
+
+def test_householder_qr_matches_numpy():
+    a = np.random.default_rng(0).standard_normal((9, 4))
+    q, r = _core.householder_qr(a)
+    np.testing.assert_allclose(q @ r, a, atol=1e-13)
+    np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
+    assert np.all(np.diag(r) > 0) and np.allclose(np.tril(r, -1), 0)
+    qn, rn = np.linalg.qr(a)
+    np.testing.assert_allclose(np.abs(np.diag(r)), np.abs(np.diag(rn)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("eta, lam", [(0.9, -0.8860), (1.1, -0.7348), (1.5, 0.2798)])
+def test_scalar_products_case8(eta, lam):
+    h = np.array([1.0, 3.0])
+    assert np.mean(np.log(np.abs(1 - eta * h))) == pytest.approx(lam, abs=1e-4)
+    res = iid_product((1 - eta * h).reshape(2, 1, 1), steps=100_000, seed=7)
+    within(res, np.mean(np.log(np.abs(1 - eta * h))))
+    assert res.stderr[0] < 0.01
+
+
+def test_diagonal_products_case9():
+    rng = np.random.default_rng(2)
+    diag = rng.uniform(-2, 2, size=(3, 4))  # three matrices, d = 4
+    probs = np.array([0.2, 0.3, 0.5])
+    mats = np.stack([np.diag(d) for d in diag])
+    expected = np.sort(probs @ np.log(np.abs(diag)))[::-1]
+    res = iid_product(mats, probs, steps=50_000, seed=3)
+    within(res, expected)
+
+
+def test_deterministic_product_case10_exact():
+    """One matrix (B = N): exponents are log|eigenvalues|; QR reproduces them to rounding."""
+    rng = np.random.default_rng(4)
+    K = rng.standard_normal((5, 5))
+    K = K @ K.T
+    eta, N = 0.3, 5
+    A = np.eye(5) - eta / N * K
+    expected = np.sort(np.log(np.abs(np.linalg.eigvalsh(A))))[::-1]
+    res = iid_product(A[None], steps=4000, seed=0, transient=400)
+    np.testing.assert_allclose(res.exponents, expected, atol=2e-3)
+    # The block estimates agree (deterministic product): stderr tiny.
+    assert np.all(res.stderr < 1e-3)
+
+
+def test_ginibre_case11_sampled_on_the_fly():
+    d = 2
+    expected = [0.5 * (np.log(2) + digamma((d - i + 1) / 2)) for i in (1, 2)]
+    np.testing.assert_allclose(expected, [0.0580, -0.6352], atol=1e-4)
+    res = iid_product(lambda rng: rng.standard_normal((d, d)), steps=6000, seed=11)
+    within(res, expected)
+
+
+def test_sum_rule_case12():
+    """Σ λ_i = E log|det A_ξ| for the full spectrum."""
+    rng = np.random.default_rng(5)
+    mats = rng.standard_normal((4, 3, 3))
+    res = iid_product(mats, steps=50_000, seed=1)
+    expected_sum = np.mean(np.log(np.abs(np.linalg.det(mats))))
+    se = np.sqrt(np.sum(res.stderr**2))
+    assert abs(res.exponents.sum() - expected_sum) < 1e-9 + Z * se
+    # The sum of log|R_jj| is exactly the sum of log|det| of the drawn matrices, so the
+    # agreement is much tighter than the individual errors suggest.
+    assert abs(res.exponents.sum() - expected_sum) < 0.02
+
+
+def test_batch_matches_individual_runs_and_is_thread_independent():
+    rng = np.random.default_rng(6)
+    mats = rng.standard_normal((5, 3, 2, 2))
+    batch = iid_product(mats, steps=5000, seed=9, threads=1)
+    batch2 = iid_product(mats, steps=5000, seed=9, threads=2)
+    np.testing.assert_array_equal(batch.exponents, batch2.exponents)
+    assert batch.exponents.shape == (5, 2) and batch.batch_size == 5
+    # Problem i uses stream i: different problems see different sequences.
+    assert len(np.unique(batch.exponents[:, 0])) == 5
+
+
+def test_running_estimate_converges_to_final_value():
+    res = iid_product(np.array([[[0.5]], [[2.0]]]), steps=20_000, seed=1, n_running=50)
+    assert res.running.shape == (50, 1)
+    assert res.running[-1, 0] == pytest.approx(res.exponents[0], abs=1e-12)
+    assert res.running_t[-1] == 20_000
+
+
+def test_renorm_interval_does_not_change_the_answer():
+    mats = np.random.default_rng(8).standard_normal((3, 3, 3)) * 0.7
+    a = iid_product(mats, steps=30_000, seed=2, renorm_interval=1)
+    b = iid_product(mats, steps=30_000, seed=2, renorm_interval=4)
+    np.testing.assert_allclose(a.exponents, b.exponents, atol=1e-9)  # same draws, exact algebra
+
+
+def test_kaplan_yorke_dimension():
+    assert kaplan_yorke_dimension([0.5, 0.0, -1.0]) == pytest.approx(2.5)
+    assert kaplan_yorke_dimension([-0.1, -0.2]) == 0.0
+    with pytest.warns(dl.ConvergenceWarning):
+        assert np.isnan(kaplan_yorke_dimension([0.3, 0.1]))
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(matrices=np.ones((2, 2, 3)), steps=10), ValueError, "square"),
+    (dict(matrices=np.ones((2, 2, 2)), probabilities=[0.5, 0.6], steps=10), ValueError, "sum to 1"),
+    (dict(matrices=np.ones((2, 2, 2)), probabilities=[1.5, -0.5], steps=10), ValueError, "non-negative"),
+    (dict(matrices=np.ones((2, 2, 2)), steps=0), ValueError, "steps"),
+    (dict(matrices=np.ones((2, 2, 2)), steps=10, n_exponents=3), ValueError, "n_exponents"),
+    (dict(matrices=np.full((2, 2, 2), np.nan), steps=10), ValueError, "NaN"),
+    (dict(matrices="abc", steps=10), TypeError, "matrices"),
+])
+def test_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        iid_product(**kwargs)
