@@ -10,6 +10,7 @@ using namespace delyap;
 
 void register_dde_systems(py::module_& m);
 void register_lyapunov(py::module_& m);
+void register_sgd(py::module_& m);
 
 namespace {
 
@@ -76,4 +77,5 @@ PYBIND11_MODULE(_core, m) {
 
   register_dde_systems(m);
   register_lyapunov(m);
+  register_sgd(m);
 }

@@ -1,0 +1,86 @@
+// SGD-at-a-minimum Lyapunov exponents from a Gram matrix: many (η, B) configurations of one
+// problem in parallel, configuration i drawing its batches from stream i.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <optional>
+#include <vector>
+
+#include "delyap/lyap/gram_product.hpp"
+#include "lyapunov_runner.hpp"
+
+namespace py = pybind11;
+using namespace delyap;
+using delyap::bindings::DArray;
+using delyap::bindings::require_shape;
+
+namespace {
+
+py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int outputs,
+                       const DArray& lr, const py::array_t<int, py::array::c_style>& batch,
+                       int sampling, int k, Index steps, Index transient, int renorm_interval,
+                       uint64_t seed, int n_blocks, Index n_running, int threads) {
+  require_shape(K, "K", {-1, -1});
+  const Index n = K.shape(0);
+  require_shape(K, "K", {n, n});
+  if (outputs < 1 || n % outputs != 0) throw py::value_error("outputs: must divide K's size");
+  const Index n_samples = n / outputs;
+  const Index C = lr.shape(0);
+  require_shape(lr, "lr", {C});
+  require_shape(batch, "batch_size", {C});
+  if (sampling < 0 || sampling > 2) throw py::value_error("sampling: unknown mode");
+  int rank = int(n);
+  const double* U = nullptr;
+  DArray basis_t;
+  if (basis) {
+    require_shape(*basis, "basis", {n, -1});
+    rank = int(basis->shape(1));
+    // Column-major n × rank for contiguous basis vectors.
+    basis_t = DArray(basis->attr("T").attr("copy")());
+    U = basis_t.data();
+  }
+  if (k < 1 || k > rank) throw py::value_error("n_exponents: must be between 1 and rank(K)");
+  for (Index c = 0; c < C; ++c) {
+    const int B = batch.at(c);
+    if (B < 1 || B > n_samples) throw py::value_error("batch_size: must be in [1, N]");
+  }
+  bindings::LyapunovOutputs out(C, k, n_blocks, n_running);
+  const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
+  std::atomic<bool> cancel{false};
+  const double* Kp = K.data();
+  bindings::run_interruptible(cancel, [&]() {
+    parallel_for(C, threads, cancel, [&](Index c) {
+      const int B = batch.at(c);
+      GramProblem p{Kp, n, outputs, U, rank, lr.at(c), B, Sampling(sampling), k, steps,
+                    transient, renorm_interval, seed, uint64_t(c)};
+      std::vector<double> mem(GramScratch::doubles(n, k, B, outputs, rank));
+      std::vector<uint32_t> perm(n_samples), idx(B);
+      double* m = mem.data();
+      GramScratch s;
+      s.q = m; m += n * k;
+      s.gathered = m; m += Index(B) * outputs * k;
+      s.r = m; m += Index(k) * k;
+      s.work = m; m += n + k;
+      s.coeffs = m; m += Index(rank) * k;
+      s.logs = m;
+      s.perm = perm.data();
+      s.idx = idx.data();
+      LyapunovAccumulator acc = out.accumulator(c, n_total);
+      auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+      const Status st = run_gram_product(p, acc, s, is_cancelled);
+      out.finish(c, acc, st);
+    });
+  });
+  return out.to_dict();
+}
+
+}  // namespace
+
+void register_sgd(py::module_& m) {
+  m.def("gram_lyapunov", &gram_lyapunov, py::arg("K"), py::arg("basis"), py::arg("outputs"),
+        py::arg("lr"), py::arg("batch"), py::arg("sampling"), py::arg("k"), py::arg("steps"),
+        py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
+        py::arg("n_running"), py::arg("threads"));
+}

@@ -1,0 +1,136 @@
+// Linearised SGD at an interpolating minimum of a squared loss, in output coordinates u = J δ:
+//     u ← (I − (η/B) K P_ξ) u,     K = J Jᵀ (n_rows = N·c rows, c outputs per sample),
+// on k directions at O(n_rows · B · c · k) per step (K's rows for the batch, never an
+// n_rows × n_rows step matrix), QR every m steps. The exponents are those of SGD on the normal
+// space of the manifold of minima (Chemnitz & Engel 2024). When K is rank deficient the
+// dynamics is restricted to range(K) (= J · normal space): directions are projected on an
+// orthonormal basis U of it at every QR, since null-space components are neutral (exponent 0)
+// and would otherwise take over whenever the true exponents are negative.
+#pragma once
+
+#include <cmath>
+
+#include "delyap/common/status.hpp"
+#include "delyap/lyap/batch_sampler.hpp"
+#include "delyap/lyap/householder.hpp"
+#include "delyap/lyap/iid_product.hpp"
+#include "delyap/lyap/statistics.hpp"
+
+namespace delyap {
+
+struct GramProblem {
+  const double* K;  // n_rows × n_rows, symmetric (row r = column r)
+  Index n_rows;
+  int outputs;      // c rows per sample
+  const double* U;  // n_rows × rank column-major basis of range(K); nullptr: full rank
+  int rank;
+  double lr;
+  int batch;
+  Sampling sampling;
+  int k;
+  Index steps, transient;
+  int renorm_interval;
+  uint64_t seed, stream;
+};
+
+struct GramScratch {
+  double* q;         // n_rows × k (column-major): the directions
+  double* gathered;  // batch·c × k
+  double* r;         // k × k
+  double* work;      // n_rows + k
+  double* coeffs;    // rank × k
+  double* logs;      // k
+  uint32_t* perm;    // N
+  uint32_t* idx;     // batch
+
+  static Index doubles(Index n_rows, int k, int batch, int c, int rank) {
+    return n_rows * k + Index(batch) * c * k + Index(k) * k + n_rows + k + Index(rank) * k + k;
+  }
+};
+
+// Q ← U (Uᵀ Q): removes components outside range(K).
+DELYAP_HD inline void project_on_range(const GramProblem& p, GramScratch& s) {
+  if (!p.U) return;
+  const Index n = p.n_rows;
+  for (int j = 0; j < p.k; ++j)
+    for (int a = 0; a < p.rank; ++a) {
+      const double* ua = p.U + Index(a) * n;
+      const double* qj = s.q + Index(j) * n;
+      double acc = 0.0;
+      for (Index i = 0; i < n; ++i) acc += ua[i] * qj[i];
+      s.coeffs[Index(j) * p.rank + a] = acc;
+    }
+  for (int j = 0; j < p.k; ++j) {
+    double* qj = s.q + Index(j) * n;
+    for (Index i = 0; i < n; ++i) qj[i] = 0.0;
+    for (int a = 0; a < p.rank; ++a) {
+      const double c = s.coeffs[Index(j) * p.rank + a];
+      const double* ua = p.U + Index(a) * n;
+      for (Index i = 0; i < n; ++i) qj[i] += c * ua[i];
+    }
+  }
+}
+
+// One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r].
+DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s) {
+  const Index n = p.n_rows;
+  const int c = p.outputs, k = p.k;
+  const double scale = p.lr / p.batch;
+  // Gather the old values first: the update reads u at the batch rows.
+  for (int b = 0; b < p.batch; ++b)
+    for (int o = 0; o < c; ++o) {
+      const Index row = Index(s.idx[b]) * c + o;
+      for (int j = 0; j < k; ++j) s.gathered[(Index(b) * c + o) * k + j] = s.q[Index(j) * n + row];
+    }
+  for (int b = 0; b < p.batch; ++b)
+    for (int o = 0; o < c; ++o) {
+      const Index row = Index(s.idx[b]) * c + o;
+      const double* kr = p.K + row * n;  // row of K = column (symmetric)
+      for (int j = 0; j < k; ++j) {
+        const double g = scale * s.gathered[(Index(b) * c + o) * k + j];
+        if (g == 0.0) continue;
+        double* qj = s.q + Index(j) * n;
+        for (Index i = 0; i < n; ++i) qj[i] -= g * kr[i];
+      }
+    }
+}
+
+template <class Cancel>
+DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc, GramScratch& s,
+                                  const Cancel& cancelled) {
+  const Index n = p.n_rows;
+  const int k = p.k;
+  const uint32_t n_samples = uint32_t(n / p.outputs);
+  BatchSampler sampler{p.sampling, n_samples, uint32_t(p.batch), p.seed, p.stream,
+                       p.sampling == Sampling::Iid ? nullptr : s.perm};
+  sampler.init();
+  random_orthonormal(s.q, n, k, p.seed, p.stream, s.r, s.work);
+  if (p.U) {
+    project_on_range(p, s);
+    householder_qr(s.q, n, n, k, s.r, s.work);
+  }
+  acc.reset();
+  const Index total = p.transient + p.steps;
+  Index since = 0;
+  for (Index step = 0; step < total; ++step) {
+    if ((step & 255) == 0 && cancelled()) return Status::Cancelled;
+    sampler.draw(uint64_t(step), s.idx);
+    gram_step(p, s);
+    ++since;
+    const Index done = step + 1;
+    if (since == p.renorm_interval || done == p.transient || done == total) {
+      project_on_range(p, s);
+      householder_qr(s.q, n, n, k, s.r, s.work);
+      for (int j = 0; j < k; ++j) {
+        const double rjj = s.r[j * k + j];
+        if (!is_finite(rjj)) return Status::NonFinite;
+        s.logs[j] = std::log(rjj);
+      }
+      if (done > p.transient) acc.add(s.logs, double(since));
+      since = 0;
+    }
+  }
+  return Status::Success;
+}
+
+}  // namespace delyap

@@ -1,0 +1,195 @@
+"""Stability maps of SGD over learning rate × batch size."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .gram import (GramSpectrum, _check_configs, _run_core, _sampling_name, gd_exponent,
+                   gram_spectrum, mean_square_exponent)
+
+__all__ = ["StabilityMap", "stability_map"]
+
+
+@dataclass
+class StabilityMap:
+    """λ₁ (and friends) of linearised SGD on a grid of learning rates × batch sizes.
+
+    Arrays are indexed [batch index, lr index] (and a last exponent index for ``exponents``).
+    ``gd_exponent`` depends on lr only; ``gd_lr_limit`` = 2 / λ_max(H) is the GD edge of
+    stability; ``mean_square`` is ½ log ρ(E[A⊗A]) (NaN where not computed).
+    """
+
+    lr: np.ndarray
+    batch_size: np.ndarray
+    exponents: np.ndarray
+    stderr: np.ndarray
+    gd_exponent: np.ndarray
+    mean_square: np.ndarray
+    normal_dim: int
+    sharpness: float  # λ_max of the Hessian H = (1/N) Jᵀ J
+    sampling: str
+    steps: int
+    info: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def top(self) -> np.ndarray:
+        return self.exponents[..., 0]
+
+    @property
+    def stable(self) -> np.ndarray:
+        return self.top < 0
+
+    @property
+    def gd_lr_limit(self) -> float:
+        return 2.0 / self.sharpness
+
+    def largest_stable_lr(self) -> np.ndarray:
+        """Per batch size, the largest grid lr with λ₁ < 0 (NaN if none)."""
+        out = np.full(len(self.batch_size), np.nan)
+        for i in range(len(self.batch_size)):
+            ok = np.flatnonzero(self.stable[i])
+            if ok.size:
+                out[i] = self.lr[ok.max()]
+        return out
+
+    def to_table(self) -> list:
+        """Tidy rows: one dict per (lr, batch_size)."""
+        rows = []
+        for i, b in enumerate(self.batch_size):
+            for j, lr in enumerate(self.lr):
+                rows.append({"lr": float(lr), "batch_size": int(b), "lambda1": float(self.top[i, j]),
+                             "stderr": float(self.stderr[i, j, 0]),
+                             "gd_exponent": float(self.gd_exponent[j]),
+                             "mean_square": float(self.mean_square[i, j]),
+                             "stable": bool(self.stable[i, j])})
+        return rows
+
+    def to_csv(self, path: str) -> None:
+        rows = self.to_table()
+        with open(path, "w") as fh:
+            fh.write(",".join(rows[0]) + "\n")
+            for r in rows:
+                fh.write(",".join(str(v) for v in r.values()) + "\n")
+
+    def __repr__(self) -> str:
+        return (f"StabilityMap({len(self.lr)} lr × {len(self.batch_size)} batch sizes, "
+                f"sampling={self.sampling}, normal_dim={self.normal_dim}, "
+                f"{int(self.stable.sum())}/{self.stable.size} stable, "
+                f"GD limit η = {self.gd_lr_limit:.4g})")
+
+    def plot(self, path: Optional[str] = None, *, ax=None, title: str = ""):
+        """Heat map of λ₁ with its sign boundary, the GD line η = 2/λ_max(H) and the
+        mean-square boundary; saves a PNG when ``path`` is given."""
+        from ..plot import _pyplot
+
+        plt = _pyplot()
+        from matplotlib.colors import TwoSlopeNorm
+        from matplotlib.lines import Line2D
+
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=130)
+        top = self.top
+        finite = top[np.isfinite(top)]
+        # Each side of zero gets the full colour range: stable and unstable magnitudes differ
+        # by orders of magnitude, and the sign is what matters.
+        lo = min(float(finite.min()), -1e-12) if finite.size else -1.0
+        hi = max(float(finite.max()), 1e-12) if finite.size else 1.0
+        y = np.arange(len(self.batch_size))
+        mesh = ax.pcolormesh(self.lr, y, top, shading="nearest", cmap="RdBu_r",
+                             norm=TwoSlopeNorm(0.0, lo, hi))
+        cb = plt.colorbar(mesh, ax=ax)
+        cb.set_label("top Lyapunov exponent λ₁ (per step)")
+        handles = []
+        unresolved = np.abs(top) <= 3 * self.stderr[..., 0]
+        if np.any(unresolved):  # the sign is not resolved by the run length: hatch
+            ax.contourf(self.lr, y, unresolved.astype(float), levels=[0.5, 1.5], colors="none",
+                        hatches=["////"])
+            handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", hatch="////",
+                                         label="|λ₁| < 3 s.e. (sign unresolved)"))
+        if len(self.lr) > 1 and len(self.batch_size) > 1:
+            ax.contour(self.lr, y, top, levels=[0.0], colors="k", linewidths=1.5)
+            handles.append(Line2D([], [], color="k", lw=1.5, label="λ₁ = 0 (SGD)"))
+            if np.any(np.isfinite(self.mean_square)):
+                ax.contour(self.lr, y, self.mean_square, levels=[0.0], colors="tab:green",
+                           linewidths=1.2, linestyles="--")
+                handles.append(Line2D([], [], color="tab:green", ls="--",
+                                      label="mean-square boundary"))
+        ax.axvline(self.gd_lr_limit, color="tab:orange", lw=1.5, ls=":")
+        handles.append(Line2D([], [], color="tab:orange", ls=":",
+                              label=f"GD: η = 2/λmax(H) = {self.gd_lr_limit:.3g}"))
+        ax.set_xscale("log")
+        ax.set_yticks(y, [str(b) for b in self.batch_size])
+        ax.set_xlabel("learning rate η")
+        ax.set_ylabel("batch size B")
+        ax.set_title(title or f"Linear stability of SGD ({self.sampling} batches)")
+        ax.legend(handles=handles, fontsize=7, loc="upper left")
+        if own:
+            fig.tight_layout()
+            if path:
+                fig.savefig(path)
+                plt.close(fig)
+        return ax
+
+
+def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps: int,
+                  n_exponents: int = 1, sampling: str = "iid", seed: int = 0, transient: int = 0,
+                  renorm_interval: int = 10, mean_square: bool = True, outputs: int = 1,
+                  check: str = "raise", tol: float = 1e-5, threads: Optional[int] = None,
+                  progress: Optional[bool] = None) -> StabilityMap:
+    """λ₁ of SGD for every (η, B) in ``lr`` × ``batch_size``.
+
+    ``model_or_K`` is a torch model at an interpolating minimum (with data X, Y) or a Gram
+    matrix (numpy, with ``outputs`` rows per sample). Each batch size runs all learning rates
+    in parallel on the thread pool; ``progress`` prints one line per batch size (default: when
+    stderr is a terminal). Configuration (B index i, lr index j) uses its own random stream.
+    """
+    sampling = _sampling_name(sampling)
+    if lr is None or batch_size is None:
+        raise ValueError("lr, batch_size: both grids are required")
+    info = {}
+    if isinstance(model_or_K, GramSpectrum):
+        spec = model_or_K
+    elif isinstance(model_or_K, np.ndarray) or isinstance(model_or_K, (list, tuple)):
+        spec = gram_spectrum(model_or_K, outputs)
+    else:
+        from .torch_model import _check_interpolation, _check_model_and_data, gram_matrix
+
+        if X is None or Y is None:
+            raise ValueError("X, Y: a model needs its data set")
+        _check_model_and_data(model_or_K, X, Y)
+        info["interpolation"] = _check_interpolation(model_or_K, X, Y, tol, check)
+        K, c = gram_matrix(model_or_K, X)
+        spec = gram_spectrum(K, c)
+    lrs, bs = _check_configs(lr, batch_size, spec.n_samples, sampling)
+    lrs, bs = np.atleast_1d(lrs), np.atleast_1d(bs)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    k = n_exponents
+    ex = np.full((len(bs), len(lrs), k), np.nan)
+    se = np.full_like(ex, np.nan)
+    ms = np.full((len(bs), len(lrs)), np.nan)
+    start = time.perf_counter()
+    for i, b in enumerate(bs):
+        raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
+                        sampling=sampling, transient=transient, seed=seed + 7919 * i,
+                        renorm_interval=renorm_interval, threads=threads, n_blocks=32,
+                        n_running=2)
+        ex[i], se[i] = raw["exponents"], raw["stderr"]
+        if mean_square:
+            warm = None
+            for j, l in enumerate(lrs):  # warm start along the lr axis
+                ms[i, j], warm = mean_square_exponent(spec, l, int(b), sampling=sampling,
+                                                      start=warm)
+        if progress:
+            done = i + 1
+            print(f"stability_map: B = {b} ({done}/{len(bs)}), {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
+    return StabilityMap(lr=lrs, batch_size=bs, exponents=ex, stderr=se,
+                        gd_exponent=gd_exponent(spec, lrs), mean_square=ms, normal_dim=spec.rank,
+                        sharpness=float(spec.eigenvalues[0] / spec.n_samples), sampling=sampling,
+                        steps=int(steps), info=info)
