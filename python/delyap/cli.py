@@ -12,6 +12,22 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     run_demo(args.out, n_sweep=args.n_sweep, threads=args.threads, plots=not args.no_plots)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("\n(SGD stability demo skipped: it needs torch — pip install 'delyap[torch]')")
+        return 0
+    from .sgd.demo import run_sgd_map
+
+    run_sgd_map(args.out, steps=args.sgd_steps, threads=args.threads, plots=not args.no_plots)
+    return 0
+
+
+def _cmd_sgd_map(args) -> int:
+    from .sgd.demo import run_sgd_map
+
+    run_sgd_map(args.out, n_lr=args.n_lr, batch_sizes=args.batch_sizes, steps=args.steps,
+                threads=args.threads, plots=not args.no_plots)
     return 0
 
 
@@ -91,7 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n-sweep", type=int, default=1000, help="trajectories in the τ-sweep")
     d.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
     d.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    d.add_argument("--sgd-steps", type=int, default=10_000, help="SGD steps per configuration")
     d.set_defaults(func=_cmd_demo)
+
+    g = sub.add_parser("sgd-map", help="SGD stability map of a small MLP at an interpolating minimum")
+    g.add_argument("--out", default="delyap-demo", help="folder for the PNG (default: %(default)s)")
+    g.add_argument("--n-lr", type=int, default=24, help="learning rates on the grid")
+    g.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    g.add_argument("--steps", type=int, default=10_000, help="SGD steps per configuration")
+    g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--no-plots", action="store_true")
+    g.set_defaults(func=_cmd_sgd_map)
 
     s = sub.add_parser("solve", help="solve Mackey–Glass with given parameters")
     for name, default in (("beta", 0.2), ("gamma", 0.1), ("n", 10.0), ("tau", 17.0),
