@@ -2,12 +2,24 @@
 
 numpy users bring a Gram matrix (:func:`gram_lyapunov`); torch users bring a model and data
 (:func:`lyapunov`, :func:`stability_map`, :func:`train_to_interpolation`; needs torch).
+
+Which path applies:
+
+* **Gram path** (:func:`lyapunov`, :func:`stability_map`, :func:`gram_lyapunov`): squared loss
+  at an exact interpolating minimum (residuals ≈ 0, checked), where H_i = J_iᵀ J_i. Cost per
+  SGD step O(N·B·c·k) after one Gram matrix (N·c × N·c); scales to D = 10⁶ parameters since
+  only K is kept. The default choice.
+* **Hessian path** (:func:`hessian_lyapunov`): any twice-differentiable per-sample loss
+  (cross-entropy near an interpolating solution, custom losses), or points that are not exact
+  minima. Matrix-free: Hessian-vector products give the normal space (Lanczos) and the
+  per-sample Hessians restricted to it; memory O(D·r + N·r²), r the normal dimension.
 """
 from .gram import (GramSpectrum, SGDLyapunovResult, gd_exponent, gram_lyapunov, gram_spectrum,
                    mean_square_exponent)
+from .hessian_path import hessian_lyapunov
 from .stability_map import StabilityMap, stability_map
 from .torch_model import gram_matrix, lyapunov, train_to_interpolation
 
 __all__ = ["gram_lyapunov", "gram_spectrum", "gd_exponent", "mean_square_exponent",
            "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "lyapunov",
-           "gram_matrix", "train_to_interpolation"]
+           "gram_matrix", "train_to_interpolation", "hessian_lyapunov"]
