@@ -20,6 +20,7 @@ namespace py = pybind11;
 using namespace delyap;
 using delyap::bindings::DArray;
 using delyap::bindings::HistoryArgs;
+using delyap::bindings::OutputSpec;
 using delyap::bindings::require_shape;
 using delyap::bindings::LinearParams;
 using delyap::bindings::MackeyGlassParams;
@@ -28,17 +29,18 @@ namespace {
 
 py::dict solve_mackey_glass(const MackeyGlassParams& p, const HistoryArgs& h, double t0,
                             double t_final, std::optional<DArray> t_eval,
-                            const SolverOptions& opt, int threads) {
+                            const SolverOptions& opt, int threads, const OutputSpec& output) {
   p.check();
   return bindings::run_solve(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt, h, t0,
-                             t_final, t_eval, threads);
+                             t_final, t_eval, threads, output);
 }
 
 py::dict solve_linear(const LinearParams& p, const HistoryArgs& h, double t0, double t_final,
-                      std::optional<DArray> t_eval, const SolverOptions& opt, int threads) {
+                      std::optional<DArray> t_eval, const SolverOptions& opt, int threads,
+                      const OutputSpec& output) {
   p.check();
   return bindings::run_solve(p.batch, p.dim(), [&p](Index b) { return p.at(b); }, opt, h, t0,
-                             t_final, t_eval, threads);
+                             t_final, t_eval, threads, output);
 }
 
 // ---- Python right-hand side -----------------------------------------------------------------
@@ -90,7 +92,7 @@ struct PythonSystem {
 
 py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, const HistoryArgs& h,
                       double t0, double t_final, std::optional<DArray> t_eval,
-                      const SolverOptions& opt) {
+                      const SolverOptions& opt, const OutputSpec& output) {
   require_shape(tau, "tau", {-1});
   // History and y0 arrive per trajectory; the core sees one flat state of size batch·dim.
   auto flat = [batch, dim](const DArray& a) {
@@ -100,7 +102,7 @@ py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, const
   auto error = std::make_shared<std::exception_ptr>();
   PythonSystem sys{f, batch, dim, int(tau.shape(0)), tau.data(), error};
   py::dict r = bindings::run_solve(1, batch * dim, [&sys](Index) { return sys; }, opt, hf, t0,
-                                   t_final, t_eval, 1);
+                                   t_final, t_eval, 1, output);
   if (*error) std::rethrow_exception(*error);
   return r;
 }
@@ -108,6 +110,9 @@ py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, const
 }  // namespace
 
 void register_dde_systems(py::module_& m) {
+  py::class_<OutputSpec>(m, "OutputSpec")
+      .def(py::init<int, std::vector<Index>>(), py::arg("mode") = 0,
+           py::arg("components") = std::vector<Index>{});
   py::class_<MackeyGlassParams>(m, "MackeyGlassParams")
       .def(py::init<DArray, DArray, DArray, DArray>(), py::arg("beta"), py::arg("gamma"),
            py::arg("n"), py::arg("tau"));
@@ -120,12 +125,13 @@ void register_dde_systems(py::module_& m) {
 
   m.def("solve_mackey_glass", &solve_mackey_glass, py::arg("params"), py::arg("history"),
         py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
-        py::arg("threads"));
+        py::arg("threads"), py::arg("output"));
   m.def("solve_linear", &solve_linear, py::arg("params"), py::arg("history"), py::arg("t0"),
-        py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("threads"));
+        py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("threads"),
+        py::arg("output"));
   m.def("solve_python", &solve_python, py::arg("f"), py::arg("batch"), py::arg("dim"),
         py::arg("tau"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
-        py::arg("t_eval"), py::arg("options"));
+        py::arg("t_eval"), py::arg("options"), py::arg("output"));
 
   m.def(
       "mackey_glass_rhs",

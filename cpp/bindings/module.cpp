@@ -11,6 +11,7 @@ using namespace delyap;
 void register_dde_systems(py::module_& m);
 void register_lyapunov(py::module_& m);
 void register_sgd(py::module_& m);
+void register_network_systems(py::module_& m);
 
 namespace {
 
@@ -78,4 +79,5 @@ PYBIND11_MODULE(_core, m) {
   register_dde_systems(m);
   register_lyapunov(m);
   register_sgd(m);
+  register_network_systems(m);
 }

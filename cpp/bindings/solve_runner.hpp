@@ -21,10 +21,17 @@ struct HistoryArgs {
   DArray y0;       // (batch or 1, dim)
 };
 
+// How much of the state to keep at each output time (Python's `output=` argument).
+struct OutputSpec {
+  int mode = 0;  // Reduction
+  std::vector<Index> components;
+};
+
 template <class MakeSystem>
 py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
                    const HistoryArgs& h, double t0, double t_final,
-                   const std::optional<DArray>& t_eval, int threads) {
+                   const std::optional<DArray>& t_eval, int threads,
+                   const OutputSpec& output = OutputSpec{}) {
   if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
   const Index n_hist = h.t.shape(0);
   require_shape(h.t, "history times", {-1});
@@ -80,12 +87,17 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
     }
     require_shape(te, "t_eval", {-1});
     const Index n_eval = te.shape(0);
-    py::array_t<double> y({batch, n_eval, Index(dim)});
+    const Reduction mode = Reduction(output.mode);
+    for (Index c : output.components)
+      if (c < 0 || c >= dim) throw py::value_error("output: component index out of range");
+    const int width = reduced_width(mode, dim, Index(output.components.size()));
+    py::array_t<double> y({batch, n_eval, Index(width)});
     std::fill(y.mutable_data(), y.mutable_data() + y.size(),
               std::numeric_limits<double>::quiet_NaN());
     EnsembleOutput out{te.data(),          n_eval,           y.mutable_data(),
                        y_final.mutable_data(), status.mutable_data(), stats.mutable_data(),
-                       t_end.mutable_data()};
+                       t_end.mutable_data(),   mode,             output.components.data(),
+                       Index(output.components.size())};
     run_interruptible(cancel, [&]() {
       solve_ensemble(batch, dim, make_system, opt, hist, h.y0.data(), y0_stride, t0, t_final, out,
                      threads, cancel);

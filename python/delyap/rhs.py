@@ -13,7 +13,8 @@ import numpy as np
 from . import _core
 from ._validate import as_count, as_float_array, as_index
 
-__all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "mackey_glass", "linear", "python"]
+__all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "KuramotoDDE", "StuartLandauDDE",
+           "mackey_glass", "linear", "python", "kuramoto", "stuart_landau"]
 
 ArrayLike = Union[float, Sequence[float], np.ndarray]
 
@@ -49,7 +50,7 @@ class DDESystem:
     def n_trajectories(self) -> int:
         return 1 if self.batch_size is None else self.batch_size
 
-    def _solve(self, history, t0, t_final, t_eval, options, threads):  # pragma: no cover
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):  # pragma: no cover
         raise NotImplementedError
 
 
@@ -103,8 +104,9 @@ class MackeyGlass(DDESystem):
     def _point(self, x, xd):
         return (as_float_array(x, "x").reshape(1), as_float_array(xd, "x_delayed").reshape(1, 1))
 
-    def _solve(self, history, t0, t_final, t_eval, options, threads):
-        return _core.solve_mackey_glass(self._params, history.to_core(), t0, t_final, t_eval, options, threads)
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
+        return _core.solve_mackey_glass(self._params, history.to_core(), t0, t_final, t_eval,
+                                        options, threads, output)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
@@ -173,8 +175,9 @@ class LinearDDE(DDESystem):
         return (as_float_array(x, "x").reshape(self.dim),
                 as_float_array(xd, "x_delayed").reshape(self.n_delays, self.dim))
 
-    def _solve(self, history, t0, t_final, t_eval, options, threads):
-        return _core.solve_linear(self._params, history.to_core(), t0, t_final, t_eval, options, threads)
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
+        return _core.solve_linear(self._params, history.to_core(), t0, t_final, t_eval, options,
+                                  threads, output)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
@@ -209,10 +212,10 @@ class PythonDDE(DDESystem):
     def delays(self) -> np.ndarray:
         return self.tau.reshape(1, -1)
 
-    def _solve(self, history, t0, t_final, t_eval, options, threads):
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
         return _core.solve_python(self.f, self.n_trajectories, self.dim, self.tau,
                                   history.to_core(self.n_trajectories), t0,
-                                  t_final, t_eval, options)
+                                  t_final, t_eval, options, output)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
@@ -230,3 +233,6 @@ def python(f: Callable, dim: int, tau: ArrayLike, batch_size: Optional[int] = No
     propagate to the caller of :func:`delyap.solve_dde`.
     """
     return PythonDDE(f, dim, tau, batch_size)
+
+
+from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau  # noqa: E402

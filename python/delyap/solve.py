@@ -50,7 +50,8 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
               dt: Optional[float] = None, max_step: Optional[float] = None,
               min_step: Optional[float] = None, max_steps: int = 10_000_000,
               threads: Optional[int] = None, throw: bool = True, y0=None,
-              track_discontinuities: bool = True, history_points: int = 1001) -> DDESolution:
+              track_discontinuities: bool = True, history_points: Optional[int] = None,
+              output=None) -> DDESolution:
     """Integrate a delay differential equation, or a batch of them, by the method of steps.
 
     Parameters
@@ -86,8 +87,15 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         State at t0 when it differs from the history's value there (a jump at t0).
     track_discontinuities : bool
         Land steps on t0 + sums of delays, where the solution's derivatives jump (default).
-    history_points : int
-        Grid size for sampling a callable history.
+    history_points : int, optional
+        Grid size for sampling a callable history (default 1001, fewer for large states so
+        that the grid holds at most about 10⁶ values).
+    output : None, array of int, or "order_parameter"
+        What to keep at each output time: the full state (default), the listed components
+        (``sol.y[..., j]`` is component ``output[j]``), or for phase systems (Kuramoto) the
+        order parameter r e^{iψ} = (1/N) Σ e^{iθ_j} as ``sol.y[..., 0] = r``,
+        ``sol.y[..., 1] = ψ``. Reduced outputs keep memory at n_t × (outputs) for large
+        networks; they need ``t_eval``.
 
     Returns
     -------
@@ -119,21 +127,45 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     opt.max_steps = as_count(max_steps, "max_steps")
     opt.track_discontinuities = bool(track_discontinuities)
     n_threads = 0 if threads is None else as_count(threads, "threads", maximum=4096)
+    if history_points is None:
+        history_points = int(min(1001, max(33, 10**6 // max(1, system.dim * system.n_trajectories))))
     hist = build_history(history, system, t0, y0,
                          history_points=as_count(history_points, "history_points", minimum=2))
 
+    spec = _output_spec(output, system, times)
     start = time.perf_counter()
-    raw = system._solve(hist, t0, tf, times, opt, n_threads)
+    raw = system._solve(hist, t0, tf, times, opt, n_threads, spec)
     wall = time.perf_counter() - start
     method_name = "Euler" if name == "EULER" else name
     lockstep = isinstance(system, PythonDDE) and system.batch_size is not None
     sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
+    sol.extras["output"] = "state" if output is None else output
     if lockstep:
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)
     if throw and not sol.success:
         raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
     return sol
+
+
+def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
+    if output is None:
+        return _core.OutputSpec(0, [])
+    if times is None:
+        raise ValueError("output: a reduced output needs t_eval (the output times)")
+    if isinstance(system, PythonDDE) and system.batch_size is not None:
+        raise ValueError("output: reduced outputs are not available for batched Python systems")
+    if isinstance(output, str):
+        if output != "order_parameter":
+            raise ValueError(f"output: expected None, component indices or 'order_parameter', "
+                             f"got {output!r}")
+        return _core.OutputSpec(2, [])
+    idx = np.asarray(output)
+    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+        raise TypeError("output: component indices must be a non-empty 1-D integer array")
+    if idx.min() < -system.dim or idx.max() >= system.dim:
+        raise ValueError(f"output: component indices must lie in [0, {system.dim})")
+    return _core.OutputSpec(1, [int(i) % system.dim for i in idx])
 
 
 def _split_python_batch(sol: DDESolution, system: PythonDDE) -> DDESolution:

@@ -79,11 +79,14 @@ Status solve_single(const System& sys, const SolverOptions& opt, const InitialHi
 struct EnsembleOutput {
   const double* t_eval;
   Index n_eval;
-  double* y;        // batch × n_eval × dim, pre-filled (NaN) by the caller
+  double* y;        // batch × n_eval × width, pre-filled (NaN) by the caller
   double* y_final;  // batch × dim
   int* status;      // batch
   Index* stats;     // batch × 5: accepted, rejected, rhs_evals, overlap_steps, history_peak
   double* t_final;  // batch
+  Reduction mode = Reduction::Full;
+  const Index* components = nullptr;
+  Index n_components = 0;
 };
 
 // make_system(b) returns trajectory b's system; y0 rows have stride y0_stride (0: shared).
@@ -95,7 +98,11 @@ void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const S
   for (Index b = 0; b < batch; ++b) out.status[b] = int(Status::NotRun);
   parallel_for(batch, threads, cancel, [&](Index b) {
     const auto sys = make_system(b);
-    EvalSink sink{out.t_eval, out.n_eval, out.y + b * out.n_eval * dim, dim};
+    std::vector<double> scratch(out.mode == Reduction::Full ? 0 : dim);
+    const int width = reduced_width(out.mode, dim, out.n_components);
+    EvalSink sink{out.t_eval,     out.n_eval,     out.y + b * out.n_eval * width,
+                  dim,            out.mode,       out.components,
+                  out.n_components, scratch.data()};
     SolveStats stats;
     Trajectory tr{y0 + b * y0_stride, t0, t_final};
     const Status st = solve_single(sys, opt, hist, b, tr, sink, stats, out.y_final + b * dim, cancel);

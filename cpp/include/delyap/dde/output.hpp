@@ -2,29 +2,70 @@
 // accepted step (host only; memory grows with the number of steps, by the user's choice).
 #pragma once
 
+#include <cmath>
 #include <vector>
 
 #include "delyap/dde/history.hpp"
 
 namespace delyap {
 
+// What is written per output time: the full state, selected components, or the Kuramoto
+// order parameter (r, ψ) of the state read as phases — reductions keep memory at
+// n_eval × width when the state is large.
+enum class Reduction : int { Full = 0, Components = 1, OrderParameter = 2 };
+
+inline int reduced_width(Reduction mode, int dim, Index n_components) {
+  return mode == Reduction::Full ? dim
+         : mode == Reduction::Components ? int(n_components)
+                                         : 2;
+}
+
 struct EvalSink {
   const double* t_eval;
   Index n_eval;
-  double* y;  // n_eval × dim, rows written in order as the solution passes them
+  double* y;  // n_eval × width, rows written in order as the solution passes them
   int dim;
+  Reduction mode = Reduction::Full;
+  const Index* components = nullptr;  // Components mode
+  Index n_components = 0;
+  double* scratch = nullptr;          // dim doubles for reduced modes
   Index next = 0;
+
+  DELYAP_HD int width() const { return reduced_width(mode, dim, n_components); }
+
+  DELYAP_HD void write(const double* state, double* row) const {
+    if (mode == Reduction::Components) {
+      for (Index c = 0; c < n_components; ++c) row[c] = state[components[c]];
+    } else if (mode == Reduction::OrderParameter) {
+      double re = 0.0, im = 0.0;
+      for (int d = 0; d < dim; ++d) {
+        re += std::cos(state[d]);
+        im += std::sin(state[d]);
+      }
+      re /= dim;
+      im /= dim;
+      row[0] = std::sqrt(re * re + im * im);
+      row[1] = std::atan2(im, re);
+    } else {
+      for (int d = 0; d < dim; ++d) row[d] = state[d];
+    }
+  }
 
   DELYAP_HD void start(double t0, const double* x0) {
     while (next < n_eval && t_eval[next] <= t0) {
-      for (int d = 0; d < dim; ++d) y[next * dim + d] = x0[d];
+      write(x0, y + next * width());
       ++next;
     }
   }
   DELYAP_HD void step(const HistoryView& h, double, double t_new) {
     const Index last = h.size - 2;
     while (next < n_eval && t_eval[next] <= t_new) {
-      h.eval_interval(last, t_eval[next], y + next * dim);
+      if (mode == Reduction::Full) {
+        h.eval_interval(last, t_eval[next], y + next * dim);
+      } else {
+        h.eval_interval(last, t_eval[next], scratch);
+        write(scratch, y + next * width());
+      }
       ++next;
     }
   }
