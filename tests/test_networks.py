@@ -19,7 +19,7 @@ def random_digraph(n, k, seed):
     return sp.csr_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
 
 
-@pytest.mark.parametrize("K, tau", [(0.5, 1.0), (1.0, 0.6), (0.3, 2.0)])
+@pytest.mark.parametrize("K, tau", [(0.5, 1.0), (1.0, 0.6), (0.4, 1.5)])
 def test_synchronous_frequency_on_complete_graph(K, tau):
     """Identical oscillators: θ = Ωt with Ω = ω − K sin(Ωτ), stable when K cos(Ωτ) > 0."""
     omega, n = 1.0, 12
