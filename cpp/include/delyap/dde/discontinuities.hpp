@@ -12,10 +12,12 @@
 
 namespace delyap {
 
-// Sorted points in (t0, t_final] reachable as t0 + (sum of 1..max_level delays).
-inline std::vector<double> discontinuity_points(double t0, double t_final, const double* tau,
-                                                int n_delays, int max_level) {
-  std::vector<double> all, level{t0}, next;
+// Sorted points in (t0, t_final] reachable as b + (sum of 1..max_level delays) from the base
+// points b (t0 and any jumps of the initial history).
+inline std::vector<double> discontinuity_points(const double* base, Index n_base, double t0,
+                                                double t_final, const double* tau, int n_delays,
+                                                int max_level) {
+  std::vector<double> all, level(base, base + n_base), next;
   const double tol = 1e-12 * (1.0 + std::fabs(t0) + std::fabs(t_final));
   for (int l = 0; l < max_level && !level.empty(); ++l) {
     next.clear();
@@ -28,7 +30,8 @@ inline std::vector<double> discontinuity_points(double t0, double t_final, const
     next.erase(std::unique(next.begin(), next.end(),
                            [tol](double a, double b) { return std::fabs(a - b) <= tol; }),
                next.end());
-    all.insert(all.end(), next.begin(), next.end());
+    for (double q : next)
+      if (q > t0 + tol) all.push_back(q);
     level.swap(next);
   }
   std::sort(all.begin(), all.end());
@@ -36,6 +39,11 @@ inline std::vector<double> discontinuity_points(double t0, double t_final, const
                         [tol](double a, double b) { return std::fabs(a - b) <= tol; }),
             all.end());
   return all;
+}
+
+inline std::vector<double> discontinuity_points(double t0, double t_final, const double* tau,
+                                                int n_delays, int max_level) {
+  return discontinuity_points(&t0, 1, t0, t_final, tau, n_delays, max_level);
 }
 
 }  // namespace delyap

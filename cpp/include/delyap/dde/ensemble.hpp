@@ -10,6 +10,7 @@
 #include "delyap/dde/history_buffer.hpp"
 #include "delyap/dde/integrate.hpp"
 #include "delyap/dde/output.hpp"
+#include "delyap/dde/system_traits.hpp"
 #include "delyap/parallel/parallel_for.hpp"
 
 namespace delyap {
@@ -26,6 +27,8 @@ struct InitialHistory {
 struct Trajectory {
   const double* y0;  // dim
   double t0, t_final;
+  const double* jumps = nullptr;  // times ≤ t0 where the initial history jumps
+  Index n_jumps = 0;
 };
 
 inline int coefficients_for(const Tableau& tab) { return tab.n_dense > 0 ? tab.n_dense : 3; }
@@ -56,18 +59,36 @@ Status solve_single(const System& sys, const SolverOptions& opt, const InitialHi
   HistoryBuffer buffer(dim, coefficients_for(tab));
   load_initial_history(buffer, hist, b, dim);
 
-  std::vector<double> disc;
-  if (opt.track_discontinuities) {
+  // Discontinuity bookkeeping: t0 and the history's jumps propagate through the delays.
+  std::vector<double> base{tr.t0};
+  base.insert(base.end(), tr.jumps, tr.jumps + tr.n_jumps);
+  std::vector<double> disc, known;
+  std::vector<int> known_level;
+  const bool dependent = dependent_delays(sys);
+  if (opt.track_discontinuities && !dependent) {
     std::vector<double> tau(nd);
     for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
-    disc = discontinuity_points(tr.t0, tr.t_final, tau.data(), nd, tab.order + 1);
+    disc = discontinuity_points(base.data(), Index(base.size()), tr.t0, tr.t_final, tau.data(),
+                                nd, tab.order + 1);
+  }
+  if (dependent) {  // found on the fly where a lag crosses one of these
+    known = base;
+    known.resize(4096);
+    known_level.assign(4096, 0);
   }
   std::vector<double> scratch(StepWorkspace::doubles_needed(dim, nd) + 2 * Index(dim));
-  StepWorkspace ws = StepWorkspace::carve(scratch.data(), dim);
+  StepWorkspace ws = StepWorkspace::carve(scratch.data(), dim, nd);
   double* x = scratch.data() + StepWorkspace::doubles_needed(dim, nd);
   double* f = x + dim;
 
   IntegrationProblem p{tr.t0, tr.t_final, tr.y0, disc.data(), Index(disc.size())};
+  if (dependent) {
+    p.known = known.data();
+    p.known_level = known_level.data();
+    p.n_known = Index(base.size());
+    p.known_capacity = Index(known.size());
+    p.max_level = tab.order + 1;
+  }
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
   const Status st = integrate(sys, tab, opt, buffer, ws, p, x, f, sink, stats, is_cancelled);
   buffer.ensure(0);  // records the final peak

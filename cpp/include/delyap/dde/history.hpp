@@ -74,6 +74,23 @@ struct HistoryView {
     }
   }
 
+  // x'(s) on interval i: Σ_m (m+1) c_m θ^m.
+  DELYAP_HD void eval_interval_derivative(Index i, double s, double* out) const {
+    const double h = time(i + 1) - time(i);
+    if (!(h > 0.0)) {
+      const double* fe = deriv(i + 1);
+      for (int d = 0; d < dim; ++d) out[d] = fe[d];
+      return;
+    }
+    const double theta = (s - time(i)) / h;
+    const double* c = coef + slot(i) * n_coef * dim;
+    for (int d = 0; d < dim; ++d) {
+      double acc = n_coef * c[(n_coef - 1) * dim + d];
+      for (int m = n_coef - 2; m >= 0; --m) acc = (m + 1) * c[m * dim + d] + theta * acc;
+      out[d] = acc;
+    }
+  }
+
   // Largest interval index i ≤ size − 2 with t_i ≤ s (binary search; reads are rare enough
   // per step that a cursor does not pay for its bookkeeping across rejected steps).
   DELYAP_HD Index find_interval(double s) const {
@@ -88,12 +105,15 @@ struct HistoryView {
   // x(s) for s in the window. Beyond the last anchor (the first iterate of a step longer than
   // the delay) it extrapolates linearly from the last anchor. Returns false when s is older
   // than the window (a delay beyond the declared maximum).
-  DELYAP_HD bool eval(double s, double* out) const {
+  // With `derivative`, x'(s) is written there too (neutral equations).
+  DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr) const {
     const double t_last = last_time();
     if (s > t_last) {
       const double* xl = state(size - 1);
       const double* fl = deriv(size - 1);
       for (int d = 0; d < dim; ++d) out[d] = xl[d] + (s - t_last) * fl[d];
+      if (derivative)
+        for (int d = 0; d < dim; ++d) derivative[d] = fl[d];
       return true;
     }
     const double t_first = time(0);
@@ -102,7 +122,9 @@ struct HistoryView {
       if (s < t_first - slack) return false;
       s = t_first;
     }
-    eval_interval(find_interval(s), s, out);
+    const Index i = find_interval(s);
+    eval_interval(i, s, out);
+    if (derivative) eval_interval_derivative(i, s, derivative);
     return true;
   }
 };

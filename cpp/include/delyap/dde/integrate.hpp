@@ -15,7 +15,24 @@ struct IntegrationProblem {
   const double* y0;              // state at t0 (may differ from the history's value there)
   const double* disc = nullptr;  // sorted discontinuity points in (t0, t_final] to land on
   Index n_disc = 0;
+  // Dependent delays: known discontinuities of the solution (t0, history jumps, then the points
+  // found where t − τ(t, x) crosses one of them), with their smoothing level. Caller storage.
+  double* known = nullptr;
+  int* known_level = nullptr;
+  Index n_known = 0;
+  Index known_capacity = 0;
+  int max_level = 0;
 };
+
+// x(t + θh) of the step just computed, from its interval coefficients.
+DELYAP_HD inline void eval_step_polynomial(const double* x, const double* c, int n_coef, int dim,
+                                           double h, double theta, double* out) {
+  for (int d = 0; d < dim; ++d) {
+    double acc = c[(n_coef - 1) * dim + d];
+    for (int m = n_coef - 2; m >= 0; --m) acc = c[m * dim + d] + theta * acc;
+    out[d] = x[d] + h * theta * acc;
+  }
+}
 
 // Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
 // trial evaluation reads only the given history.
@@ -34,7 +51,8 @@ DELYAP_HD double initial_step(DdeStepper<System>& s, double t0, double t_final, 
   d1 = std::sqrt(d1 / dim);
   double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   const double span = t_final - t0;
-  h0 = std::fmin(h0, std::fmin(span, 0.5 * s.min_delay));
+  h0 = std::fmin(h0, span);
+  if (s.min_delay > 0) h0 = std::fmin(h0, 0.5 * s.min_delay);
   for (int d = 0; d < dim; ++d) s.ws.xs[d] = x0[d] + h0 * f0[d];
   *st = s.eval_rhs(t0 + h0, s.ws.xs, s.ws.f1);
   if (*st != Status::Success) return h0;
@@ -62,7 +80,7 @@ struct Integrator {
   const SolverOptions& opt;
   Buffer& buffer;
   StepWorkspace& ws;
-  const IntegrationProblem& p;
+  IntegrationProblem& p;
   SolveStats& stats;
   double* x;  // current state (caller scratch of size dim)
   double* f;  // f(t, x)
@@ -72,13 +90,74 @@ struct Integrator {
   double h = 0.0;
   double max_delay = 0.0;
   Index next_disc = 0;
+  double land_at = HUGE_VAL;  // a crossing found for dependent delays: the next step ends here
+  int pending_level = 0;      // its smoothing level
+  bool dependent = false;
 
   DELYAP_HD Integrator(const System& s, const Tableau& tb, const SolverOptions& o, Buffer& b,
-                       StepWorkspace& w, const IntegrationProblem& prob, SolveStats& st,
+                       StepWorkspace& w, IntegrationProblem& prob, SolveStats& st,
                        double* x_, double* f_)
       : sys(s), tab(tb), opt(o), buffer(b), ws(w), p(prob), stats(st), x(x_), f(f_),
         stepper(s, tb, o, b.view(), w, st), controller(tb.error_order) {
-    for (int k = 0; k < sys.n_delays(); ++k) max_delay = std::fmax(max_delay, sys.delay(k));
+    max_delay = window_of(s);
+    dependent = dependent_delays(s);
+  }
+
+  // Dependent delays: the earliest time in (t, t + hh) where some α_k(s) = s − τ_k(s, x(s))
+  // crosses a known discontinuity, refined by the Illinois method on the step's own dense
+  // output (ws.coef must hold the step's coefficients). Returns HUGE_VAL when none; *level gets
+  // the new discontinuity's level.
+  DELYAP_HD double find_crossing(double hh, int* level) {
+    const int dim = sys.dim(), nd = sys.n_delays();
+    double* xs = stepper.ws.xs;
+    double* tau = stepper.ws.taus;
+    double best = HUGE_VAL;
+    auto alpha = [&](double s, int k, bool* ok) {
+      eval_step_polynomial(x, stepper.ws.coef, buffer.view().n_coef, dim, hh, (s - t) / hh, xs);
+      *ok = delays_at(sys, s, xs, tau);
+      return s - tau[k];
+    };
+    for (int k = 0; k < nd; ++k) {
+      bool ok0, ok1;
+      const double a0 = alpha(t, k, &ok0), a1 = alpha(t + hh, k, &ok1);
+      if (!ok0 || !ok1) continue;
+      const double tol = 1e-12 * (1.0 + std::fabs(t) + hh);
+      for (Index j = 0; j < p.n_known; ++j) {
+        const double d = p.known[j];
+        const double g0 = a0 - d, g1 = a1 - d;
+        if (std::fabs(g0) <= tol || !(g0 * g1 < 0)) continue;  // on it already, or no crossing
+        double lo = t, hi = t + hh, glo = g0, ghi = g1;
+        int side = 0;
+        for (int it = 0; it < 60 && hi - lo > tol; ++it) {  // Illinois (modified regula falsi)
+          const double m = (lo * ghi - hi * glo) / (ghi - glo);
+          bool ok;
+          const double gm = alpha(m, k, &ok) - d;
+          if (!ok) break;
+          if ((gm < 0) == (glo < 0)) {
+            lo = m; glo = gm;
+            if (side == -1) ghi *= 0.5;
+            side = -1;
+          } else {
+            hi = m; ghi = gm;
+            if (side == 1) glo *= 0.5;
+            side = 1;
+          }
+        }
+        const double root = 0.5 * (lo + hi);
+        if (root < best) {
+          best = root;
+          *level = p.known_level[j] + 1;
+        }
+      }
+    }
+    return best;
+  }
+
+  DELYAP_HD void remember(double point, int level) {
+    if (level > p.max_level || p.n_known >= p.known_capacity) return;
+    p.known[p.n_known] = point;
+    p.known_level[p.n_known] = level;
+    ++p.n_known;
   }
 
   template <class Sink>
@@ -130,6 +209,10 @@ struct Integrator {
         t_next = p.disc[next_disc];
         clipped = true;
       }
+      if (land_at < HUGE_VAL && t_next >= land_at - 1e-6 * h_try && land_at > t + min_step) {
+        t_next = land_at;
+        clipped = true;
+      }
       if (t_next >= t_stop - 1e-13 * span_scale) {
         clipped = clipped || t_next > t_stop;
         t_next = t_stop;
@@ -151,6 +234,29 @@ struct Integrator {
       }
       if (!is_finite(err)) return Status::NonFinite;
 
+      if (dependent && p.known && opt.track_discontinuities) {
+        // A lag crossing a known discontinuity inside the step: redo the step to end there.
+        stepper.build_coefficients(hh, x, f);
+        int level = 0;
+        const double cross = find_crossing(hh, &level);
+        if (cross < HUGE_VAL) {
+          if (cross - t > 4 * min_step && t_next - cross > 4 * min_step) {
+            land_at = cross;
+            pending_level = level;
+            h = cross - t;
+            continue;  // not counted as a rejection: the error test passed
+          }
+          if (t_next - cross <= 4 * min_step) {  // at the end of this step: it lands there
+            remember(t_next, level);
+            if (land_at == t_next) land_at = HUGE_VAL;
+          }
+        }
+        if (t_next == land_at) {
+          remember(land_at, pending_level);
+          land_at = HUGE_VAL;
+        }
+      }
+
       if (tab.adaptive()) {
         const double fac = controller.accept(err, opt);
         h = hh * fac;
@@ -158,7 +264,7 @@ struct Integrator {
       } else {
         h = opt.dt;
       }
-      if (hh > stepper.min_delay) ++stats.overlap_steps;
+      if (stepper.read_ahead) ++stats.overlap_steps;
       stepper.build_coefficients(hh, x, f);
       hist.push_interval(ws.coef, t_next, ws.x1, ws.f1);
       sink.step(hist, t, t_next);
@@ -177,7 +283,7 @@ struct Integrator {
 // Integrates one trajectory from p.t0 to p.t_final. `x`, `f` are caller scratch of size dim.
 template <class System, class Buffer, class Sink, class Cancel>
 DELYAP_HD Status integrate(const System& sys, const Tableau& tab, const SolverOptions& opt,
-                           Buffer& buffer, StepWorkspace& ws, const IntegrationProblem& p,
+                           Buffer& buffer, StepWorkspace& ws, IntegrationProblem& p,
                            double* x, double* f, Sink& sink, SolveStats& stats,
                            const Cancel& cancelled) {
   Integrator<System, Buffer> run(sys, tab, opt, buffer, ws, p, stats, x, f);

@@ -9,6 +9,7 @@
 #include "delyap/dde/controller.hpp"
 #include "delyap/dde/history.hpp"
 #include "delyap/dde/options.hpp"
+#include "delyap/dde/system_traits.hpp"
 #include "delyap/dde/tableau.hpp"
 
 namespace delyap {
@@ -23,11 +24,13 @@ struct StepWorkspace {
   double* x_iter;  // previous iterate (steps longer than a delay)
   double* coef;    // kMaxDense × dim interval coefficients
   double* xd;      // n_delays × dim delayed states
+  double* xd_dot;  // n_delays × dim delayed derivatives (neutral equations)
+  double* taus;    // n_delays lags at the current evaluation
 
   static Index doubles_needed(int dim, int n_delays) {
-    return (kMaxStages + 5 + kMaxDense) * Index(dim) + Index(n_delays) * dim;
+    return (kMaxStages + 5 + kMaxDense) * Index(dim) + 2 * Index(n_delays) * dim + n_delays;
   }
-  DELYAP_HD static StepWorkspace carve(double* p, int dim) {
+  DELYAP_HD static StepWorkspace carve(double* p, int dim, int n_delays) {
     StepWorkspace w;
     w.k = p;
     p += kMaxStages * dim;
@@ -37,7 +40,9 @@ struct StepWorkspace {
     w.err = p; p += dim;
     w.x_iter = p; p += dim;
     w.coef = p; p += kMaxDense * dim;
-    w.xd = p;
+    w.xd = p; p += Index(n_delays) * dim;
+    w.xd_dot = p; p += Index(n_delays) * dim;
+    w.taus = p;
     return w;
   }
 };
@@ -52,21 +57,36 @@ struct DdeStepper {
   SolveStats& stats;
   int dim;
   int n_delays;
-  double min_delay;
+  double window;      // history window: largest (declared) delay
+  double min_delay;   // smallest constant delay (the window for dependent delays)
+  bool neutral;
+  double t_base = HUGE_VAL;  // reads later than this are inside the step being taken
+  bool read_ahead = false;   // some read of the current attempt fell inside the step
 
   DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, HistoryView& h,
                        StepWorkspace& w, SolveStats& st)
-      : sys(s), tab(tb), opt(o), hist(h), ws(w), stats(st), dim(s.dim()), n_delays(s.n_delays()) {
-    min_delay = HUGE_VAL;
-    for (int k = 0; k < n_delays; ++k) min_delay = std::fmin(min_delay, sys.delay(k));
+      : sys(s), tab(tb), opt(o), hist(h), ws(w), stats(st), dim(s.dim()), n_delays(s.n_delays()),
+        window(window_of(s)), neutral(is_neutral(s)) {
+    min_delay = window;
+    if (!dependent_delays(s))
+      for (int k = 0; k < n_delays; ++k) min_delay = std::fmin(min_delay, sys.delay(k));
   }
 
-  // out = f(t, x, x(t − τ_1), …) with delayed values read from the history.
+  // out = f(t, x, x(t − τ_1), …) with delayed values (and derivatives, for neutral equations)
+  // read from the history. A lag outside [0, window] is a DelayOutOfRange failure.
   DELYAP_HD Status eval_rhs(double t, const double* x, double* out) {
-    for (int k = 0; k < n_delays; ++k)
-      if (!hist.eval(t - sys.delay(k), ws.xd + k * dim)) return Status::DelayOutOfRange;
+    if (!delays_at(sys, t, x, ws.taus)) return Status::RhsError;
+    const double slack = 1e-12 * (1.0 + window);
+    for (int k = 0; k < n_delays; ++k) {
+      const double tau = ws.taus[k];
+      if (!(tau >= -slack && tau <= window + slack)) return Status::DelayOutOfRange;
+      const double s = t - tau;
+      if (s > t_base) read_ahead = true;
+      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr))
+        return Status::DelayOutOfRange;
+    }
     ++stats.rhs_evals;
-    return sys.rhs(t, x, ws.xd, out) ? Status::Success : Status::RhsError;
+    return call_rhs(sys, t, x, ws.xd, ws.xd_dot, out) ? Status::Success : Status::RhsError;
   }
 
   // Interval coefficients of the step just computed (stages in ws.k, ends x/f and x1/f1).
@@ -90,14 +110,17 @@ struct DdeStepper {
   // iteration does not settle is reported through *converged = false.
   DELYAP_HD Status attempt(double t, double h, const double* x, const double* f, double* err_norm,
                            bool* converged) {
-    const bool overlap = h > min_delay;
-    const int iterations = overlap ? opt.max_overlap_iterations : 1;
+    // Iterate only when a stage actually read inside the step (a step longer than a delay, or
+    // a vanishing / state-dependent delay): the first pass tells.
+    t_base = hist.last_time();
+    read_ahead = false;
+    const int iterations = opt.max_overlap_iterations;
     bool provisional = false;
     *converged = true;
     Status st = Status::Success;
     for (int it = 0; it < iterations; ++it) {
       st = run_stages(t, h, x, f);
-      if (st != Status::Success || !overlap) break;
+      if (st != Status::Success || !read_ahead) break;
       build_coefficients(h, x, f);
       if (provisional) hist.pop_back();
       hist.push_interval(ws.coef, t + h, ws.x1, ws.f1);
@@ -112,6 +135,7 @@ struct DdeStepper {
       if (it == iterations - 1) *converged = false;
     }
     if (provisional) hist.pop_back();
+    t_base = HUGE_VAL;
     if (st != Status::Success) return st;
     if (tab.adaptive()) {
       for (int d = 0; d < dim; ++d) {

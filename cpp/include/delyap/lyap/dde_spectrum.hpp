@@ -70,7 +70,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     disc = discontinuity_points(lp.t0, t_end, tau.data(), nd, tab.order + 1);
   }
   std::vector<double> scratch(StepWorkspace::doubles_needed(Da, nd) + 2 * Index(Da));
-  StepWorkspace ws = StepWorkspace::carve(scratch.data(), Da);
+  StepWorkspace ws = StepWorkspace::carve(scratch.data(), Da, nd);
   double* x = scratch.data() + StepWorkspace::doubles_needed(Da, nd);
   double* f = x + Da;
 

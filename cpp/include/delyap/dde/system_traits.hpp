@@ -1,0 +1,74 @@
+// Optional capabilities of a system, detected at compile time so that the common case (a few
+// constant delays, retarded equation) pays nothing for the general one:
+//   bool dependent_delays() const;                          delays vary with (t, x)
+//   bool delays(double t, const double* x, double* tau) const;   fills all n_delays lags
+//   double max_delay() const;                               declared bound for dependent delays
+//   bool neutral() const;                                   f also reads x'(t − τ_k)
+//   bool rhs_neutral(t, x, xd, xd_dot, out) const;          the neutral right-hand side
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+#include <utility>
+
+namespace delyap {
+
+namespace detail {
+template <class S, class = void>
+struct has_delays : std::false_type {};
+template <class S>
+struct has_delays<S, std::void_t<decltype(std::declval<const S&>().delays(
+                         0.0, (const double*)nullptr, (double*)nullptr))>> : std::true_type {};
+
+template <class S, class = void>
+struct has_neutral : std::false_type {};
+template <class S>
+struct has_neutral<S, std::void_t<decltype(std::declval<const S&>().rhs_neutral(
+                          0.0, (const double*)nullptr, (const double*)nullptr,
+                          (const double*)nullptr, (double*)nullptr))>> : std::true_type {};
+}  // namespace detail
+
+template <class S>
+bool dependent_delays(const S& sys) {
+  if constexpr (detail::has_delays<S>::value) return sys.dependent_delays();
+  else return false;
+}
+
+template <class S>
+bool is_neutral(const S& sys) {
+  if constexpr (detail::has_neutral<S>::value) return sys.neutral();
+  else return false;
+}
+
+// The lags at (t, x); false when the system's delay function failed.
+template <class S>
+bool delays_at(const S& sys, double t, const double* x, double* tau) {
+  if constexpr (detail::has_delays<S>::value) {
+    return sys.delays(t, x, tau);
+  } else {
+    for (int k = 0; k < sys.n_delays(); ++k) tau[k] = sys.delay(k);
+    return true;
+  }
+}
+
+// The history window: the declared bound for dependent delays, else the largest constant lag.
+template <class S>
+double window_of(const S& sys) {
+  if constexpr (detail::has_delays<S>::value) {
+    if (sys.dependent_delays()) return sys.max_delay();
+  }
+  double m = 0.0;
+  for (int k = 0; k < sys.n_delays(); ++k) m = std::fmax(m, sys.delay(k));
+  return m;
+}
+
+template <class S>
+bool call_rhs(const S& sys, double t, const double* x, const double* xd, const double* xd_dot,
+              double* out) {
+  if constexpr (detail::has_neutral<S>::value) {
+    if (sys.neutral()) return sys.rhs_neutral(t, x, xd, xd_dot, out);
+  }
+  return sys.rhs(t, x, xd, out);
+}
+
+}  // namespace delyap
