@@ -52,19 +52,60 @@ struct PythonSystem {
   int batch, d, nd;
   const double* tau;
   std::shared_ptr<std::exception_ptr> error;
+  py::object tau_fn;        // None: constant delays `tau`; else τ(t, x) for one trajectory
+  double declared_window;   // max_delay for dependent delays
+  bool is_neutral;          // f(t, x, x_delayed, x_delayed_dot)
 
   int dim() const { return batch * d; }
   int n_delays() const { return nd; }
   double delay(int k) const { return tau[k]; }
+  bool dependent_delays() const { return !tau_fn.is_none(); }
+  double max_delay() const { return declared_window; }
+  bool neutral() const { return is_neutral; }
 
-  bool rhs(double t, const double* x, const double* xd, double* out) const {
+  bool delays(double t, const double* x, double* out) const {
+    if (tau_fn.is_none()) {
+      for (int k = 0; k < nd; ++k) out[k] = tau[k];
+      return true;
+    }
     py::gil_scoped_acquire gil;
     try {
       py::array_t<double> xa({batch, d});
       std::copy(x, x + Index(batch) * d, xa.mutable_data());
-      py::array_t<double> xda({nd, batch, d});
-      std::copy(xd, xd + Index(nd) * batch * d, xda.mutable_data());
-      py::object r = f(t, xa, xda.attr("transpose")(1, 0, 2));
+      auto r = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
+          tau_fn(t, xa));
+      if (!r || r.size() != nd)
+        throw py::value_error("tau(t, x) must return " + std::to_string(nd) + " delays");
+      std::copy(r.data(), r.data() + nd, out);
+      return true;
+    } catch (...) {
+      *error = std::current_exception();
+      return false;
+    }
+  }
+
+  bool rhs(double t, const double* x, const double* xd, double* out) const {
+    return call(t, x, xd, nullptr, out);
+  }
+  bool rhs_neutral(double t, const double* x, const double* xd, const double* xdd,
+                   double* out) const {
+    return call(t, x, xd, xdd, out);
+  }
+
+ private:
+  py::object delayed_array(const double* v) const {
+    py::array_t<double> a({nd, batch, d});
+    std::copy(v, v + Index(nd) * batch * d, a.mutable_data());
+    return a.attr("transpose")(1, 0, 2);
+  }
+
+  bool call(double t, const double* x, const double* xd, const double* xdd, double* out) const {
+    py::gil_scoped_acquire gil;
+    try {
+      py::array_t<double> xa({batch, d});
+      std::copy(x, x + Index(batch) * d, xa.mutable_data());
+      py::object r = xdd ? f(t, xa, delayed_array(xd), delayed_array(xdd))
+                         : f(t, xa, delayed_array(xd));
       const std::string expected =
           "expected shape (" + std::to_string(batch) + ", " + std::to_string(d) + ")";
       py::array raw = py::array::ensure(r);
@@ -90,17 +131,20 @@ struct PythonSystem {
   }
 };
 
-py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, const HistoryArgs& h,
-                      double t0, double t_final, std::optional<DArray> t_eval,
-                      const SolverOptions& opt, const OutputSpec& output) {
+py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, py::object tau_fn,
+                      double max_delay, bool neutral, const HistoryArgs& h, double t0,
+                      double t_final, std::optional<DArray> t_eval, const SolverOptions& opt,
+                      const OutputSpec& output) {
   require_shape(tau, "tau", {-1});
   // History and y0 arrive per trajectory; the core sees one flat state of size batch·dim.
   auto flat = [batch, dim](const DArray& a) {
     return DArray(a.attr("transpose")(1, 0, 2).attr("reshape")(1, a.shape(1), batch * dim));
   };
-  HistoryArgs hf{h.t, flat(h.x), flat(h.f), DArray(h.y0.attr("reshape")(1, batch * dim))};
+  HistoryArgs hf{h.t, flat(h.x), flat(h.f), DArray(h.y0.attr("reshape")(1, batch * dim)),
+                 h.jumps};
   auto error = std::make_shared<std::exception_ptr>();
-  PythonSystem sys{f, batch, dim, int(tau.shape(0)), tau.data(), error};
+  PythonSystem sys{f, batch, dim, int(tau.shape(0)), tau.data(), error, tau_fn, max_delay,
+                   neutral};
   py::dict r = bindings::run_solve(1, batch * dim, [&sys](Index) { return sys; }, opt, hf, t0,
                                    t_final, t_eval, 1, output);
   if (*error) std::rethrow_exception(*error);
@@ -120,8 +164,8 @@ void register_dde_systems(py::module_& m) {
       .def(py::init<DArray, DArray, DArray, Index>(), py::arg("A"), py::arg("B"), py::arg("tau"),
            py::arg("batch"));
   py::class_<HistoryArgs>(m, "HistoryArgs")
-      .def(py::init<DArray, DArray, DArray, DArray>(), py::arg("t"), py::arg("x"), py::arg("f"),
-           py::arg("y0"));
+      .def(py::init<DArray, DArray, DArray, DArray, DArray>(), py::arg("t"), py::arg("x"),
+           py::arg("f"), py::arg("y0"), py::arg("jumps"));
 
   m.def("solve_mackey_glass", &solve_mackey_glass, py::arg("params"), py::arg("history"),
         py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
@@ -130,7 +174,8 @@ void register_dde_systems(py::module_& m) {
         py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("threads"),
         py::arg("output"));
   m.def("solve_python", &solve_python, py::arg("f"), py::arg("batch"), py::arg("dim"),
-        py::arg("tau"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
+        py::arg("tau"), py::arg("tau_fn"), py::arg("max_delay"), py::arg("neutral"),
+        py::arg("history"), py::arg("t0"), py::arg("t_final"),
         py::arg("t_eval"), py::arg("options"), py::arg("output"));
 
   m.def(

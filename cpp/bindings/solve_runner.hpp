@@ -19,6 +19,7 @@ namespace delyap::bindings {
 struct HistoryArgs {
   DArray t, x, f;  // (n,), (batch or 1, n, dim), same
   DArray y0;       // (batch or 1, dim)
+  DArray jumps;    // (n_jumps,) times ≤ t0 where the history jumps (propagated like t0)
 };
 
 // How much of the state to keep at each output time (Python's `output=` argument).
@@ -61,7 +62,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
     const auto sys = make_system(0);
     SolveStats st;
     run_interruptible(cancel, [&]() {
-      Trajectory tr{h.y0.data(), t0, t_final};
+      Trajectory tr{h.y0.data(), t0, t_final, h.jumps.data(), Index(h.jumps.size())};
       status.mutable_at(0) =
           int(solve_single(sys, opt, hist, 0, tr, sink, st, y_final.mutable_data(), cancel));
     });
@@ -100,7 +101,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
                        Index(output.components.size())};
     run_interruptible(cancel, [&]() {
       solve_ensemble(batch, dim, make_system, opt, hist, h.y0.data(), y0_stride, t0, t_final, out,
-                     threads, cancel);
+                     threads, cancel, h.jumps.data(), Index(h.jumps.size()));
     });
     result["t"] = te;
     result["y"] = y;

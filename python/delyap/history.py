@@ -7,15 +7,20 @@ A history may be
 * an array of shape (batch, dim) (or (batch,) when dim = 1): a constant per trajectory;
 * a callable ``h(t)`` taking a 1-D array of times and returning shape (len(t),) when dim = 1,
   (len(t), dim), or (batch, len(t), dim). It is called once up front on a uniform grid of
-  ``history_points`` times over [t0 − τmax, t0], and at t ± δ (δ = 1e-6·max(1, τmax)) for
-  the derivatives; the solver then reads the cubic Hermite interpolant of those samples.
+  ``history_points`` times over [t0 − τmax, t0], and at t ± δ, t ± 2δ (δ = 1e-6·max(1, τmax))
+  for the derivatives; the solver then reads the cubic Hermite interpolant of those samples.
+  A history with jumps lists them in ``jumps`` (times in (t0 − τmax, t0)): the grid then holds
+  both one-sided limits there (h just left of the jump, and h at it) with one-sided
+  derivatives, and the discontinuity tracker propagates the jumps like t0. ``grid`` replaces
+  the uniform grid by the caller's sample times (increasing, ending at t0), e.g. a geometric
+  grid where the history varies fast; reads before its first time are out of range.
 
 The state at t0 defaults to the history's value there; pass ``y0`` to start from another
 value (a jump at t0, as in many textbook problems).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -36,6 +41,7 @@ class HistoryData:
     x: np.ndarray
     f: np.ndarray
     y0: np.ndarray
+    jumps: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_core(self, batch: Optional[int] = None) -> "_core.HistoryArgs":
         """The solver's argument; ``batch`` broadcasts shared rows to every trajectory."""
@@ -45,7 +51,7 @@ class HistoryData:
             f = np.broadcast_to(f, (batch,) + f.shape[1:])
             y0 = np.broadcast_to(y0, (batch,) + y0.shape[1:])
         c = np.ascontiguousarray
-        return _core.HistoryArgs(c(self.t), c(x), c(f), c(y0))
+        return _core.HistoryArgs(c(self.t), c(x), c(f), c(y0), c(self.jumps, dtype=np.float64))
 
 
 def _per_trajectory(arr: np.ndarray, dim: int, batch: int, name: str) -> np.ndarray:
@@ -84,18 +90,47 @@ def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
 
 
 def build_history(history, system: DDESystem, t0: float, y0=None, *,
-                  history_points: int = 1001) -> HistoryData:
+                  history_points: int = 1001, jumps=None, grid=None) -> HistoryData:
     """Convert a user history (see module docs) into the solver's Hermite anchors."""
     dim, batch = system.dim, system.n_trajectories
     tau_max = system.max_delay
     start = t0 - tau_max
+    jump_times = np.zeros(0) if jumps is None else np.sort(as_float_array(jumps, "history_jumps",
+                                                                          ndim=(0, 1)).reshape(-1))
+    if jump_times.size and (jump_times.min() <= start or jump_times.max() >= t0):
+        raise ValueError(f"history_jumps: times must lie inside the history window "
+                         f"({start:g}, {t0:g}); a jump at t0 is given by y0")
+    if jump_times.size and not callable(history):
+        raise ValueError("history_jumps: only a callable history can jump")
+    if grid is not None:
+        if not callable(history):
+            raise ValueError("history_grid: only a callable history is sampled on a grid")
+        grid = as_float_array(grid, "history_grid", ndim=(1,))
+        if grid.size < 2 or np.any(np.diff(grid) <= 0) or grid[-1] != t0:
+            raise ValueError("history_grid: needs at least two increasing times ending at t0")
+        start = float(grid[0])
     if callable(history):
-        times = np.linspace(start, t0, history_points)
-        times[-1] = t0
+        if grid is None:
+            grid = np.linspace(start, t0, history_points)
+            grid[-1] = t0
         delta = 1e-6 * max(1.0, tau_max)
-        x = _sample_callable(history, times, dim, batch)
-        f = (_sample_callable(history, times + delta, dim, batch)
-             - _sample_callable(history, times - delta, dim, batch)) / (2 * delta)
+        # Both one-sided limits at each jump: (t_j⁻, t_j⁺) as a zero-length interval.
+        eps = 1e-12 * max(1.0, abs(t0), tau_max)
+        left = jump_times - eps
+        times = np.sort(np.concatenate([grid[(grid > start) & ~np.isin(grid, jump_times)],
+                                        [start], left, jump_times]))
+        sample = lambda tt: _sample_callable(history, tt, dim, batch)  # noqa: E731
+        x = sample(times)
+        central = (sample(times + delta) - sample(times - delta)) / (2 * delta)
+        f = central
+        if jump_times.size:
+            back = (3 * x - 4 * sample(times - delta) + sample(times - 2 * delta)) / (2 * delta)
+            fwd = (-3 * x + 4 * sample(times + delta) - sample(times + 2 * delta)) / (2 * delta)
+            for tj in jump_times:  # one-sided differences that do not reach across a jump
+                near_left = (times > tj - 2 * delta - eps) & (times < tj)
+                near_right = (times >= tj) & (times < tj + 2 * delta)
+                f = np.where(near_left[None, :, None], back, f)
+                f = np.where(near_right[None, :, None], fwd, f)
         if f.shape[0] != x.shape[0]:
             x, f = np.broadcast_arrays(x, f)
         x_t0 = x[:, -1, :]
@@ -111,4 +146,4 @@ def build_history(history, system: DDESystem, t0: float, y0=None, *,
         y0_arr = x_t0
     else:
         y0_arr = _per_trajectory(as_float_array(y0, "y0"), dim, batch, "y0")
-    return HistoryData(times, x, f, y0_arr)
+    return HistoryData(times, x, f, y0_arr, jump_times)

@@ -197,42 +197,83 @@ def linear(A: ArrayLike, B: ArrayLike, tau: ArrayLike) -> LinearDDE:
 class PythonDDE(DDESystem):
     """A DDE with a Python right-hand side. Use :func:`python`."""
 
-    def __init__(self, f: Callable, dim: int, tau: ArrayLike, batch_size: Optional[int] = None):
+    def __init__(self, f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
+                 max_delay: Optional[float] = None, n_delays: Optional[int] = None,
+                 neutral: bool = False):
         if not callable(f):
             raise TypeError(f"f: expected a callable, got {type(f).__name__}")
         self.f = f
         self.dim = as_count(dim, "dim")
-        t = as_float_array(tau, "tau", ndim=(0, 1)).reshape(-1)
-        _check_delays(t)
-        self.tau = t
-        self.n_delays = t.shape[0]
         self.batch_size = None if batch_size is None else as_count(batch_size, "batch_size")
+        self.neutral = bool(neutral)
+        if callable(tau):
+            if max_delay is None:
+                raise ValueError("max_delay: required with a delay function tau(t, x) (it sets "
+                                 "the history window)")
+            if self.batch_size is not None:
+                raise ValueError("tau: delay functions are supported for single trajectories "
+                                 "(batch_size=None)")
+            self.tau_fn = tau
+            self.declared_max_delay = as_float_array(max_delay, "max_delay", ndim=(0,)).item()
+            if self.declared_max_delay <= 0:
+                raise ValueError("max_delay: must be positive")
+            self.n_delays = as_count(n_delays if n_delays is not None else 1, "n_delays")
+            self.tau = np.full(self.n_delays, self.declared_max_delay)
+        else:
+            self.tau_fn = None
+            t = as_float_array(tau, "tau", ndim=(0, 1)).reshape(-1)
+            _check_delays(t)
+            if max_delay is not None and max_delay < t.max():
+                raise ValueError(f"tau: delay {t.max():g} is larger than max_delay = {max_delay:g}")
+            self.tau = t
+            self.n_delays = t.shape[0]
+            self.declared_max_delay = float(t.max())
 
     @property
     def delays(self) -> np.ndarray:
         return self.tau.reshape(1, -1)
 
+    @property
+    def max_delay(self) -> float:
+        return self.declared_max_delay
+
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):
-        return _core.solve_python(self.f, self.n_trajectories, self.dim, self.tau,
-                                  history.to_core(self.n_trajectories), t0,
-                                  t_final, t_eval, options, output)
+        return _core.solve_python(self.f, self.n_trajectories, self.dim, self.tau, self.tau_fn,
+                                  self.declared_max_delay, self.neutral,
+                                  history.to_core(self.n_trajectories), t0, t_final, t_eval,
+                                  options, output)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
-        return f"PythonDDE({getattr(self.f, '__name__', 'f')}, dim={self.dim}, tau={self.tau.tolist()}, {b})"
+        lag = (f"tau=τ(t, x) ≤ {self.declared_max_delay:g}" if self.tau_fn is not None
+               else f"tau={self.tau.tolist()}")
+        kind = ", neutral" if self.neutral else ""
+        return f"PythonDDE({getattr(self.f, '__name__', 'f')}, dim={self.dim}, {lag}{kind}, {b})"
 
 
-def python(f: Callable, dim: int, tau: ArrayLike, batch_size: Optional[int] = None) -> PythonDDE:
+def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
+           max_delay: Optional[float] = None, n_delays: Optional[int] = None,
+           neutral: bool = False) -> PythonDDE:
     """A DDE x' = f(t, x, x_delayed) with a vectorised Python function.
 
     ``f(t, x, x_delayed)`` receives the time ``t`` (float), ``x`` of shape (batch, dim) and
     ``x_delayed`` of shape (batch, n_delays, dim) (batch = 1 for a single trajectory) and
-    returns dx/dt of shape (batch, dim). ``tau`` is a delay or a list of delays shared by the
-    batch. The whole batch advances with one shared adaptive step (f is called once per stage
-    for all trajectories), so a failure stops the whole batch. Exceptions raised by ``f``
-    propagate to the caller of :func:`delyap.solve_dde`.
+    returns dx/dt of shape (batch, dim). The whole batch advances with one shared adaptive step
+    (f is called once per stage for all trajectories), so a failure stops the whole batch.
+    Exceptions raised by ``f`` propagate to the caller of :func:`delyap.solve_dde`.
+
+    Delays: ``tau`` is a delay or a list of constant delays shared by the batch, or a function
+    ``tau(t, x) -> (n_delays,)`` of the time and the state (x of shape (1, dim)) for time- and
+    state-dependent delays, with the declared bound ``max_delay`` (the history window; a lag
+    outside [0, max_delay] stops the run with status ``delay_out_of_range``) and ``n_delays``
+    (default 1). Where a lag makes t − τ cross a discontinuity of the solution (t0, a history
+    jump, or an earlier such point), the step lands on the crossing.
+
+    Neutral equations (``neutral=True``): ``f(t, x, x_delayed, x_delayed_dot)`` also receives
+    x'(t − τ_k), shape (batch, n_delays, dim), from the stored history.
     """
-    return PythonDDE(f, dim, tau, batch_size)
+    return PythonDDE(f, dim, tau, batch_size, max_delay=max_delay, n_delays=n_delays,
+                     neutral=neutral)
 
 
 from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau  # noqa: E402

@@ -51,7 +51,7 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
               min_step: Optional[float] = None, max_steps: int = 10_000_000,
               threads: Optional[int] = None, throw: bool = True, y0=None,
               track_discontinuities: bool = True, history_points: Optional[int] = None,
-              output=None) -> DDESolution:
+              history_jumps=None, history_grid=None, output=None) -> DDESolution:
     """Integrate a delay differential equation, or a batch of them, by the method of steps.
 
     Parameters
@@ -90,6 +90,12 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     history_points : int, optional
         Grid size for sampling a callable history (default 1001, fewer for large states so
         that the grid holds at most about 10⁶ values).
+    history_jumps : array, optional
+        Times in (t0 − τmax, t0) where a callable history jumps; they are represented exactly
+        and propagated by the discontinuity tracker like t0.
+    history_grid : array, optional
+        Sample times (increasing, ending at t0) for a callable history instead of the uniform
+        grid, e.g. geometric where the history varies fast.
     output : None, array of int, or "order_parameter"
         What to keep at each output time: the full state (default), the listed components
         (``sol.y[..., j]`` is component ``output[j]``), or for phase systems (Kuramoto) the
@@ -130,7 +136,8 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     if history_points is None:
         history_points = int(min(1001, max(33, 10**6 // max(1, system.dim * system.n_trajectories))))
     hist = build_history(history, system, t0, y0,
-                         history_points=as_count(history_points, "history_points", minimum=2))
+                         history_points=as_count(history_points, "history_points", minimum=2),
+                         jumps=history_jumps, grid=history_grid)
 
     spec = _output_spec(output, system, times)
     start = time.perf_counter()

@@ -115,7 +115,8 @@ template <class MakeSystem>
 void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
                     const InitialHistory& hist, const double* y0, Index y0_stride, double t0,
                     double t_final, EnsembleOutput& out, int threads,
-                    std::atomic<bool>& cancel) {
+                    std::atomic<bool>& cancel, const double* jumps = nullptr,
+                    Index n_jumps = 0) {
   for (Index b = 0; b < batch; ++b) out.status[b] = int(Status::NotRun);
   parallel_for(batch, threads, cancel, [&](Index b) {
     const auto sys = make_system(b);
@@ -125,7 +126,7 @@ void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const S
                   dim,            out.mode,       out.components,
                   out.n_components, scratch.data()};
     SolveStats stats;
-    Trajectory tr{y0 + b * y0_stride, t0, t_final};
+    Trajectory tr{y0 + b * y0_stride, t0, t_final, jumps, n_jumps};
     const Status st = solve_single(sys, opt, hist, b, tr, sink, stats, out.y_final + b * dim, cancel);
     out.status[b] = int(st);
     Index* s = out.stats + b * 5;

@@ -222,7 +222,15 @@ struct Integrator {
 
       double err = 0.0;
       bool converged = true;
-      const Status st = stepper.attempt(t, hh, x, f, &err, &converged);
+      Status st = stepper.attempt(t, hh, x, f, &err, &converged);
+      if (st == Status::DelayOutOfRange && tab.adaptive()) {
+        // A stage of a long step may reach lags the solution itself never takes: shrink the
+        // step; if that cannot help, the lag really leaves the window.
+        ++stats.rejected;
+        h = 0.5 * hh;
+        if (h < min_step) return Status::DelayOutOfRange;
+        continue;
+      }
       if (st != Status::Success) return st;
 
       if (tab.adaptive() && (err > 1.0 || !converged)) {

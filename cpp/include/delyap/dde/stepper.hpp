@@ -76,10 +76,14 @@ struct DdeStepper {
   // read from the history. A lag outside [0, window] is a DelayOutOfRange failure.
   DELYAP_HD Status eval_rhs(double t, const double* x, double* out) {
     if (!delays_at(sys, t, x, ws.taus)) return Status::RhsError;
+    // A vanishing lag evaluated at a stage state may come out slightly negative (the argument
+    // then lies just ahead of t, inside the step, and reads the step's own interpolant, which
+    // is fine); a lag beyond the window, or far below zero, is out of range.
     const double slack = 1e-12 * (1.0 + window);
+    const double ahead_slack = 1e-2 * window + slack;
     for (int k = 0; k < n_delays; ++k) {
       const double tau = ws.taus[k];
-      if (!(tau >= -slack && tau <= window + slack)) return Status::DelayOutOfRange;
+      if (!(tau >= -ahead_slack && tau <= window + slack)) return Status::DelayOutOfRange;
       const double s = t - tau;
       if (s > t_base) read_ahead = true;
       if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr))
