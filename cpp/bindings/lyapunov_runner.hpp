@@ -82,7 +82,7 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
 
   LyapunovOutputs out(batch, lp.k, n_blocks, n_running);
   py::array_t<double> vectors({batch, Index(lp.k), Index(dim)});
-  py::array_t<Index> stats({batch, Index(5)});
+  py::array_t<Index> stats({batch, Index(kStatFields)});
   double* vec = vectors.mutable_data();
   Index* st_out = stats.mutable_data();
   std::atomic<bool> cancel{false};
@@ -94,12 +94,7 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
       const Status st = dde_lyapunov(sys, opt, hist, b, y0.data() + b * y0_stride, lp, acc,
                                      vec + b * lp.k * dim, s, cancel);
       out.finish(b, acc, st);
-      Index* so = st_out + b * 5;
-      so[0] = s.accepted;
-      so[1] = s.rejected;
-      so[2] = s.rhs_evals;
-      so[3] = s.overlap_steps;
-      so[4] = s.history_peak;
+      write_stats(s, st_out + b * kStatFields);
     });
   });
   py::dict d = out.to_dict();

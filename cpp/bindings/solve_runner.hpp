@@ -52,7 +52,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
   py::dict result;
 
   py::array_t<int> status(batch);
-  py::array_t<Index> stats({batch, Index(5)});
+  py::array_t<Index> stats({batch, Index(kStatFields)});
   py::array_t<double> t_end(batch);
   py::array_t<double> y_final({batch, Index(dim)});
 
@@ -66,12 +66,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
       status.mutable_at(0) =
           int(solve_single(sys, opt, hist, 0, tr, sink, st, y_final.mutable_data(), cancel));
     });
-    Index* s = stats.mutable_data();
-    s[0] = st.accepted;
-    s[1] = st.rejected;
-    s[2] = st.rhs_evals;
-    s[3] = st.overlap_steps;
-    s[4] = st.history_peak;
+    write_stats(st, stats.mutable_data());
     t_end.mutable_at(0) = st.t_final;
     const Index n = Index(sink.t.size());
     py::array_t<double> t_out(n);

@@ -73,10 +73,9 @@ def _cmd_lyapunov(args) -> int:
         if res.batch_size is None:
             res.plot(args.plot)
         else:
-            from .plot import _pyplot
+            from .plot import figure_axes, finish_figure
 
-            plt = _pyplot()
-            fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+            plt, fig, ax = figure_axes(None, (7, 4))
             for j in range(args.n_exponents):
                 ax.errorbar(taus, res.exponents[:, j], yerr=2 * res.stderr[:, j], lw=1,
                             label=f"λ{j + 1}")
@@ -84,8 +83,7 @@ def _cmd_lyapunov(args) -> int:
             ax.set_xlabel("τ")
             ax.set_ylabel("Lyapunov exponent")
             ax.legend(fontsize=8)
-            fig.tight_layout()
-            fig.savefig(args.plot)
+            finish_figure(plt, fig, args.plot)
         print(f"wrote {args.plot}")
     return 0
 

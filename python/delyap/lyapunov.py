@@ -93,12 +93,9 @@ class LyapunovResult:
 
     def plot(self, path: Optional[str] = None, *, ax=None, index: int = 0):
         """Running estimates against elapsed time, with the final ±2 stderr bands."""
-        from .plot import _pyplot
+        from .plot import figure_axes, finish_figure
 
-        plt = _pyplot()
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        plt, fig, ax = figure_axes(ax, (7, 4))
         run = self.running if self.batch_size is None else self.running[index]
         t = self.running_t if self.batch_size is None else self.running_t[index]
         ex = self.exponents if self.batch_size is None else self.exponents[index]
@@ -111,11 +108,7 @@ class LyapunovResult:
         ax.set_xlabel(self.info.get("time_label", "elapsed time"))
         ax.set_ylabel("running estimate")
         ax.legend(fontsize=8, loc="best")
-        if own:
-            fig.tight_layout()
-            if path:
-                fig.savefig(path)
-                plt.close(fig)
+        finish_figure(plt, fig, path)
         return ax
 
 

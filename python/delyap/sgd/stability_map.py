@@ -84,15 +84,12 @@ class StabilityMap:
     def plot(self, path: Optional[str] = None, *, ax=None, title: str = ""):
         """Heat map of λ₁ with its sign boundary, the GD line η = 2/λ_max(H) and the
         mean-square boundary; saves a PNG when ``path`` is given."""
-        from ..plot import _pyplot
+        from ..plot import figure_axes, finish_figure
 
-        plt = _pyplot()
+        plt, fig, ax = figure_axes(ax, (7.5, 4.5))
         from matplotlib.colors import TwoSlopeNorm
         from matplotlib.lines import Line2D
 
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=130)
         top = self.top
         finite = top[np.isfinite(top)]
         # Each side of zero gets the full colour range: stable and unstable magnitudes differ
@@ -128,11 +125,7 @@ class StabilityMap:
         ax.set_ylabel("batch size B")
         ax.set_title(title or f"Linear stability of SGD ({self.sampling} batches)")
         ax.legend(handles=handles, fontsize=7, loc="upper left")
-        if own:
-            fig.tight_layout()
-            if path:
-                fig.savefig(path)
-                plt.close(fig)
+        finish_figure(plt, fig, path)
         return ax
 
 

@@ -97,6 +97,17 @@ Status solve_single(const System& sys, const SolverOptions& opt, const InitialHi
   return st;
 }
 
+// The per-trajectory statistics row the Python layer reads: accepted, rejected, rhs_evals,
+// overlap_steps (steps that read inside themselves), history_peak.
+constexpr int kStatFields = 5;
+inline void write_stats(const SolveStats& s, Index* row) {
+  row[0] = s.accepted;
+  row[1] = s.rejected;
+  row[2] = s.rhs_evals;
+  row[3] = s.overlap_steps;
+  row[4] = s.history_peak;
+}
+
 struct EnsembleOutput {
   const double* t_eval;
   Index n_eval;
@@ -129,12 +140,7 @@ void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const S
     Trajectory tr{y0 + b * y0_stride, t0, t_final, jumps, n_jumps};
     const Status st = solve_single(sys, opt, hist, b, tr, sink, stats, out.y_final + b * dim, cancel);
     out.status[b] = int(st);
-    Index* s = out.stats + b * 5;
-    s[0] = stats.accepted;
-    s[1] = stats.rejected;
-    s[2] = stats.rhs_evals;
-    s[3] = stats.overlap_steps;
-    s[4] = stats.history_peak;
+    write_stats(stats, out.stats + b * kStatFields);
     out.t_final[b] = stats.t_final;
   });
 }

@@ -11,6 +11,16 @@
 
 namespace delyap {
 
+// x(t_i + θh) = x_i + h Σ_m c_m θ^(m+1) from an interval's coefficients c (n_coef × dim).
+DELYAP_HD inline void eval_step_polynomial(const double* x, const double* c, int n_coef, int dim,
+                                           double h, double theta, double* out) {
+  for (int d = 0; d < dim; ++d) {
+    double acc = c[(n_coef - 1) * dim + d];
+    for (int m = n_coef - 2; m >= 0; --m) acc = c[m * dim + d] + theta * acc;
+    out[d] = x[d] + h * theta * acc;
+  }
+}
+
 // Non-owning view over the buffer storage; the same code runs on host and device.
 struct HistoryView {
   double* t = nullptr;     // [cap]
@@ -64,14 +74,8 @@ struct HistoryView {
       for (int d = 0; d < dim; ++d) out[d] = xe[d];
       return;
     }
-    const double theta = (s - time(i)) / h;
-    const double* x0 = state(i);
-    const double* c = coef + slot(i) * n_coef * dim;
-    for (int d = 0; d < dim; ++d) {
-      double acc = c[(n_coef - 1) * dim + d];
-      for (int m = n_coef - 2; m >= 0; --m) acc = c[m * dim + d] + theta * acc;
-      out[d] = x0[d] + h * theta * acc;
-    }
+    eval_step_polynomial(state(i), coef + slot(i) * n_coef * dim, n_coef, dim, h,
+                         (s - time(i)) / h, out);
   }
 
   // x'(s) on interval i: Σ_m (m+1) c_m θ^m.

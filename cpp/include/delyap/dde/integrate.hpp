@@ -24,16 +24,6 @@ struct IntegrationProblem {
   int max_level = 0;
 };
 
-// x(t + θh) of the step just computed, from its interval coefficients.
-DELYAP_HD inline void eval_step_polynomial(const double* x, const double* c, int n_coef, int dim,
-                                           double h, double theta, double* out) {
-  for (int d = 0; d < dim; ++d) {
-    double acc = c[(n_coef - 1) * dim + d];
-    for (int m = n_coef - 2; m >= 0; --m) acc = c[m * dim + d] + theta * acc;
-    out[d] = x[d] + h * theta * acc;
-  }
-}
-
 // Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
 // trial evaluation reads only the given history.
 template <class System>

@@ -10,7 +10,16 @@
 
 namespace delyap {
 
-// work: n + k doubles of scratch (Householder scalars and one vector).
+// y ← (I − β v vᵀ) y on rows j…n−1, with v = (1, v[j+1:]) stored below the diagonal.
+DELYAP_HD inline void apply_reflector(const double* v, double beta, Index j, Index n, double* y) {
+  double s = y[j];
+  for (Index i = j + 1; i < n; ++i) s += v[i] * y[i];
+  s *= beta;
+  y[j] -= s;
+  for (Index i = j + 1; i < n; ++i) y[i] -= s * v[i];
+}
+
+// work: at least k doubles of scratch (the Householder scalars).
 DELYAP_HD inline void householder_qr(double* a, Index lda, Index n, int k, double* r,
                                      double* work) {
   double* beta = work;  // k Householder scalars; vectors are kept below the diagonal
@@ -29,31 +38,15 @@ DELYAP_HD inline void householder_qr(double* a, Index lda, Index n, int k, doubl
     for (Index i = j + 1; i < n; ++i) col[i] /= v0;
     beta[j] = -v0 / alpha;
     col[j] = alpha;
-    for (int c = j + 1; c < k; ++c) {
-      double* y = a + c * lda;
-      double s = y[j];
-      for (Index i = j + 1; i < n; ++i) s += col[i] * y[i];
-      s *= beta[j];
-      y[j] -= s;
-      for (Index i = j + 1; i < n; ++i) y[i] -= s * col[i];
-    }
+    for (int c = j + 1; c < k; ++c) apply_reflector(col, beta[j], j, n, a + c * lda);
   }
   for (int c = 0; c < k; ++c)
     for (int i = 0; i < k; ++i) r[c * k + i] = i <= c ? a[c * lda + i] : 0.0;
   // Form Q = H_0 … H_{k−1} [I_k; 0] column by column, backwards, reusing the vectors.
-  double* v = work + k;  // not needed beyond the vector kept in place
-  (void)v;
   for (int j = k - 1; j >= 0; --j) {
     double* col = a + j * lda;
     // Columns c > j already hold Q's partial columns; apply H_j to them and build column j.
-    for (int c = j + 1; c < k; ++c) {
-      double* y = a + c * lda;
-      double s = y[j];
-      for (Index i = j + 1; i < n; ++i) s += col[i] * y[i];
-      s *= beta[j];
-      y[j] -= s;
-      for (Index i = j + 1; i < n; ++i) y[i] -= s * col[i];
-    }
+    for (int c = j + 1; c < k; ++c) apply_reflector(col, beta[j], j, n, a + c * lda);
     // Column j: H_j e_j = e_j − β v (v_j = 1).
     const double b = beta[j];
     for (Index i = j + 1; i < n; ++i) col[i] = -b * col[i];
