@@ -13,6 +13,7 @@
 
 #include "delyap/dde/rhs/linear.hpp"
 #include "delyap/dde/rhs/mackey_glass.hpp"
+#include "lyapunov_runner.hpp"
 #include "solve_runner.hpp"
 #include "system_params.hpp"
 
@@ -55,6 +56,7 @@ struct PythonSystem {
   py::object tau_fn;        // None: constant delays `tau`; else τ(t, x) for one trajectory
   double declared_window;   // max_delay for dependent delays
   bool is_neutral;          // f(t, x, x_delayed, x_delayed_dot)
+  py::object jac = py::none();  // jac(t, x, x_delayed) -> (∂f/∂x, ∂f/∂x_τ) for Lyapunov spectra
 
   int dim() const { return batch * d; }
   int n_delays() const { return nd; }
@@ -86,6 +88,30 @@ struct PythonSystem {
 
   bool rhs(double t, const double* x, const double* xd, double* out) const {
     return call(t, x, xd, nullptr, out);
+  }
+
+  // Single-trajectory Jacobians from the user's callable: (dim, dim) and (n_delays, dim, dim).
+  void jacobian(double t, const double* x, const double* xd, double* jx, double* jd) const {
+    py::gil_scoped_acquire gil;
+    try {
+      py::array_t<double> xa({batch, d});
+      std::copy(x, x + Index(batch) * d, xa.mutable_data());
+      py::tuple r = jac(t, xa, delayed_array(xd));
+      if (r.size() != 2) throw py::value_error("jac must return (df_dx, df_dx_delayed)");
+      auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(r[0]);
+      auto b = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(r[1]);
+      if (!a || a.size() != Index(d) * d)
+        throw py::value_error("jac: df_dx must have shape (" + std::to_string(d) + ", " +
+                              std::to_string(d) + ")");
+      if (!b || b.size() != Index(nd) * d * d)
+        throw py::value_error("jac: df_dx_delayed must have shape (" + std::to_string(nd) + ", " +
+                              std::to_string(d) + ", " + std::to_string(d) + ")");
+      std::copy(a.data(), a.data() + a.size(), jx);
+      std::copy(b.data(), b.data() + b.size(), jd);
+    } catch (...) {
+      if (!*error) *error = std::current_exception();
+      for (Index i = 0; i < Index(d) * d; ++i) jx[i] = NAN;  // poisons the step: run stops
+    }
   }
   bool rhs_neutral(double t, const double* x, const double* xd, const double* xdd,
                    double* out) const {
@@ -153,7 +179,27 @@ py::dict solve_python(py::object f, int batch, int dim, const DArray& tau, py::o
 
 }  // namespace
 
+py::dict lyapunov_python(py::object f, py::object jac, int dim, const DArray& tau,
+                         const DArray& ht, const DArray& hx, const DArray& hf, const DArray& y0,
+                         double t_transient, double t_total, double renorm, int k, int anchors,
+                         const SolverOptions& opt, int n_blocks, Index n_running) {
+  require_shape(tau, "tau", {-1});
+  auto error = std::make_shared<std::exception_ptr>();
+  PythonSystem sys{f, 1, dim, int(tau.shape(0)), tau.data(), error, py::none(), 0.0, false, jac};
+  if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
+  DdeLyapunovProblem lp{0.0, t_transient, t_total, renorm, k, anchors};
+  py::dict r = bindings::run_dde_lyapunov(1, dim, [&sys](Index) { return sys; }, opt, ht, hx, hf,
+                                          y0, lp, n_blocks, n_running, 1);
+  if (*error) std::rethrow_exception(*error);
+  return r;
+}
+
 void register_dde_systems(py::module_& m) {
+  m.def("lyapunov_python", &lyapunov_python, py::arg("f"), py::arg("jac"), py::arg("dim"),
+        py::arg("tau"), py::arg("t"), py::arg("x"), py::arg("f_hist"), py::arg("y0"),
+        py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
+        py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"),
+        py::arg("n_running"));
   py::class_<OutputSpec>(m, "OutputSpec")
       .def(py::init<int, std::vector<Index>>(), py::arg("mode") = 0,
            py::arg("components") = std::vector<Index>{});

@@ -21,7 +21,7 @@ from . import _core
 from ._validate import as_count, as_float_array, as_positive
 from .errors import ConvergenceWarning, IntegrationError
 from .history import build_history
-from .rhs import DDESystem, LinearDDE, MackeyGlass
+from .rhs import DDESystem, LinearDDE, MackeyGlass, PythonDDE
 from .solution import STATUS_NAMES
 from .solve import METHODS
 
@@ -280,7 +280,7 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
 
     Parameters
     ----------
-    system : MackeyGlass or LinearDDE
+    system : MackeyGlass, LinearDDE, or a Python system with ``jac``
         Array parameters make a batch: one spectrum per trajectory (e.g. a τ-sweep).
     history : as for :func:`delyap.solve_dde`
     n_exponents : int
@@ -297,9 +297,18 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     seed : int
         Seed of the random initial tangent functions.
     """
-    if not isinstance(system, (MackeyGlass, LinearDDE)):
-        raise TypeError("system: Lyapunov spectra need a compiled system with an analytic "
-                        f"Jacobian (mackey_glass, linear), got {type(system).__name__}")
+    python_system = isinstance(system, PythonDDE)
+    if python_system:
+        if system.jac is None:
+            raise TypeError("system: a Python system needs its Jacobian for Lyapunov spectra: "
+                            "pass jac=… to delyap.rhs.python")
+        if system.batch_size is not None or system.tau_fn is not None or system.neutral:
+            raise ValueError("system: Lyapunov spectra of Python systems need a single "
+                             "trajectory with constant delays (retarded, not neutral)")
+    elif not isinstance(system, (MackeyGlass, LinearDDE)):
+        raise TypeError("system: Lyapunov spectra need a system with an analytic Jacobian "
+                        f"(mackey_glass, linear, or python with jac=…), got "
+                        f"{type(system).__name__}")
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
     t_transient = as_positive(t_transient, "t_transient", allow_zero=True)
@@ -320,7 +329,11 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
             0 if threads is None else as_count(threads, "threads", maximum=4096))
-    if isinstance(system, MackeyGlass):
+    if python_system:
+        raw = _core.lyapunov_python(system.f, system.jac, system.dim, system.tau, t, x, f, y0,
+                                    t_transient, t_total, renorm, k, anchors_needed, opt,
+                                    args[-3], args[-2])
+    elif isinstance(system, MackeyGlass):
         raw = _core.lyapunov_mackey_glass(system._params, *args)
     else:
         raw = _core.lyapunov_linear(system._params, *args)

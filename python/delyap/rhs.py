@@ -199,10 +199,13 @@ class PythonDDE(DDESystem):
 
     def __init__(self, f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
                  max_delay: Optional[float] = None, n_delays: Optional[int] = None,
-                 neutral: bool = False):
+                 neutral: bool = False, jac: Optional[Callable] = None):
         if not callable(f):
             raise TypeError(f"f: expected a callable, got {type(f).__name__}")
+        if jac is not None and not callable(jac):
+            raise TypeError(f"jac: expected a callable, got {type(jac).__name__}")
         self.f = f
+        self.jac = jac
         self.dim = as_count(dim, "dim")
         self.batch_size = None if batch_size is None else as_count(batch_size, "batch_size")
         self.neutral = bool(neutral)
@@ -253,7 +256,7 @@ class PythonDDE(DDESystem):
 
 def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
            max_delay: Optional[float] = None, n_delays: Optional[int] = None,
-           neutral: bool = False) -> PythonDDE:
+           neutral: bool = False, jac: Optional[Callable] = None) -> PythonDDE:
     """A DDE x' = f(t, x, x_delayed) with a vectorised Python function.
 
     ``f(t, x, x_delayed)`` receives the time ``t`` (float), ``x`` of shape (batch, dim) and
@@ -271,9 +274,13 @@ def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
 
     Neutral equations (``neutral=True``): ``f(t, x, x_delayed, x_delayed_dot)`` also receives
     x'(t − τ_k), shape (batch, n_delays, dim), from the stored history.
+
+    Lyapunov spectra (:func:`delyap.lyapunov_spectrum`) of a single-trajectory Python system
+    with constant delays need ``jac(t, x, x_delayed) -> (df_dx, df_dx_delayed)`` of shapes
+    (dim, dim) and (n_delays, dim, dim) (x: (1, dim), x_delayed: (1, n_delays, dim)).
     """
     return PythonDDE(f, dim, tau, batch_size, max_delay=max_delay, n_delays=n_delays,
-                     neutral=neutral)
+                     neutral=neutral, jac=jac)
 
 
 from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau  # noqa: E402
