@@ -157,3 +157,34 @@ def test_history_with_a_jump_is_tracked():
     t = np.array([0.25, 0.5, 0.75, 1.0])
     dense = dl.solve_dde(lin, hist, (0, 1), t_eval=t, history_jumps=[-0.5], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dense.y[:, 0], [0.5, 0.0, -0.25, -0.5], atol=1e-9)
+
+
+def test_compiled_state_dependent_mackey_glass_matches_python_system():
+    """τ(x) = 17 + 2x: the compiled lag law against the same equation written in Python."""
+    t = np.array([50.0, 100.0, 300.0])
+    mg = dl.rhs.mackey_glass(tau=17.0, tau_state=2.0, max_delay=25.0)
+    compiled = dl.solve_dde(mg, 0.5, (0, 300), t_eval=t, rtol=1e-10, atol=1e-10)
+    py = dl.rhs.python(lambda t, x, xd: 0.2 * xd[:, 0] / (1 + xd[:, 0] ** 10) - 0.1 * x, 1,
+                       lambda t, x: [17.0 + 2.0 * x[0, 0]], max_delay=25.0)
+    ref = dl.solve_dde(py, 0.5, (0, 300), t_eval=t, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(compiled.y, ref.y, atol=1e-12)
+    # The lag really depends on the state: the constant-lag solution differs.
+    const = dl.solve_dde(dl.rhs.mackey_glass(tau=17.0), 0.5, (0, 300), t_eval=t, rtol=1e-10,
+                         atol=1e-10)
+    assert np.max(np.abs(const.y - compiled.y)) > 1e-2
+    # Converges: looser tolerances approach the tight solution on t ≤ 100 (before chaos wins).
+    loose = dl.solve_dde(mg, 0.5, (0, 100), t_eval=t[:2], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(loose.y, compiled.y[:2], atol=2e-5)
+
+
+def test_state_dependent_sweep_and_window_errors():
+    mg = dl.rhs.mackey_glass(tau=10.0, tau_state=np.linspace(0.0, 5.0, 6), max_delay=20.0)
+    sol = dl.solve_dde(mg, 0.5, (0, 200), t_eval=[200.0])
+    assert sol.success and sol.y.shape == (6, 1, 1)
+    with pytest.raises(ValueError, match="max_delay"):
+        dl.rhs.mackey_glass(tau=10.0, tau_state=1.0)
+    narrow = dl.rhs.mackey_glass(tau=10.0, tau_state=8.0, max_delay=12.0)
+    bad = dl.solve_dde(narrow, 0.5, (0, 200), throw=False)
+    assert bad.status_names == "delay_out_of_range"
+    with pytest.raises(ValueError, match="constant delays"):
+        dl.lyapunov_spectrum(dl.rhs.mackey_glass(tau_state=1.0, max_delay=30.0), 0.5, 1, 10.0)

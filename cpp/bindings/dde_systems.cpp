@@ -204,8 +204,9 @@ void register_dde_systems(py::module_& m) {
       .def(py::init<int, std::vector<Index>>(), py::arg("mode") = 0,
            py::arg("components") = std::vector<Index>{});
   py::class_<MackeyGlassParams>(m, "MackeyGlassParams")
-      .def(py::init<DArray, DArray, DArray, DArray>(), py::arg("beta"), py::arg("gamma"),
-           py::arg("n"), py::arg("tau"));
+      .def(py::init<DArray, DArray, DArray, DArray, DArray, double>(), py::arg("beta"),
+           py::arg("gamma"), py::arg("n"), py::arg("tau"), py::arg("tau_state"),
+           py::arg("window"));
   py::class_<LinearParams>(m, "LinearParams")
       .def(py::init<DArray, DArray, DArray, Index>(), py::arg("A"), py::arg("B"), py::arg("tau"),
            py::arg("batch"));

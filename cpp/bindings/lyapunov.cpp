@@ -97,6 +97,9 @@ void register_lyapunov(py::module_& m) {
          double renorm, int k, int anchors, const SolverOptions& opt, int n_blocks,
          Index n_running, int threads) {
         p.check();
+        for (Index b = 0; b < p.batch(); ++b)
+          if (p.tau_state.at(b) != 0.0)
+            throw py::value_error("tau_state: Lyapunov spectra need constant delays");
         return bindings::run_dde_lyapunov(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt,
                                           ht, hx, hf, y0,
                                           make_problem(t0, t_transient, t_total, renorm, k, anchors),

@@ -13,15 +13,17 @@ namespace delyap::bindings {
 
 // ---- Mackey–Glass ---------------------------------------------------------------------------
 struct MackeyGlassParams {
-  DArray beta, gamma, n, tau;  // each (batch,)
+  DArray beta, gamma, n, tau, tau_state;  // each (batch,)
+  double window = 0.0;                    // declared max_delay (state-dependent lags)
   Index batch() const { return beta.shape(0); }
   MackeyGlass at(Index b) const {
     if (b < 0 || b >= batch()) throw py::index_error("index: trajectory out of range");
-    return MackeyGlass{beta.at(b), gamma.at(b), n.at(b), tau.at(b)};
+    return MackeyGlass{beta.at(b), gamma.at(b), n.at(b), tau.at(b), tau_state.at(b), window};
   }
   void check() const {
     const Index B = batch();
-    for (auto* p : {&beta, &gamma, &n, &tau}) require_shape(*p, "mackey_glass parameter", {B});
+    for (auto* p : {&beta, &gamma, &n, &tau, &tau_state})
+      require_shape(*p, "mackey_glass parameter", {B});
   }
 };
 

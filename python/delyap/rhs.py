@@ -83,11 +83,29 @@ class MackeyGlass(DDESystem):
     dim = 1
     n_delays = 1
 
-    def __init__(self, beta: ArrayLike, gamma: ArrayLike, n: ArrayLike, tau: ArrayLike):
-        p, self.batch_size = _broadcast_batch(dict(beta=beta, gamma=gamma, n=n, tau=tau))
+    def __init__(self, beta: ArrayLike, gamma: ArrayLike, n: ArrayLike, tau: ArrayLike,
+                 tau_state: ArrayLike = 0.0, max_delay: Optional[float] = None):
+        p, self.batch_size = _broadcast_batch(dict(beta=beta, gamma=gamma, n=n, tau=tau,
+                                                   tau_state=tau_state))
         _check_delays(p["tau"])
         self.beta, self.gamma, self.n, self.tau = p["beta"], p["gamma"], p["n"], p["tau"]
-        self._params = _core.MackeyGlassParams(self.beta, self.gamma, self.n, self.tau)
+        self.tau_state = p["tau_state"]
+        self.state_dependent = bool(np.any(self.tau_state != 0))
+        if self.state_dependent:
+            if max_delay is None:
+                raise ValueError("max_delay: required with a state-dependent lag (tau_state ≠ 0)")
+            window = float(as_float_array(max_delay, "max_delay", ndim=(0,)))
+            if window < self.tau.max():
+                raise ValueError(f"max_delay: {window:g} is below tau = {self.tau.max():g}")
+        else:
+            window = 0.0
+        self.window = window
+        self._params = _core.MackeyGlassParams(self.beta, self.gamma, self.n, self.tau,
+                                               self.tau_state, window)
+
+    @property
+    def max_delay(self) -> float:
+        return self.window if self.state_dependent else float(self.tau.max())
 
     @property
     def delays(self) -> np.ndarray:
@@ -114,13 +132,16 @@ class MackeyGlass(DDESystem):
 
 
 def mackey_glass(beta: ArrayLike = 0.2, gamma: ArrayLike = 0.1, n: ArrayLike = 10.0,
-                 tau: ArrayLike = 17.0) -> MackeyGlass:
+                 tau: ArrayLike = 17.0, *, tau_state: ArrayLike = 0.0,
+                 max_delay: Optional[float] = None) -> MackeyGlass:
     """The Mackey–Glass equation x' = β x(t−τ)/(1 + x(t−τ)ⁿ) − γ x (compiled).
 
     Any parameter may be a 1-D array; arrays broadcast to a batch, one trajectory each, e.g.
     ``mackey_glass(tau=np.linspace(5, 30, 1000))`` is a 1000-trajectory τ-sweep.
+    ``tau_state = c`` makes the lag state-dependent, τ(x) = τ + c·x(t), with the declared bound
+    ``max_delay`` (the history window); lag crossings of discontinuities are tracked.
     """
-    return MackeyGlass(beta, gamma, n, tau)
+    return MackeyGlass(beta, gamma, n, tau, tau_state, max_delay)
 
 
 class LinearDDE(DDESystem):

@@ -1,4 +1,5 @@
-// Mackey–Glass: x' = β x_τ / (1 + x_τ^n) − γ x,  x_τ = x(t − τ).
+// Mackey–Glass: x' = β x_τ / (1 + x_τ^n) − γ x,  x_τ = x(t − τ), with an optional
+// state-dependent lag τ(x) = τ0 + c·x(t) (c = tau_state; the window is the declared max_delay).
 #pragma once
 
 #include <cmath>
@@ -9,10 +10,18 @@ namespace delyap {
 
 struct MackeyGlass {
   double beta, gamma, n, tau;
+  double tau_state = 0.0;  // c in τ(x) = τ0 + c·x
+  double window = 0.0;     // declared max_delay when tau_state ≠ 0
 
   DELYAP_HD int dim() const { return 1; }
   DELYAP_HD int n_delays() const { return 1; }
   DELYAP_HD double delay(int) const { return tau; }
+  DELYAP_HD bool dependent_delays() const { return tau_state != 0.0; }
+  DELYAP_HD double max_delay() const { return window > 0 ? window : tau; }
+  DELYAP_HD bool delays(double, const double* x, double* out) const {
+    out[0] = tau + tau_state * x[0];
+    return true;
+  }
 
   DELYAP_HD bool rhs(double, const double* x, const double* xd, double* out) const {
     const double xt = xd[0];
