@@ -85,6 +85,25 @@ DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, d
 }  // namespace
 
 void register_lyapunov(py::module_& m) {
+  m.def(
+      "philox4x32",
+      [](uint64_t seed, uint64_t stream, uint64_t counter) {
+        const Philox4x32 r = philox4x32(seed, stream, counter);
+        return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("counter"),
+      "Philox4x32-10 block for key = seed, counter = (counter, stream) (for tests).");
+  m.def(
+      "philox_uniforms",
+      [](uint64_t seed, uint64_t stream, long long n) {
+        py::array_t<double> out(2 * n);
+        for (long long i = 0; i < n; ++i)
+          uniform2(seed, stream, uint64_t(i), out.mutable_data() + 2 * i,
+                   out.mutable_data() + 2 * i + 1);
+        return out;
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("n"),
+      "The first 2n uniforms of (seed, stream), as the CUDA module draws them.");
   m.def("iid_product", &iid_product, py::arg("matrices"), py::arg("cumulative"), py::arg("k"),
         py::arg("steps"), py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"),
         py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
