@@ -112,10 +112,13 @@ struct Integrator {
       const double a0 = alpha(t, k, &ok0), a1 = alpha(t + hh, k, &ok1);
       if (!ok0 || !ok1) continue;
       const double tol = 1e-12 * (1.0 + std::fabs(t) + hh);
+      // A step that starts on (a root-finding tolerance from) a crossing must not find the same
+      // crossing again a hair later: that would spawn slivers and near-duplicate points.
+      const double near = 1e-9 * (1.0 + std::fabs(t));
       for (Index j = 0; j < p.n_known; ++j) {
         const double d = p.known[j];
         const double g0 = a0 - d, g1 = a1 - d;
-        if (std::fabs(g0) <= tol || !(g0 * g1 < 0)) continue;  // on it already, or no crossing
+        if (std::fabs(g0) <= near || !(g0 * g1 < 0)) continue;  // on it already, or no crossing
         double lo = t, hi = t + hh, glo = g0, ghi = g1;
         int side = 0;
         for (int it = 0; it < 60 && hi - lo > tol; ++it) {  // Illinois (modified regula falsi)
@@ -145,6 +148,9 @@ struct Integrator {
 
   DELYAP_HD void remember(double point, int level) {
     if (level > p.max_level || p.n_known >= p.known_capacity) return;
+    const double near = 1e-9 * (1.0 + std::fabs(point));
+    for (Index j = 0; j < p.n_known; ++j)
+      if (std::fabs(p.known[j] - point) <= near) return;  // already known
     p.known[p.n_known] = point;
     p.known_level[p.n_known] = level;
     ++p.n_known;
@@ -238,13 +244,14 @@ struct Integrator {
         int level = 0;
         const double cross = find_crossing(hh, &level);
         if (cross < HUGE_VAL) {
-          if (cross - t > 4 * min_step && t_next - cross > 4 * min_step) {
+          const double sliver = std::fmax(4 * min_step, 1e-9 * (1.0 + std::fabs(t)));
+          if (cross - t > sliver && t_next - cross > sliver) {
             land_at = cross;
             pending_level = level;
             h = cross - t;
             continue;  // not counted as a rejection: the error test passed
           }
-          if (t_next - cross <= 4 * min_step) {  // at the end of this step: it lands there
+          if (t_next - cross <= sliver) {  // at the end of this step: it lands there
             remember(t_next, level);
             if (land_at == t_next) land_at = HUGE_VAL;
           }
