@@ -114,7 +114,7 @@ struct Integrator {
       const double tol = 1e-12 * (1.0 + std::fabs(t) + hh);
       // A step that starts on (a root-finding tolerance from) a crossing must not find the same
       // crossing again a hair later: that would spawn slivers and near-duplicate points.
-      const double near = 1e-9 * (1.0 + std::fabs(t));
+      const double near = 1e-10 * (1.0 + std::fabs(t));
       for (Index j = 0; j < p.n_known; ++j) {
         const double d = p.known[j];
         const double g0 = a0 - d, g1 = a1 - d;
@@ -244,7 +244,7 @@ struct Integrator {
         int level = 0;
         const double cross = find_crossing(hh, &level);
         if (cross < HUGE_VAL) {
-          const double sliver = std::fmax(4 * min_step, 1e-9 * (1.0 + std::fabs(t)));
+          const double sliver = std::fmax(4 * min_step, 1e-12 * (1.0 + std::fabs(t)));
           if (cross - t > sliver && t_next - cross > sliver) {
             land_at = cross;
             pending_level = level;
