@@ -71,28 +71,38 @@ DELYAP_HD inline void project_on_range(const GramProblem& p, GramScratch& s) {
   }
 }
 
-// One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r].
+// One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r], i.e.
+// Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first). Rows of K are
+// applied four at a time so each entry of Q is loaded and stored once per four rows: the
+// update is bound by memory traffic, not arithmetic.
 DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s) {
   const Index n = p.n_rows;
   const int c = p.outputs, k = p.k;
+  const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
-  // Gather the old values first: the update reads u at the batch rows.
-  for (int b = 0; b < p.batch; ++b)
-    for (int o = 0; o < c; ++o) {
-      const Index row = Index(s.idx[b]) * c + o;
-      for (int j = 0; j < k; ++j) s.gathered[(Index(b) * c + o) * k + j] = s.q[Index(j) * n + row];
+  for (Index r = 0; r < m; ++r) {
+    const Index row = Index(s.idx[r / c]) * c + r % c;
+    for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
+  }
+  auto krow = [&](Index r) { return p.K + (Index(s.idx[r / c]) * c + r % c) * n; };
+  Index r = 0;
+  for (; r + 4 <= m; r += 4) {
+    const double *k0 = krow(r), *k1 = krow(r + 1), *k2 = krow(r + 2), *k3 = krow(r + 3);
+    for (int j = 0; j < k; ++j) {
+      const double g0 = s.gathered[r * k + j], g1 = s.gathered[(r + 1) * k + j],
+                   g2 = s.gathered[(r + 2) * k + j], g3 = s.gathered[(r + 3) * k + j];
+      double* qj = s.q + Index(j) * n;
+      for (Index i = 0; i < n; ++i) qj[i] -= (g0 * k0[i] + g1 * k1[i]) + (g2 * k2[i] + g3 * k3[i]);
     }
-  for (int b = 0; b < p.batch; ++b)
-    for (int o = 0; o < c; ++o) {
-      const Index row = Index(s.idx[b]) * c + o;
-      const double* kr = p.K + row * n;  // row of K = column (symmetric)
-      for (int j = 0; j < k; ++j) {
-        const double g = scale * s.gathered[(Index(b) * c + o) * k + j];
-        if (g == 0.0) continue;
-        double* qj = s.q + Index(j) * n;
-        for (Index i = 0; i < n; ++i) qj[i] -= g * kr[i];
-      }
+  }
+  for (; r < m; ++r) {
+    const double* kr = krow(r);
+    for (int j = 0; j < k; ++j) {
+      const double g = s.gathered[r * k + j];
+      double* qj = s.q + Index(j) * n;
+      for (Index i = 0; i < n; ++i) qj[i] -= g * kr[i];
     }
+  }
 }
 
 template <class Cancel>
