@@ -220,12 +220,7 @@ def train_to_interpolation(model, X, Y, *, tol: float = 1e-16, max_iter: int = 2
             break
         if verbose:
             print(f"train_to_interpolation: iteration {it}, loss {loss:.3e}, damping {mu:.2e}")
-    rep = interpolation_report(model, X, Y)
-    rep["iterations"] = it
-    if rep["loss"] > tol:
-        warnings.warn(f"train_to_interpolation: loss {rep['loss']:.3g} above tol {tol:g} after "
-                      f"{it} iterations", ConvergenceWarning, stacklevel=2)
-    return rep
+    return _final_report(model, X, Y, tol, it, "iterations", stacklevel=3)
 
 
 def _train_lbfgs(model, X, Y, params, tol, max_iter, verbose) -> dict:
@@ -249,9 +244,15 @@ def _train_lbfgs(model, X, Y, params, tol, max_iter, verbose) -> dict:
             print(f"train_to_interpolation (L-BFGS): round {it}, loss {loss:.3e}")
         if loss <= tol or not math.isfinite(loss):
             break
+    return _final_report(model, X, Y, tol, it, "L-BFGS rounds", stacklevel=4)
+
+
+def _final_report(model, X, Y, tol, iterations, unit, stacklevel) -> dict:
+    """The report train_to_interpolation returns, warning (at the user's call, ``stacklevel``
+    frames up) when the loss stayed above tol."""
     rep = interpolation_report(model, X, Y)
-    rep["iterations"] = it
+    rep["iterations"] = iterations
     if rep["loss"] > tol:
         warnings.warn(f"train_to_interpolation: loss {rep['loss']:.3g} above tol {tol:g} after "
-                      f"{it} L-BFGS rounds", ConvergenceWarning, stacklevel=3)
+                      f"{iterations} {unit}", ConvergenceWarning, stacklevel=stacklevel)
     return rep
