@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <vector>
 
 #include "delyap/lyap/gram_product.hpp"
+#include "gram_row_update.hpp"
 #include "lyapunov_runner.hpp"
 
 namespace py = pybind11;
@@ -56,7 +58,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int 
       GramProblem p{Kp, n, outputs, U, rank, lr.at(c), B, Sampling(sampling), k, steps,
                     transient, renorm_interval, seed, uint64_t(c)};
       std::vector<double> mem(GramScratch::doubles(n, k, B, outputs, rank));
-      std::vector<uint32_t> perm(n_samples), idx(B);
+      std::vector<uint32_t> perm(n_samples), idx(B), rows(Index(B) * outputs);
       double* m = mem.data();
       GramScratch s;
       s.q = m; m += n * k;
@@ -67,13 +69,37 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int 
       s.logs = m;
       s.perm = perm.data();
       s.idx = idx.data();
+      s.rows = rows.data();
       LyapunovAccumulator acc = out.accumulator(c, n_total);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-      const Status st = run_gram_product(p, acc, s, is_cancelled);
+      const Status st = run_gram_product(p, acc, s, is_cancelled, bindings::HostRowUpdate{});
       out.finish(c, acc, st);
     });
   });
   return out.to_dict();
+}
+
+// Test hook: one application of the Gram row update, Q −= K[rows, :]ᵀ G, by the ISA-dispatched
+// host kernel or by the portable one (the code the device runs), on caller-owned arrays.
+DArray gram_subtract_rows(const DArray& q, const DArray& K,
+                          const py::array_t<uint32_t, py::array::c_style>& rows, const DArray& g,
+                          bool portable) {
+  require_shape(q, "q", {-1, -1});  // k × n (row j = direction j, i.e. column-major n × k)
+  const int k = int(q.shape(0));
+  const Index n = q.shape(1);
+  require_shape(K, "K", {n, n});
+  const Index m = rows.shape(0);
+  require_shape(rows, "rows", {m});
+  require_shape(g, "g", {m, k});
+  for (Index r = 0; r < m; ++r)
+    if (rows.at(r) >= n) throw py::value_error("rows: index out of range");
+  DArray out(q.request());  // a copy
+  std::copy(q.data(), q.data() + q.size(), out.mutable_data());
+  if (portable)
+    PortableRowUpdate{}(out.mutable_data(), n, k, K.data(), rows.data(), g.data(), m);
+  else
+    bindings::HostRowUpdate{}(out.mutable_data(), n, k, K.data(), rows.data(), g.data(), m);
+  return out;
 }
 
 }  // namespace
@@ -83,4 +109,9 @@ void register_sgd(py::module_& m) {
         py::arg("lr"), py::arg("batch"), py::arg("sampling"), py::arg("k"), py::arg("steps"),
         py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
         py::arg("n_running"), py::arg("threads"));
+  m.def("_gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"), py::arg("rows"),
+        py::arg("g"), py::arg("portable"));
+  m.def("gram_kernel_isa", &bindings::gram_kernel_isa,
+        "Which build of the SGD Gram kernel runs on this CPU: 'x86-64-v3' (AVX2/FMA) or "
+        "'portable'.");
 }

@@ -93,6 +93,9 @@ def _cmd_info(args) -> int:
 
     print(f"delyap {delyap.__version__}; CUDA available: {delyap.has_cuda()}")
     print("methods:", ", ".join(delyap.METHODS))
+    from delyap import _core
+
+    print("SGD Gram kernel build:", _core.gram_kernel_isa())
     return 0
 
 

@@ -12,6 +12,7 @@
 
 #include "delyap/common/status.hpp"
 #include "delyap/lyap/batch_sampler.hpp"
+#include "delyap/lyap/gram_rows.hpp"
 #include "delyap/lyap/householder.hpp"
 #include "delyap/lyap/iid_product.hpp"
 #include "delyap/lyap/statistics.hpp"
@@ -42,6 +43,7 @@ struct GramScratch {
   double* logs;      // k
   uint32_t* perm;    // N
   uint32_t* idx;     // batch
+  uint32_t* rows;    // batch·c: the rows of K the step reads
 
   static Index doubles(Index n_rows, int k, int batch, int c, int rank) {
     return n_rows * k + Index(batch) * c * k + Index(k) * k + n_rows + k + Index(rank) * k + k;
@@ -72,42 +74,25 @@ DELYAP_HD inline void project_on_range(const GramProblem& p, GramScratch& s) {
 }
 
 // One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r], i.e.
-// Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first). Rows of K are
-// applied four at a time so each entry of Q is loaded and stored once per four rows: the
-// update is bound by memory traffic, not arithmetic.
-DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s) {
+// Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first; K is symmetric, so
+// its columns are read as contiguous rows). `update` applies the rows (gram_rows.hpp).
+template <class RowUpdate>
+DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s, const RowUpdate& update) {
   const Index n = p.n_rows;
   const int c = p.outputs, k = p.k;
   const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
   for (Index r = 0; r < m; ++r) {
-    const Index row = Index(s.idx[r / c]) * c + r % c;
+    const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
+    s.rows[r] = row;
     for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
   }
-  auto krow = [&](Index r) { return p.K + (Index(s.idx[r / c]) * c + r % c) * n; };
-  Index r = 0;
-  for (; r + 4 <= m; r += 4) {
-    const double *k0 = krow(r), *k1 = krow(r + 1), *k2 = krow(r + 2), *k3 = krow(r + 3);
-    for (int j = 0; j < k; ++j) {
-      const double g0 = s.gathered[r * k + j], g1 = s.gathered[(r + 1) * k + j],
-                   g2 = s.gathered[(r + 2) * k + j], g3 = s.gathered[(r + 3) * k + j];
-      double* qj = s.q + Index(j) * n;
-      for (Index i = 0; i < n; ++i) qj[i] -= (g0 * k0[i] + g1 * k1[i]) + (g2 * k2[i] + g3 * k3[i]);
-    }
-  }
-  for (; r < m; ++r) {
-    const double* kr = krow(r);
-    for (int j = 0; j < k; ++j) {
-      const double g = s.gathered[r * k + j];
-      double* qj = s.q + Index(j) * n;
-      for (Index i = 0; i < n; ++i) qj[i] -= g * kr[i];
-    }
-  }
+  update(s.q, n, k, p.K, s.rows, s.gathered, m);
 }
 
-template <class Cancel>
+template <class Cancel, class RowUpdate = PortableRowUpdate>
 DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc, GramScratch& s,
-                                  const Cancel& cancelled) {
+                                  const Cancel& cancelled, const RowUpdate& update = {}) {
   const Index n = p.n_rows;
   const int k = p.k;
   const uint32_t n_samples = uint32_t(n / p.outputs);
@@ -125,7 +110,7 @@ DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc
   for (Index step = 0; step < total; ++step) {
     if ((step & 255) == 0 && cancelled()) return Status::Cancelled;
     sampler.draw(uint64_t(step), s.idx);
-    gram_step(p, s);
+    gram_step(p, s, update);
     ++since;
     const Index done = step + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {

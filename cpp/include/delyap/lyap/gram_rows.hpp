@@ -1,0 +1,71 @@
+// The inner kernel of the Gram-reduced SGD step: Q ← Q − Σ_a K[row_a, :]ᵀ ⊗ G[a, :] for the
+// batch's rows of K. It streams B·c rows of K (N doubles each) per step and is the whole cost of
+// the map at large batches, so it is blocked for registers: four rows of K at a time against up
+// to four direction columns, each K value and each Q value loaded once per block. The loops
+// are plain so the compiler vectorises them for whatever ISA it targets (the CPU bindings build
+// this function once per ISA and pick at load time; see cpp/bindings/gram_row_update.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "delyap/common/config.hpp"
+
+namespace delyap {
+
+namespace gram_detail {
+
+// Q[:, j0 : j0 + C] −= Σ_{a < R} K_row(a) ⊗ G[a, j0 : j0 + C]   (Q column-major, G row-major k)
+template <int R, int C>
+DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, const double* K,
+                                     const uint32_t* rows, const double* g, int j0) {
+  double gg[R][C];
+  const double* kr[R];
+  for (int a = 0; a < R; ++a) {
+    kr[a] = K + Index(rows[a]) * n;
+    for (int j = 0; j < C; ++j) gg[a][j] = g[a * k + j0 + j];
+  }
+  for (Index i = 0; i < n; ++i) {
+    double ka[R];
+    for (int a = 0; a < R; ++a) ka[a] = kr[a][i];
+    for (int j = 0; j < C; ++j) {
+      double s = 0.0;
+      for (int a = 0; a < R; ++a) s += gg[a][j] * ka[a];
+      q[Index(j0 + j) * n + i] -= s;
+    }
+  }
+}
+
+template <int R>
+DELYAP_HD inline void subtract_rows_all_columns(double* q, Index n, int k, const double* K,
+                                                const uint32_t* rows, const double* g) {
+  int j = 0;
+  for (; j + 4 <= k; j += 4) subtract_block<R, 4>(q, n, k, K, rows, g, j);
+  switch (k - j) {
+    case 3: subtract_block<R, 3>(q, n, k, K, rows, g, j); break;
+    case 2: subtract_block<R, 2>(q, n, k, K, rows, g, j); break;
+    case 1: subtract_block<R, 1>(q, n, k, K, rows, g, j); break;
+    default: break;
+  }
+}
+
+}  // namespace gram_detail
+
+// Q (n × k, column-major) −= Σ_{r < m} K[rows[r], :]ᵀ ⊗ G[r, :] with G row-major m × k.
+DELYAP_HD inline void subtract_batch_rows(double* q, Index n, int k, const double* K,
+                                          const uint32_t* rows, const double* g, Index m) {
+  Index r = 0;
+  for (; r + 4 <= m; r += 4)
+    gram_detail::subtract_rows_all_columns<4>(q, n, k, K, rows + r, g + r * k);
+  for (; r < m; ++r) gram_detail::subtract_rows_all_columns<1>(q, n, k, K, rows + r, g + r * k);
+}
+
+// The default row update: the portable kernel compiled for the target at hand (used on the
+// device and by any host caller that does not bring an ISA-dispatched one).
+struct PortableRowUpdate {
+  DELYAP_HD void operator()(double* q, Index n, int k, const double* K, const uint32_t* rows,
+                            const double* g, Index m) const {
+    subtract_batch_rows(q, n, k, K, rows, g, m);
+  }
+};
+
+}  // namespace delyap
