@@ -20,10 +20,11 @@ using delyap::bindings::require_shape;
 
 namespace {
 
-py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int outputs,
-                       const DArray& lr, const py::array_t<int, py::array::c_style>& batch,
-                       int sampling, int k, Index steps, Index transient, int renorm_interval,
-                       uint64_t seed, int n_blocks, Index n_running, int threads) {
+py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
+                       const std::optional<DArray>& eigenvalues, int outputs, const DArray& lr,
+                       const py::array_t<int, py::array::c_style>& batch, int sampling, int k,
+                       Index steps, Index transient, int renorm_interval, uint64_t seed,
+                       int n_blocks, Index n_running, int threads) {
   require_shape(K, "K", {-1, -1});
   const Index n = K.shape(0);
   require_shape(K, "K", {n, n});
@@ -33,17 +34,23 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int 
   require_shape(lr, "lr", {C});
   require_shape(batch, "batch_size", {C});
   if (sampling < 0 || sampling > 2) throw py::value_error("sampling: unknown mode");
-  int rank = int(n);
-  const double* U = nullptr;
-  DArray basis_t;
+  if (basis.has_value() != eigenvalues.has_value())
+    throw py::value_error("basis, eigenvalues: give both or neither");
+  int dim = int(n);
+  const double* update_rows = K.data();
+  const double* gather_rows = nullptr;
+  std::vector<double> scaled;  // U Λ, row-major n × rank
   if (basis) {
     require_shape(*basis, "basis", {n, -1});
-    rank = int(basis->shape(1));
-    // Column-major n × rank for contiguous basis vectors.
-    basis_t = DArray(basis->attr("T").attr("copy")());
-    U = basis_t.data();
+    dim = int(basis->shape(1));
+    require_shape(*eigenvalues, "eigenvalues", {Index(dim)});
+    scaled.resize(size_t(n) * dim);
+    for (Index i = 0; i < n; ++i)
+      for (int a = 0; a < dim; ++a) scaled[i * dim + a] = basis->at(i, a) * eigenvalues->at(a);
+    update_rows = scaled.data();
+    gather_rows = basis->data();
   }
-  if (k < 1 || k > rank) throw py::value_error("n_exponents: must be between 1 and rank(K)");
+  if (k < 1 || k > dim) throw py::value_error("n_exponents: must be between 1 and rank(K)");
   for (Index c = 0; c < C; ++c) {
     const int B = batch.at(c);
     if (B < 1 || B > n_samples) throw py::value_error("batch_size: must be in [1, N]");
@@ -51,21 +58,20 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis, int 
   bindings::LyapunovOutputs out(C, k, n_blocks, n_running);
   const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
   std::atomic<bool> cancel{false};
-  const double* Kp = K.data();
   bindings::run_interruptible(cancel, [&]() {
     parallel_for(C, threads, cancel, [&](Index c) {
       const int B = batch.at(c);
-      GramProblem p{Kp, n, outputs, U, rank, lr.at(c), B, Sampling(sampling), k, steps,
-                    transient, renorm_interval, seed, uint64_t(c)};
-      std::vector<double> mem(GramScratch::doubles(n, k, B, outputs, rank));
+      GramProblem p{update_rows, gather_rows, n, dim, outputs, lr.at(c), B,
+                    Sampling(sampling), k, steps, transient, renorm_interval, seed,
+                    uint64_t(c)};
+      std::vector<double> mem(GramScratch::doubles(dim, k, B, outputs));
       std::vector<uint32_t> perm(n_samples), idx(B), rows(Index(B) * outputs);
       double* m = mem.data();
       GramScratch s;
-      s.q = m; m += n * k;
+      s.q = m; m += Index(dim) * k;
       s.gathered = m; m += Index(B) * outputs * k;
       s.r = m; m += Index(k) * k;
-      s.work = m; m += n + k;
-      s.coeffs = m; m += Index(rank) * k;
+      s.work = m; m += dim + k;
       s.logs = m;
       s.perm = perm.data();
       s.idx = idx.data();
@@ -105,7 +111,8 @@ DArray gram_subtract_rows(const DArray& q, const DArray& K,
 }  // namespace
 
 void register_sgd(py::module_& m) {
-  m.def("gram_lyapunov", &gram_lyapunov, py::arg("K"), py::arg("basis"), py::arg("outputs"),
+  m.def("gram_lyapunov", &gram_lyapunov, py::arg("K"), py::arg("basis"), py::arg("eigenvalues"),
+        py::arg("outputs"),
         py::arg("lr"), py::arg("batch"), py::arg("sampling"), py::arg("k"), py::arg("steps"),
         py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
         py::arg("n_running"), py::arg("threads"));

@@ -214,8 +214,10 @@ class SGDLyapunovResult:
 def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n_exponents,
               sampling, transient, seed, renorm_interval, threads, n_blocks, n_running):
     k = as_count(n_exponents, "n_exponents", maximum=spec.rank)
+    # Rank-deficient K: the core works in the coordinates of the orthonormal basis of range(K).
     basis = None if spec.full_rank else spec.basis
-    raw = _core.gram_lyapunov(spec.K, basis, spec.outputs, np.ascontiguousarray(lr, dtype=float),
+    eigenvalues = None if spec.full_rank else np.ascontiguousarray(spec.eigenvalues)
+    raw = _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, np.ascontiguousarray(lr, dtype=float),
                               np.ascontiguousarray(batch, dtype=np.int32), SAMPLING[sampling], k,
                               as_count(steps, "steps"),
                               as_count(transient, "transient", minimum=0),

@@ -2,10 +2,14 @@
 //     u ← (I − (η/B) K P_ξ) u,     K = J Jᵀ (n_rows = N·c rows, c outputs per sample),
 // on k directions at O(n_rows · B · c · k) per step (K's rows for the batch, never an
 // n_rows × n_rows step matrix), QR every m steps. The exponents are those of SGD on the normal
-// space of the manifold of minima (Chemnitz & Engel 2024). When K is rank deficient the
-// dynamics is restricted to range(K) (= J · normal space): directions are projected on an
-// orthonormal basis U of it at every QR, since null-space components are neutral (exponent 0)
-// and would otherwise take over whenever the true exponents are negative.
+// space of the manifold of minima (Chemnitz & Engel 2024).
+//
+// When K is rank deficient (rank r < n_rows) the dynamics lives on range(K) = J · normal space,
+// and its null space (exponent 0) must not leak in. The directions are then kept in the
+// coordinates a of an orthonormal basis U of range(K) (u = U a, an isometry, so QR and exponents
+// are unchanged): with K = U Λ Uᵀ the step reads
+//     a ← a − (η/B) Σ_b (U Λ)[ξ_b, :]ᵀ (U[ξ_b, :] · a),
+// which costs 2·B·c·r·k per step and has no null space to project out.
 #pragma once
 
 #include <cmath>
@@ -20,11 +24,11 @@
 namespace delyap {
 
 struct GramProblem {
-  const double* K;  // n_rows × n_rows, symmetric (row r = column r)
+  const double* K;       // rows applied by the update: n_rows × dim (full rank: K; reduced: U Λ)
+  const double* gather;  // reduced: U, n_rows × dim, rows dotted with the directions; else null
   Index n_rows;
-  int outputs;      // c rows per sample
-  const double* U;  // n_rows × rank column-major basis of range(K); nullptr: full rank
-  int rank;
+  int dim;               // length of a direction: n_rows (full rank) or rank(K)
+  int outputs;           // c rows per sample
   double lr;
   int batch;
   Sampling sampling;
@@ -35,57 +39,44 @@ struct GramProblem {
 };
 
 struct GramScratch {
-  double* q;         // n_rows × k (column-major): the directions
+  double* q;         // dim × k (column-major): the directions
   double* gathered;  // batch·c × k
   double* r;         // k × k
-  double* work;      // n_rows + k
-  double* coeffs;    // rank × k
+  double* work;      // dim + k
   double* logs;      // k
   uint32_t* perm;    // N
   uint32_t* idx;     // batch
   uint32_t* rows;    // batch·c: the rows of K the step reads
 
-  static Index doubles(Index n_rows, int k, int batch, int c, int rank) {
-    return n_rows * k + Index(batch) * c * k + Index(k) * k + n_rows + k + Index(rank) * k + k;
+  static Index doubles(int dim, int k, int batch, int c) {
+    return Index(dim) * k + Index(batch) * c * k + Index(k) * k + dim + k + k;
   }
 };
 
-// Q ← U (Uᵀ Q): removes components outside range(K).
-DELYAP_HD inline void project_on_range(const GramProblem& p, GramScratch& s) {
-  if (!p.U) return;
-  const Index n = p.n_rows;
-  for (int j = 0; j < p.k; ++j)
-    for (int a = 0; a < p.rank; ++a) {
-      const double* ua = p.U + Index(a) * n;
-      const double* qj = s.q + Index(j) * n;
-      double acc = 0.0;
-      for (Index i = 0; i < n; ++i) acc += ua[i] * qj[i];
-      s.coeffs[Index(j) * p.rank + a] = acc;
-    }
-  for (int j = 0; j < p.k; ++j) {
-    double* qj = s.q + Index(j) * n;
-    for (Index i = 0; i < n; ++i) qj[i] = 0.0;
-    for (int a = 0; a < p.rank; ++a) {
-      const double c = s.coeffs[Index(j) * p.rank + a];
-      const double* ua = p.U + Index(a) * n;
-      for (Index i = 0; i < n; ++i) qj[i] += c * ua[i];
-    }
-  }
-}
-
 // One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r], i.e.
 // Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first; K is symmetric, so
-// its columns are read as contiguous rows). `update` applies the rows (gram_rows.hpp).
+// its columns are read as contiguous rows). Reduced coordinates gather G = (η/B) U[ξ, :] Q.
+// `update` applies the rows (gram_rows.hpp).
 template <class RowUpdate>
 DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s, const RowUpdate& update) {
-  const Index n = p.n_rows;
+  const Index n = p.dim;
   const int c = p.outputs, k = p.k;
   const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
   for (Index r = 0; r < m; ++r) {
     const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
     s.rows[r] = row;
-    for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
+    if (p.gather) {
+      const double* ur = p.gather + Index(row) * n;
+      for (int j = 0; j < k; ++j) {
+        const double* qj = s.q + Index(j) * n;
+        double acc = 0.0;
+        for (Index i = 0; i < n; ++i) acc += ur[i] * qj[i];
+        s.gathered[r * k + j] = scale * acc;
+      }
+    } else {
+      for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
+    }
   }
   update(s.q, n, k, p.K, s.rows, s.gathered, m);
 }
@@ -93,17 +84,13 @@ DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s, const RowU
 template <class Cancel, class RowUpdate = PortableRowUpdate>
 DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc, GramScratch& s,
                                   const Cancel& cancelled, const RowUpdate& update = {}) {
-  const Index n = p.n_rows;
+  const Index n = p.dim;
   const int k = p.k;
-  const uint32_t n_samples = uint32_t(n / p.outputs);
+  const uint32_t n_samples = uint32_t(p.n_rows / p.outputs);
   BatchSampler sampler{p.sampling, n_samples, uint32_t(p.batch), p.seed, p.stream,
                        p.sampling == Sampling::Iid ? nullptr : s.perm};
   sampler.init();
   random_orthonormal(s.q, n, k, p.seed, p.stream, s.r, s.work);
-  if (p.U) {
-    project_on_range(p, s);
-    householder_qr(s.q, n, n, k, s.r, s.work);
-  }
   acc.reset();
   const Index total = p.transient + p.steps;
   Index since = 0;
@@ -114,7 +101,6 @@ DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc
     ++since;
     const Index done = step + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {
-      project_on_range(p, s);
       householder_qr(s.q, n, n, k, s.r, s.work);
       for (int j = 0; j < k; ++j) {
         const double rjj = s.r[j * k + j];
