@@ -15,8 +15,9 @@ void subtract_batch_rows_host(double* q, Index n, int k, const double* K, const 
 const char* gram_kernel_isa();
 
 struct HostRowUpdate {
+  // The host runs a configuration on one thread: it always owns every entry (i0 = 0, di = 1).
   void operator()(double* q, Index n, int k, const double* K, const uint32_t* rows,
-                  const double* g, Index m) const {
+                  const double* g, Index m, Index = 0, Index = 1) const {
     subtract_batch_rows_host(q, n, k, K, rows, g, m);
   }
 };

@@ -12,6 +12,7 @@ void register_dde_systems(py::module_& m);
 void register_lyapunov(py::module_& m);
 void register_sgd(py::module_& m);
 void register_network_systems(py::module_& m);
+void register_fixed_solve(py::module_& m);
 
 namespace {
 
@@ -54,7 +55,7 @@ PYBIND11_MODULE(_core, m) {
       .value("DP5", Method::DP5);
 
   py::dict names;
-  for (int s = 0; s <= int(Status::NotRun); ++s) names[py::int_(s)] = status_name(Status(s));
+  for (int s = 0; s <= int(Status::Unsupported); ++s) names[py::int_(s)] = status_name(Status(s));
   m.attr("STATUS_NAMES") = names;
 
   py::class_<SolverOptions>(m, "SolverOptions")
@@ -80,4 +81,5 @@ PYBIND11_MODULE(_core, m) {
   register_lyapunov(m);
   register_sgd(m);
   register_network_systems(m);
+  register_fixed_solve(m);
 }

@@ -78,7 +78,9 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       s.rows = rows.data();
       LyapunovAccumulator acc = out.accumulator(c, n_total);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-      const Status st = run_gram_product(p, acc, s, is_cancelled, bindings::HostRowUpdate{});
+      int status = 0;
+      const Status st = run_gram_product(SerialGroup{}, p, acc, s, &status, is_cancelled,
+                                         bindings::HostRowUpdate{});
       out.finish(c, acc, st);
     });
   });

@@ -1,33 +1,20 @@
 // delyap._cuda: the CUDA extension. Launchers only: the per-element maths is the same
-// DELYAP_HD code the CPU core runs (here the counter-based RNG), so CPU tests cover it.
+// DELYAP_HD code the CPU core runs, so the CPU tests cover it.
 #include <cuda_runtime.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <stdexcept>
-#include <string>
-#include <vector>
-
+#include "common.cuh"
 #include "delyap/common/rng.hpp"
 
 namespace py = pybind11;
+using delyap::cuda::check;
+using delyap::cuda::DeviceBuffer;
+
+void register_cuda_dde(py::module_& m);
+void register_cuda_sgd(py::module_& m);
 
 namespace {
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-int device_count() {
-  int n = 0;
-  // No driver or no device is an answer (zero devices), not an error.
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
 
 __global__ void uniform_kernel(uint64_t seed, uint64_t stream, long long n, double* out) {
   const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
@@ -42,29 +29,69 @@ __global__ void uniform_kernel(uint64_t seed, uint64_t stream, long long n, doub
 // (delyap._core) draws the same numbers.
 py::array_t<double> philox_uniforms(uint64_t seed, uint64_t stream, long long n) {
   if (n <= 0) throw py::value_error("n: must be positive");
-  if (device_count() == 0) throw std::runtime_error("no CUDA device is available");
-  double* dev = nullptr;
-  check(cudaMalloc(&dev, sizeof(double) * 2 * n), "cudaMalloc");
-  const int threads = 256;
-  const long long blocks = (n + threads - 1) / threads;
-  uniform_kernel<<<static_cast<unsigned>(blocks), threads>>>(seed, stream, n, dev);
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) err = cudaDeviceSynchronize();
+  delyap::cuda::require_device();
+  DeviceBuffer<double> dev(2 * n);
+  dev.poison(0);
+  uniform_kernel<<<delyap::cuda::blocks_for(n, 256), 256>>>(seed, stream, n, dev.get());
+  delyap::cuda::check_launch("uniform_kernel", 0);
   py::array_t<double> out(2 * n);
-  if (err == cudaSuccess)
-    err = cudaMemcpy(out.mutable_data(), dev, sizeof(double) * 2 * n, cudaMemcpyDeviceToHost);
-  cudaFree(dev);
-  check(err, "philox_uniforms");
+  dev.download(out.mutable_data(), 0);
+  check(cudaDeviceSynchronize(), "philox_uniforms");
   return out;
+}
+
+// The copy ceiling: device-to-device bandwidth (read + write bytes per second) of
+// cudaMemcpy on `n_bytes`, best of `repeats`, for the GPU benchmark's bandwidth column.
+double copy_bandwidth(long long n_bytes, int repeats) {
+  if (n_bytes <= 0 || repeats <= 0) throw py::value_error("n_bytes, repeats: must be positive");
+  delyap::cuda::require_device();
+  DeviceBuffer<char> a(n_bytes), b(n_bytes);
+  check(cudaMemset(a.get(), 1, n_bytes), "cudaMemset");
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  float best = 1e30f;
+  for (int r = 0; r < repeats; ++r) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    check(cudaMemcpy(b.get(), a.get(), n_bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    if (ms < best) best = ms;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return 2.0 * double(n_bytes) / (best * 1e-3);
+}
+
+py::dict device_properties() {
+  delyap::cuda::require_device();
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  cudaDeviceProp p;
+  check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+  py::dict d;
+  d["name"] = std::string(p.name);
+  d["sm_count"] = p.multiProcessorCount;
+  d["compute_capability"] = py::make_tuple(p.major, p.minor);
+  d["global_memory_bytes"] = static_cast<long long>(p.totalGlobalMem);
+  return d;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "delyap's CUDA kernels (private; delyap.has_cuda() tells whether they can run)";
-  m.def("device_count", &device_count, "Number of CUDA devices the runtime sees (0 without).");
+  m.def("device_count", &delyap::cuda::device_count,
+        "Number of CUDA devices the runtime sees (0 without).");
   m.def("philox_uniforms", &philox_uniforms, py::arg("seed"), py::arg("stream"), py::arg("n"));
+  m.def("copy_bandwidth", &copy_bandwidth, py::arg("n_bytes") = 1LL << 30,
+        py::arg("repeats") = 5, "Device-to-device copy bandwidth in bytes/s (read + write).");
+  m.def("device_properties", &device_properties);
   int runtime = 0;
   cudaRuntimeGetVersion(&runtime);
   m.attr("runtime_version") = runtime;
+  register_cuda_dde(m);
+  register_cuda_sgd(m);
 }

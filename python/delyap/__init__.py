@@ -9,6 +9,7 @@ Start with :func:`solve_dde` and the systems in :mod:`delyap.rhs`::
 from __future__ import annotations
 
 from . import _core, lyapunov, rhs
+from .device import CudaUnavailableError
 from .errors import ConvergenceWarning, IntegrationError
 from .history import build_history
 from .lyapunov import LyapunovResult, iid_product, kaplan_yorke_dimension, lyapunov_spectrum
@@ -19,7 +20,7 @@ __version__: str = _core.__version__
 
 __all__ = ["solve_dde", "DDESolution", "rhs", "lyapunov", "lyapunov_spectrum", "iid_product",
            "LyapunovResult", "kaplan_yorke_dimension", "IntegrationError", "ConvergenceWarning",
-           "STATUS_NAMES", "METHODS", "has_cuda", "build_history", "__version__"]
+           "STATUS_NAMES", "METHODS", "has_cuda", "CudaUnavailableError", "build_history", "__version__"]
 
 
 def has_cuda() -> bool:

@@ -7,7 +7,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
+from ._fixed import check_supported, solve_fixed
 from ._validate import as_count, as_float_array, as_positive
+from .device import cuda_backend, on_cuda, resolve_device, to_host
 from .errors import IntegrationError
 from .history import build_history
 from .rhs import DDESystem, PythonDDE
@@ -51,7 +53,8 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
               min_step: Optional[float] = None, max_steps: int = 10_000_000,
               threads: Optional[int] = None, throw: bool = True, y0=None,
               track_discontinuities: bool = True, history_points: Optional[int] = None,
-              history_jumps=None, history_grid=None, output=None) -> DDESolution:
+              history_jumps=None, history_grid=None, output=None, device: Optional[str] = None,
+              history_capacity: Optional[int] = None) -> DDESolution:
     """Integrate a delay differential equation, or a batch of them, by the method of steps.
 
     Parameters
@@ -103,6 +106,17 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         ``sol.y[..., 1] = ψ``. Reduced outputs keep memory at n_t × (outputs) for large
         networks; they need ``t_eval``.
 
+    device : {"cpu", "cuda"}, optional
+        Where to integrate. ``"cuda"`` runs one GPU thread per trajectory (built-in
+        ``mackey_glass`` with constant delays and small ``linear`` systems; dense output at
+        ``t_eval``), with the same per-trajectory code as the CPU. None: "cuda" when the
+        history is a GPU array, else "cpu". Without a CUDA build or a GPU,
+        :class:`delyap.device.CudaUnavailableError` says which is missing.
+    history_capacity : int, optional
+        ``device="cuda"`` only: history anchors stored per trajectory (rounded up to a power of
+        two; default 128 or more). A trajectory that needs more stops with status
+        ``history_full``; the others finish.
+
     Returns
     -------
     DDESolution
@@ -135,9 +149,29 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     n_threads = 0 if threads is None else as_count(threads, "threads", maximum=4096)
     if history_points is None:
         history_points = int(min(1001, max(33, 10**6 // max(1, system.dim * system.n_trajectories))))
+    if device is None and on_cuda(history):
+        device = "cuda"
+    history = to_host(history)
     hist = build_history(history, system, t0, y0,
                          history_points=as_count(history_points, "history_points", minimum=2),
                          jumps=history_jumps, grid=history_grid)
+
+    where = resolve_device(device, history)
+    if where == "cuda":
+        check_supported(system, hist, output)
+        backend = cuda_backend()
+        start = time.perf_counter()
+        raw = solve_fixed(system, hist, t0, tf, times if times is not None else np.array([t0, tf]),
+                          opt, backend, history_capacity)
+        wall = time.perf_counter() - start
+        sol = DDESolution._from_core(raw, "Euler" if name == "EULER" else name,
+                                     system.batch_size, wall)
+        sol.extras["device"] = "cuda"
+        if throw and not sol.success:
+            raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
+        return sol
+    if history_capacity is not None:
+        raise ValueError("history_capacity: only used with device='cuda' (CPU histories grow)")
 
     spec = _output_spec(output, system, times)
     start = time.perf_counter()

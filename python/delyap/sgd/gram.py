@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import as_count, as_float_array, as_positive
+from ..device import cuda_backend, resolve_device, to_host
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
            "mean_square_exponent", "gram_spectrum", "SAMPLING"]
@@ -212,21 +213,34 @@ class SGDLyapunovResult:
 
 
 def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n_exponents,
-              sampling, transient, seed, renorm_interval, threads, n_blocks, n_running):
+              sampling, transient, seed, renorm_interval, threads, n_blocks, n_running,
+              device: str = "cpu", seeds=None, streams=None):
+    """One call of the core over configurations (lr[i], batch[i]); configuration i draws from
+    Philox stream (seed, i), or (seeds[i], streams[i]) when given (device="cuda" only)."""
     k = as_count(n_exponents, "n_exponents", maximum=spec.rank)
     # Rank-deficient K: the core works in the coordinates of the orthonormal basis of range(K).
     basis = None if spec.full_rank else spec.basis
     eigenvalues = None if spec.full_rank else np.ascontiguousarray(spec.eigenvalues)
-    raw = _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, np.ascontiguousarray(lr, dtype=float),
-                              np.ascontiguousarray(batch, dtype=np.int32), SAMPLING[sampling], k,
-                              as_count(steps, "steps"),
-                              as_count(transient, "transient", minimum=0),
-                              as_count(renorm_interval, "renorm_interval"),
-                              as_count(seed, "seed", minimum=0, maximum=2**64 - 1),
-                              as_count(n_blocks, "n_blocks", minimum=2),
-                              as_count(n_running, "n_running"),
-                              0 if threads is None else as_count(threads, "threads", maximum=4096))
-    return raw
+    lr = np.ascontiguousarray(lr, dtype=float)
+    batch = np.ascontiguousarray(batch, dtype=np.int32)
+    common = (SAMPLING[sampling], k, as_count(steps, "steps"),
+              as_count(transient, "transient", minimum=0),
+              as_count(renorm_interval, "renorm_interval"))
+    seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
+    n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
+    n_running = as_count(n_running, "n_running")
+    if device == "cuda":
+        backend = cuda_backend()
+        if seeds is None:
+            seeds = np.full(lr.shape, seed, dtype=np.uint64)
+            streams = np.arange(lr.size, dtype=np.uint64)
+        return backend.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common,
+                                     np.ascontiguousarray(seeds, dtype=np.uint64),
+                                     np.ascontiguousarray(streams, dtype=np.uint64),
+                                     n_blocks, n_running)
+    return _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common, seed,
+                               n_blocks, n_running,
+                               0 if threads is None else as_count(threads, "threads", maximum=4096))
 
 
 def _check_configs(lr, batch_size, n_samples: int, sampling: str):
@@ -252,7 +266,8 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
                   sampling: str = "iid", transient: int = 0, seed: int = 0, outputs: int = 1,
                   renorm_interval: int = 10, mean_square: bool = False,
                   rank_tol: Optional[float] = None, threads: Optional[int] = None,
-                  n_blocks: int = 32, n_running: int = 200) -> SGDLyapunovResult:
+                  n_blocks: int = 32, n_running: int = 200,
+                  device: Optional[str] = None) -> SGDLyapunovResult:
     """Top Lyapunov exponents of SGD at an interpolating minimum, from its Gram matrix.
 
     Parameters
@@ -272,7 +287,12 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         QR every this many steps (default 10; use 1 if the exponents are very spread out).
     mean_square : bool
         Also compute the mean-square exponent ½ log ρ(E[A⊗A]) (costs O(rank²·n) per iteration).
+    device : {"cpu", "cuda"}, optional
+        ``"cuda"``: one GPU thread block per configuration, same random streams as the CPU (the
+        results agree up to rounding). None: "cuda" when K is a GPU array, else "cpu".
     """
+    device = resolve_device(device, K)
+    K = to_host(K)
     sampling = _sampling_name(sampling)
     spec = K if isinstance(K, GramSpectrum) else gram_spectrum(K, outputs, rank_tol)
     lr_a, b_a = _check_configs(lr, batch_size, spec.n_samples, sampling)
@@ -282,7 +302,7 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         raise ValueError("steps: must be positive")
     raw = _run_core(spec, lr_v, b_v, steps=steps, n_exponents=n_exponents, sampling=sampling,
                     transient=transient, seed=seed, renorm_interval=renorm_interval,
-                    threads=threads, n_blocks=n_blocks, n_running=n_running)
+                    threads=threads, n_blocks=n_blocks, n_running=n_running, device=device)
     mu = gd_exponent(spec, lr_v)
     ms = None
     if mean_square:

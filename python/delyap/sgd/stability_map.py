@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..device import resolve_device
 from .gram import (GramSpectrum, _check_configs, _run_core, _sampling_name, gd_exponent,
                    gram_spectrum, mean_square_exponent)
 
@@ -133,14 +134,17 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
                   n_exponents: int = 1, sampling: str = "iid", seed: int = 0, transient: int = 0,
                   renorm_interval: int = 10, mean_square: bool = True, outputs: int = 1,
                   check: str = "raise", tol: float = 1e-5, threads: Optional[int] = None,
-                  progress: Optional[bool] = None) -> StabilityMap:
+                  progress: Optional[bool] = None, device: Optional[str] = None) -> StabilityMap:
     """λ₁ of SGD for every (η, B) in ``lr`` × ``batch_size``.
 
     ``model_or_K`` is a torch model at an interpolating minimum (with data X, Y) or a Gram
     matrix (numpy, with ``outputs`` rows per sample). Each batch size runs all learning rates
     in parallel on the thread pool; ``progress`` prints one line per batch size (default: when
     stderr is a terminal). Configuration (B index i, lr index j) uses its own random stream.
+    ``device="cuda"`` runs the whole grid in one GPU launch (one thread block per
+    configuration) on the same random streams; the mean-square radius stays on the CPU.
     """
+    device = resolve_device(device)
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
         raise ValueError("lr, batch_size: both grids are required")
@@ -167,12 +171,23 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     se = np.full_like(ex, np.nan)
     ms = np.full((len(bs), len(lrs)), np.nan)
     start = time.perf_counter()
+    if device == "cuda":  # every configuration in one launch, on the CPU's streams
+        n_lr = len(lrs)
+        raw = _run_core(spec, np.tile(lrs, len(bs)), np.repeat(bs, n_lr), steps=steps,
+                        n_exponents=k, sampling=sampling, transient=transient, seed=seed,
+                        renorm_interval=renorm_interval, threads=None, n_blocks=32, n_running=2,
+                        device="cuda",
+                        seeds=np.repeat(seed + 7919 * np.arange(len(bs)), n_lr).astype(np.uint64),
+                        streams=np.tile(np.arange(n_lr), len(bs)).astype(np.uint64))
+        ex[:] = raw["exponents"].reshape(len(bs), n_lr, k)
+        se[:] = raw["stderr"].reshape(len(bs), n_lr, k)
     for i, b in enumerate(bs):
-        raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
-                        sampling=sampling, transient=transient, seed=seed + 7919 * i,
-                        renorm_interval=renorm_interval, threads=threads, n_blocks=32,
-                        n_running=2)
-        ex[i], se[i] = raw["exponents"], raw["stderr"]
+        if device == "cpu":
+            raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
+                            sampling=sampling, transient=transient, seed=seed + 7919 * i,
+                            renorm_interval=renorm_interval, threads=threads, n_blocks=32,
+                            n_running=2)
+            ex[i], se[i] = raw["exponents"], raw["stderr"]
         if mean_square:
             warm = None
             for j, l in enumerate(lrs):  # warm start along the lr axis

@@ -16,9 +16,11 @@ enum class Status : int {
   Cancelled = 6,          // stopped from outside (Ctrl-C or an error elsewhere)
   HistoryFull = 7,        // fixed-capacity history buffer (device builds) overflowed
   NotRun = 8,             // never started (e.g. cancelled before its turn)
+  Unsupported = 9,        // a feature the fixed-storage (device) solver lacks, e.g. lags
+                          // that depend on the state, or too many discontinuity points
 };
 
-inline const char* status_name(Status s) {
+DELYAP_HD inline const char* status_name(Status s) {
   switch (s) {
     case Status::Success: return "success";
     case Status::MaxSteps: return "max_steps";
@@ -29,6 +31,7 @@ inline const char* status_name(Status s) {
     case Status::Cancelled: return "cancelled";
     case Status::HistoryFull: return "history_full";
     case Status::NotRun: return "not_run";
+    case Status::Unsupported: return "unsupported";
   }
   return "unknown";
 }

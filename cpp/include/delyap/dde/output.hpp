@@ -14,7 +14,7 @@ namespace delyap {
 // n_eval × width when the state is large.
 enum class Reduction : int { Full = 0, Components = 1, OrderParameter = 2 };
 
-inline int reduced_width(Reduction mode, int dim, Index n_components) {
+DELYAP_HD inline int reduced_width(Reduction mode, int dim, Index n_components) {
   return mode == Reduction::Full ? dim
          : mode == Reduction::Components ? int(n_components)
                                          : 2;

@@ -27,7 +27,7 @@ struct StepWorkspace {
   double* xd_dot;  // n_delays × dim delayed derivatives (neutral equations)
   double* taus;    // n_delays lags at the current evaluation
 
-  static Index doubles_needed(int dim, int n_delays) {
+  DELYAP_HD static constexpr Index doubles_needed(int dim, int n_delays) {
     return (kMaxStages + 5 + kMaxDense) * Index(dim) + 2 * Index(n_delays) * dim + n_delays;
   }
   DELYAP_HD static StepWorkspace carve(double* p, int dim, int n_delays) {

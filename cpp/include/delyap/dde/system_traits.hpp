@@ -7,6 +7,8 @@
 //   bool rhs_neutral(t, x, xd, xd_dot, out) const;          the neutral right-hand side
 #pragma once
 
+#include "delyap/common/config.hpp"
+
 #include <cmath>
 #include <type_traits>
 #include <utility>
@@ -29,20 +31,20 @@ struct has_neutral<S, std::void_t<decltype(std::declval<const S&>().rhs_neutral(
 }  // namespace detail
 
 template <class S>
-bool dependent_delays(const S& sys) {
+DELYAP_HD bool dependent_delays(const S& sys) {
   if constexpr (detail::has_delays<S>::value) return sys.dependent_delays();
   else return false;
 }
 
 template <class S>
-bool is_neutral(const S& sys) {
+DELYAP_HD bool is_neutral(const S& sys) {
   if constexpr (detail::has_neutral<S>::value) return sys.neutral();
   else return false;
 }
 
 // The lags at (t, x); false when the system's delay function failed.
 template <class S>
-bool delays_at(const S& sys, double t, const double* x, double* tau) {
+DELYAP_HD bool delays_at(const S& sys, double t, const double* x, double* tau) {
   if constexpr (detail::has_delays<S>::value) {
     return sys.delays(t, x, tau);
   } else {
@@ -53,7 +55,7 @@ bool delays_at(const S& sys, double t, const double* x, double* tau) {
 
 // The history window: the declared bound for dependent delays, else the largest constant lag.
 template <class S>
-double window_of(const S& sys) {
+DELYAP_HD double window_of(const S& sys) {
   if constexpr (detail::has_delays<S>::value) {
     if (sys.dependent_delays()) return sys.max_delay();
   }
@@ -63,7 +65,7 @@ double window_of(const S& sys) {
 }
 
 template <class S>
-bool call_rhs(const S& sys, double t, const double* x, const double* xd, const double* xd_dot,
+DELYAP_HD bool call_rhs(const S& sys, double t, const double* x, const double* xd, const double* xd_dot,
               double* out) {
   if constexpr (detail::has_neutral<S>::value) {
     if (sys.neutral()) return sys.rhs_neutral(t, x, xd, xd_dot, out);

@@ -24,7 +24,7 @@ struct Tableau {
   double e[kMaxStages];
   double dense[kMaxStages][kMaxDense];
 
-  constexpr bool adaptive() const { return error_order > 0; }
+  DELYAP_HD constexpr bool adaptive() const { return error_order > 0; }
 };
 
 constexpr Tableau kEuler = {
@@ -88,13 +88,31 @@ constexpr Tableau kDP5 = {
 
 enum class Method : int { Euler = 0, RK4 = 1, BS3 = 2, DP5 = 3 };
 
+#ifdef __CUDACC__
+// Device copies in constant memory (a kernel cannot read host globals); `static` keeps one per
+// translation unit, as CUDA's whole-program compilation wants.
+static __constant__ Tableau kEulerDevice = kEuler;
+static __constant__ Tableau kRK4Device = kRK4;
+static __constant__ Tableau kBS3Device = kBS3;
+static __constant__ Tableau kDP5Device = kDP5;
+#endif
+
 DELYAP_HD inline const Tableau& tableau_for(Method m) {
+#ifdef __CUDA_ARCH__
+  switch (m) {
+    case Method::Euler: return kEulerDevice;
+    case Method::RK4: return kRK4Device;
+    case Method::BS3: return kBS3Device;
+    default: return kDP5Device;
+  }
+#else
   switch (m) {
     case Method::Euler: return kEuler;
     case Method::RK4: return kRK4;
     case Method::BS3: return kBS3;
     default: return kDP5;
   }
+#endif
 }
 
 }  // namespace delyap

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "delyap/common/status.hpp"
+#include "delyap/common/thread_group.hpp"
 #include "delyap/lyap/batch_sampler.hpp"
 #include "delyap/lyap/gram_rows.hpp"
 #include "delyap/lyap/householder.hpp"
@@ -56,59 +57,78 @@ struct GramScratch {
 // One SGD step on the k directions: u −= (η/B) Σ_{b, rows r of sample ξ_b} K[:, r] u[r], i.e.
 // Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first; K is symmetric, so
 // its columns are read as contiguous rows). Reduced coordinates gather G = (η/B) U[ξ, :] Q.
-// `update` applies the rows (gram_rows.hpp).
-template <class RowUpdate>
-DELYAP_HD inline void gram_step(const GramProblem& p, GramScratch& s, const RowUpdate& update) {
+// `update` applies the rows (gram_rows.hpp). The group's threads split the gather over the
+// (row, direction) pairs and the update over the direction entries.
+template <class Group, class RowUpdate>
+DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratch& s,
+                                const RowUpdate& update) {
   const Index n = p.dim;
   const int c = p.outputs, k = p.k;
   const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
-  for (Index r = 0; r < m; ++r) {
+  for (Index e = g.rank(); e < m * k; e += g.size()) {
+    const Index r = e / k;
+    const int j = int(e % k);
     const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
-    s.rows[r] = row;
+    if (j == 0) s.rows[r] = row;
+    const double* qj = s.q + Index(j) * n;
     if (p.gather) {
       const double* ur = p.gather + Index(row) * n;
-      for (int j = 0; j < k; ++j) {
-        const double* qj = s.q + Index(j) * n;
-        double acc = 0.0;
-        for (Index i = 0; i < n; ++i) acc += ur[i] * qj[i];
-        s.gathered[r * k + j] = scale * acc;
-      }
+      double acc = 0.0;
+      for (Index i = 0; i < n; ++i) acc += ur[i] * qj[i];
+      s.gathered[e] = scale * acc;
     } else {
-      for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
+      s.gathered[e] = scale * qj[row];
     }
   }
-  update(s.q, n, k, p.K, s.rows, s.gathered, m);
+  g.sync();
+  update(s.q, n, k, p.K, s.rows, s.gathered, m, Index(g.rank()), Index(g.size()));
+  g.sync();
 }
 
-template <class Cancel, class RowUpdate = PortableRowUpdate>
-DELYAP_HD Status run_gram_product(const GramProblem& p, LyapunovAccumulator& acc, GramScratch& s,
-                                  const Cancel& cancelled, const RowUpdate& update = {}) {
+// The whole run for one configuration. `status` is storage every thread of the group can read
+// (shared memory on the device): the leader decides, all threads return the same status.
+template <class Group, class Cancel, class RowUpdate>
+DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, LyapunovAccumulator& acc,
+                                  GramScratch& s, int* status, const Cancel& cancelled,
+                                  const RowUpdate& update) {
   const Index n = p.dim;
   const int k = p.k;
   const uint32_t n_samples = uint32_t(p.n_rows / p.outputs);
   BatchSampler sampler{p.sampling, n_samples, uint32_t(p.batch), p.seed, p.stream,
                        p.sampling == Sampling::Iid ? nullptr : s.perm};
-  sampler.init();
-  random_orthonormal(s.q, n, k, p.seed, p.stream, s.r, s.work);
-  acc.reset();
+  if (g.leader()) {
+    *status = int(Status::Success);
+    sampler.init();
+    random_orthonormal(s.q, n, k, p.seed, p.stream, s.r, s.work);
+    acc.reset();
+  }
   const Index total = p.transient + p.steps;
   Index since = 0;
   for (Index step = 0; step < total; ++step) {
-    if ((step & 255) == 0 && cancelled()) return Status::Cancelled;
-    sampler.draw(uint64_t(step), s.idx);
-    gram_step(p, s, update);
+    if (g.leader()) {
+      if ((step & 255) == 0 && cancelled()) *status = int(Status::Cancelled);
+      // Every thread's sampler copy would do, but `perm` is shared: the leader draws.
+      sampler.draw(uint64_t(step), s.idx);
+    }
+    g.sync();
+    if (*status != int(Status::Success)) return Status(*status);
+    gram_step(g, p, s, update);
     ++since;
     const Index done = step + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {
-      householder_qr(s.q, n, n, k, s.r, s.work);
-      for (int j = 0; j < k; ++j) {
-        const double rjj = s.r[j * k + j];
-        if (!is_finite(rjj)) return Status::NonFinite;
-        s.logs[j] = std::log(rjj);
+      if (g.leader()) {
+        householder_qr(s.q, n, n, k, s.r, s.work);
+        for (int j = 0; j < k; ++j) {
+          const double rjj = s.r[j * k + j];
+          if (!is_finite(rjj)) *status = int(Status::NonFinite);
+          s.logs[j] = std::log(rjj);
+        }
+        if (*status == int(Status::Success) && done > p.transient) acc.add(s.logs, double(since));
       }
-      if (done > p.transient) acc.add(s.logs, double(since));
       since = 0;
+      g.sync();
+      if (*status != int(Status::Success)) return Status(*status);
     }
   }
   return Status::Success;

@@ -15,16 +15,19 @@ namespace delyap {
 namespace gram_detail {
 
 // Q[:, j0 : j0 + C] −= Σ_{a < R} K_row(a) ⊗ G[a, j0 : j0 + C]   (Q column-major, G row-major k)
+// for the entries i = i0, i0 + di, … (a CUDA block splits them over its threads; the host
+// takes them all, di = 1, as one loop it can vectorise).
 template <int R, int C>
 DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, const double* K,
-                                     const uint32_t* rows, const double* g, int j0) {
+                                     const uint32_t* rows, const double* g, int j0, Index i0,
+                                     Index di) {
   double gg[R][C];
   const double* kr[R];
   for (int a = 0; a < R; ++a) {
     kr[a] = K + Index(rows[a]) * n;
     for (int j = 0; j < C; ++j) gg[a][j] = g[a * k + j0 + j];
   }
-  for (Index i = 0; i < n; ++i) {
+  auto entry = [&](Index i) {
     double ka[R];
     for (int a = 0; a < R; ++a) ka[a] = kr[a][i];
     for (int j = 0; j < C; ++j) {
@@ -32,39 +35,48 @@ DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, con
       for (int a = 0; a < R; ++a) s += gg[a][j] * ka[a];
       q[Index(j0 + j) * n + i] -= s;
     }
+  };
+  if (di == 1) {
+    for (Index i = i0; i < n; ++i) entry(i);
+  } else {
+    for (Index i = i0; i < n; i += di) entry(i);
   }
 }
 
 template <int R>
 DELYAP_HD inline void subtract_rows_all_columns(double* q, Index n, int k, const double* K,
-                                                const uint32_t* rows, const double* g) {
+                                                const uint32_t* rows, const double* g, Index i0,
+                                                Index di) {
   int j = 0;
-  for (; j + 4 <= k; j += 4) subtract_block<R, 4>(q, n, k, K, rows, g, j);
+  for (; j + 4 <= k; j += 4) subtract_block<R, 4>(q, n, k, K, rows, g, j, i0, di);
   switch (k - j) {
-    case 3: subtract_block<R, 3>(q, n, k, K, rows, g, j); break;
-    case 2: subtract_block<R, 2>(q, n, k, K, rows, g, j); break;
-    case 1: subtract_block<R, 1>(q, n, k, K, rows, g, j); break;
+    case 3: subtract_block<R, 3>(q, n, k, K, rows, g, j, i0, di); break;
+    case 2: subtract_block<R, 2>(q, n, k, K, rows, g, j, i0, di); break;
+    case 1: subtract_block<R, 1>(q, n, k, K, rows, g, j, i0, di); break;
     default: break;
   }
 }
 
 }  // namespace gram_detail
 
-// Q (n × k, column-major) −= Σ_{r < m} K[rows[r], :]ᵀ ⊗ G[r, :] with G row-major m × k.
+// Q (n × k, column-major) −= Σ_{r < m} K[rows[r], :]ᵀ ⊗ G[r, :] with G row-major m × k, on
+// the entries i = i0, i0 + di, … of every direction.
 DELYAP_HD inline void subtract_batch_rows(double* q, Index n, int k, const double* K,
-                                          const uint32_t* rows, const double* g, Index m) {
+                                          const uint32_t* rows, const double* g, Index m,
+                                          Index i0 = 0, Index di = 1) {
   Index r = 0;
   for (; r + 4 <= m; r += 4)
-    gram_detail::subtract_rows_all_columns<4>(q, n, k, K, rows + r, g + r * k);
-  for (; r < m; ++r) gram_detail::subtract_rows_all_columns<1>(q, n, k, K, rows + r, g + r * k);
+    gram_detail::subtract_rows_all_columns<4>(q, n, k, K, rows + r, g + r * k, i0, di);
+  for (; r < m; ++r)
+    gram_detail::subtract_rows_all_columns<1>(q, n, k, K, rows + r, g + r * k, i0, di);
 }
 
 // The default row update: the portable kernel compiled for the target at hand (used on the
 // device and by any host caller that does not bring an ISA-dispatched one).
 struct PortableRowUpdate {
   DELYAP_HD void operator()(double* q, Index n, int k, const double* K, const uint32_t* rows,
-                            const double* g, Index m) const {
-    subtract_batch_rows(q, n, k, K, rows, g, m);
+                            const double* g, Index m, Index i0 = 0, Index di = 1) const {
+    subtract_batch_rows(q, n, k, K, rows, g, m, i0, di);
   }
 };
 

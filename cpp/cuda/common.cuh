@@ -1,0 +1,88 @@
+// Host-side CUDA plumbing for the extension: checked calls, owning device buffers, the
+// caller's stream. Every runtime call goes through check(); every launch is followed by
+// check_launch(), which reads the launch error and (for the synchronous Python API) the
+// kernel's own completion status.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace delyap::cuda {
+
+inline void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA error in ") + what + ": " +
+                             cudaGetErrorString(err));
+}
+
+// After a launch on `stream`: the launch itself, then the kernel's execution.
+inline void check_launch(const char* kernel, cudaStream_t stream) {
+  check(cudaGetLastError(), kernel);
+  check(cudaStreamSynchronize(stream), kernel);
+}
+
+inline int device_count() {
+  int n = 0;
+  // No driver or no device is an answer (zero devices), not an error.
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+inline void require_device() {
+  if (device_count() == 0) throw std::runtime_error("no CUDA device is available");
+}
+
+// Device memory for n elements of T, freed on scope exit.
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t n) : n_(n) {
+    if (n_) check(cudaMalloc(&p_, n_ * sizeof(T)), "cudaMalloc");
+  }
+  DeviceBuffer(const T* host, std::size_t n, cudaStream_t s) : DeviceBuffer(n) {
+    upload(host, s);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
+  ~DeviceBuffer() {
+    if (p_) cudaFree(p_);
+  }
+  T* get() const { return p_; }
+  std::size_t size() const { return n_; }
+  void upload(const T* host, cudaStream_t s) {
+    if (n_) check(cudaMemcpyAsync(p_, host, n_ * sizeof(T), cudaMemcpyHostToDevice, s), "upload");
+  }
+  void download(T* host, cudaStream_t s) const {
+    if (n_) check(cudaMemcpyAsync(host, p_, n_ * sizeof(T), cudaMemcpyDeviceToHost, s), "download");
+  }
+  // Poisons the buffer (every byte 0xFF: NaN for doubles, −1 for integers) so that an element
+  // a kernel forgot to write cannot pass for a result.
+  void poison(cudaStream_t s) {
+    if (n_) check(cudaMemsetAsync(p_, 0xFF, n_ * sizeof(T), s), "poison");
+  }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+// The stream work is launched on: the caller's (a torch.cuda.Stream's cuda_stream handle, as
+// an integer), or the legacy default stream when 0.
+inline cudaStream_t as_stream(std::uintptr_t handle) {
+  return reinterpret_cast<cudaStream_t>(handle);
+}
+
+inline unsigned blocks_for(long long n, int threads) {
+  return static_cast<unsigned>((n + threads - 1) / threads);
+}
+
+}  // namespace delyap::cuda

@@ -1,0 +1,218 @@
+// One trajectory of an ensemble on preallocated storage, host and device alike: the history
+// lives in a fixed-capacity ring (interleaved with the other trajectories' so that a warp's
+// reads of one slot coalesce), the scratch is the caller's, and the discontinuity points are
+// generated in place. The CUDA ensemble kernel runs `solve_fixed` once per thread; the CPU
+// tests run the very same function and compare it with the growing-buffer host driver.
+#pragma once
+
+#include <cmath>
+
+#include "delyap/dde/integrate.hpp"
+#include "delyap/dde/output.hpp"
+#include "delyap/dde/system_traits.hpp"
+
+namespace delyap {
+
+// A history ring over caller memory that cannot grow: `ensure` fails (Status::HistoryFull)
+// when a delay window needs more anchors than the capacity.
+struct FixedHistoryBuffer {
+  HistoryView v;
+  Index peak = 0;
+  DELYAP_HD HistoryView& view() { return v; }
+  DELYAP_HD bool ensure(Index needed) {
+    if (v.size > peak) peak = v.size;
+    return needed <= v.cap;
+  }
+};
+
+// The histories of n_traj trajectories, slot-major and trajectory-minor: element e of
+// trajectory b's history is at p[e · n_traj + b] (t: e = slot; x, f: slot·dim + d;
+// coef: (slot·n_coef + m)·dim + d).
+struct InterleavedHistories {
+  double* t;
+  double* x;
+  double* f;
+  double* coef;
+  Index n_traj;
+  int dim, n_coef;
+  Index cap;  // a power of two
+
+  static Index doubles(Index n_traj, int dim, int n_coef, Index cap) {
+    return n_traj * cap * (1 + 2 * Index(dim) + Index(n_coef) * dim);
+  }
+  static InterleavedHistories carve(double* p, Index n_traj, int dim, int n_coef, Index cap) {
+    InterleavedHistories h{p, nullptr, nullptr, nullptr, n_traj, dim, n_coef, cap};
+    h.x = h.t + n_traj * cap;
+    h.f = h.x + n_traj * cap * dim;
+    h.coef = h.f + n_traj * cap * dim;
+    return h;
+  }
+  DELYAP_HD FixedHistoryBuffer buffer(Index b) const {
+    FixedHistoryBuffer buf;
+    buf.v.t = t + b;
+    buf.v.x = x + b;
+    buf.v.f = f + b;
+    buf.v.coef = coef + b;
+    buf.v.dim = dim;
+    buf.v.n_coef = n_coef;
+    buf.v.cap = cap;
+    buf.v.stride = n_traj;
+    return buf;
+  }
+};
+
+// The same points as discontinuity_points (discontinuities.hpp) for the base {t0}, in fixed
+// storage: sorted points of (t0, t_final] that are t0 + a sum of 1..max_level delays, merged
+// within 1e-12 relative. Returns the count, or −1 when more than `cap` would be needed.
+DELYAP_HD inline Index constant_delay_points(double t0, double t_final, const double* tau,
+                                             int n_delays, int max_level, double* out,
+                                             Index cap) {
+  const double tol = 1e-12 * (1.0 + std::fabs(t0) + std::fabs(t_final));
+  auto insert = [&](double q, Index& n) -> bool {  // sorted insert, merging near-duplicates
+    Index i = n;
+    while (i > 0 && out[i - 1] > q) --i;
+    if ((i > 0 && std::fabs(out[i - 1] - q) <= tol) || (i < n && std::fabs(out[i] - q) <= tol))
+      return true;
+    if (n >= cap) return false;
+    for (Index j = n; j > i; --j) out[j] = out[j - 1];
+    out[i] = q;
+    ++n;
+    return true;
+  };
+  Index n = 0;
+  // Depth-first over non-decreasing delay indices: every multiset of ≤ max_level delays once.
+  int idx[16];
+  double sum[17];
+  if (max_level > 16) max_level = 16;
+  int depth = 0;
+  sum[0] = t0;
+  idx[0] = 0;
+  while (depth >= 0) {
+    if (idx[depth] >= n_delays) {  // exhausted this level: back up
+      --depth;
+      if (depth >= 0) ++idx[depth];
+      continue;
+    }
+    const double q = sum[depth] + tau[idx[depth]];
+    if (q <= t_final + tol) {
+      if (q > t0 + tol && !insert(q, n)) return -1;
+      if (depth + 1 < max_level) {
+        sum[depth + 1] = q;
+        idx[depth + 1] = idx[depth];
+        ++depth;
+        continue;
+      }
+    }
+    ++idx[depth];
+  }
+  return n;
+}
+
+// Per-trajectory inputs of a fixed-storage solve.
+struct FixedTrajectory {
+  double t0, t_final;
+  const double* y0;         // dim
+  const double* hist_t;     // n_hist times, the last one t0 (shared)
+  const double* hist_x;     // n_hist × dim
+  const double* hist_f;     // n_hist × dim
+  Index n_hist;
+  double* disc;             // caller storage for the discontinuity points
+  Index disc_cap;
+};
+
+// Integrates one trajectory (constant delays) on fixed storage. `scratch` holds
+// fixed_scratch_doubles(dim, n_delays) doubles. Writes x(t_final) to x_final.
+DELYAP_HD constexpr Index fixed_scratch_doubles(int dim, int n_delays) {
+  return StepWorkspace::doubles_needed(dim, n_delays) + 2 * Index(dim);
+}
+
+template <class System, class Sink, class Cancel>
+DELYAP_HD Status solve_fixed(const System& sys, const SolverOptions& opt,
+                             FixedHistoryBuffer& buffer, const FixedTrajectory& tr, Sink& sink,
+                             SolveStats& stats, double* scratch, double* x_final,
+                             const Cancel& cancelled) {
+  const Tableau& tab = tableau_for(opt.method);
+  const int dim = sys.dim(), nd = sys.n_delays();
+  if (dependent_delays(sys)) return Status::Unsupported;  // crossings need host storage
+  HistoryView& v = buffer.view();
+  if (!buffer.ensure(tr.n_hist + 2)) return Status::HistoryFull;
+  StepWorkspace ws = StepWorkspace::carve(scratch, dim, nd);
+  double* x = scratch + StepWorkspace::doubles_needed(dim, nd);
+  double* f = x + dim;
+  // The initial function as Hermite intervals (ws.coef is free until the first step).
+  v.push_anchor(tr.hist_t[0], tr.hist_x, tr.hist_f);
+  for (Index i = 1; i < tr.n_hist; ++i) {
+    const double* x0 = tr.hist_x + (i - 1) * dim;
+    const double* x1 = tr.hist_x + i * dim;
+    hermite_coefficients(x0, tr.hist_f + (i - 1) * dim, x1, tr.hist_f + i * dim,
+                         tr.hist_t[i] - tr.hist_t[i - 1], dim, v.n_coef, ws.coef);
+    v.push_interval(ws.coef, tr.hist_t[i], x1, tr.hist_f + i * dim);
+  }
+  Index n_disc = 0;
+  if (opt.track_discontinuities) {
+    double tau[16];
+    if (nd > 16) return Status::Unsupported;
+    for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
+    n_disc = constant_delay_points(tr.t0, tr.t_final, tau, nd, tab.order + 1, tr.disc,
+                                   tr.disc_cap);
+    if (n_disc < 0) return Status::Unsupported;
+  }
+  IntegrationProblem p{tr.t0, tr.t_final, tr.y0, tr.disc, n_disc};
+  const Status st = integrate(sys, tab, opt, buffer, ws, p, x, f, sink, stats, cancelled);
+  buffer.ensure(0);
+  stats.history_peak = buffer.peak;
+  for (int d = 0; d < dim; ++d) x_final[d] = x[d];
+  return st;
+}
+
+// Everything an ensemble member needs, as flat arrays (device or host memory alike).
+struct FixedEnsembleArgs {
+  InterleavedHistories hist;
+  const double* hist_t;  // n_hist shared times, the last one t0
+  Index n_hist;
+  const double* hist_x;  // (1 or batch) × n_hist × dim
+  const double* hist_f;  // same
+  Index hist_stride;     // 0 (shared) or n_hist·dim
+  const double* y0;      // (1 or batch) × dim
+  Index y0_stride;       // 0 or dim
+  double t0, t_final;
+  const double* t_eval;  // n_eval
+  Index n_eval;
+  double* y;             // batch × n_eval × dim (pre-filled with NaN)
+  double* y_final;       // batch × dim
+  int* status;           // batch
+  Index* stats;          // batch × kFixedStatFields
+  double* t_end;         // batch
+  SolverOptions opt;
+};
+
+constexpr int kFixedStatFields = 5;  // accepted, rejected, rhs_evals, overlap_steps, history_peak
+constexpr Index kFixedDiscCap = 64;  // discontinuity points per trajectory
+
+// Ensemble member b: the body of the CUDA kernel's thread b and of the host mirror that tests
+// it. `scratch` holds fixed_scratch_doubles(dim, n_delays) doubles.
+template <class System>
+DELYAP_HD void solve_fixed_member(const System& sys, const FixedEnsembleArgs& a, Index b,
+                                  double* scratch) {
+  const int dim = sys.dim();
+  FixedHistoryBuffer buffer = a.hist.buffer(b);
+  double disc[kFixedDiscCap];
+  FixedTrajectory tr{a.t0, a.t_final, a.y0 + b * a.y0_stride, a.hist_t,
+                     a.hist_x + b * a.hist_stride, a.hist_f + b * a.hist_stride, a.n_hist,
+                     disc, kFixedDiscCap};
+  EvalSink sink{a.t_eval, a.n_eval, a.y + b * a.n_eval * dim, dim};
+  SolveStats stats;
+  auto never = []() { return false; };
+  const Status st =
+      solve_fixed(sys, a.opt, buffer, tr, sink, stats, scratch, a.y_final + b * dim, never);
+  a.status[b] = int(st);
+  Index* row = a.stats + b * kFixedStatFields;
+  row[0] = stats.accepted;
+  row[1] = stats.rejected;
+  row[2] = stats.rhs_evals;
+  row[3] = stats.overlap_steps;
+  row[4] = stats.history_peak;
+  a.t_end[b] = stats.t_final;
+}
+
+}  // namespace delyap

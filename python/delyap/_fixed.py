@@ -1,0 +1,64 @@
+"""The fixed-storage ensemble solve: what ``solve_dde(..., device="cuda")`` runs.
+
+Each trajectory keeps its history in a ring of ``history_capacity`` anchors allocated up front
+(device memory cannot grow mid-kernel); a trajectory whose delay window needs more anchors
+stops with status ``history_full`` and the others finish. The same per-trajectory code has a
+host mirror in ``delyap._core`` (``backend=_core``), which the CPU tests compare with the
+regular solver.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from .rhs import DDESystem, LinearDDE, MackeyGlass
+
+
+def default_capacity(n_hist: int) -> int:
+    """Anchors per trajectory: room for the initial history and a delay window of ~120 steps."""
+    return int(max(128, 1 << int(np.ceil(np.log2(n_hist + 64)))))
+
+
+def options_dict(opt) -> dict:
+    return dict(method=int(opt.method), rtol=opt.rtol, atol=opt.atol, dt=opt.dt,
+                max_step=opt.max_step, min_step=opt.min_step, max_steps=int(opt.max_steps),
+                track_discontinuities=bool(opt.track_discontinuities))
+
+
+def check_supported(system: DDESystem, hist, output) -> None:
+    """Raise (naming the argument) for what the fixed-storage solver does not do."""
+    if isinstance(system, MackeyGlass):
+        if system.state_dependent:
+            raise ValueError("device: state-dependent lags (tau_state) run on the CPU only")
+    elif isinstance(system, LinearDDE):
+        if system.dim > 8 or system.n_delays > 4:
+            raise ValueError("device: the CUDA solver takes linear systems with dim <= 8 and "
+                             f"n_delays <= 4, got dim {system.dim}, n_delays {system.n_delays}")
+    else:
+        raise ValueError(f"device: the CUDA solver runs the built-in mackey_glass and linear "
+                         f"systems, not {type(system).__name__}")
+    if hist.jumps.size:
+        raise ValueError("history_jumps: not supported with device='cuda'")
+    if output is not None:
+        raise ValueError("output: reduced outputs are not supported with device='cuda'")
+
+
+def solve_fixed(system: DDESystem, hist, t0: float, t_final: float, times: np.ndarray, opt,
+                backend, capacity=None, threads: int = 0) -> dict:
+    """Run the fixed-storage ensemble on ``backend`` (``_core``: host mirror; ``_cuda``)."""
+    cap = default_capacity(hist.t.size) if capacity is None else int(capacity)
+    if cap < hist.t.size + 2:
+        raise ValueError(f"history_capacity: {cap} cannot hold the initial history's "
+                         f"{hist.t.size} anchors")
+    c = np.ascontiguousarray
+    common = dict(hist_t=c(hist.t), hist_x=c(hist.x), hist_f=c(hist.f), y0=c(hist.y0),
+                  t0=float(t0), t_final=float(t_final), t_eval=c(times),
+                  options=options_dict(opt), capacity=cap)
+    if backend is _core:
+        common["threads"] = int(threads)
+    b = system.n_trajectories
+    if isinstance(system, MackeyGlass):
+        full = lambda a: c(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731
+        return backend.solve_fixed_mackey_glass(full(system.beta), full(system.gamma),
+                                                full(system.n), full(system.tau), **common)
+    return backend.solve_fixed_linear(c(system.A), c(system.B), c(system.tau), b, **common)

@@ -1,0 +1,63 @@
+"""Where delyap runs: ``device="cpu"`` (default) or ``device="cuda"``.
+
+The CUDA kernels live in the optional extension ``delyap._cuda``, built when nvcc is found at
+install time (``DELYAP_CUDA=AUTO``). :func:`cuda_backend` returns it or raises a
+:class:`CudaUnavailableError` that says which part is missing: the build, the driver or a
+device. Inputs that already live on a GPU (torch tensors, or anything exposing
+``__cuda_array_interface__``) select ``"cuda"`` when ``device`` is left at None.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda"]
+
+DEVICES = ("cpu", "cuda")
+
+
+class CudaUnavailableError(RuntimeError):
+    """``device="cuda"`` was asked for and this installation or machine cannot run it."""
+
+
+def cuda_backend():
+    """The CUDA extension module, checked to have a usable device."""
+    try:
+        from . import _cuda  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise CudaUnavailableError(
+            "device='cuda': this delyap was built without CUDA (no nvcc at install time; "
+            "reinstall with nvcc on PATH, or set -Ccmake.define.DELYAP_CUDA=ON)") from exc
+    n = _cuda.device_count()
+    if n <= 0:
+        raise CudaUnavailableError(
+            "device='cuda': delyap has its CUDA module, but no CUDA device is visible "
+            "(no GPU, no driver, or CUDA_VISIBLE_DEVICES hides it)")
+    return _cuda
+
+
+def on_cuda(value: Any) -> bool:
+    """True for arrays that live on a CUDA device (torch tensors, CuPy, Numba arrays)."""
+    if hasattr(value, "__cuda_array_interface__"):
+        return True
+    dev = getattr(value, "device", None)
+    return getattr(dev, "type", None) == "cuda"
+
+
+def resolve_device(device: Optional[str], *inputs: Any) -> str:
+    """``device`` validated; None picks "cuda" when any input is on a GPU, else "cpu"."""
+    if device is None:
+        return "cuda" if any(on_cuda(v) for v in inputs) else "cpu"
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return device.lower()
+
+
+def to_host(value: Any) -> Any:
+    """A GPU array as a host numpy array (small parameter arrays only cross this way)."""
+    if on_cuda(value):
+        if hasattr(value, "detach"):  # torch
+            return value.detach().cpu().numpy()
+        if hasattr(value, "get"):  # CuPy
+            return value.get()
+        raise TypeError("a CUDA array without .get() or .cpu(): pass a numpy array instead")
+    return value

@@ -1,0 +1,76 @@
+"""GPU against CPU on random inputs (fresh each run, never zeros; the launchers poison every
+output before the kernel runs). Skipped without a CUDA build and a GPU."""
+import numpy as np
+import pytest
+
+import delyap as dl
+import delyap.sgd as sgd
+
+pytestmark = pytest.mark.skipif(not dl.has_cuda(), reason="needs a CUDA build and a GPU")
+
+
+def test_mackey_glass_ensemble_gpu_matches_cpu():
+    rng = np.random.default_rng()
+    n = 4096
+    tau = rng.uniform(2.0, 12.0, size=n)  # periodic regimes: rounding differences stay small
+    beta = rng.uniform(0.18, 0.22, size=n)
+    h0 = rng.uniform(0.3, 1.2, size=(n, 1))
+    sys = dl.rhs.mackey_glass(beta=beta, tau=tau)
+    te = np.linspace(0.0, 200.0, 101)
+    cpu = dl.solve_dde(sys, h0, (0.0, 200.0), te, rtol=1e-8)
+    gpu = dl.solve_dde(sys, h0, (0.0, 200.0), te, rtol=1e-8, device="cuda", history_capacity=512)
+    assert np.all(gpu.status == 0)
+    assert np.all(np.isfinite(gpu.y))
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)
+
+
+def test_linear_ensemble_gpu_matches_cpu():
+    rng = np.random.default_rng()
+    b, d = 512, 4
+    A = -np.eye(d) + 0.2 * rng.standard_normal((b, d, d))
+    B = 0.3 * rng.standard_normal((b, 2, d, d))
+    tau = rng.uniform(0.3, 2.0, size=(b, 2))
+    sys = dl.rhs.linear(A, B, tau)
+    te = np.linspace(0.0, 10.0, 41)
+    h = rng.uniform(0.5, 1.5, size=d)
+    cpu = dl.solve_dde(sys, h, (0.0, 10.0), te, rtol=1e-9)
+    gpu = dl.solve_dde(sys, h, (0.0, 10.0), te, rtol=1e-9, device="cuda", history_capacity=1024)
+    assert np.all(gpu.status == 0)
+    np.testing.assert_allclose(gpu.y, cpu.y, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("sampling", ["iid", "without", "epochs"])
+def test_sgd_map_gpu_reproduces_the_cpu_streams(sampling):
+    rng = np.random.default_rng()
+    J = rng.standard_normal((64, 200)) / np.sqrt(200)
+    K = J @ J.T
+    lrs = rng.uniform(0.2, 3.0, size=12)
+    bs = rng.integers(1, 33, size=12)
+    cpu = sgd.gram_lyapunov(K, lrs, bs, steps=3000, n_exponents=3, sampling=sampling, seed=5)
+    gpu = sgd.gram_lyapunov(K, lrs, bs, steps=3000, n_exponents=3, sampling=sampling, seed=5,
+                            device="cuda")
+    assert np.all(gpu.status == 0)
+    # Same batches, same start: only rounding (FMA contraction, summation order) differs.
+    np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(gpu.stderr, cpu.stderr, rtol=1e-4, atol=1e-9)
+
+
+def test_sgd_rank_deficient_gpu_matches_cpu():
+    rng = np.random.default_rng()
+    J = rng.standard_normal((20, 12))  # N > D: rank 12
+    K = J @ J.T
+    cpu = sgd.gram_lyapunov(K, [0.01, 0.05], [1, 4], steps=4000, n_exponents=2, seed=1)
+    gpu = sgd.gram_lyapunov(K, [0.01, 0.05], [1, 4], steps=4000, n_exponents=2, seed=1,
+                            device="cuda")
+    assert gpu.normal_dim == 12
+    np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
+
+
+def test_stability_map_in_one_launch_equals_the_cpu_map():
+    rng = np.random.default_rng()
+    J = rng.standard_normal((32, 100)) / 10
+    K = J @ J.T
+    kw = dict(lr=[0.5, 1.0, 2.0], batch_size=[1, 4, 16], steps=2000, seed=3, mean_square=False)
+    cpu = sgd.stability_map(K, **kw)
+    gpu = sgd.stability_map(K, device="cuda", **kw)
+    np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)

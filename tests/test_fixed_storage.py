@@ -1,0 +1,83 @@
+"""The fixed-storage ensemble solver: the per-trajectory code the CUDA kernel runs
+(solve_fixed_member), executed on the CPU by its host mirror in _core and compared with the
+regular growing-buffer solver. Inputs are random each run."""
+import numpy as np
+import pytest
+
+import delyap as dl
+import delyap.sgd
+from delyap import _core, rhs
+from delyap._fixed import solve_fixed
+from delyap.history import build_history
+
+
+def fixed_solve(system, history, t_span, t_eval, capacity=None, **options):
+    opt = _core.SolverOptions()
+    for key, value in options.items():
+        setattr(opt, key, value)
+    hist = build_history(history, system, t_span[0], None, history_points=33)
+    return solve_fixed(system, hist, t_span[0], t_span[1], np.asarray(t_eval, float), opt, _core,
+                       capacity)
+
+
+def test_mackey_glass_sweep_is_bitwise_the_regular_solver():
+    rng = np.random.default_rng()
+    tau = rng.uniform(2.0, 30.0, size=40)
+    beta = rng.uniform(0.18, 0.22, size=40)
+    sys = rhs.mackey_glass(beta=beta, tau=tau)
+    te = np.linspace(0.0, 200.0, 201)
+    h0 = rng.uniform(0.3, 1.2, size=(40, 1))
+    ref = dl.solve_dde(sys, h0, (0.0, 200.0), te)
+    got = fixed_solve(sys, h0, (0.0, 200.0), te)
+    assert np.all(got["status"] == 0)
+    np.testing.assert_array_equal(got["y"], ref.y)
+    np.testing.assert_array_equal(got["y_final"], ref.y_final)
+    np.testing.assert_array_equal(got["stats"][:, 0], ref.stats["accepted"])
+
+
+@pytest.mark.parametrize("method", ["DP5", "BS3"])
+def test_linear_multi_delay_batch_matches_the_regular_solver(method):
+    rng = np.random.default_rng()
+    b, d = 6, 3
+    A = -np.eye(d) + 0.2 * rng.standard_normal((b, d, d))
+    B = 0.3 * rng.standard_normal((b, 2, d, d))
+    tau = rng.uniform(0.3, 2.0, size=(b, 2))
+    sys = rhs.linear(A, B, tau)
+    te = np.linspace(0.0, 15.0, 61)
+    ref = dl.solve_dde(sys, np.ones(d), (0.0, 15.0), te, method=method, rtol=1e-8)
+    # BS3 at rtol 1e-8 keeps ~500 anchors in a window: beyond the default 128.
+    got = fixed_solve(sys, np.ones(d), (0.0, 15.0), te, capacity=1024, method=dl.METHODS[method],
+                      rtol=1e-8)
+    assert np.all(got["status"] == 0)
+    # Sums of several delays may round differently in the two point generators (1 ulp).
+    np.testing.assert_allclose(got["y"], ref.y, rtol=1e-10, atol=1e-12)
+
+
+def test_history_full_stops_only_the_trajectories_that_overflow():
+    sys = rhs.mackey_glass(tau=[1.0, 40.0, 2.0])
+    te = np.linspace(0.0, 300.0, 31)
+    got = fixed_solve(sys, 0.5, (0.0, 300.0), te, capacity=40, rtol=1e-9)
+    names = [dl.STATUS_NAMES[int(s)] for s in got["status"]]
+    assert names == ["success", "history_full", "success"]
+    ref = dl.solve_dde(rhs.mackey_glass(tau=[1.0, 2.0]), 0.5, (0.0, 300.0), te, rtol=1e-9)
+    np.testing.assert_array_equal(got["y"][[0, 2]], ref.y)
+    assert np.isnan(got["y"][1, -1, 0])  # stopped: later outputs stay unwritten
+
+
+def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems():
+    sys = rhs.mackey_glass(tau=[17.0, 20.0])
+    if not dl.has_cuda():
+        with pytest.raises(dl.CudaUnavailableError, match="device='cuda'"):
+            dl.solve_dde(sys, 0.5, (0.0, 10.0), device="cuda")
+        with pytest.raises(dl.CudaUnavailableError):
+            dl.sgd.gram_lyapunov(np.eye(3), 0.1, 1, steps=10, device="cuda")
+    with pytest.raises(ValueError, match="device: expected"):
+        dl.solve_dde(sys, 0.5, (0.0, 10.0), device="tpu")
+    sd = rhs.mackey_glass(tau=2.0, tau_state=0.5, max_delay=5.0)
+    with pytest.raises(ValueError, match="state-dependent"):
+        dl.solve_dde(sd, 0.5, (0.0, 10.0), device="cuda")
+    py = rhs.python(lambda t, x, xd: -xd[:, 0], 1, 1.0)
+    with pytest.raises(ValueError, match="built-in"):
+        dl.solve_dde(py, 0.5, (0.0, 10.0), device="cuda")
+    with pytest.raises(ValueError, match="history_capacity"):
+        dl.solve_dde(sys, 0.5, (0.0, 10.0), history_capacity=64)
