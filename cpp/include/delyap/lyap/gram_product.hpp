@@ -73,10 +73,18 @@ DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratc
     if (j == 0) s.rows[r] = row;
     const double* qj = s.q + Index(j) * n;
     if (p.gather) {
+      // Four partial sums: one running sum would serialise on the add latency.
       const double* ur = p.gather + Index(row) * n;
-      double acc = 0.0;
-      for (Index i = 0; i < n; ++i) acc += ur[i] * qj[i];
-      s.gathered[e] = scale * acc;
+      double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+      Index i = 0;
+      for (; i + 4 <= n; i += 4) {
+        a0 += ur[i] * qj[i];
+        a1 += ur[i + 1] * qj[i + 1];
+        a2 += ur[i + 2] * qj[i + 2];
+        a3 += ur[i + 3] * qj[i + 3];
+      }
+      for (; i < n; ++i) a0 += ur[i] * qj[i];
+      s.gathered[e] = scale * ((a0 + a1) + (a2 + a3));
     } else {
       s.gathered[e] = scale * qj[row];
     }
