@@ -209,10 +209,11 @@ def test_stability_map_from_K_and_plot(tmp_path):
     assert (tmp_path / "map.csv").read_text().count("\n") == 31
 
 
-@pytest.mark.parametrize("portable", [False, True])
-def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable):
+@pytest.mark.parametrize("portable, parts", [(False, 1), (True, 1), (True, 3), (True, 64)])
+def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable, parts):
     """The SGD step's inner kernel (register-blocked 4 rows × 4 columns, with remainders), in the
-    ISA-dispatched host build and in the portable build the device runs, against numpy."""
+    ISA-dispatched host build and in the portable build the device runs -- also split into
+    strided parts as a thread block splits it (64 parts > n: idle threads) -- against numpy."""
     from delyap import _core
 
     rng = np.random.default_rng()
@@ -224,6 +225,6 @@ def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable):
             q = rng.standard_normal((k, n))
             rows = rng.integers(0, n, size=m).astype(np.uint32)  # repeats allowed, as in i.i.d.
             g = rng.standard_normal((m, k))
-            got = _core._gram_subtract_rows(q, K, rows, g, portable)
+            got = _core._gram_subtract_rows(q, K, rows, g, portable, parts)
             want = q - (K[rows].T @ g).T
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -88,10 +88,11 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
 }
 
 // Test hook: one application of the Gram row update, Q −= K[rows, :]ᵀ G, by the ISA-dispatched
-// host kernel or by the portable one (the code the device runs), on caller-owned arrays.
+// host kernel or by the portable one (the code the device runs; `parts` > 1 splits the entries
+// the way a thread block does), on caller-owned arrays.
 DArray gram_subtract_rows(const DArray& q, const DArray& K,
                           const py::array_t<uint32_t, py::array::c_style>& rows, const DArray& g,
-                          bool portable) {
+                          bool portable, int parts) {
   require_shape(q, "q", {-1, -1});  // k × n (row j = direction j, i.e. column-major n × k)
   const int k = int(q.shape(0));
   const Index n = q.shape(1);
@@ -103,8 +104,10 @@ DArray gram_subtract_rows(const DArray& q, const DArray& K,
     if (rows.at(r) >= n) throw py::value_error("rows: index out of range");
   DArray out(q.request());  // a copy
   std::copy(q.data(), q.data() + q.size(), out.mutable_data());
-  if (portable)
-    PortableRowUpdate{}(out.mutable_data(), n, k, K.data(), rows.data(), g.data(), m);
+  if (parts < 1) throw py::value_error("parts: must be positive");
+  if (portable)  // as `parts` device threads would split it: entries i = p, p + parts, …
+    for (int p = 0; p < parts; ++p)
+      PortableRowUpdate{}(out.mutable_data(), n, k, K.data(), rows.data(), g.data(), m, p, parts);
   else
     bindings::HostRowUpdate{}(out.mutable_data(), n, k, K.data(), rows.data(), g.data(), m);
   return out;
@@ -119,7 +122,7 @@ void register_sgd(py::module_& m) {
         py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
         py::arg("n_running"), py::arg("threads"));
   m.def("_gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"), py::arg("rows"),
-        py::arg("g"), py::arg("portable"));
+        py::arg("g"), py::arg("portable"), py::arg("parts") = 1);
   m.def("gram_kernel_isa", &bindings::gram_kernel_isa,
         "Which build of the SGD Gram kernel runs on this CPU: 'x86-64-v3' (AVX2/FMA) or "
         "'portable'.");

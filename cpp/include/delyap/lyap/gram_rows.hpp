@@ -2,22 +2,29 @@
 // batch's rows of K. It streams B·c rows of K (N doubles each) per step and is the whole cost of
 // the map at large batches, so it is blocked for registers: four rows of K at a time against up
 // to four direction columns, each K value and each Q value loaded once per block. The loops
-// are plain so the compiler vectorises them for whatever ISA it targets (the CPU bindings build
-// this function once per ISA and pick at load time; see cpp/bindings/gram_row_update.cpp).
+// are plain so the compiler vectorises them for whatever ISA it targets: the CPU bindings
+// compile this header a second time with -march=x86-64-v3 inside another inline namespace
+// (DELYAP_ISA_NAMESPACE, so the two builds never share a symbol) and pick one at run time;
+// see cpp/bindings/gram_row_update.cpp.
 #pragma once
 
 #include <cstdint>
 
 #include "delyap/common/config.hpp"
 
+#ifndef DELYAP_ISA_NAMESPACE
+#define DELYAP_ISA_NAMESPACE portable_isa
+#endif
+
 namespace delyap {
+inline namespace DELYAP_ISA_NAMESPACE {
 
 namespace gram_detail {
 
 // Q[:, j0 : j0 + C] −= Σ_{a < R} K_row(a) ⊗ G[a, j0 : j0 + C]   (Q column-major, G row-major k)
-// for the entries i = i0, i0 + di, … (a CUDA block splits them over its threads; the host
-// takes them all, di = 1, as one loop it can vectorise).
-template <int R, int C>
+// for the entries i = i0, i0 + di, … : a CUDA block splits them over its threads (kStrided);
+// the host takes them all as one unit-stride loop it can vectorise.
+template <int R, int C, bool kStrided>
 DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, const double* K,
                                      const uint32_t* rows, const double* g, int j0, Index i0,
                                      Index di) {
@@ -27,7 +34,9 @@ DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, con
     kr[a] = K + Index(rows[a]) * n;
     for (int j = 0; j < C; ++j) gg[a][j] = g[a * k + j0 + j];
   }
-  auto entry = [&](Index i) {
+  // Host: start and stride are compile-time constants, so the loop vectorises cleanly.
+  const Index start = kStrided ? i0 : 0, step = kStrided ? di : 1;
+  for (Index i = start; i < n; i += step) {
     double ka[R];
     for (int a = 0; a < R; ++a) ka[a] = kr[a][i];
     for (int j = 0; j < C; ++j) {
@@ -35,26 +44,32 @@ DELYAP_HD inline void subtract_block(double* __restrict__ q, Index n, int k, con
       for (int a = 0; a < R; ++a) s += gg[a][j] * ka[a];
       q[Index(j0 + j) * n + i] -= s;
     }
-  };
-  if (di == 1) {
-    for (Index i = i0; i < n; ++i) entry(i);
-  } else {
-    for (Index i = i0; i < n; i += di) entry(i);
   }
 }
 
-template <int R>
+template <int R, bool kStrided>
 DELYAP_HD inline void subtract_rows_all_columns(double* q, Index n, int k, const double* K,
                                                 const uint32_t* rows, const double* g, Index i0,
                                                 Index di) {
   int j = 0;
-  for (; j + 4 <= k; j += 4) subtract_block<R, 4>(q, n, k, K, rows, g, j, i0, di);
+  for (; j + 4 <= k; j += 4) subtract_block<R, 4, kStrided>(q, n, k, K, rows, g, j, i0, di);
   switch (k - j) {
-    case 3: subtract_block<R, 3>(q, n, k, K, rows, g, j, i0, di); break;
-    case 2: subtract_block<R, 2>(q, n, k, K, rows, g, j, i0, di); break;
-    case 1: subtract_block<R, 1>(q, n, k, K, rows, g, j, i0, di); break;
+    case 3: subtract_block<R, 3, kStrided>(q, n, k, K, rows, g, j, i0, di); break;
+    case 2: subtract_block<R, 2, kStrided>(q, n, k, K, rows, g, j, i0, di); break;
+    case 1: subtract_block<R, 1, kStrided>(q, n, k, K, rows, g, j, i0, di); break;
     default: break;
   }
+}
+
+template <bool kStrided>
+DELYAP_HD inline void subtract_all_rows(double* q, Index n, int k, const double* K,
+                                        const uint32_t* rows, const double* g, Index m, Index i0,
+                                        Index di) {
+  Index r = 0;
+  for (; r + 4 <= m; r += 4)
+    subtract_rows_all_columns<4, kStrided>(q, n, k, K, rows + r, g + r * k, i0, di);
+  for (; r < m; ++r)
+    subtract_rows_all_columns<1, kStrided>(q, n, k, K, rows + r, g + r * k, i0, di);
 }
 
 }  // namespace gram_detail
@@ -64,11 +79,10 @@ DELYAP_HD inline void subtract_rows_all_columns(double* q, Index n, int k, const
 DELYAP_HD inline void subtract_batch_rows(double* q, Index n, int k, const double* K,
                                           const uint32_t* rows, const double* g, Index m,
                                           Index i0 = 0, Index di = 1) {
-  Index r = 0;
-  for (; r + 4 <= m; r += 4)
-    gram_detail::subtract_rows_all_columns<4>(q, n, k, K, rows + r, g + r * k, i0, di);
-  for (; r < m; ++r)
-    gram_detail::subtract_rows_all_columns<1>(q, n, k, K, rows + r, g + r * k, i0, di);
+  if (di == 1)
+    gram_detail::subtract_all_rows<false>(q, n, k, K, rows, g, m, i0, di);
+  else
+    gram_detail::subtract_all_rows<true>(q, n, k, K, rows, g, m, i0, di);
 }
 
 // The default row update: the portable kernel compiled for the target at hand (used on the
@@ -80,4 +94,5 @@ struct PortableRowUpdate {
   }
 };
 
+}  // namespace DELYAP_ISA_NAMESPACE
 }  // namespace delyap
