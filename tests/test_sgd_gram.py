@@ -228,3 +228,17 @@ def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable, parts):
             got = _core._gram_subtract_rows(q, K, rows, g, portable, parts)
             want = q - (K[rows].T @ g).T
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("portable, parts", [(False, 1), (True, 1), (True, 5)])
+def test_reduced_coordinate_gather_equals_numpy(portable, parts):
+    """Rank-deficient K: G = scale · U[rows] Q, with every column-chunk remainder."""
+    from delyap import _core
+
+    rng = np.random.default_rng()
+    U = rng.standard_normal((40, 23))
+    for k in range(1, 10):
+        q = rng.standard_normal((k, 23))
+        rows = rng.integers(0, 40, size=11).astype(np.uint32)
+        got = _core._gram_gather_rows(U, rows, q, 0.3, portable, parts)
+        np.testing.assert_allclose(got, 0.3 * U[rows] @ q.T, rtol=1e-12, atol=1e-12)

@@ -11,6 +11,10 @@ namespace delyap::bindings {
 void subtract_batch_rows_host(double* q, Index n, int k, const double* K, const uint32_t* rows,
                               const double* g, Index m);
 
+// Same contract as delyap::gather_batch_rows (all rows).
+void gather_batch_rows_host(const double* U, const uint32_t* rows, Index m, const double* q,
+                            Index n, int k, double scale, double* out);
+
 // Which build of the kernel this process runs ("x86-64-v3" or "portable"), for `delyap info`.
 const char* gram_kernel_isa();
 
@@ -19,6 +23,10 @@ struct HostRowUpdate {
   void operator()(double* q, Index n, int k, const double* K, const uint32_t* rows,
                   const double* g, Index m, Index = 0, Index = 1) const {
     subtract_batch_rows_host(q, n, k, K, rows, g, m);
+  }
+  void gather(const double* U, const uint32_t* rows, Index m, const double* q, Index n, int k,
+              double scale, double* out, Index = 0, Index = 1) const {
+    gather_batch_rows_host(U, rows, m, q, n, k, scale, out);
   }
 };
 

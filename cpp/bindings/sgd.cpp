@@ -113,6 +113,29 @@ DArray gram_subtract_rows(const DArray& q, const DArray& K,
   return out;
 }
 
+// Test hook: the reduced-coordinate gather out[r, j] = scale · U[rows[r], :] · q[j, :].
+DArray gram_gather_rows(const DArray& U, const py::array_t<uint32_t, py::array::c_style>& rows,
+                        const DArray& q, double scale, bool portable, int parts) {
+  require_shape(q, "q", {-1, -1});  // k × n
+  const int k = int(q.shape(0));
+  const Index n = q.shape(1);
+  require_shape(U, "U", {-1, n});
+  const Index m = rows.shape(0);
+  require_shape(rows, "rows", {m});
+  for (Index r = 0; r < m; ++r)
+    if (rows.at(r) >= U.shape(0)) throw py::value_error("rows: index out of range");
+  if (parts < 1) throw py::value_error("parts: must be positive");
+  DArray out(std::vector<py::ssize_t>{m, Index(k)});
+  if (portable)
+    for (int p = 0; p < parts; ++p)
+      PortableRowUpdate{}.gather(U.data(), rows.data(), m, q.data(), n, k, scale,
+                                 out.mutable_data(), p, parts);
+  else
+    bindings::HostRowUpdate{}.gather(U.data(), rows.data(), m, q.data(), n, k, scale,
+                                     out.mutable_data());
+  return out;
+}
+
 }  // namespace
 
 void register_sgd(py::module_& m) {
@@ -123,6 +146,8 @@ void register_sgd(py::module_& m) {
         py::arg("n_running"), py::arg("threads"));
   m.def("_gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"), py::arg("rows"),
         py::arg("g"), py::arg("portable"), py::arg("parts") = 1);
+  m.def("_gram_gather_rows", &gram_gather_rows, py::arg("U"), py::arg("rows"), py::arg("q"),
+        py::arg("scale"), py::arg("portable"), py::arg("parts") = 1);
   m.def("gram_kernel_isa", &bindings::gram_kernel_isa,
         "Which build of the SGD Gram kernel runs on this CPU: 'x86-64-v3' (AVX2/FMA) or "
         "'portable'.");

@@ -66,27 +66,19 @@ DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratc
   const int c = p.outputs, k = p.k;
   const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
-  for (Index e = g.rank(); e < m * k; e += g.size()) {
-    const Index r = e / k;
-    const int j = int(e % k);
-    const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
-    if (j == 0) s.rows[r] = row;
-    const double* qj = s.q + Index(j) * n;
-    if (p.gather) {
-      // Four partial sums: one running sum would serialise on the add latency.
-      const double* ur = p.gather + Index(row) * n;
-      double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-      Index i = 0;
-      for (; i + 4 <= n; i += 4) {
-        a0 += ur[i] * qj[i];
-        a1 += ur[i + 1] * qj[i + 1];
-        a2 += ur[i + 2] * qj[i + 2];
-        a3 += ur[i + 3] * qj[i + 3];
-      }
-      for (; i < n; ++i) a0 += ur[i] * qj[i];
-      s.gathered[e] = scale * ((a0 + a1) + (a2 + a3));
-    } else {
-      s.gathered[e] = scale * qj[row];
+  if (p.gather) {
+    for (Index r = g.rank(); r < m; r += g.size())
+      s.rows[r] = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
+    g.sync();
+    update.gather(p.gather, s.rows, m, s.q, n, k, scale, s.gathered, Index(g.rank()),
+                  Index(g.size()));
+  } else {
+    for (Index e = g.rank(); e < m * k; e += g.size()) {
+      const Index r = e / k;
+      const int j = int(e % k);
+      const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
+      if (j == 0) s.rows[r] = row;
+      s.gathered[e] = scale * s.q[Index(j) * n + row];
     }
   }
   g.sync();

@@ -1,4 +1,4 @@
-// The inner kernel of the Gram-reduced SGD step: Q ← Q − Σ_a K[row_a, :]ᵀ ⊗ G[a, :] for the
+// The inner kernels of the Gram-reduced SGD step: Q ← Q − Σ_a K[row_a, :]ᵀ ⊗ G[a, :] for the
 // batch's rows of K. It streams B·c rows of K (N doubles each) per step and is the whole cost of
 // the map at large batches, so it is blocked for registers: four rows of K at a time against up
 // to four direction columns, each K value and each Q value loaded once per block. The loops
@@ -85,12 +85,51 @@ DELYAP_HD inline void subtract_batch_rows(double* q, Index n, int k, const doubl
     gram_detail::subtract_all_rows<true>(q, n, k, K, rows, g, m, i0, di);
 }
 
+// Reduced coordinates' gather: out[r, j] = scale · U[rows[r], :] · Q[:, j] for the rows
+// r = r0, r0 + dr, … (U row-major n_rows × n, Q column-major n × k). Four directions share each
+// load of U's row; the sums run over i in order, so a build that may reassociate (the x86-64-v3
+// one) vectorises them.
+DELYAP_HD inline void gather_batch_rows(const double* U, const uint32_t* rows, Index m,
+                                        const double* q, Index n, int k, double scale,
+                                        double* out, Index r0 = 0, Index dr = 1) {
+  for (Index r = r0; r < m; r += dr) {
+    const double* ur = U + Index(rows[r]) * n;
+    int j = 0;
+    for (; j + 4 <= k; j += 4) {
+      const double *q0 = q + Index(j) * n, *q1 = q0 + n, *q2 = q1 + n, *q3 = q2 + n;
+      double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+      for (Index i = 0; i < n; ++i) {
+        const double u = ur[i];
+        a0 += u * q0[i];
+        a1 += u * q1[i];
+        a2 += u * q2[i];
+        a3 += u * q3[i];
+      }
+      out[r * k + j] = scale * a0;
+      out[r * k + j + 1] = scale * a1;
+      out[r * k + j + 2] = scale * a2;
+      out[r * k + j + 3] = scale * a3;
+    }
+    for (; j < k; ++j) {
+      const double* qj = q + Index(j) * n;
+      double acc = 0.0;
+      for (Index i = 0; i < n; ++i) acc += ur[i] * qj[i];
+      out[r * k + j] = scale * acc;
+    }
+  }
+}
+
 // The default row update: the portable kernel compiled for the target at hand (used on the
 // device and by any host caller that does not bring an ISA-dispatched one).
 struct PortableRowUpdate {
   DELYAP_HD void operator()(double* q, Index n, int k, const double* K, const uint32_t* rows,
                             const double* g, Index m, Index i0 = 0, Index di = 1) const {
     subtract_batch_rows(q, n, k, K, rows, g, m, i0, di);
+  }
+  DELYAP_HD void gather(const double* U, const uint32_t* rows, Index m, const double* q,
+                        Index n, int k, double scale, double* out, Index r0 = 0,
+                        Index dr = 1) const {
+    gather_batch_rows(U, rows, m, q, n, k, scale, out, r0, dr);
   }
 };
 
