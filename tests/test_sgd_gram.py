@@ -242,3 +242,32 @@ def test_reduced_coordinate_gather_equals_numpy(portable, parts):
         rows = rng.integers(0, 40, size=11).astype(np.uint32)
         got = _core._gram_gather_rows(U, rows, q, 0.3, portable, parts)
         np.testing.assert_allclose(got, 0.3 * U[rows] @ q.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+@pytest.mark.parametrize("sampling", [0, 1, 2])
+def test_block_cooperative_code_on_a_group_of_host_threads_is_exact(rank_deficient, sampling):
+    """The GPU runs each configuration on a thread block (work split over threads, leader-only
+    sampling and QR, barriers between phases). Here the same code runs on groups of real host
+    threads with a barrier: any race or missing barrier would change the result, which must be
+    bitwise that of a one-thread group, and agree with the default host kernel to rounding."""
+    from delyap import _core
+
+    rng = np.random.default_rng()
+    J = rng.standard_normal((30, 20 if rank_deficient else 60)) / 5
+    spec = sgd.gram_spectrum(J @ J.T)
+    basis = None if spec.full_rank else spec.basis
+    eig = None if spec.full_rank else np.ascontiguousarray(spec.eigenvalues)
+    lr = rng.uniform(0.2, 2.0, size=3)
+    bs = np.array([1, 4, 7], dtype=np.int32)
+
+    def run(group_threads):
+        return _core.gram_lyapunov(spec.K, basis, eig, 1, lr, bs, sampling, 3, 600, 10, 10, 7, 8,
+                                   4, 1, group_threads)
+
+    one, three, five, host = run(1), run(3), run(5), run(0)
+    assert np.all(three["status"] == 0)
+    np.testing.assert_array_equal(three["exponents"], one["exponents"])
+    np.testing.assert_array_equal(five["exponents"], one["exponents"])
+    np.testing.assert_array_equal(five["block_sum"], one["block_sum"])
+    np.testing.assert_allclose(host["exponents"], one["exponents"], rtol=1e-9, atol=1e-12)

@@ -11,12 +11,14 @@
 
 #include "delyap/lyap/gram_product.hpp"
 #include "gram_row_update.hpp"
+#include "host_thread_group.hpp"
 #include "lyapunov_runner.hpp"
 
 namespace py = pybind11;
 using namespace delyap;
 using delyap::bindings::DArray;
 using delyap::bindings::require_shape;
+using delyap::bindings::run_host_group;
 
 namespace {
 
@@ -24,7 +26,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
                        const std::optional<DArray>& eigenvalues, int outputs, const DArray& lr,
                        const py::array_t<int, py::array::c_style>& batch, int sampling, int k,
                        Index steps, Index transient, int renorm_interval, uint64_t seed,
-                       int n_blocks, Index n_running, int threads) {
+                       int n_blocks, Index n_running, int threads, int group_threads) {
   require_shape(K, "K", {-1, -1});
   const Index n = K.shape(0);
   require_shape(K, "K", {n, n});
@@ -79,8 +81,17 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       LyapunovAccumulator acc = out.accumulator(c, n_total);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
       int status = 0;
-      const Status st = run_gram_product(SerialGroup{}, p, acc, s, &status, is_cancelled,
-                                         bindings::HostRowUpdate{});
+      Status st;
+      if (group_threads <= 0) {
+        st = run_gram_product(SerialGroup{}, p, acc, s, &status, is_cancelled,
+                              bindings::HostRowUpdate{});
+      } else {  // test mode: the device's code path, on a group of host threads
+        run_host_group(group_threads, [&](const bindings::HostThreadGroup& g) {
+          const Status mine =
+              run_gram_product(g, p, acc, s, &status, is_cancelled, PortableRowUpdate{});
+          if (g.leader()) st = mine;
+        });
+      }
       out.finish(c, acc, st);
     });
   });
@@ -143,7 +154,9 @@ void register_sgd(py::module_& m) {
         py::arg("outputs"),
         py::arg("lr"), py::arg("batch"), py::arg("sampling"), py::arg("k"), py::arg("steps"),
         py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
-        py::arg("n_running"), py::arg("threads"));
+        py::arg("n_running"), py::arg("threads"), py::arg("group_threads") = 0,
+        "group_threads > 0 (tests): run each configuration as the GPU does — portable kernel, "
+        "work split over a group of that many host threads with barriers.");
   m.def("_gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"), py::arg("rows"),
         py::arg("g"), py::arg("portable"), py::arg("parts") = 1);
   m.def("_gram_gather_rows", &gram_gather_rows, py::arg("U"), py::arg("rows"), py::arg("q"),
