@@ -74,3 +74,21 @@ def test_stability_map_in_one_launch_equals_the_cpu_map():
     cpu = sgd.stability_map(K, **kw)
     gpu = sgd.stability_map(K, device="cuda", **kw)
     np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
+
+
+def test_kuramoto_rhs_on_the_gpu_matches_cpu():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng()
+    N = 3000
+    A = sp.random(N, N, density=20 / N, format="csr", random_state=int(rng.integers(1 << 31)))
+    A.data[:] = 1.0
+    omega = rng.normal(1.0, 0.5, size=N)
+    tau = A.copy()
+    tau.data = rng.choice([0.5, 1.0, 1.5], size=tau.nnz)
+    sys = dl.rhs.kuramoto(omega, A, coupling=1.5, tau=tau)
+    theta0 = rng.uniform(0, 2 * np.pi, size=N)
+    te = np.linspace(0.0, 20.0, 21)
+    cpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter")
+    gpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter", device="cuda")
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)

@@ -79,5 +79,10 @@ def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems
     py = rhs.python(lambda t, x, xd: -xd[:, 0], 1, 1.0)
     with pytest.raises(ValueError, match="built-in"):
         dl.solve_dde(py, 0.5, (0.0, 10.0), device="cuda")
+    import scipy.sparse as sparse
+
+    sl = rhs.stuart_landau(np.ones(4), sparse.csr_matrix(np.ones((4, 4))), 1.0, 1.0)
+    with pytest.raises(ValueError, match="kuramoto"):
+        dl.solve_dde(sl, 0.5, (0.0, 1.0), device="cuda")
     with pytest.raises(ValueError, match="history_capacity"):
         dl.solve_dde(sys, 0.5, (0.0, 10.0), history_capacity=64)

@@ -13,6 +13,7 @@ using delyap::cuda::DeviceBuffer;
 
 void register_cuda_dde(py::module_& m);
 void register_cuda_sgd(py::module_& m);
+void register_cuda_network(py::module_& m);
 
 namespace {
 
@@ -94,4 +95,5 @@ PYBIND11_MODULE(_cuda, m) {
   m.attr("runtime_version") = runtime;
   register_cuda_dde(m);
   register_cuda_sgd(m);
+  register_cuda_network(m);
 }

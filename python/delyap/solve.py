@@ -12,6 +12,7 @@ from ._validate import as_count, as_float_array, as_positive
 from .device import cuda_backend, on_cuda, resolve_device, to_host
 from .errors import IntegrationError
 from .history import build_history
+from .networks import KuramotoDDE
 from .rhs import DDESystem, PythonDDE
 from .solution import DDESolution
 
@@ -157,6 +158,23 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
                          jumps=history_jumps, grid=history_grid)
 
     where = resolve_device(device, history)
+    if where == "cuda" and isinstance(system, KuramotoDDE):
+        # One large trajectory: host method of steps, right-hand side on the GPU.
+        if history_capacity is not None:
+            raise ValueError("history_capacity: the Kuramoto GPU path keeps its history on the "
+                             "host (it grows as needed)")
+        mode = _output_mode(output, system, times)
+        backend = cuda_backend()
+        start = time.perf_counter()
+        raw = system._solve_cuda(backend, hist, t0, tf, times, opt, mode)
+        wall = time.perf_counter() - start
+        sol = DDESolution._from_core(raw, "Euler" if name == "EULER" else name,
+                                     system.batch_size, wall)
+        sol.extras["device"] = "cuda"
+        sol.extras["output"] = "state" if output is None else output
+        if throw and not sol.success:
+            raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
+        return sol
     if where == "cuda":
         check_supported(system, hist, output)
         backend = cuda_backend()
@@ -190,8 +208,13 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
 
 
 def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
+    return _core.OutputSpec(*_output_mode(output, system, times))
+
+
+def _output_mode(output, system: DDESystem, times) -> Tuple[int, list]:
+    """(mode, components): 0 full state, 1 the listed components, 2 the order parameter."""
     if output is None:
-        return _core.OutputSpec(0, [])
+        return 0, []
     if times is None:
         raise ValueError("output: a reduced output needs t_eval (the output times)")
     if isinstance(system, PythonDDE) and system.batch_size is not None:
@@ -200,13 +223,13 @@ def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
         if output != "order_parameter":
             raise ValueError(f"output: expected None, component indices or 'order_parameter', "
                              f"got {output!r}")
-        return _core.OutputSpec(2, [])
+        return 2, []
     idx = np.asarray(output)
     if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
         raise TypeError("output: component indices must be a non-empty 1-D integer array")
     if idx.min() < -system.dim or idx.max() >= system.dim:
         raise ValueError(f"output: component indices must lie in [0, {system.dim})")
-    return _core.OutputSpec(1, [int(i) % system.dim for i in idx])
+    return 1, [int(i) % system.dim for i in idx]
 
 
 def _split_python_batch(sol: DDESolution, system: PythonDDE) -> DDESolution:

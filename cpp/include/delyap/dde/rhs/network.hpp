@@ -23,6 +23,28 @@ struct CsrGraph {
   int n;
 };
 
+// Per-element pieces of the Kuramoto right-hand side, shared by the host loop below and the
+// CUDA kernels (one thread per delayed value, then one per node).
+// (sin, cos) of delayed phase m (m = class · N + node), interleaved so an edge touches one line.
+DELYAP_HD inline void delayed_sin_cos(Index m, const double* xd, double* sc) {
+  sc[2 * m] = std::sin(xd[m]);
+  sc[2 * m + 1] = std::cos(xd[m]);
+}
+
+// θ_i' = ω_i + K/d_i (cos θ_i Σ_j A_ij sin θ_j(t−τ_ij) − sin θ_i Σ_j A_ij cos θ_j(t−τ_ij)).
+DELYAP_HD inline double kuramoto_rate(int i, const CsrGraph& g, const double* omega,
+                                      const double* inv_norm, double coupling, const double* x,
+                                      const double* sc) {
+  double ss = 0.0, cc = 0.0;
+  for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
+    const Index src = 2 * (Index(g.klass ? g.klass[e] : 0) * g.n + g.indices[e]);
+    ss += g.weights[e] * sc[src];
+    cc += g.weights[e] * sc[src + 1];
+  }
+  const double si = std::sin(x[i]), ci = std::cos(x[i]);
+  return omega[i] + coupling * inv_norm[i] * (ci * ss - si * cc);
+}
+
 struct KuramotoNetwork {
   CsrGraph g;
   const double* omega;    // N natural frequencies
@@ -40,21 +62,9 @@ struct KuramotoNetwork {
     const int N = g.n;
     const Index M = Index(n_classes) * N;
     if (trig.size() != size_t(2 * M)) trig.assign(size_t(2 * M), 0.0);
-    double* sc = trig.data();  // interleaved so an edge touches one cache line
-    for (Index m = 0; m < M; ++m) {
-      sc[2 * m] = std::sin(xd[m]);
-      sc[2 * m + 1] = std::cos(xd[m]);
-    }
-    for (int i = 0; i < N; ++i) {
-      double ss = 0.0, cc = 0.0;
-      for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
-        const Index src = 2 * (Index(g.klass ? g.klass[e] : 0) * N + g.indices[e]);
-        ss += g.weights[e] * sc[src];
-        cc += g.weights[e] * sc[src + 1];
-      }
-      const double si = std::sin(x[i]), ci = std::cos(x[i]);
-      out[i] = omega[i] + coupling * inv_norm[i] * (ci * ss - si * cc);
-    }
+    double* sc = trig.data();
+    for (Index m = 0; m < M; ++m) delayed_sin_cos(m, xd, sc);
+    for (int i = 0; i < N; ++i) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
     return true;
   }
 

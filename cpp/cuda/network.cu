@@ -1,0 +1,181 @@
+// Delay-coupled Kuramoto at large N on the GPU: one trajectory, its right-hand side parallel
+// over delayed values and nodes (CSR in-edges, one thread per node) with the graph resident in
+// device memory. The method-of-steps driver (history, step control, discontinuities) stays the
+// CPU's; each right-hand-side evaluation ships the state and the delayed states to the device
+// and the rates back (2·(1 + classes)·N doubles). The per-element maths is delayed_sin_cos and
+// kuramoto_rate (dde/rhs/network.hpp), which the CPU right-hand side runs too.
+// The host driver's DELYAP_HD templates are instantiated here with a host-only System (its
+// right-hand side launches kernels); nvcc warns that their device side would call host code,
+// which never happens: only their host side runs.
+#pragma nv_diag_suppress 20014
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common.cuh"
+#include "delyap/dde/rhs/network.hpp"
+#include "fixed_solve.hpp"
+#include "solve_runner.hpp"
+
+namespace py = pybind11;
+using delyap::bindings::DArray;
+
+namespace delyap::cuda {
+namespace {
+
+__global__ void sin_cos_kernel(const double* xd, Index m_total, double* sc) {
+  const Index m = Index(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m < m_total) delayed_sin_cos(m, xd, sc);
+}
+
+__global__ void kuramoto_kernel(CsrGraph g, const double* omega, const double* inv_norm,
+                                double coupling, const double* x, const double* sc, double* out) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < g.n) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
+}
+
+// The graph and node data, uploaded once.
+struct DeviceNetwork {
+  DeviceBuffer<Index> indptr;
+  DeviceBuffer<int> indices;
+  DeviceBuffer<double> weights;
+  DeviceBuffer<unsigned char> klass;
+  DeviceBuffer<double> omega, inv_norm;
+  int n = 0;
+  bool has_klass = false;
+  CsrGraph graph() const {
+    return CsrGraph{indptr.get(), indices.get(), weights.get(),
+                    has_klass ? klass.get() : nullptr, n};
+  }
+};
+
+// The first CUDA error seen inside a right-hand side (which can only report failure).
+struct ErrorSlot {
+  std::mutex m;
+  std::string message;
+  void set(const std::string& s) {
+    std::lock_guard<std::mutex> lock(m);
+    if (message.empty()) message = s;
+  }
+};
+
+// A System for the host driver whose right-hand side runs on the device.
+struct KuramotoCuda {
+  std::shared_ptr<const DeviceNetwork> net;
+  const double* tau;  // host: the distinct delays
+  int n_classes;
+  double coupling;
+  std::shared_ptr<DeviceBuffer<double>> x_d, xd_d, sc_d, out_d;  // per trajectory
+  std::shared_ptr<ErrorSlot> error;
+  cudaStream_t stream;
+
+  int dim() const { return net->n; }
+  int n_delays() const { return n_classes; }
+  double delay(int k) const { return tau[k]; }
+
+  bool rhs(double, const double* x, const double* xd, double* out) const {
+    const int N = net->n;
+    const Index M = Index(n_classes) * N;
+    try {
+      check(cudaMemcpyAsync(x_d->get(), x, sizeof(double) * N, cudaMemcpyHostToDevice, stream),
+            "upload state");
+      check(cudaMemcpyAsync(xd_d->get(), xd, sizeof(double) * M, cudaMemcpyHostToDevice, stream),
+            "upload delayed states");
+      sin_cos_kernel<<<blocks_for(M, 256), 256, 0, stream>>>(xd_d->get(), M, sc_d->get());
+      check(cudaGetLastError(), "sin_cos_kernel");
+      kuramoto_kernel<<<blocks_for(N, 128), 128, 0, stream>>>(
+          net->graph(), net->omega.get(), net->inv_norm.get(), coupling, x_d->get(),
+          sc_d->get(), out_d->get());
+      check(cudaGetLastError(), "kuramoto_kernel");
+      check(cudaMemcpyAsync(out, out_d->get(), sizeof(double) * N, cudaMemcpyDeviceToHost, stream),
+            "download rates");
+      check(cudaStreamSynchronize(stream), "kuramoto rhs");
+    } catch (const std::exception& e) {
+      error->set(e.what());
+      return false;  // the trajectory stops with status rhs_error; the message is raised below
+    }
+    return true;
+  }
+};
+
+using IndexArray = py::array_t<Index, py::array::c_style>;
+using IntArray = py::array_t<int, py::array::c_style>;
+using ClassArray = py::array_t<unsigned char, py::array::c_style>;
+
+py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const DArray& weights,
+                        const std::optional<ClassArray>& klass, const DArray& tau,
+                        const DArray& omega, const DArray& inv_norm, const DArray& coupling,
+                        const DArray& hist_t, const DArray& hist_x, const DArray& hist_f,
+                        const DArray& y0, const DArray& jumps, double t0, double t_final,
+                        const std::optional<DArray>& t_eval, const py::dict& options,
+                        int output_mode, const std::vector<Index>& components,
+                        std::uintptr_t stream_handle) {
+  using bindings::require_shape;
+  require_device();
+  const int N = int(indptr.shape(0)) - 1;
+  if (N < 1) throw py::value_error("adjacency: no nodes");
+  const Index E = indices.shape(0);
+  require_shape(weights, "adjacency weights", {E});
+  if (klass) require_shape(*klass, "edge delay classes", {E});
+  require_shape(omega, "omega", {N});
+  require_shape(inv_norm, "normalisation", {N});
+  require_shape(tau, "tau", {-1});
+  require_shape(coupling, "coupling", {-1});
+  if (indptr.at(0) != 0 || indptr.at(N) != E)
+    throw py::value_error("adjacency: indptr does not match the edge count");
+  for (Index e = 0; e < E; ++e)
+    if (indices.at(e) < 0 || indices.at(e) >= N)
+      throw py::value_error("adjacency: column index out of range");
+  cudaStream_t stream = as_stream(stream_handle);
+  auto net = std::make_shared<DeviceNetwork>();
+  net->indptr = DeviceBuffer<Index>(indptr.data(), N + 1, stream);
+  net->indices = DeviceBuffer<int>(indices.data(), E, stream);
+  net->weights = DeviceBuffer<double>(weights.data(), E, stream);
+  if (klass) net->klass = DeviceBuffer<unsigned char>(klass->data(), E, stream);
+  net->omega = DeviceBuffer<double>(omega.data(), N, stream);
+  net->inv_norm = DeviceBuffer<double>(inv_norm.data(), N, stream);
+  net->n = N;
+  net->has_klass = klass.has_value();
+  check(cudaStreamSynchronize(stream), "upload graph");
+
+  const int n_classes = int(tau.shape(0));
+  auto error = std::make_shared<ErrorSlot>();
+  auto make = [&](Index b) {
+    const Index M = Index(n_classes) * N;
+    return KuramotoCuda{net,
+                        tau.data(),
+                        n_classes,
+                        coupling.at(b),
+                        std::make_shared<DeviceBuffer<double>>(N),
+                        std::make_shared<DeviceBuffer<double>>(M),
+                        std::make_shared<DeviceBuffer<double>>(2 * M),
+                        std::make_shared<DeviceBuffer<double>>(N),
+                        error,
+                        stream};
+  };
+  bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
+  bindings::OutputSpec out_spec{output_mode, components};
+  // One trajectory at a time: the device is the parallel part (threads = 1).
+  py::dict result = bindings::run_solve(coupling.shape(0), N, make,
+                                        bindings::options_from_dict(options), h, t0, t_final,
+                                        t_eval, 1, out_spec);
+  if (!error->message.empty()) throw std::runtime_error(error->message);
+  return result;
+}
+
+}  // namespace
+}  // namespace delyap::cuda
+
+void register_cuda_network(py::module_& m) {
+  m.def("solve_kuramoto", &delyap::cuda::solve_kuramoto, py::arg("indptr"), py::arg("indices"),
+        py::arg("weights"), py::arg("klass"), py::arg("tau"), py::arg("omega"),
+        py::arg("inv_norm"), py::arg("coupling"), py::arg("hist_t"), py::arg("hist_x"),
+        py::arg("hist_f"), py::arg("y0"), py::arg("jumps"), py::arg("t0"), py::arg("t_final"),
+        py::arg("t_eval"), py::arg("options"), py::arg("output_mode"), py::arg("components"),
+        py::arg("stream") = 0,
+        "Delay-coupled Kuramoto: host method of steps, right-hand side on the GPU.");
+}
