@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from .device import current_stream
 from .rhs import DDESystem, LinearDDE, MackeyGlass
 
 
@@ -56,6 +57,8 @@ def solve_fixed(system: DDESystem, hist, t0: float, t_final: float, times: np.nd
                   options=options_dict(opt), capacity=cap)
     if backend is _core:
         common["threads"] = int(threads)
+    else:
+        common["stream"] = current_stream()
     b = system.n_trajectories
     if isinstance(system, MackeyGlass):
         full = lambda a: c(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda"]
+__all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda", "current_stream"]
 
 DEVICES = ("cpu", "cuda")
 
@@ -33,6 +33,21 @@ def cuda_backend():
             "device='cuda': delyap has its CUDA module, but no CUDA device is visible "
             "(no GPU, no driver, or CUDA_VISIBLE_DEVICES hides it)")
     return _cuda
+
+
+def current_stream() -> int:
+    """The CUDA stream the kernels launch on: torch's current stream when torch is in use (so
+    delyap's work orders with the caller's), else 0 (the default stream)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                return int(torch.cuda.current_stream().cuda_stream)
+        except Exception:  # a CPU-only torch build
+            return 0
+    return 0
 
 
 def on_cuda(value: Any) -> bool:

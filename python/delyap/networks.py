@@ -136,6 +136,7 @@ class KuramotoDDE(_Network):
     def _solve_cuda(self, backend, history, t0, t_final, t_eval, options, output_mode):
         """The GPU path (``solve_dde(..., device="cuda")``): right-hand side on the device."""
         from ._fixed import options_dict
+        from .device import current_stream
 
         A, c = self.adjacency, np.ascontiguousarray
         return backend.solve_kuramoto(
@@ -143,7 +144,7 @@ class KuramotoDDE(_Network):
             self.edge_class, c(self.tau_values), self.omega, self.inv_norm, self.coupling,
             c(history.t), c(history.x), c(history.f), c(history.y0), c(history.jumps, dtype=float),
             float(t0), float(t_final), t_eval, options_dict(options), output_mode[0],
-            list(output_mode[1]))
+            list(output_mode[1]), current_stream())
 
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):
         return _core.solve_kuramoto(self._args, history.to_core(), t0, t_final, t_eval, options,

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import as_count, as_float_array, as_positive
-from ..device import cuda_backend, resolve_device, to_host
+from ..device import cuda_backend, current_stream, resolve_device, to_host
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
            "mean_square_exponent", "gram_spectrum", "SAMPLING"]
@@ -237,7 +237,7 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
         return backend.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common,
                                      np.ascontiguousarray(seeds, dtype=np.uint64),
                                      np.ascontiguousarray(streams, dtype=np.uint64),
-                                     n_blocks, n_running)
+                                     n_blocks, n_running, current_stream())
     return _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common, seed,
                                n_blocks, n_running,
                                0 if threads is None else as_count(threads, "threads", maximum=4096))

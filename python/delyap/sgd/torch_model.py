@@ -146,14 +146,20 @@ def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
              loss: str = "mse", sampling: str = "iid", seed: int = 0, transient: int = 0,
              renorm_interval: int = 10, mean_square: bool = False, check: str = "raise",
              tol: float = 1e-5, threads: Optional[int] = None,
-             chunk_size: Optional[int] = None) -> SGDLyapunovResult:
+             chunk_size: Optional[int] = None,
+             device: Optional[str] = None) -> SGDLyapunovResult:
     """Lyapunov exponents of SGD (η = lr, batch B) linearised at the model's current parameters.
 
     The model must sit at an interpolating minimum of L = (1/N) Σ ½‖f(x_i) − y_i‖² (checked:
     ``check`` = 'raise' (default), 'warn' or 'ignore'; ``tol`` is relative to max(1, rms(Y))).
     λ₁ < 0: SGD with these settings can converge to this minimum; λ₁ > 0: it cannot.
     Works for vector outputs (N·c rows) and any ``nn.Module`` (buffers are kept fixed).
+    ``device``: where the SGD product runs ("cpu" or "cuda"; None: "cuda" when the model's
+    parameters are on a GPU). The Jacobians are computed by torch wherever the model lives.
     """
+    if device is None:
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        device = "cuda" if first is not None and first.device.type == "cuda" else "cpu"
     if loss != "mse":
         raise ValueError(f"loss: only 'mse' (ℓ_i = ½‖f_i − y_i‖²) is supported by the Gram "
                          f"path, got {loss!r}")
@@ -164,7 +170,7 @@ def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
     K, c = gram_matrix(model, X, chunk_size=chunk_size)
     res = gram_lyapunov(K, lr, batch_size, steps=steps, n_exponents=n_exponents, sampling=sampling,
                         transient=transient, seed=seed, outputs=c, renorm_interval=renorm_interval,
-                        mean_square=mean_square, threads=threads)
+                        mean_square=mean_square, threads=threads, device=device)
     res.info["interpolation"] = rep
     return res
 
