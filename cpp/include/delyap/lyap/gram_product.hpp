@@ -66,20 +66,19 @@ DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratc
   const int c = p.outputs, k = p.k;
   const Index m = Index(p.batch) * c;
   const double scale = p.lr / p.batch;
+  // Row r of the batch is output r % c of sample idx[r / c] (no division when c = 1: this loop
+  // runs every step).
+  for (Index r = g.rank(); r < m; r += g.size()) {
+    const uint32_t row =
+        c == 1 ? s.idx[r] : s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
+    s.rows[r] = row;
+    if (!p.gather)
+      for (int j = 0; j < k; ++j) s.gathered[r * k + j] = scale * s.q[Index(j) * n + row];
+  }
   if (p.gather) {
-    for (Index r = g.rank(); r < m; r += g.size())
-      s.rows[r] = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
     g.sync();
     update.gather(p.gather, s.rows, m, s.q, n, k, scale, s.gathered, Index(g.rank()),
                   Index(g.size()));
-  } else {
-    for (Index e = g.rank(); e < m * k; e += g.size()) {
-      const Index r = e / k;
-      const int j = int(e % k);
-      const uint32_t row = s.idx[r / c] * uint32_t(c) + uint32_t(r % c);
-      if (j == 0) s.rows[r] = row;
-      s.gathered[e] = scale * s.q[Index(j) * n + row];
-    }
   }
   g.sync();
   update(s.q, n, k, p.K, s.rows, s.gathered, m, Index(g.rank()), Index(g.size()));
