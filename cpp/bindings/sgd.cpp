@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "delyap/lyap/gram_product.hpp"
+#include "gram_args.hpp"
 #include "gram_row_update.hpp"
 #include "host_thread_group.hpp"
 #include "lyapunov_runner.hpp"
@@ -27,36 +28,10 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
                        const py::array_t<int, py::array::c_style>& batch, int sampling, int k,
                        Index steps, Index transient, int renorm_interval, uint64_t seed,
                        int n_blocks, Index n_running, int threads, int group_threads) {
-  require_shape(K, "K", {-1, -1});
-  const Index n = K.shape(0);
-  require_shape(K, "K", {n, n});
-  if (outputs < 1 || n % outputs != 0) throw py::value_error("outputs: must divide K's size");
-  const Index n_samples = n / outputs;
-  const Index C = lr.shape(0);
-  require_shape(lr, "lr", {C});
-  require_shape(batch, "batch_size", {C});
-  if (sampling < 0 || sampling > 2) throw py::value_error("sampling: unknown mode");
-  if (basis.has_value() != eigenvalues.has_value())
-    throw py::value_error("basis, eigenvalues: give both or neither");
-  int dim = int(n);
-  const double* update_rows = K.data();
-  const double* gather_rows = nullptr;
-  std::vector<double> scaled;  // U Λ, row-major n × rank
-  if (basis) {
-    require_shape(*basis, "basis", {n, -1});
-    dim = int(basis->shape(1));
-    require_shape(*eigenvalues, "eigenvalues", {Index(dim)});
-    scaled.resize(size_t(n) * dim);
-    for (Index i = 0; i < n; ++i)
-      for (int a = 0; a < dim; ++a) scaled[i * dim + a] = basis->at(i, a) * eigenvalues->at(a);
-    update_rows = scaled.data();
-    gather_rows = basis->data();
-  }
-  if (k < 1 || k > dim) throw py::value_error("n_exponents: must be between 1 and rank(K)");
-  for (Index c = 0; c < C; ++c) {
-    const int B = batch.at(c);
-    if (B < 1 || B > n_samples) throw py::value_error("batch_size: must be in [1, N]");
-  }
+  const bindings::GramArgs args(K, basis, eigenvalues, outputs, lr, batch, sampling, k);
+  const Index n = args.n, n_samples = args.n_samples, C = lr.shape(0);
+  const int dim = args.dim;
+  const double *update_rows = args.update_rows, *gather_rows = args.gather_rows;
   bindings::LyapunovOutputs out(C, k, n_blocks, n_running);
   const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
   std::atomic<bool> cancel{false};

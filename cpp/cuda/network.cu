@@ -19,6 +19,7 @@
 #include "common.cuh"
 #include "delyap/dde/rhs/network.hpp"
 #include "fixed_solve.hpp"
+#include "network_args.hpp"
 #include "solve_runner.hpp"
 
 namespace py = pybind11;
@@ -102,9 +103,9 @@ struct KuramotoCuda {
   }
 };
 
-using IndexArray = py::array_t<Index, py::array::c_style>;
-using IntArray = py::array_t<int, py::array::c_style>;
-using ClassArray = py::array_t<unsigned char, py::array::c_style>;
+using bindings::ClassArray;
+using bindings::IndexArray;
+using bindings::IntArray;
 
 py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const DArray& weights,
                         const std::optional<ClassArray>& klass, const DArray& tau,
@@ -114,22 +115,12 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
                         const std::optional<DArray>& t_eval, const py::dict& options,
                         int output_mode, const std::vector<Index>& components,
                         std::uintptr_t stream_handle) {
-  using bindings::require_shape;
   require_device();
-  const int N = int(indptr.shape(0)) - 1;
-  if (N < 1) throw py::value_error("adjacency: no nodes");
+  const bindings::NetworkArgs args{indptr, indices, weights, klass, tau, omega, inv_norm,
+                                   coupling};
+  args.check();
+  const int N = args.n();
   const Index E = indices.shape(0);
-  require_shape(weights, "adjacency weights", {E});
-  if (klass) require_shape(*klass, "edge delay classes", {E});
-  require_shape(omega, "omega", {N});
-  require_shape(inv_norm, "normalisation", {N});
-  require_shape(tau, "tau", {-1});
-  require_shape(coupling, "coupling", {-1});
-  if (indptr.at(0) != 0 || indptr.at(N) != E)
-    throw py::value_error("adjacency: indptr does not match the edge count");
-  for (Index e = 0; e < E; ++e)
-    if (indices.at(e) < 0 || indices.at(e) >= N)
-      throw py::value_error("adjacency: column index out of range");
   cudaStream_t stream = as_stream(stream_handle);
   auto net = std::make_shared<DeviceNetwork>();
   net->indptr = DeviceBuffer<Index>(indptr.data(), N + 1, stream);

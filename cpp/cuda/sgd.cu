@@ -12,6 +12,7 @@
 
 #include "common.cuh"
 #include "delyap/lyap/gram_product.hpp"
+#include "gram_args.hpp"
 #include "lyapunov_runner.hpp"
 
 namespace py = pybind11;
@@ -93,40 +94,15 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
   using bindings::require_shape;
   require_device();
   cudaStream_t stream = as_stream(stream_handle);
-  require_shape(K, "K", {-1, -1});
-  const Index n = K.shape(0);
-  require_shape(K, "K", {n, n});
-  if (outputs < 1 || n % outputs != 0) throw py::value_error("outputs: must divide K's size");
-  const Index C = lr.shape(0);
-  require_shape(lr, "lr", {C});
-  require_shape(batch, "batch_size", {C});
-  require_shape(seeds, "seeds", {C});
-  require_shape(streams, "streams", {C});
-  if (C <= 0) throw py::value_error("lr: no configurations");
-  if (basis.has_value() != eigenvalues.has_value())
-    throw py::value_error("basis, eigenvalues: give both or neither");
-  int dim = int(n);
-  std::vector<double> scaled;
-  if (basis) {
-    require_shape(*basis, "basis", {n, -1});
-    dim = int(basis->shape(1));
-    require_shape(*eigenvalues, "eigenvalues", {Index(dim)});
-    scaled.resize(size_t(n) * dim);
-    for (Index i = 0; i < n; ++i)
-      for (int j = 0; j < dim; ++j) scaled[i * dim + j] = basis->at(i, j) * eigenvalues->at(j);
-  }
-  if (k < 1 || k > dim) throw py::value_error("n_exponents: must be between 1 and rank(K)");
-  int max_b = 1;
-  for (Index c = 0; c < C; ++c) {
-    const int B = batch.at(c);
-    if (B < 1 || B > n / outputs) throw py::value_error("batch_size: must be in [1, N]");
-    max_b = B > max_b ? B : max_b;
-  }
+  require_shape(seeds, "seeds", {lr.shape(0)});
+  require_shape(streams, "streams", {lr.shape(0)});
+  const bindings::GramArgs args(K, basis, eigenvalues, outputs, lr, batch, sampling, k);
+  const Index n = args.n, C = lr.shape(0);
+  const int dim = args.dim, max_b = args.max_batch;
   const int max_rows = max_b * outputs;
   const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
 
-  DeviceBuffer<double> d_K(basis ? scaled.data() : K.data(), basis ? scaled.size() : K.size(),
-                           stream);
+  DeviceBuffer<double> d_K(args.update_rows, size_t(n) * dim, stream);
   DeviceBuffer<double> d_U(basis ? basis->data() : nullptr, basis ? basis->size() : 0, stream);
   DeviceBuffer<double> d_lr(lr.data(), C, stream);
   DeviceBuffer<int> d_batch(batch.data(), C, stream);
