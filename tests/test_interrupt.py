@@ -62,8 +62,11 @@ def _child_env():
 def _interrupt_child(body: str):
     """Run ``body`` in a child, SIGINT it 0.5 s after "started"; return (rc, out, err, latency)."""
     code = PRELUDE.format(body=textwrap.indent(textwrap.dedent(body).strip(), "    "))
+    # A runner started in the background of a non-interactive shell ignores SIGINT, and the
+    # child would inherit that (Python then never installs its Ctrl-C handler): restore it.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_child_env())
+                            stderr=subprocess.PIPE, text=True, env=_child_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()  # blocks until the child reaches its solve
         if line.strip() != "started":
