@@ -16,9 +16,9 @@ namespace delyap {
 // A history ring over caller memory that cannot grow: `ensure` fails (Status::HistoryFull)
 // when a delay window needs more anchors than the capacity.
 struct FixedHistoryBuffer {
-  HistoryView v;
+  InterleavedHistoryView v;
   Index peak = 0;
-  DELYAP_HD HistoryView& view() { return v; }
+  DELYAP_HD InterleavedHistoryView& view() { return v; }
   DELYAP_HD bool ensure(Index needed) {
     if (v.size > peak) peak = v.size;
     return needed <= v.cap;
@@ -56,7 +56,7 @@ struct InterleavedHistories {
     buf.v.dim = dim;
     buf.v.n_coef = n_coef;
     buf.v.cap = cap;
-    buf.v.stride = n_traj;
+    buf.v.stride_ = n_traj;
     return buf;
   }
 };
@@ -134,7 +134,7 @@ DELYAP_HD Status solve_fixed(const System& sys, const SolverOptions& opt,
   const Tableau& tab = tableau_for(opt.method);
   const int dim = sys.dim(), nd = sys.n_delays();
   if (dependent_delays(sys)) return Status::Unsupported;  // crossings need host storage
-  HistoryView& v = buffer.view();
+  InterleavedHistoryView& v = buffer.view();
   if (!buffer.ensure(tr.n_hist + 2)) return Status::HistoryFull;
   StepWorkspace ws = StepWorkspace::carve(scratch, dim, nd);
   double* x = scratch + StepWorkspace::doubles_needed(dim, nd);

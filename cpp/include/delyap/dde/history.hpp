@@ -5,9 +5,10 @@
 // this form, so reading the history is one Horner evaluation whatever the method.
 // Memory is bounded by the delay window: anchors older than t − τmax are evicted.
 // A repeated time (zero-length interval) encodes a jump, e.g. history ≠ y0 at t0.
-// Storage may be interleaved with other trajectories' (`stride`): element e of this history is
-// at p[e * stride], so a device ensemble stores slot s of all trajectories side by side
-// (structure of arrays) and a warp's reads of the same slot coalesce. Host buffers use 1.
+// Storage may be interleaved with other trajectories' (InterleavedHistoryView: element e of this
+// history is at p[e * stride]), so a device ensemble stores slot s of all trajectories side by
+// side (structure of arrays) and a warp's reads of the same slot coalesce. Host buffers are
+// contiguous (HistoryView), with the stride a compile-time 1 so their reads cost nothing extra.
 #pragma once
 
 #include "delyap/common/config.hpp"
@@ -26,8 +27,19 @@ DELYAP_HD inline void eval_step_polynomial(const double* x, const double* c, int
   }
 }
 
+// Element strides of a history's storage: contiguous (1), or a run-time stride.
+struct ContiguousLayout {
+  DELYAP_HD static constexpr Index stride() { return 1; }
+};
+struct InterleavedLayout {
+  Index stride_ = 1;
+  DELYAP_HD Index stride() const { return stride_; }
+};
+
 // Non-owning view over the buffer storage; the same code runs on host and device.
-struct HistoryView {
+template <class Layout>
+struct HistoryViewT : Layout {
+  using Layout::stride;
   double* t = nullptr;     // [cap]
   double* x = nullptr;     // [cap * dim]
   double* f = nullptr;     // [cap * dim]
@@ -37,32 +49,31 @@ struct HistoryView {
   Index cap = 0;  // a power of two
   Index head = 0;
   Index size = 0;
-  Index stride = 1;  // element stride (interleaved trajectories)
 
   DELYAP_HD Index slot(Index i) const { return (head + i) & (cap - 1); }
-  DELYAP_HD double time(Index i) const { return t[slot(i) * stride]; }
-  // Anchor i's state and derivative: component d at [d * stride].
-  DELYAP_HD const double* state(Index i) const { return x + slot(i) * dim * stride; }
-  DELYAP_HD const double* deriv(Index i) const { return f + slot(i) * dim * stride; }
+  DELYAP_HD double time(Index i) const { return t[slot(i) * stride()]; }
+  // Anchor i's state and derivative: component d at [d * stride()].
+  DELYAP_HD const double* state(Index i) const { return x + slot(i) * dim * stride(); }
+  DELYAP_HD const double* deriv(Index i) const { return f + slot(i) * dim * stride(); }
   DELYAP_HD const double* coefficients(Index i) const {
-    return coef + slot(i) * n_coef * dim * stride;
+    return coef + slot(i) * n_coef * dim * stride();
   }
   DELYAP_HD double last_time() const { return time(size - 1); }
 
   DELYAP_HD void push_anchor(double ti, const double* xi, const double* fi) {
     const Index s = slot(size);
-    t[s * stride] = ti;
+    t[s * stride()] = ti;
     for (int d = 0; d < dim; ++d) {
-      x[(s * dim + d) * stride] = xi[d];
-      f[(s * dim + d) * stride] = fi[d];
+      x[(s * dim + d) * stride()] = xi[d];
+      f[(s * dim + d) * stride()] = fi[d];
     }
     ++size;
   }
 
   // Appends the interval [last anchor, t1] with its coefficients c (n_coef × dim, row per m).
   DELYAP_HD void push_interval(const double* c, double t1, const double* x1, const double* f1) {
-    double* dst = coef + slot(size - 1) * n_coef * dim * stride;
-    for (int i = 0; i < n_coef * dim; ++i) dst[i * stride] = c[i];
+    double* dst = coef + slot(size - 1) * n_coef * dim * stride();
+    for (int i = 0; i < n_coef * dim; ++i) dst[i * stride()] = c[i];
     push_anchor(t1, x1, f1);
   }
 
@@ -81,11 +92,11 @@ struct HistoryView {
     const double h = time(i + 1) - time(i);
     if (!(h > 0.0)) {
       const double* xe = state(i + 1);
-      for (int d = 0; d < dim; ++d) out[d] = xe[d * stride];
+      for (int d = 0; d < dim; ++d) out[d] = xe[d * stride()];
       return;
     }
     eval_step_polynomial(state(i), coefficients(i), n_coef, dim, h, (s - time(i)) / h, out,
-                         stride);
+                         stride());
   }
 
   // x'(s) on interval i: Σ_m (m+1) c_m θ^m.
@@ -93,15 +104,15 @@ struct HistoryView {
     const double h = time(i + 1) - time(i);
     if (!(h > 0.0)) {
       const double* fe = deriv(i + 1);
-      for (int d = 0; d < dim; ++d) out[d] = fe[d * stride];
+      for (int d = 0; d < dim; ++d) out[d] = fe[d * stride()];
       return;
     }
     const double theta = (s - time(i)) / h;
     const double* c = coefficients(i);
     for (int d = 0; d < dim; ++d) {
-      double acc = n_coef * c[((n_coef - 1) * dim + d) * stride];
+      double acc = n_coef * c[((n_coef - 1) * dim + d) * stride()];
       for (int m = n_coef - 2; m >= 0; --m)
-        acc = (m + 1) * c[(m * dim + d) * stride] + theta * acc;
+        acc = (m + 1) * c[(m * dim + d) * stride()] + theta * acc;
       out[d] = acc;
     }
   }
@@ -126,9 +137,9 @@ struct HistoryView {
     if (s > t_last) {
       const double* xl = state(size - 1);
       const double* fl = deriv(size - 1);
-      for (int d = 0; d < dim; ++d) out[d] = xl[d * stride] + (s - t_last) * fl[d * stride];
+      for (int d = 0; d < dim; ++d) out[d] = xl[d * stride()] + (s - t_last) * fl[d * stride()];
       if (derivative)
-        for (int d = 0; d < dim; ++d) derivative[d] = fl[d * stride];
+        for (int d = 0; d < dim; ++d) derivative[d] = fl[d * stride()];
       return true;
     }
     const double t_first = time(0);
@@ -143,6 +154,9 @@ struct HistoryView {
     return true;
   }
 };
+
+using HistoryView = HistoryViewT<ContiguousLayout>;
+using InterleavedHistoryView = HistoryViewT<InterleavedLayout>;
 
 // Cubic Hermite coefficients (3 × dim) for the form above.
 DELYAP_HD inline void hermite_coefficients(const double* x0, const double* f0, const double* x1,

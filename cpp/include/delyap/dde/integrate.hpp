@@ -3,6 +3,9 @@
 // caller provides the history storage (Buffer::view(), Buffer::ensure(n)) and the scratch.
 #pragma once
 
+#include <type_traits>
+#include <utility>
+
 #include "delyap/common/status.hpp"
 #include "delyap/dde/controller.hpp"
 #include "delyap/dde/stepper.hpp"
@@ -26,8 +29,8 @@ struct IntegrationProblem {
 
 // Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
 // trial evaluation reads only the given history.
-template <class System>
-DELYAP_HD double initial_step(DdeStepper<System>& s, double t0, double t_final, const double* x0,
+template <class Stepper>
+DELYAP_HD double initial_step(Stepper& s, double t0, double t_final, const double* x0,
                               const double* f0, Status* st) {
   const Tableau& tab = s.tab;
   const int dim = s.dim;
@@ -74,7 +77,8 @@ struct Integrator {
   SolveStats& stats;
   double* x;  // current state (caller scratch of size dim)
   double* f;  // f(t, x)
-  DdeStepper<System> stepper;
+  using View = std::remove_reference_t<decltype(std::declval<Buffer&>().view())>;
+  DdeStepper<System, View> stepper;
   PIController controller;
   double t = 0.0;
   double h = 0.0;
@@ -158,7 +162,7 @@ struct Integrator {
 
   template <class Sink>
   DELYAP_HD Status start(Sink& sink) {
-    HistoryView& hist = buffer.view();
+    View& hist = buffer.view();
     const int dim = sys.dim();
     t = p.t0;
     stats.t_final = t;
@@ -180,7 +184,7 @@ struct Integrator {
   // Steps until t_stop (≤ p.t_final), landing on it exactly.
   template <class Sink, class Cancel>
   DELYAP_HD Status advance(double t_stop, Sink& sink, const Cancel& cancelled) {
-    HistoryView& hist = buffer.view();
+    View& hist = buffer.view();
     const int dim = sys.dim();
     const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
     for (;;) {

@@ -57,7 +57,8 @@ struct EvalSink {
       ++next;
     }
   }
-  DELYAP_HD void step(const HistoryView& h, double, double t_new) {
+  template <class View>
+  DELYAP_HD void step(const View& h, double, double t_new) {
     const Index last = h.size - 2;
     while (next < n_eval && t_eval[next] <= t_new) {
       if (mode == Reduction::Full) {

@@ -47,12 +47,12 @@ struct StepWorkspace {
   }
 };
 
-template <class System>
+template <class System, class View = HistoryView>
 struct DdeStepper {
   const System& sys;
   const Tableau& tab;
   const SolverOptions& opt;
-  HistoryView& hist;
+  View& hist;
   StepWorkspace& ws;
   SolveStats& stats;
   int dim;
@@ -63,7 +63,7 @@ struct DdeStepper {
   double t_base = HUGE_VAL;  // reads later than this are inside the step being taken
   bool read_ahead = false;   // some read of the current attempt fell inside the step
 
-  DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, HistoryView& h,
+  DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, View& h,
                        StepWorkspace& w, SolveStats& st)
       : sys(s), tab(tb), opt(o), hist(h), ws(w), stats(st), dim(s.dim()), n_delays(s.n_delays()),
         window(window_of(s)), neutral(is_neutral(s)) {

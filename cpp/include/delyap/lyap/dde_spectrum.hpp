@@ -33,7 +33,8 @@ struct DdeLyapunovProblem {
 
 struct NullSink {
   DELYAP_HD void start(double, const double*) {}
-  DELYAP_HD void step(const HistoryView&, double, double) {}
+  template <class View>
+  DELYAP_HD void step(const View&, double, double) {}
 };
 
 // vectors_out: k × D values of the final Lyapunov functions at the final time.
