@@ -27,7 +27,7 @@ def _cmd_sgd_map(args) -> int:
     from .sgd.demo import run_sgd_map
 
     run_sgd_map(args.out, n_lr=args.n_lr, batch_sizes=args.batch_sizes, steps=args.steps,
-                threads=args.threads, plots=not args.no_plots)
+                threads=args.threads, plots=not args.no_plots, device=args.device)
     return 0
 
 
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     g.add_argument("--steps", type=int, default=10_000, help="SGD steps per configuration")
     g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where the map runs (cuda: one GPU launch for the whole grid)")
     g.add_argument("--no-plots", action="store_true")
     g.set_defaults(func=_cmd_sgd_map)
 
@@ -150,13 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .device import CudaUnavailableError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, CudaUnavailableError) as exc:
         print(f"delyap: error: {exc}", file=sys.stderr)
         return 2
 

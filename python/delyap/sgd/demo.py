@@ -26,7 +26,7 @@ def demo_problem(n_samples: int = 64, width: int = 32, seed: int = 0):
 
 def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1, 2, 4, 8, 16, 32, 64),
                 steps: int = 10_000, threads: Optional[int] = None, progress: bool = True,
-                plots: bool = True):
+                plots: bool = True, device: str = "cpu"):
     """Train the demo MLP to interpolation, map λ₁ over (η, B), print a summary, write a PNG.
 
     Learning rates span 0.02–4 × GD's limit 2/λmax(H)."""
@@ -34,6 +34,10 @@ def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1,
     from .stability_map import stability_map
     from .torch_model import gram_matrix, train_to_interpolation
 
+    if device == "cuda":  # fail before training when there is no GPU
+        from ..device import cuda_backend
+
+        cuda_backend()
     os.makedirs(out_dir, exist_ok=True)
     model, X, Y = demo_problem()
     start = time.perf_counter()
@@ -48,7 +52,7 @@ def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1,
     sharp = spec.eigenvalues[0] / spec.n_samples
     lrs = np.geomspace(0.02, 4.0, n_lr) * (2.0 / sharp)
     m = stability_map(spec, lr=lrs, batch_size=list(batch_sizes), steps=steps, threads=threads,
-                      progress=progress)
+                      progress=progress, device=device)
     wall = time.perf_counter() - start
     print(f"stability map: {len(lrs)} learning rates × {len(batch_sizes)} batch sizes, "
           f"{steps} steps each, {wall:.1f} s; sharpness λmax(H) = {sharp:.4g}, "
