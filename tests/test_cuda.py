@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not dl.has_cuda(), reason="needs a CUDA build an
 
 def test_mackey_glass_ensemble_gpu_matches_cpu():
     rng = np.random.default_rng()
-    n = 4096
+    n = 4099  # not a multiple of the block size: the last block is partly idle
     tau = rng.uniform(2.0, 12.0, size=n)  # periodic regimes: rounding differences stay small
     beta = rng.uniform(0.18, 0.22, size=n)
     h0 = rng.uniform(0.3, 1.2, size=(n, 1))
@@ -21,15 +21,19 @@ def test_mackey_glass_ensemble_gpu_matches_cpu():
     gpu = dl.solve_dde(sys, h0, (0.0, 200.0), te, rtol=1e-8, device="cuda", history_capacity=512)
     assert np.all(gpu.status == 0)
     assert np.all(np.isfinite(gpu.y))
-    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)
+    # The GPU fuses multiply-adds and has its own pow: one-ulp differences flip a few accept /
+    # reject decisions, which moves x by up to ~1e-6 at rtol 1e-8 (measured on the CPU by
+    # perturbing β by one ulp); a wrong kernel is off by O(1).
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)
 
 
-def test_linear_ensemble_gpu_matches_cpu():
+@pytest.mark.parametrize("n_delays", [2, 4])
+def test_linear_ensemble_gpu_matches_cpu(n_delays):
     rng = np.random.default_rng()
-    b, d = 512, 4
+    b, d = 509, 4
     A = -np.eye(d) + 0.2 * rng.standard_normal((b, d, d))
-    B = 0.3 * rng.standard_normal((b, 2, d, d))
-    tau = rng.uniform(0.3, 2.0, size=(b, 2))
+    B = 0.3 / n_delays * rng.standard_normal((b, n_delays, d, d))
+    tau = rng.uniform(0.3, 2.0, size=(b, n_delays))
     sys = dl.rhs.linear(A, B, tau)
     te = np.linspace(0.0, 10.0, 41)
     h = rng.uniform(0.5, 1.5, size=d)
@@ -63,6 +67,19 @@ def test_sgd_rank_deficient_gpu_matches_cpu():
     gpu = sgd.gram_lyapunov(K, [0.01, 0.05], [1, 4], steps=4000, n_exponents=2, seed=1,
                             device="cuda")
     assert gpu.normal_dim == 12
+    assert np.all(gpu.status == 0)
+    np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
+
+
+def test_sgd_vector_outputs_rank_deficient_epochs_gpu_matches_cpu():
+    rng = np.random.default_rng()
+    J = rng.standard_normal((2 * 15, 18))  # 15 samples × 2 outputs, D = 18 < 30: rank 18
+    K = J @ J.T
+    kw = dict(steps=3000, n_exponents=3, seed=4, outputs=2, sampling="epochs")
+    cpu = sgd.gram_lyapunov(K, [0.01, 0.03], [1, 5], **kw)
+    gpu = sgd.gram_lyapunov(K, [0.01, 0.03], [1, 5], device="cuda", **kw)
+    assert gpu.normal_dim == 18
+    assert np.all(gpu.status == 0)
     np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
 
 
@@ -73,22 +90,27 @@ def test_stability_map_in_one_launch_equals_the_cpu_map():
     kw = dict(lr=[0.5, 1.0, 2.0], batch_size=[1, 4, 16], steps=2000, seed=3, mean_square=False)
     cpu = sgd.stability_map(K, **kw)
     gpu = sgd.stability_map(K, device="cuda", **kw)
+    assert np.all(np.isfinite(gpu.exponents))
     np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
 
 
-def test_kuramoto_rhs_on_the_gpu_matches_cpu():
+@pytest.mark.parametrize("per_edge_delays", [False, True])
+def test_kuramoto_rhs_on_the_gpu_matches_cpu(per_edge_delays):
     import scipy.sparse as sp
 
     rng = np.random.default_rng()
-    N = 3000
+    N = 3001
     A = sp.random(N, N, density=20 / N, format="csr", random_state=int(rng.integers(1 << 31)))
     A.data[:] = 1.0
     omega = rng.normal(1.0, 0.5, size=N)
-    tau = A.copy()
-    tau.data = rng.choice([0.5, 1.0, 1.5], size=tau.nnz)
+    tau = 1.0
+    if per_edge_delays:
+        tau = A.copy()
+        tau.data = rng.choice([0.5, 1.0, 1.5], size=tau.nnz)
     sys = dl.rhs.kuramoto(omega, A, coupling=1.5, tau=tau)
     theta0 = rng.uniform(0, 2 * np.pi, size=N)
     te = np.linspace(0.0, 20.0, 21)
     cpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter")
     gpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter", device="cuda")
+    assert np.all(gpu.status == 0)
     np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)

@@ -35,13 +35,14 @@ def test_mackey_glass_sweep_is_bitwise_the_regular_solver():
     np.testing.assert_array_equal(got["stats"][:, 0], ref.stats["accepted"])
 
 
-@pytest.mark.parametrize("method", ["DP5", "BS3"])
-def test_linear_multi_delay_batch_matches_the_regular_solver(method):
+@pytest.mark.parametrize("method, n_delays", [("DP5", 2), ("BS3", 2), ("DP5", 4)])
+def test_linear_multi_delay_batch_matches_the_regular_solver(method, n_delays):
+    # 4 delays: up to C(10, 6) − 1 = 209 discontinuity points per trajectory (all kept).
     rng = np.random.default_rng()
     b, d = 6, 3
     A = -np.eye(d) + 0.2 * rng.standard_normal((b, d, d))
-    B = 0.3 * rng.standard_normal((b, 2, d, d))
-    tau = rng.uniform(0.3, 2.0, size=(b, 2))
+    B = 0.3 / n_delays * rng.standard_normal((b, n_delays, d, d))
+    tau = rng.uniform(0.3, 2.0, size=(b, n_delays))
     sys = rhs.linear(A, B, tau)
     te = np.linspace(0.0, 15.0, 61)
     ref = dl.solve_dde(sys, np.ones(d), (0.0, 15.0), te, method=method, rtol=1e-8)
@@ -86,3 +87,40 @@ def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems
         dl.solve_dde(sl, 0.5, (0.0, 1.0), device="cuda")
     with pytest.raises(ValueError, match="history_capacity"):
         dl.solve_dde(sys, 0.5, (0.0, 10.0), history_capacity=64)
+
+
+def test_python_calls_match_the_cuda_module_signatures(monkeypatch):
+    """Without a GPU the kernels cannot run, but the calls the Python layer makes must still
+    bind to the CUDA module's functions (names, order, dtypes, optional arguments): they get
+    as far as the module's own device check."""
+    _cuda = pytest.importorskip("delyap._cuda")
+    if dl.has_cuda():
+        pytest.skip("a GPU is present: tests/test_cuda.py runs these for real")
+    import scipy.sparse as sparse
+
+    import delyap.device
+    import delyap.sgd.gram
+
+    import importlib
+
+    solve_module = importlib.import_module("delyap.solve")
+    for module in (delyap.device, delyap.sgd.gram, solve_module):
+        monkeypatch.setattr(module, "cuda_backend", lambda: _cuda)
+    no_device = pytest.raises(RuntimeError, match="no CUDA device")
+    with no_device:
+        dl.solve_dde(rhs.mackey_glass(tau=[5.0, 7.0]), 0.5, (0.0, 10.0), device="cuda")
+    with no_device:
+        dl.solve_dde(rhs.linear(-np.eye(2), 0.1 * np.eye(2), [1.0, 2.0]), 1.0, (0.0, 5.0),
+                     device="cuda")
+    J = np.random.default_rng(0).standard_normal((6, 4))
+    with no_device:  # rank deficient: basis and eigenvalues passed
+        dl.sgd.gram_lyapunov(J @ J.T, [0.1, 0.2], [1, 2], steps=10, device="cuda")
+    with no_device:  # full rank: None for both
+        dl.sgd.gram_lyapunov(J.T @ J, 0.1, 1, steps=10, device="cuda")
+    with no_device:
+        dl.sgd.stability_map(J.T @ J, lr=[0.1], batch_size=[1, 2], steps=10, device="cuda",
+                             mean_square=False)
+    A = sparse.csr_matrix(np.ones((5, 5)) - np.eye(5))
+    for tau in (1.0, A * 1.5):
+        with no_device:
+            dl.solve_dde(rhs.kuramoto(np.ones(5), A, 1.0, tau), 0.1, (0.0, 1.0), device="cuda")

@@ -26,7 +26,7 @@ py::dict run_fixed_host(const Batch& systems, FixedSolve& fs, int threads) {
   bindings::run_interruptible(cancel, [&]() {
     parallel_for(fs.batch, threads, cancel, [&](Index b) {
       double scratch[fixed_scratch_doubles(Batch::kDim, Batch::kDelays)];
-      solve_fixed_member(systems.at(b), a, b, scratch);
+      solve_fixed_member<Batch::kDelays>(systems.at(b), a, b, scratch);
     });
   });
   return fs.to_dict();

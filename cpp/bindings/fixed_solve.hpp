@@ -68,6 +68,8 @@ struct FixedSolve {
     std::fill(y.mutable_data(), y.mutable_data() + y.size(),
               std::numeric_limits<double>::quiet_NaN());
     y_final = py::array_t<double>(std::vector<py::ssize_t>{b, Index(d)});
+    std::fill(y_final.mutable_data(), y_final.mutable_data() + y_final.size(),
+              std::numeric_limits<double>::quiet_NaN());  // a trajectory stopped early
     t_end = py::array_t<double>(b);
     status = py::array_t<int>(b);
     for (Index i = 0; i < b; ++i) status.mutable_at(i) = int(Status::NotRun);

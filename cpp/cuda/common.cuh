@@ -94,4 +94,24 @@ inline unsigned blocks_for(long long n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
 }
 
+// A block size the kernel can launch with (its register use caps it below 1024).
+template <class Kernel>
+void check_block_size(Kernel kernel, int threads_per_block) {
+  cudaFuncAttributes attr;
+  check(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
+  if (threads_per_block < 1 || threads_per_block > attr.maxThreadsPerBlock)
+    throw std::invalid_argument("threads_per_block: must be in [1, " +
+                                std::to_string(attr.maxThreadsPerBlock) + "] for this kernel");
+}
+
+// Fails with a clear message when `bytes` more device memory will not fit.
+inline void check_free_memory(double bytes, const char* what) {
+  std::size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  if (bytes > 0.95 * double(free_b))
+    throw std::invalid_argument(std::string(what) + ": needs " + std::to_string(bytes / 1e9) +
+                                " GB of device memory, " + std::to_string(free_b / 1e9) +
+                                " GB free");
+}
+
 }  // namespace delyap::cuda

@@ -23,7 +23,7 @@ __global__ void fixed_ensemble_kernel(Batch systems, FixedEnsembleArgs args, Ind
   if (b >= batch) return;
   // Per-thread scratch in local memory (the hardware interleaves it across a warp).
   double scratch[fixed_scratch_doubles(Batch::kDim, Batch::kDelays)];
-  solve_fixed_member(systems.at(b), args, b, scratch);
+  solve_fixed_member<Batch::kDelays>(systems.at(b), args, b, scratch);
 }
 
 // Uploads the inputs, runs the kernel on `stream`, downloads into fs's numpy results.
@@ -31,7 +31,9 @@ __global__ void fixed_ensemble_kernel(Batch systems, FixedEnsembleArgs args, Ind
 template <class Batch>
 py::dict run_fixed_device(Batch systems, FixedSolve& fs, std::uintptr_t stream_handle,
                           int threads_per_block) {
-  require_device();
+  check_block_size(fixed_ensemble_kernel<Batch>, threads_per_block);
+  check_free_memory(8.0 * double(fs.history_doubles() + fs.y.size() + fs.y_final.size()),
+                    "history_capacity (history rings of every trajectory) and outputs");
   cudaStream_t stream = as_stream(stream_handle);
   const Index B = fs.batch;
   DeviceBuffer<double> history(fs.history_doubles());
@@ -73,6 +75,7 @@ py::dict solve_fixed_mackey_glass(const DArray& beta, const DArray& gamma, const
                                   const DArray& hf, const DArray& y0, double t0, double t_final,
                                   const DArray& t_eval, const py::dict& options, Index capacity,
                                   std::uintptr_t stream, int threads_per_block) {
+  require_device();
   const Index batch = beta.ndim() == 1 ? beta.shape(0) : 0;
   FixedSolve fs(batch, 1, 1, ht, hx, hf, y0, t0, t_final, t_eval, options, capacity);
   MackeyGlassBatch host = bindings::mackey_glass_batch(batch, beta, gamma, n, tau);
@@ -88,6 +91,7 @@ py::dict solve_fixed_linear(const DArray& A, const DArray& B, const DArray& tau,
                             const DArray& y0, double t0, double t_final, const DArray& t_eval,
                             const py::dict& options, Index capacity, std::uintptr_t stream,
                             int threads_per_block) {
+  require_device();
   const LinearBatch host = bindings::linear_batch(batch, A, B, tau);
   FixedSolve fs(batch, host.d, host.nd, ht, hx, hf, y0, t0, t_final, t_eval, options, capacity);
   DeviceBuffer<double> d_A(A.data(), A.size(), as_stream(stream)),

@@ -73,6 +73,7 @@ struct KuramotoCuda {
   std::shared_ptr<DeviceBuffer<double>> x_d, xd_d, sc_d, out_d;  // per trajectory
   std::shared_ptr<ErrorSlot> error;
   cudaStream_t stream;
+  int device;  // the caller's current device: the driver runs on a worker thread (device 0)
 
   int dim() const { return net->n; }
   int n_delays() const { return n_classes; }
@@ -82,6 +83,7 @@ struct KuramotoCuda {
     const int N = net->n;
     const Index M = Index(n_classes) * N;
     try {
+      check(cudaSetDevice(device), "cudaSetDevice");
       check(cudaMemcpyAsync(x_d->get(), x, sizeof(double) * N, cudaMemcpyHostToDevice, stream),
             "upload state");
       check(cudaMemcpyAsync(xd_d->get(), xd, sizeof(double) * M, cudaMemcpyHostToDevice, stream),
@@ -122,6 +124,8 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
   const int N = args.n();
   const Index E = indices.shape(0);
   cudaStream_t stream = as_stream(stream_handle);
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
   auto net = std::make_shared<DeviceNetwork>();
   net->indptr = DeviceBuffer<Index>(indptr.data(), N + 1, stream);
   net->indices = DeviceBuffer<int>(indices.data(), E, stream);
@@ -135,7 +139,8 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
 
   const int n_classes = int(tau.shape(0));
   auto error = std::make_shared<ErrorSlot>();
-  auto make = [&](Index b) {
+  auto make = [&](Index b) {  // runs on the solver's worker thread
+    check(cudaSetDevice(device), "cudaSetDevice");
     const Index M = Index(n_classes) * N;
     return KuramotoCuda{net,
                         tau.data(),
@@ -146,7 +151,8 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
                         std::make_shared<DeviceBuffer<double>>(2 * M),
                         std::make_shared<DeviceBuffer<double>>(N),
                         error,
-                        stream};
+                        stream,
+                        device};
   };
   bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
   bindings::OutputSpec out_spec{output_mode, components};

@@ -5,6 +5,7 @@
 // and does the QR, so a GPU map reproduces the CPU map for a seed up to rounding.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <optional>
@@ -100,6 +101,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
   const Index n = args.n, C = lr.shape(0);
   const int dim = args.dim, max_b = args.max_batch;
   const int max_rows = max_b * outputs;
+  check_block_size(gram_map_kernel, threads_per_block);
   const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
 
   DeviceBuffer<double> d_K(args.update_rows, size_t(n) * dim, stream);

@@ -133,6 +133,7 @@ DELYAP_HD Status solve_fixed(const System& sys, const SolverOptions& opt,
                              const Cancel& cancelled) {
   const Tableau& tab = tableau_for(opt.method);
   const int dim = sys.dim(), nd = sys.n_delays();
+  stats.t_final = tr.t0;
   if (dependent_delays(sys)) return Status::Unsupported;  // crossings need host storage
   InterleavedHistoryView& v = buffer.view();
   if (!buffer.ensure(tr.n_hist + 2)) return Status::HistoryFull;
@@ -187,19 +188,27 @@ struct FixedEnsembleArgs {
 };
 
 constexpr int kFixedStatFields = 5;  // accepted, rejected, rhs_evals, overlap_steps, history_peak
-constexpr Index kFixedDiscCap = 64;  // discontinuity points per trajectory
+// Room for the discontinuity points of n_delays constant delays: sums of up to 6 delays
+// (DP5: order + 1), at most C(n_delays + 6, 6) − 1 distinct values.
+DELYAP_HD constexpr Index discontinuity_capacity(int n_delays) {
+  Index c = 1;
+  for (int i = 1; i <= 6; ++i) c = c * (n_delays + i) / i;
+  return c - 1;
+}
 
 // Ensemble member b: the body of the CUDA kernel's thread b and of the host mirror that tests
-// it. `scratch` holds fixed_scratch_doubles(dim, n_delays) doubles.
-template <class System>
+// it. `scratch` holds fixed_scratch_doubles(dim, n_delays) doubles; kMaxDelays bounds the
+// system's delays (sizes the discontinuity list).
+template <int kMaxDelays, class System>
 DELYAP_HD void solve_fixed_member(const System& sys, const FixedEnsembleArgs& a, Index b,
                                   double* scratch) {
   const int dim = sys.dim();
   FixedHistoryBuffer buffer = a.hist.buffer(b);
-  double disc[kFixedDiscCap];
+  constexpr Index kDiscCap = discontinuity_capacity(kMaxDelays);
+  double disc[kDiscCap];
   FixedTrajectory tr{a.t0, a.t_final, a.y0 + b * a.y0_stride, a.hist_t,
                      a.hist_x + b * a.hist_stride, a.hist_f + b * a.hist_stride, a.n_hist,
-                     disc, kFixedDiscCap};
+                     disc, kDiscCap};
   EvalSink sink{a.t_eval, a.n_eval, a.y + b * a.n_eval * dim, dim};
   SolveStats stats;
   auto never = []() { return false; };

@@ -128,6 +128,7 @@ DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, Lyapunov
       since = 0;
       g.sync();
       if (*status != int(Status::Success)) return Status(*status);
+      g.sync();  // everyone has read it before the leader may write it again (cancel check)
     }
   }
   return Status::Success;
