@@ -125,12 +125,36 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
     b->poison(stream);
   d_status.poison(stream);
 
-  GramMapArgs a{d_K.get(),     basis ? d_U.get() : nullptr, n, dim, outputs, k,
-                d_lr.get(),    d_batch.get(), Sampling(sampling), steps, transient,
-                renorm_interval, d_seeds.get(), d_streams.get(), d_scratch.get(), scratch_stride, d_words.get(),
-                words_stride,  max_rows, n_blocks, n_running, n_total, d_block_sum.get(),
-                d_block_time.get(), d_sums.get(), d_running.get(), d_running_t.get(),
-                d_exp.get(),   d_se.get(), d_status.get()};
+  GramMapArgs a{d_K.get(),
+                basis ? d_U.get() : nullptr,
+                n,
+                dim,
+                outputs,
+                k,
+                d_lr.get(),
+                d_batch.get(),
+                Sampling(sampling),
+                steps,
+                transient,
+                renorm_interval,
+                d_seeds.get(),
+                d_streams.get(),
+                d_scratch.get(),
+                scratch_stride,
+                d_words.get(),
+                words_stride,
+                max_rows,
+                n_blocks,
+                n_running,
+                n_total,
+                d_block_sum.get(),
+                d_block_time.get(),
+                d_sums.get(),
+                d_running.get(),
+                d_running_t.get(),
+                d_exp.get(),
+                d_se.get(),
+                d_status.get()};
   {
     py::gil_scoped_release release;
     gram_map_kernel<<<unsigned(C), threads_per_block, 0, stream>>>(a);
