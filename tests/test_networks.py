@@ -202,3 +202,27 @@ def test_reduced_output_needs_t_eval():
         dl.solve_dde(kur, 0.0, (0, 1), output="order_parameter")
     with pytest.raises(ValueError, match="component"):
         dl.solve_dde(kur, 0.0, (0, 1), t_eval=[1.0], output=[7])
+
+
+@pytest.mark.parametrize("system", ["kuramoto", "stuart_landau"])
+def test_one_large_network_splits_its_rhs_over_threads_bitwise(system):
+    """≥ 2·10⁴ edges and one trajectory: the right-hand side runs on a worker pool (chunks of
+    nodes); every node is computed by the same code, so the thread count cannot change a bit."""
+    rng = np.random.default_rng()
+    N = 1500
+    A = sp.random(N, N, density=20 / N, format="csr", random_state=int(rng.integers(1 << 31)))
+    A.data[:] = 1.0
+    assert A.nnz >= 20_000
+    tau = A.copy()
+    tau.data = rng.choice([0.5, 1.0], size=tau.nnz)
+    omega = rng.normal(1.0, 0.4, size=N)
+    if system == "kuramoto":
+        sys_ = dl.rhs.kuramoto(omega, A, coupling=1.2, tau=tau)
+        h = rng.uniform(0, 2 * np.pi, size=N)
+    else:
+        sys_ = dl.rhs.stuart_landau(omega, A, coupling=0.5, tau=tau)
+        h = rng.uniform(-1, 1, size=2 * N)
+    te = np.linspace(0.0, 5.0, 6)
+    one = dl.solve_dde(sys_, h, (0.0, 5.0), te, threads=1)
+    three = dl.solve_dde(sys_, h, (0.0, 5.0), te, threads=3)
+    np.testing.assert_array_equal(one.y, three.y)

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <optional>
 
 #include "delyap/dde/rhs/network.hpp"
@@ -21,6 +22,22 @@ using IndexArray = delyap::bindings::IndexArray;
 using IntArray = delyap::bindings::IntArray;
 using ClassArray = delyap::bindings::ClassArray;
 
+namespace {
+
+// One large trajectory gets its right-hand side split over the threads (a K-sweep batch is
+// already parallel over trajectories). Small graphs stay serial: waking the pool costs a few
+// microseconds per evaluation, so it pays from about 2·10⁴ edges on.
+constexpr Index kParallelRhsEdges = 20000;
+
+std::unique_ptr<WorkerPool> rhs_pool(const NetworkArgs& a, int threads) {
+  const Index edges = a.indices.shape(0);
+  if (a.coupling.shape(0) != 1 || edges < kParallelRhsEdges) return nullptr;
+  const int nt = resolve_threads(threads, edges / (kParallelRhsEdges / 2));
+  return nt > 1 ? std::make_unique<WorkerPool>(nt) : nullptr;
+}
+
+}  // namespace
+
 void register_network_systems(py::module_& m) {
   py::class_<NetworkArgs>(m, "NetworkArgs")
       .def(py::init<IndexArray, IntArray, DArray, std::optional<ClassArray>, DArray, DArray, DArray,
@@ -35,9 +52,16 @@ void register_network_systems(py::module_& m) {
          const OutputSpec& output) {
         a.check();
         const CsrGraph g = a.graph();
-        auto make = [&a, g](Index b) {
-          return KuramotoNetwork{g, a.omega.data(), a.inv_norm.data(), a.tau.data(),
-                                 int(a.tau.shape(0)), a.coupling.at(b), {}};
+        std::unique_ptr<WorkerPool> pool = rhs_pool(a, threads);
+        auto make = [&a, g, &pool](Index b) {
+          return KuramotoNetwork{g,
+                                 a.omega.data(),
+                                 a.inv_norm.data(),
+                                 a.tau.data(),
+                                 int(a.tau.shape(0)),
+                                 a.coupling.at(b),
+                                 {},
+                                 pool.get()};
         };
         return bindings::run_solve(a.coupling.shape(0), g.n, make, opt, h, t0, t_final, t_eval,
                                    threads, output);
@@ -52,9 +76,10 @@ void register_network_systems(py::module_& m) {
          const OutputSpec& output) {
         a.check();
         const CsrGraph g = a.graph();
-        auto make = [&a, g, lambda](Index b) {
+        std::unique_ptr<WorkerPool> pool = rhs_pool(a, threads);
+        auto make = [&a, g, lambda, &pool](Index b) {
           return StuartLandauNetwork{g,     a.omega.data(), a.inv_norm.data(), a.tau.data(),
-                                     int(a.tau.shape(0)), lambda, a.coupling.at(b)};
+                                     int(a.tau.shape(0)), lambda, a.coupling.at(b), pool.get()};
         };
         return bindings::run_solve(a.coupling.shape(0), 2 * g.n, make, opt, h, t0, t_final,
                                    t_eval, threads, output);

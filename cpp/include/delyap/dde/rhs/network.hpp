@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "delyap/common/config.hpp"
+#include "delyap/parallel/worker_pool.hpp"
 
 namespace delyap {
 
@@ -53,6 +54,7 @@ struct KuramotoNetwork {
   int n_classes;
   double coupling;        // K
   mutable std::vector<double> trig;  // n_classes·N pairs (sin, cos) of delayed phases
+  WorkerPool* pool = nullptr;        // splits one evaluation over threads (large single runs)
 
   int dim() const { return g.n; }
   int n_delays() const { return n_classes; }
@@ -63,6 +65,16 @@ struct KuramotoNetwork {
     const Index M = Index(n_classes) * N;
     if (trig.size() != size_t(2 * M)) trig.assign(size_t(2 * M), 0.0);
     double* sc = trig.data();
+    if (pool) {
+      pool->run(M, [&](Index lo, Index hi) {
+        for (Index m = lo; m < hi; ++m) delayed_sin_cos(m, xd, sc);
+      });
+      pool->run(N, [&](Index lo, Index hi) {
+        for (Index i = lo; i < hi; ++i)
+          out[i] = kuramoto_rate(int(i), g, omega, inv_norm, coupling, x, sc);
+      });
+      return true;
+    }
     for (Index m = 0; m < M; ++m) delayed_sin_cos(m, xd, sc);
     for (int i = 0; i < N; ++i) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
     return true;
@@ -95,14 +107,25 @@ struct StuartLandauNetwork {
   int n_classes;
   double lambda;
   double coupling;
+  WorkerPool* pool = nullptr;  // splits one evaluation over threads (large single runs)
 
   int dim() const { return 2 * g.n; }
   int n_delays() const { return n_classes; }
   double delay(int k) const { return tau[k]; }
 
   bool rhs(double, const double* x, const double* xd, double* out) const {
+    if (pool) {
+      pool->run(g.n, [&](Index lo, Index hi) { nodes(int(lo), int(hi), x, xd, out); });
+    } else {
+      nodes(0, g.n, x, xd, out);
+    }
+    return true;
+  }
+
+ private:
+  void nodes(int begin, int end, const double* x, const double* xd, double* out) const {
     const int N = g.n;
-    for (int i = 0; i < N; ++i) {
+    for (int i = begin; i < end; ++i) {
       double sr = 0.0, si = 0.0, wsum = 0.0;
       for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
         const Index src = Index(g.klass ? g.klass[e] : 0) * 2 * N + 2 * Index(g.indices[e]);
@@ -116,7 +139,6 @@ struct StuartLandauNetwork {
       out[2 * i] = (lambda - r2) * re - omega[i] * im + kc * (sr - wsum * re);
       out[2 * i + 1] = (lambda - r2) * im + omega[i] * re + kc * (si - wsum * im);
     }
-    return true;
   }
 };
 
