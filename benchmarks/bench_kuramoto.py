@@ -105,6 +105,21 @@ class Problem:
         d = self.delays
         return float(d[0]) if d.size == 1 else self.tau_edge
 
+    def edge_classes(self):
+        """Per edge (CSR order): target row, delay class, and weight K·A_ij/d_i."""
+        rows = np.repeat(np.arange(self.n), np.diff(self.A.indptr))
+        klass = np.searchsorted(self.delays, self.tau_edge)
+        return rows, klass, self.A.data * (self.K * self.inv_deg)[rows]
+
+    def stacked_coupling(self):
+        """n × (classes·n) CSR: column k·n + j holds the weight of edge j → i of class k, so
+        B @ f(θ(t − τ_k) stacked) is every delayed coupling sum at once."""
+        import scipy.sparse as sp
+
+        rows, klass, w = self.edge_classes()
+        shape = (self.n, len(self.delays) * self.n)
+        return sp.csr_matrix((w, (rows, klass * self.n + self.A.indices)), shape=shape)
+
     def history(self, t):
         """Rotating past theta_i(t) = theta_i0 + omega_i t, vectorised: (len(t), N)."""
         t = np.asarray(t, dtype=float)

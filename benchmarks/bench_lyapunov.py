@@ -41,19 +41,10 @@ import time
 import numpy as np
 
 import peers_jitcdde_lyap as pjl
+from bench_mackey_glass import best_of
 
 TARGET_RATIO_A = 0.5  # delyap time / jitcdde_lyap integration time
 Z_MAX = 3.0  # |difference| / combined stderr
-
-
-def best_of(n: int, fn):
-    """Run fn n times; fn returns (result, seconds); keep the fastest."""
-    best = None
-    for _ in range(n):
-        res, sec = fn()
-        if best is None or sec < best[1]:
-            best = (res, sec)
-    return best
 
 
 def delyap_spectrum(tau, n_exp, t_total, t_transient, rtol, atol, threads, seed=0):

@@ -25,16 +25,10 @@ import numpy as np
 
 def solve(prob, t_end: float, dt: float):
     """r(t) on the grid 0, dt, ..., t_end.  Returns (t, r, seconds, rhs evaluations)."""
-    import scipy.sparse as sp
     from ddeint import ddeint
 
-    n = prob.n
     delays = prob.delays
-    A = prob.A
-    rows = np.repeat(np.arange(n), np.diff(A.indptr))
-    klass = np.searchsorted(delays, prob.tau_edge)
-    w = A.data * (prob.K * prob.inv_deg)[rows]
-    B = sp.csr_matrix((w, (rows, klass * n + A.indices)), shape=(n, len(delays) * n))
+    B = prob.stacked_coupling()
     omega, theta0 = prob.omega, prob.theta0
     n_rhs = [0]
 

@@ -170,7 +170,11 @@ def _start_trajectory(dde, tau: float, rtol: float, atol: float) -> float:
 
 def _sample(dde, tau: float, t_eval: np.ndarray, rtol: float, atol: float) -> np.ndarray:
     """x(t_eval) for one tau; t_eval must be sorted and start at >= 0."""
-    t_start = _start_trajectory(dde, tau, rtol, atol)
+    return sample_started(dde, _start_trajectory(dde, tau, rtol, atol), t_eval)
+
+
+def sample_started(dde, t_start: float, t_eval: np.ndarray) -> np.ndarray:
+    """x(t_eval) of a trajectory whose integration has been set up up to t_start."""
     out = np.empty(len(t_eval))
     n_early = int(np.searchsorted(t_eval, t_start, side="left"))
     if n_early:

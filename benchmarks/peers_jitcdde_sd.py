@@ -45,13 +45,12 @@ import hashlib
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from peers_jitcdde import _quiet_stderr, single_blas_thread  # noqa: F401  (re-exported)
+from peers_jitcdde import _quiet_stderr, sample_started, single_blas_thread  # noqa: F401
 
 BETA, GAMMA, EXPONENT = 0.2, 0.1, 10
 TAU0 = 17.0
@@ -136,16 +135,7 @@ def sample(dde, c: float, t_eval, rtol: float, atol: float, mode: str = "adjust_
            blind_step: float = BLIND_STEP) -> np.ndarray:
     """x(t_eval) for one c; t_eval sorted, >= 0."""
     t_eval = np.asarray(t_eval, dtype=float)
-    t_start = _start(dde, c, rtol, atol, mode, blind_step)
-    out = np.empty(len(t_eval))
-    n_early = int(np.searchsorted(t_eval, t_start, side="left"))
-    if n_early:
-        out[:n_early] = dde.get_state().get_state(t_eval[:n_early])[:, 0]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The target time is smaller")
-        for i in range(n_early, len(t_eval)):
-            out[i] = dde.integrate(t_eval[i])[0]
-    return out
+    return sample_started(dde, _start(dde, c, rtol, atol, mode, blind_step), t_eval)
 
 
 def timed_sample(model: CompiledSD, c, t_eval, rtol, atol, mode="adjust_diff", blind_step=BLIND_STEP):

@@ -31,8 +31,6 @@ import numpy as np
 
 class RK4Kuramoto:
     def __init__(self, prob, h: float):
-        import scipy.sparse as sp
-
         self.prob = prob
         self.h = float(h)
         delays = prob.delays
@@ -42,12 +40,8 @@ class RK4Kuramoto:
         self.lags = lags
         self.max_lag = int(lags.max())
         n = prob.n
-        A = prob.A
-        rows = np.repeat(np.arange(n), np.diff(A.indptr))
-        klass = np.searchsorted(delays, prob.tau_edge)
         # Weighted, normalised, stacked: column k*n + j holds edge j -> i of class k.
-        w = A.data * (prob.K * prob.inv_deg)[rows]
-        self.B = sp.csr_matrix((w, (rows, klass * n + A.indices)), shape=(n, len(delays) * n))
+        self.B = prob.stacked_coupling()
         self.B.sum_duplicates()
         # Ring buffer of theta and theta' at grid points; slot = index mod size.
         self.size = self.max_lag + 1

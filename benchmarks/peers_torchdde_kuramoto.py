@@ -57,9 +57,7 @@ def solve(prob, t_eval, rtol: float, atol: float, max_steps: int = 200_000):
     n = prob.n
     delays = prob.delays
     A = prob.A
-    rows = np.repeat(np.arange(n), np.diff(A.indptr))
-    klass = np.searchsorted(delays, prob.tau_edge)
-    w = A.data * (prob.K * prob.inv_deg)[rows]
+    rows, klass, w = prob.edge_classes()
     mats = []
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
     for k in range(len(delays)):
