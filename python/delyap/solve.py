@@ -167,38 +167,25 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         backend = cuda_backend()
         start = time.perf_counter()
         raw = system._solve_cuda(backend, hist, t0, tf, times, opt, mode)
-        wall = time.perf_counter() - start
-        sol = DDESolution._from_core(raw, "Euler" if name == "EULER" else name,
-                                     system.batch_size, wall)
-        sol.extras["device"] = "cuda"
-        sol.extras["output"] = "state" if output is None else output
-        if throw and not sol.success:
-            raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
-        return sol
-    if where == "cuda":
+    elif where == "cuda":
         check_supported(system, hist, output)
         backend = cuda_backend()
         start = time.perf_counter()
         raw = solve_fixed(system, hist, t0, tf, times if times is not None else np.array([t0, tf]),
                           opt, backend, history_capacity)
-        wall = time.perf_counter() - start
-        sol = DDESolution._from_core(raw, "Euler" if name == "EULER" else name,
-                                     system.batch_size, wall)
-        sol.extras["device"] = "cuda"
-        if throw and not sol.success:
-            raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
-        return sol
-    if history_capacity is not None:
-        raise ValueError("history_capacity: only used with device='cuda' (CPU histories grow)")
-
-    spec = _output_spec(output, system, times)
-    start = time.perf_counter()
-    raw = system._solve(hist, t0, tf, times, opt, n_threads, spec)
+    else:
+        if history_capacity is not None:
+            raise ValueError("history_capacity: only used with device='cuda' (CPU histories grow)")
+        spec = _output_spec(output, system, times)
+        start = time.perf_counter()
+        raw = system._solve(hist, t0, tf, times, opt, n_threads, spec)
     wall = time.perf_counter() - start
     method_name = "Euler" if name == "EULER" else name
     lockstep = isinstance(system, PythonDDE) and system.batch_size is not None
     sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
     sol.extras["output"] = "state" if output is None else output
+    if where == "cuda":
+        sol.extras["device"] = "cuda"
     if lockstep:
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)
