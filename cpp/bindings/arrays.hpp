@@ -33,4 +33,20 @@ inline void require_shape(const py::array& a, const char* name,
   }
 }
 
+// The initial function's Hermite anchors: times t (n ≥ 2), values x and derivatives f of shape
+// (1 or batch, n, dim), and y0 of shape (1 or batch, dim).
+inline void require_history(const DArray& t, const DArray& x, const DArray& f, const DArray& y0,
+                            py::ssize_t batch, int dim) {
+  const py::ssize_t n_hist = t.shape(0);
+  require_shape(t, "history times", {-1});
+  require_shape(x, "history values", {-1, n_hist, dim});
+  require_shape(f, "history derivatives", {x.shape(0), n_hist, dim});
+  require_shape(y0, "y0", {-1, dim});
+  if (x.shape(0) != 1 && x.shape(0) != batch)
+    throw py::value_error("history: leading dimension must be 1 or the batch size");
+  if (y0.shape(0) != 1 && y0.shape(0) != batch)
+    throw py::value_error("y0: leading dimension must be 1 or the batch size");
+  if (n_hist < 2) throw py::value_error("history: need at least two anchors");
+}
+
 }  // namespace delyap::bindings

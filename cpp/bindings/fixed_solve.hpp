@@ -48,17 +48,9 @@ struct FixedSolve {
       : batch(b), dim(d), n_delays(nd), hist_t(ht), hist_x(hx), hist_f(hf), y0(y0_), t_eval(te),
         t0(t0_), t_final(tf), opt(options_from_dict(options)) {
     if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
+    require_history(ht, hx, hf, y0_, b, d);
     const Index n_hist = ht.shape(0);
-    require_shape(ht, "history times", {-1});
-    if (n_hist < 2) throw py::value_error("history: need at least two anchors");
-    require_shape(hx, "history values", {-1, n_hist, d});
-    require_shape(hf, "history derivatives", {hx.shape(0), n_hist, d});
-    require_shape(y0_, "y0", {-1, d});
     require_shape(te, "t_eval", {-1});
-    if (hx.shape(0) != 1 && hx.shape(0) != b)
-      throw py::value_error("history: leading dimension must be 1 or the batch size");
-    if (y0_.shape(0) != 1 && y0_.shape(0) != b)
-      throw py::value_error("y0: leading dimension must be 1 or the batch size");
     if (cap < n_hist + 2)
       throw py::value_error("history_capacity: must exceed the initial history's " +
                             std::to_string(n_hist) + " anchors");

@@ -70,12 +70,8 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
                           int n_blocks, Index n_running, int threads) {
   if (batch <= 0) throw py::value_error("batch: no trajectories");
   const int Da = dim * (1 + lp.k);
+  require_history(ht, hx, hf, y0, batch, Da);
   const Index n_hist = ht.shape(0);
-  require_shape(hx, "history values", {-1, n_hist, Da});
-  require_shape(hf, "history derivatives", {hx.shape(0), n_hist, Da});
-  require_shape(y0, "y0", {-1, Da});
-  if ((hx.shape(0) != 1 && hx.shape(0) != batch) || (y0.shape(0) != 1 && y0.shape(0) != batch))
-    throw py::value_error("history/y0: leading dimension must be 1 or the batch size");
   InitialHistory hist{ht.data(), n_hist, hx.data(), hf.data(),
                       hx.shape(0) == 1 ? 0 : n_hist * Da};
   const Index y0_stride = y0.shape(0) == 1 ? 0 : Da;

@@ -34,16 +34,8 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
                    const std::optional<DArray>& t_eval, int threads,
                    const OutputSpec& output = OutputSpec{}) {
   if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
+  require_history(h.t, h.x, h.f, h.y0, batch, dim);
   const Index n_hist = h.t.shape(0);
-  require_shape(h.t, "history times", {-1});
-  require_shape(h.x, "history values", {-1, n_hist, dim});
-  require_shape(h.f, "history derivatives", {h.x.shape(0), n_hist, dim});
-  require_shape(h.y0, "y0", {-1, dim});
-  if (h.x.shape(0) != 1 && h.x.shape(0) != batch)
-    throw py::value_error("history: leading dimension must be 1 or the batch size");
-  if (h.y0.shape(0) != 1 && h.y0.shape(0) != batch)
-    throw py::value_error("y0: leading dimension must be 1 or the batch size");
-  if (n_hist < 2) throw py::value_error("history: need at least two anchors");
 
   InitialHistory hist{h.t.data(), n_hist, h.x.data(), h.f.data(),
                       h.x.shape(0) == 1 ? 0 : n_hist * dim};

@@ -58,7 +58,7 @@ struct GramScratch {
 // Q ← Q − K[:, ξ] G with G = (η/B) Q[ξ, :] (the old values, gathered first; K is symmetric, so
 // its columns are read as contiguous rows). Reduced coordinates gather G = (η/B) U[ξ, :] Q.
 // `update` applies the rows (gram_rows.hpp). The group's threads split the gather over the
-// (row, direction) pairs and the update over the direction entries.
+// batch rows and the update over the direction entries.
 template <class Group, class RowUpdate>
 DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratch& s,
                                 const RowUpdate& update) {
