@@ -94,23 +94,48 @@ def test_stability_map_in_one_launch_equals_the_cpu_map():
     np.testing.assert_allclose(gpu.exponents, cpu.exponents, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("per_edge_delays", [False, True])
-def test_kuramoto_rhs_on_the_gpu_matches_cpu(per_edge_delays):
+def _random_kuramoto(rng, N, per_edge_delays, coupling):
     import scipy.sparse as sp
 
-    rng = np.random.default_rng()
-    N = 3001
     A = sp.random(N, N, density=20 / N, format="csr", random_state=int(rng.integers(1 << 31)))
-    A.data[:] = 1.0
+    A.data[:] = rng.uniform(0.5, 1.5, A.nnz)
     omega = rng.normal(1.0, 0.5, size=N)
     tau = 1.0
     if per_edge_delays:
         tau = A.copy()
         tau.data = rng.choice([0.5, 1.0, 1.5], size=tau.nnz)
-    sys = dl.rhs.kuramoto(omega, A, coupling=1.5, tau=tau)
+    return dl.rhs.kuramoto(omega, A, coupling=coupling, tau=tau)
+
+
+# The GPU sums the error norms in another order than the CPU: step sizes differ by rounding,
+# so the two solutions differ by about the tolerance (rtol 1e-8 here); a wrong kernel is off
+# by O(1) in the phases.
+@pytest.mark.parametrize("per_edge_delays", [False, True])
+@pytest.mark.parametrize("method", ["DP5", "BS3"])
+def test_kuramoto_on_the_gpu_matches_cpu(per_edge_delays, method):
+    rng = np.random.default_rng()
+    N = 3001  # not a multiple of the block sizes
+    sys = _random_kuramoto(rng, N, per_edge_delays, coupling=[0.5, 1.5])
     theta0 = rng.uniform(0, 2 * np.pi, size=N)
     te = np.linspace(0.0, 20.0, 21)
-    cpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter")
-    gpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output="order_parameter", device="cuda")
+    kw = dict(method=method, rtol=1e-8, atol=1e-10)
+    cpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, **kw)
+    gpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, device="cuda", **kw)
     assert np.all(gpu.status == 0)
-    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)
+    assert gpu.extras["device"] == "cuda"
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)
+    np.testing.assert_allclose(gpu.y_final, cpu.y_final, atol=1e-5)
+    for output in ("order_parameter", [0, N - 1, 17, 17]):
+        c = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output=output, **kw)
+        g = dl.solve_dde(sys, theta0, (0.0, 20.0), te, output=output, device="cuda", **kw)
+        np.testing.assert_allclose(g.y, c.y, atol=1e-5)
+
+
+def test_kuramoto_gpu_every_step_output():
+    rng = np.random.default_rng()
+    sys = _random_kuramoto(rng, 2003, True, coupling=1.0)
+    theta0 = rng.uniform(0, 2 * np.pi, size=2003)
+    cpu = dl.solve_dde(sys, theta0, (0.0, 5.0), rtol=1e-8, atol=1e-10)
+    gpu = dl.solve_dde(sys, theta0, (0.0, 5.0), rtol=1e-8, atol=1e-10, device="cuda")
+    assert gpu.t[-1] == 5.0 and np.all(np.isfinite(gpu.y))
+    np.testing.assert_allclose(gpu.y[-1], cpu.y[-1], atol=1e-5)

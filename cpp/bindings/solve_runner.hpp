@@ -28,38 +28,84 @@ struct OutputSpec {
   std::vector<Index> components;
 };
 
+// The initial function, validated against the batch and state sizes.
+inline InitialHistory initial_history(const HistoryArgs& h, Index batch, int dim) {
+  if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
+  require_history(h.t, h.x, h.f, h.y0, batch, dim);
+  const Index n_hist = h.t.shape(0);
+  return InitialHistory{h.t.data(), n_hist, h.x.data(), h.f.data(),
+                        h.x.shape(0) == 1 ? 0 : n_hist * dim};
+}
+
+// The output times: t_eval, or the two ends of the span.
+inline DArray output_times(const std::optional<DArray>& t_eval, double t0, double t_final) {
+  DArray te = t_eval ? *t_eval : DArray(std::vector<py::ssize_t>{2});
+  if (!t_eval) {
+    te.mutable_at(0) = t0;
+    te.mutable_at(1) = t_final;
+  }
+  require_shape(te, "t_eval", {-1});
+  return te;
+}
+
+// Values per output time, with the requested components checked.
+inline int output_width(const OutputSpec& output, int dim) {
+  for (Index c : output.components)
+    if (c < 0 || c >= dim) throw py::value_error("output: component index out of range");
+  return reduced_width(Reduction(output.mode), dim, Index(output.components.size()));
+}
+
+inline py::array_t<double> nan_array(std::vector<py::ssize_t> shape) {
+  py::array_t<double> a(shape);
+  std::fill(a.mutable_data(), a.mutable_data() + a.size(),
+            std::numeric_limits<double>::quiet_NaN());
+  return a;
+}
+
+// The per-trajectory results every runner returns.
+struct TrajectoryResults {
+  py::array_t<int> status;
+  py::array_t<Index> stats;
+  py::array_t<double> t_end;
+  py::array_t<double> y_final;
+  TrajectoryResults(Index batch, int dim)
+      : status(batch), stats({batch, Index(kStatFields)}), t_end(batch),
+        y_final({batch, Index(dim)}) {}
+  void record(Index b, Status st, const SolveStats& s) {
+    status.mutable_at(b) = int(st);
+    write_stats(s, stats.mutable_data() + b * kStatFields);
+    t_end.mutable_at(b) = s.t_final;
+  }
+  void into(py::dict& result) const {
+    result["status"] = status;
+    result["stats"] = stats;
+    result["t_final"] = t_end;
+    result["y_final"] = y_final;
+  }
+};
+
 template <class MakeSystem>
 py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
                    const HistoryArgs& h, double t0, double t_final,
                    const std::optional<DArray>& t_eval, int threads,
                    const OutputSpec& output = OutputSpec{}) {
-  if (batch <= 0) throw py::value_error("batch: no trajectories to solve");
-  require_history(h.t, h.x, h.f, h.y0, batch, dim);
-  const Index n_hist = h.t.shape(0);
-
-  InitialHistory hist{h.t.data(), n_hist, h.x.data(), h.f.data(),
-                      h.x.shape(0) == 1 ? 0 : n_hist * dim};
+  const InitialHistory hist = initial_history(h, batch, dim);
   const Index y0_stride = h.y0.shape(0) == 1 ? 0 : dim;
   std::atomic<bool> cancel{false};
   py::dict result;
-
-  py::array_t<int> status(batch);
-  py::array_t<Index> stats({batch, Index(kStatFields)});
-  py::array_t<double> t_end(batch);
-  py::array_t<double> y_final({batch, Index(dim)});
+  TrajectoryResults res(batch, dim);
 
   if (!t_eval && batch == 1) {
     // Every accepted step of a single trajectory (scipy-like output when no t_eval is given).
     StepSink sink(dim);
     const auto sys = make_system(0);
     SolveStats st;
+    Status status = Status::NotRun;
     run_interruptible(cancel, [&]() {
       Trajectory tr{h.y0.data(), t0, t_final, h.jumps.data(), Index(h.jumps.size())};
-      status.mutable_at(0) =
-          int(solve_single(sys, opt, hist, 0, tr, sink, st, y_final.mutable_data(), cancel));
+      status = solve_single(sys, opt, hist, 0, tr, sink, st, res.y_final.mutable_data(), cancel);
     });
-    write_stats(st, stats.mutable_data());
-    t_end.mutable_at(0) = st.t_final;
+    res.record(0, status, st);
     const Index n = Index(sink.t.size());
     py::array_t<double> t_out(n);
     py::array_t<double> y_out({Index(1), n, Index(dim)});
@@ -68,23 +114,14 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
     result["t"] = t_out;
     result["y"] = y_out;
   } else {
-    DArray te = t_eval ? *t_eval : DArray(std::vector<py::ssize_t>{2});
-    if (!t_eval) {
-      te.mutable_at(0) = t0;
-      te.mutable_at(1) = t_final;
-    }
-    require_shape(te, "t_eval", {-1});
+    const DArray te = output_times(t_eval, t0, t_final);
     const Index n_eval = te.shape(0);
-    const Reduction mode = Reduction(output.mode);
-    for (Index c : output.components)
-      if (c < 0 || c >= dim) throw py::value_error("output: component index out of range");
-    const int width = reduced_width(mode, dim, Index(output.components.size()));
-    py::array_t<double> y({batch, n_eval, Index(width)});
-    std::fill(y.mutable_data(), y.mutable_data() + y.size(),
-              std::numeric_limits<double>::quiet_NaN());
+    const int width = output_width(output, dim);
+    py::array_t<double> y = nan_array({batch, n_eval, Index(width)});
     EnsembleOutput out{te.data(),          n_eval,           y.mutable_data(),
-                       y_final.mutable_data(), status.mutable_data(), stats.mutable_data(),
-                       t_end.mutable_data(),   mode,             output.components.data(),
+                       res.y_final.mutable_data(), res.status.mutable_data(),
+                       res.stats.mutable_data(),   res.t_end.mutable_data(),
+                       Reduction(output.mode),     output.components.data(),
                        Index(output.components.size())};
     run_interruptible(cancel, [&]() {
       solve_ensemble(batch, dim, make_system, opt, hist, h.y0.data(), y0_stride, t0, t_final, out,
@@ -93,10 +130,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
     result["t"] = te;
     result["y"] = y;
   }
-  result["status"] = status;
-  result["stats"] = stats;
-  result["t_final"] = t_end;
-  result["y_final"] = y_final;
+  res.into(result);
   return result;
 }
 

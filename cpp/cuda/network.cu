@@ -1,26 +1,28 @@
-// Delay-coupled Kuramoto at large N on the GPU: one trajectory, its right-hand side parallel
-// over delayed values and nodes (CSR in-edges, one thread per node) with the graph resident in
-// device memory. The method-of-steps driver (history, step control, discontinuities) stays the
-// CPU's; each right-hand-side evaluation ships the state and the delayed states to the device
-// and the rates back (2·(1 + classes)·N doubles). The per-element maths is delayed_sin_cos and
-// kuramoto_rate (dde/rhs/network.hpp), which the CPU right-hand side runs too.
-// The host driver's DELYAP_HD templates are instantiated here with a host-only System (its
-// right-hand side launches kernels); nvcc warns that their device side would call host code,
+// Delay-coupled Kuramoto at large N on the GPU: one trajectory with its state, stages and
+// history in device memory (dde/vector_solve.hpp with the device executor, vector_exec.cuh).
+// The host runs the CPU's method-of-steps driver and step control on scalars: each step
+// queues its per-component loops and the right-hand side as kernels and reads back only the
+// error norm. The right-hand side is one thread per delayed value (sin, cos) and one per node
+// (CSR in-edges); the per-element maths is delayed_sin_cos and kuramoto_rate
+// (dde/rhs/network.hpp), which the CPU right-hand side runs too. The same driver with the
+// host executor is _core.solve_kuramoto_vector, which the CPU tests compare bit for bit with
+// the regular solver.
+// The driver's DELYAP_HD templates are instantiated here with host-only executor and history
+// types (their methods launch kernels); nvcc warns that the device side would call host code,
 // which never happens: only their host side runs.
 #pragma nv_diag_suppress 20014
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <string>
 
 #include "common.cuh"
 #include "delyap/dde/rhs/network.hpp"
 #include "fixed_solve.hpp"
 #include "network_args.hpp"
-#include "solve_runner.hpp"
+#include "vector_exec.cuh"
+#include "vector_runner.hpp"
 
 namespace py = pybind11;
 using delyap::bindings::DArray;
@@ -54,26 +56,14 @@ struct DeviceNetwork {
   }
 };
 
-// The first CUDA error seen inside a right-hand side (which can only report failure).
-struct ErrorSlot {
-  std::mutex m;
-  std::string message;
-  void set(const std::string& s) {
-    std::lock_guard<std::mutex> lock(m);
-    if (message.empty()) message = s;
-  }
-};
-
-// A System for the host driver whose right-hand side runs on the device.
-struct KuramotoCuda {
+// A System whose right-hand side reads and writes device memory: two launches, no copies.
+struct KuramotoDevice {
   std::shared_ptr<const DeviceNetwork> net;
   const double* tau;  // host: the distinct delays
   int n_classes;
   double coupling;
-  std::shared_ptr<DeviceBuffer<double>> x_d, xd_d, sc_d, out_d;  // per trajectory
-  std::shared_ptr<ErrorSlot> error;
+  std::shared_ptr<DeviceBuffer<double>> sc;  // (sin, cos) of the delayed phases
   cudaStream_t stream;
-  int device;  // the caller's current device: the driver runs on a worker thread (device 0)
 
   int dim() const { return net->n; }
   int n_delays() const { return n_classes; }
@@ -82,25 +72,11 @@ struct KuramotoCuda {
   bool rhs(double, const double* x, const double* xd, double* out) const {
     const int N = net->n;
     const Index M = Index(n_classes) * N;
-    try {
-      check(cudaSetDevice(device), "cudaSetDevice");
-      check(cudaMemcpyAsync(x_d->get(), x, sizeof(double) * N, cudaMemcpyHostToDevice, stream),
-            "upload state");
-      check(cudaMemcpyAsync(xd_d->get(), xd, sizeof(double) * M, cudaMemcpyHostToDevice, stream),
-            "upload delayed states");
-      sin_cos_kernel<<<blocks_for(M, 256), 256, 0, stream>>>(xd_d->get(), M, sc_d->get());
-      check(cudaGetLastError(), "sin_cos_kernel");
-      kuramoto_kernel<<<blocks_for(N, 128), 128, 0, stream>>>(
-          net->graph(), net->omega.get(), net->inv_norm.get(), coupling, x_d->get(),
-          sc_d->get(), out_d->get());
-      check(cudaGetLastError(), "kuramoto_kernel");
-      check(cudaMemcpyAsync(out, out_d->get(), sizeof(double) * N, cudaMemcpyDeviceToHost, stream),
-            "download rates");
-      check(cudaStreamSynchronize(stream), "kuramoto rhs");
-    } catch (const std::exception& e) {
-      error->set(e.what());
-      return false;  // the trajectory stops with status rhs_error; the message is raised below
-    }
+    sin_cos_kernel<<<blocks_for(M, 256), 256, 0, stream>>>(xd, M, sc->get());
+    check(cudaGetLastError(), "sin_cos_kernel");
+    kuramoto_kernel<<<blocks_for(N, 128), 128, 0, stream>>>(
+        net->graph(), net->omega.get(), net->inv_norm.get(), coupling, x, sc->get(), out);
+    check(cudaGetLastError(), "kuramoto_kernel");
     return true;
   }
 };
@@ -138,30 +114,18 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
   check(cudaStreamSynchronize(stream), "upload graph");
 
   const int n_classes = int(tau.shape(0));
-  auto error = std::make_shared<ErrorSlot>();
-  auto make = [&](Index b) {  // runs on the solver's worker thread
-    check(cudaSetDevice(device), "cudaSetDevice");
-    const Index M = Index(n_classes) * N;
-    return KuramotoCuda{net,
-                        tau.data(),
-                        n_classes,
-                        coupling.at(b),
-                        std::make_shared<DeviceBuffer<double>>(N),
-                        std::make_shared<DeviceBuffer<double>>(M),
-                        std::make_shared<DeviceBuffer<double>>(2 * M),
-                        std::make_shared<DeviceBuffer<double>>(N),
-                        error,
-                        stream,
-                        device};
+  // Resident per trajectory: history (≥ 64 slots of (2 + coefficients)·N), stages and scratch.
+  check_free_memory(8.0 * N * (64.0 * 6 + 20 + 2.0 * n_classes), "solve_kuramoto");
+  auto sc = std::make_shared<DeviceBuffer<double>>(2 * Index(n_classes) * N);
+  auto make = [&](Index b) {
+    return KuramotoDevice{net, tau.data(), n_classes, coupling.at(b), sc, stream};
   };
   bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
   bindings::OutputSpec out_spec{output_mode, components};
-  // One trajectory at a time: the device is the parallel part (threads = 1).
-  py::dict result = bindings::run_solve(coupling.shape(0), N, make,
-                                        bindings::options_from_dict(options), h, t0, t_final,
-                                        t_eval, 1, out_spec);
-  if (!error->message.empty()) throw std::runtime_error(error->message);
-  return result;
+  return bindings::run_vector_solve(
+      coupling.shape(0), N, make, bindings::options_from_dict(options), h, t0, t_final, t_eval,
+      out_spec, CudaExec(stream),
+      [device]() { check(cudaSetDevice(device), "cudaSetDevice"); });  // the solver's thread
 }
 
 }  // namespace
@@ -174,5 +138,5 @@ void register_cuda_network(py::module_& m) {
         py::arg("hist_f"), py::arg("y0"), py::arg("jumps"), py::arg("t0"), py::arg("t_final"),
         py::arg("t_eval"), py::arg("options"), py::arg("output_mode"), py::arg("components"),
         py::arg("stream") = 0,
-        "Delay-coupled Kuramoto: host method of steps, right-hand side on the GPU.");
+        "Delay-coupled Kuramoto with state and history in device memory.");
 }

@@ -134,7 +134,7 @@ class KuramotoDDE(_Network):
         self.dim = self.n_nodes
 
     def _solve_cuda(self, backend, history, t0, t_final, t_eval, options, output_mode):
-        """The GPU path (``solve_dde(..., device="cuda")``): right-hand side on the device."""
+        """The GPU path (``solve_dde(..., device="cuda")``): state and history on the device."""
         from ._fixed import options_dict
         from .device import current_stream
 

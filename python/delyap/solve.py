@@ -110,9 +110,11 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     device : {"cpu", "cuda"}, optional
         Where to integrate. ``"cuda"`` runs one GPU thread per trajectory (built-in
         ``mackey_glass`` with constant delays and small ``linear`` systems; dense output at
-        ``t_eval``), with the same per-trajectory code as the CPU. None: "cuda" when the
-        history is a GPU array, else "cpu". Without a CUDA build or a GPU,
-        :class:`delyap.device.CudaUnavailableError` says which is missing.
+        ``t_eval``), with the same per-trajectory code as the CPU. For ``kuramoto`` networks it
+        runs one trajectory at a time with its state, stages and history in GPU memory (one
+        thread per oscillator and per edge row); the CPU's step control reads back one error
+        norm per step. None: "cuda" when the history is a GPU array, else "cpu". Without a
+        CUDA build or a GPU, :class:`delyap.device.CudaUnavailableError` says which is missing.
     history_capacity : int, optional
         ``device="cuda"`` only: history anchors stored per trajectory (rounded up to a power of
         two; default 128 or more). A trajectory that needs more stops with status
@@ -159,10 +161,10 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
 
     where = resolve_device(device, history)
     if where == "cuda" and isinstance(system, KuramotoDDE):
-        # One large trajectory: host method of steps, right-hand side on the GPU.
+        # One large trajectory at a time, its state and history in device memory.
         if history_capacity is not None:
-            raise ValueError("history_capacity: the Kuramoto GPU path keeps its history on the "
-                             "host (it grows as needed)")
+            raise ValueError("history_capacity: the Kuramoto GPU history grows as needed; the "
+                             "option is for GPU ensembles (mackey_glass, linear)")
         mode = _output_mode(output, system, times)
         backend = cuda_backend()
         start = time.perf_counter()

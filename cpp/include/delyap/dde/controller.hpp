@@ -1,4 +1,5 @@
-// Error norm and PI step-size controller (Hairer, Nørsett & Wanner II, IV.2; Gustafsson).
+// PI step-size controller (Hairer, Nørsett & Wanner II, IV.2; Gustafsson). The error norm it
+// reads is built from step_kernels.hpp's terms.
 #pragma once
 
 #include <cmath>
@@ -7,19 +8,6 @@
 #include "delyap/dde/options.hpp"
 
 namespace delyap {
-
-// RMS of v_i / (atol + rtol · max(|a_i|, |b_i|)); +inf when anything is not finite.
-DELYAP_HD inline double scaled_rms(const double* v, const double* a, const double* b, int dim,
-                                   double rtol, double atol) {
-  double sum = 0.0;
-  for (int d = 0; d < dim; ++d) {
-    const double sc = atol + rtol * std::fmax(std::fabs(a[d]), std::fabs(b[d]));
-    const double r = v[d] / sc;
-    sum += r * r;
-  }
-  const double n = std::sqrt(sum / dim);
-  return is_finite(n) ? n : HUGE_VAL;
-}
 
 struct PIController {
   double alpha, beta;

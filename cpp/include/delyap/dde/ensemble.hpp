@@ -49,6 +49,27 @@ inline void load_initial_history(HistoryBuffer& buf, const InitialHistory& h, In
   }
 }
 
+// Where the solution may be non-smooth to begin with: t0 and the history's jumps.
+inline std::vector<double> discontinuity_sources(const Trajectory& tr) {
+  std::vector<double> base{tr.t0};
+  base.insert(base.end(), tr.jumps, tr.jumps + tr.n_jumps);
+  return base;
+}
+
+// Those points propagated through constant delays, to be landed on (empty when tracking is
+// off or the delays are state dependent: those are found on the fly).
+template <class System>
+std::vector<double> propagated_discontinuities(const System& sys, const SolverOptions& opt,
+                                               const Tableau& tab, const Trajectory& tr) {
+  if (!opt.track_discontinuities || dependent_delays(sys)) return {};
+  const int nd = sys.n_delays();
+  const std::vector<double> base = discontinuity_sources(tr);
+  std::vector<double> tau(nd);
+  for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
+  return discontinuity_points(base.data(), Index(base.size()), tr.t0, tr.t_final, tau.data(), nd,
+                              tab.order + 1);
+}
+
 // One trajectory on the host with any sink. Returns its status; fills stats and x_final.
 template <class System, class Sink>
 Status solve_single(const System& sys, const SolverOptions& opt, const InitialHistory& hist,
@@ -59,18 +80,10 @@ Status solve_single(const System& sys, const SolverOptions& opt, const InitialHi
   HistoryBuffer buffer(dim, coefficients_for(tab));
   load_initial_history(buffer, hist, b, dim);
 
-  // Discontinuity bookkeeping: t0 and the history's jumps propagate through the delays.
-  std::vector<double> base{tr.t0};
-  base.insert(base.end(), tr.jumps, tr.jumps + tr.n_jumps);
-  std::vector<double> disc, known;
+  const std::vector<double> base = discontinuity_sources(tr);
+  std::vector<double> disc = propagated_discontinuities(sys, opt, tab, tr), known;
   std::vector<int> known_level;
   const bool dependent = dependent_delays(sys);
-  if (opt.track_discontinuities && !dependent) {
-    std::vector<double> tau(nd);
-    for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
-    disc = discontinuity_points(base.data(), Index(base.size()), tr.t0, tr.t_final, tau.data(),
-                                nd, tab.order + 1);
-  }
   if (dependent) {  // found on the fly where a lag crosses one of these
     known = base;
     known.resize(4096);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "delyap/common/config.hpp"
+#include "delyap/dde/step_kernels.hpp"
 
 namespace delyap {
 
@@ -20,11 +21,8 @@ namespace delyap {
 DELYAP_HD inline void eval_step_polynomial(const double* x, const double* c, int n_coef, int dim,
                                            double h, double theta, double* out,
                                            Index stride = 1) {
-  for (int d = 0; d < dim; ++d) {
-    double acc = c[((n_coef - 1) * dim + d) * stride];
-    for (int m = n_coef - 2; m >= 0; --m) acc = c[(m * dim + d) * stride] + theta * acc;
-    out[d] = x[d * stride] + h * theta * acc;
-  }
+  for (int d = 0; d < dim; ++d)
+    out[d] = polynomial_component(x, c, n_coef, dim, h, theta, d, stride);
 }
 
 // Element strides of a history's storage: contiguous (1), or a run-time stride.
@@ -36,29 +34,81 @@ struct InterleavedLayout {
   DELYAP_HD Index stride() const { return stride_; }
 };
 
-// Non-owning view over the buffer storage; the same code runs on host and device.
+// The ring of anchor times and its bookkeeping, shared by every history view: slot i of the
+// window, eviction, and where a read at time s falls.
 template <class Layout>
-struct HistoryViewT : Layout {
+struct HistoryRing : Layout {
   using Layout::stride;
-  double* t = nullptr;     // [cap]
-  double* x = nullptr;     // [cap * dim]
-  double* f = nullptr;     // [cap * dim]
-  double* coef = nullptr;  // [cap * n_coef * dim], interval starting at that slot
-  int dim = 0;
-  int n_coef = 3;
-  Index cap = 0;  // a power of two
+  double* t = nullptr;  // [cap], element stride stride()
+  Index cap = 0;        // a power of two
   Index head = 0;
   Index size = 0;
 
   DELYAP_HD Index slot(Index i) const { return (head + i) & (cap - 1); }
   DELYAP_HD double time(Index i) const { return t[slot(i) * stride()]; }
+  DELYAP_HD double last_time() const { return time(size - 1); }
+  DELYAP_HD void pop_back() { --size; }
+
+  // Drops anchors that no read at time ≥ t_min can need (keeps the interval containing t_min).
+  DELYAP_HD void evict_before(double t_min) {
+    while (size > 2 && time(1) <= t_min) {
+      head = (head + 1) & (cap - 1);
+      --size;
+    }
+  }
+
+  // Largest interval index i ≤ size − 2 with t_i ≤ s (binary search; reads are rare enough
+  // per step that a cursor does not pay for its bookkeeping across rejected steps).
+  DELYAP_HD Index find_interval(double s) const {
+    Index lo = 0, hi = size - 2;
+    while (lo < hi) {
+      const Index mid = (lo + hi + 1) >> 1;
+      if (time(mid) <= s) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  enum class Read { Interval, PastEnd, TooOld };
+  // Where a read at s falls: past the last anchor (the first iterate of a step longer than the
+  // delay extrapolates there), older than the window (a delay beyond the declared maximum), or
+  // interval *i (s is clamped onto the window's start when a rounding error short of it).
+  DELYAP_HD Read locate(double* s, Index* i) const {
+    if (*s > last_time()) return Read::PastEnd;
+    const double t_first = time(0);
+    if (*s < t_first) {
+      const double slack = 1e-12 * (1.0 + (t_first < 0 ? -t_first : t_first));
+      if (*s < t_first - slack) return Read::TooOld;
+      *s = t_first;
+    }
+    *i = find_interval(*s);
+    return Read::Interval;
+  }
+};
+
+// Non-owning view over the buffer storage; the same code runs on host and device.
+template <class Layout>
+struct HistoryViewT : HistoryRing<Layout> {
+  using Ring = HistoryRing<Layout>;
+  using Ring::cap;
+  using Ring::find_interval;
+  using Ring::head;
+  using Ring::size;
+  using Ring::slot;
+  using Ring::stride;
+  using Ring::t;
+  using Ring::time;
+  double* x = nullptr;     // [cap * dim]
+  double* f = nullptr;     // [cap * dim]
+  double* coef = nullptr;  // [cap * n_coef * dim], interval starting at that slot
+  int dim = 0;
+  int n_coef = 3;
+
   // Anchor i's state and derivative: component d at [d * stride()].
   DELYAP_HD const double* state(Index i) const { return x + slot(i) * dim * stride(); }
   DELYAP_HD const double* deriv(Index i) const { return f + slot(i) * dim * stride(); }
   DELYAP_HD const double* coefficients(Index i) const {
     return coef + slot(i) * n_coef * dim * stride();
   }
-  DELYAP_HD double last_time() const { return time(size - 1); }
 
   DELYAP_HD void push_anchor(double ti, const double* xi, const double* fi) {
     const Index s = slot(size);
@@ -75,16 +125,6 @@ struct HistoryViewT : Layout {
     double* dst = coef + slot(size - 1) * n_coef * dim * stride();
     for (int i = 0; i < n_coef * dim; ++i) dst[i * stride()] = c[i];
     push_anchor(t1, x1, f1);
-  }
-
-  DELYAP_HD void pop_back() { --size; }
-
-  // Drops anchors that no read at time ≥ t_min can need (keeps the interval containing t_min).
-  DELYAP_HD void evict_before(double t_min) {
-    while (size > 2 && time(1) <= t_min) {
-      head = (head + 1) & (cap - 1);
-      --size;
-    }
   }
 
   // x(s) on interval i (s may lie slightly outside it).
@@ -117,24 +157,14 @@ struct HistoryViewT : Layout {
     }
   }
 
-  // Largest interval index i ≤ size − 2 with t_i ≤ s (binary search; reads are rare enough
-  // per step that a cursor does not pay for its bookkeeping across rejected steps).
-  DELYAP_HD Index find_interval(double s) const {
-    Index lo = 0, hi = size - 2;
-    while (lo < hi) {
-      const Index mid = (lo + hi + 1) >> 1;
-      if (time(mid) <= s) lo = mid; else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  // x(s) for s in the window. Beyond the last anchor (the first iterate of a step longer than
-  // the delay) it extrapolates linearly from the last anchor. Returns false when s is older
-  // than the window (a delay beyond the declared maximum).
+  // x(s) for s in the window (Ring::locate); false when s is older than the window.
   // With `derivative`, x'(s) is written there too (neutral equations).
   DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr) const {
-    const double t_last = last_time();
-    if (s > t_last) {
+    Index i = 0;
+    const typename Ring::Read where = this->locate(&s, &i);
+    if (where == Ring::Read::TooOld) return false;
+    if (where == Ring::Read::PastEnd) {
+      const double t_last = this->last_time();
       const double* xl = state(size - 1);
       const double* fl = deriv(size - 1);
       for (int d = 0; d < dim; ++d) out[d] = xl[d * stride()] + (s - t_last) * fl[d * stride()];
@@ -142,13 +172,6 @@ struct HistoryViewT : Layout {
         for (int d = 0; d < dim; ++d) derivative[d] = fl[d * stride()];
       return true;
     }
-    const double t_first = time(0);
-    if (s < t_first) {
-      const double slack = 1e-12 * (1.0 + (t_first < 0 ? -t_first : t_first));
-      if (s < t_first - slack) return false;
-      s = t_first;
-    }
-    const Index i = find_interval(s);
     eval_interval(i, s, out);
     if (derivative) eval_interval_derivative(i, s, derivative);
     return true;
@@ -162,13 +185,8 @@ using InterleavedHistoryView = HistoryViewT<InterleavedLayout>;
 DELYAP_HD inline void hermite_coefficients(const double* x0, const double* f0, const double* x1,
                                            const double* f1, double h, int dim, int n_coef,
                                            double* c) {
-  for (int d = 0; d < dim; ++d) {
-    const double slope = (x1[d] - x0[d]) / h;
-    c[d] = f0[d];
-    c[dim + d] = 3.0 * slope - 2.0 * f0[d] - f1[d];
-    c[2 * dim + d] = f0[d] + f1[d] - 2.0 * slope;
-    for (int m = 3; m < n_coef; ++m) c[m * dim + d] = 0.0;
-  }
+  const HermiteCoefficients row{x0, f0, x1, f1, h, dim, n_coef, c};
+  for (int d = 0; d < dim; ++d) row(d);
 }
 
 }  // namespace delyap

@@ -27,46 +27,11 @@ struct IntegrationProblem {
   int max_level = 0;
 };
 
-// Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
-// trial evaluation reads only the given history.
-template <class Stepper>
-DELYAP_HD double initial_step(Stepper& s, double t0, double t_final, const double* x0,
-                              const double* f0, Status* st) {
-  const Tableau& tab = s.tab;
-  const int dim = s.dim;
-  double d0 = 0.0, d1 = 0.0;
-  for (int d = 0; d < dim; ++d) {
-    const double sc = s.opt.atol + s.opt.rtol * std::fabs(x0[d]);
-    d0 += (x0[d] / sc) * (x0[d] / sc);
-    d1 += (f0[d] / sc) * (f0[d] / sc);
-  }
-  d0 = std::sqrt(d0 / dim);
-  d1 = std::sqrt(d1 / dim);
-  double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
-  const double span = t_final - t0;
-  h0 = std::fmin(h0, span);
-  if (s.min_delay > 0) h0 = std::fmin(h0, 0.5 * s.min_delay);
-  for (int d = 0; d < dim; ++d) s.ws.xs[d] = x0[d] + h0 * f0[d];
-  *st = s.eval_rhs(t0 + h0, s.ws.xs, s.ws.f1);
-  if (*st != Status::Success) return h0;
-  double d2 = 0.0;
-  for (int d = 0; d < dim; ++d) {
-    const double sc = s.opt.atol + s.opt.rtol * std::fabs(x0[d]);
-    const double r = (s.ws.f1[d] - f0[d]) / sc;
-    d2 += r * r;
-  }
-  d2 = std::sqrt(d2 / dim) / h0;
-  const double dm = std::fmax(d1, d2);
-  const double h1 = dm <= 1e-15 ? std::fmax(1e-6, h0 * 1e-3)
-                                : std::pow(0.01 / dm, 1.0 / (tab.order + 1));
-  return std::fmin(std::fmin(100.0 * h0, h1), span);
-}
-
 // The resumable method-of-steps driver for one trajectory. `start` sets up at t0; `advance`
 // steps to a stop time (landing on it exactly) and may be called again to go on, so a caller
 // can act between stops (e.g. re-orthonormalise tangent vectors) without losing the step size
 // or the FSAL derivative. The history must already hold the initial function on [t0 − τmax, t0].
-template <class System, class Buffer>
+template <class System, class Buffer, class Exec = SerialExec>
 struct Integrator {
   const System& sys;
   const Tableau& tab;
@@ -78,7 +43,7 @@ struct Integrator {
   double* x;  // current state (caller scratch of size dim)
   double* f;  // f(t, x)
   using View = std::remove_reference_t<decltype(std::declval<Buffer&>().view())>;
-  DdeStepper<System, View> stepper;
+  DdeStepper<System, View, Exec> stepper;
   PIController controller;
   double t = 0.0;
   double h = 0.0;
@@ -90,9 +55,9 @@ struct Integrator {
 
   DELYAP_HD Integrator(const System& s, const Tableau& tb, const SolverOptions& o, Buffer& b,
                        StepWorkspace& w, IntegrationProblem& prob, SolveStats& st,
-                       double* x_, double* f_)
+                       double* x_, double* f_, Exec exec = Exec{})
       : sys(s), tab(tb), opt(o), buffer(b), ws(w), p(prob), stats(st), x(x_), f(f_),
-        stepper(s, tb, o, b.view(), w, st), controller(tb.error_order) {
+        stepper(s, tb, o, b.view(), w, st, exec), controller(tb.error_order) {
     max_delay = window_of(s);
     dependent = dependent_delays(s);
   }
@@ -163,10 +128,9 @@ struct Integrator {
   template <class Sink>
   DELYAP_HD Status start(Sink& sink) {
     View& hist = buffer.view();
-    const int dim = sys.dim();
     t = p.t0;
     stats.t_final = t;
-    for (int d = 0; d < dim; ++d) x[d] = p.y0[d];
+    stepper.copy(x, p.y0);
     Status st = stepper.eval_rhs(t, x, f);
     if (st != Status::Success) return st;
     if (!buffer.ensure(hist.size + 1)) return Status::HistoryFull;
@@ -175,7 +139,7 @@ struct Integrator {
     if (!tab.adaptive() || opt.dt > 0.0) {
       h = opt.dt;
     } else {
-      h = initial_step(stepper, t, p.t_final, x, f, &st);
+      h = stepper.initial_step(t, p.t_final, x, f, &st);
     }
     if (opt.min_step > 0.0) h = std::fmax(h, opt.min_step);  // e.g. f(t0) = 0 proposes 1e-6
     return st;
@@ -185,7 +149,6 @@ struct Integrator {
   template <class Sink, class Cancel>
   DELYAP_HD Status advance(double t_stop, Sink& sink, const Cancel& cancelled) {
     View& hist = buffer.view();
-    const int dim = sys.dim();
     const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
     for (;;) {
       // Points closer than a few ulps count as reached: stops computed by repeated addition
@@ -242,27 +205,29 @@ struct Integrator {
       }
       if (!is_finite(err)) return Status::NonFinite;
 
-      if (dependent && p.known && opt.track_discontinuities) {
-        // A lag crossing a known discontinuity inside the step: redo the step to end there.
-        stepper.build_coefficients(hh, x, f);
-        int level = 0;
-        const double cross = find_crossing(hh, &level);
-        if (cross < HUGE_VAL) {
-          const double sliver = std::fmax(4 * min_step, 1e-12 * (1.0 + std::fabs(t)));
-          if (cross - t > sliver && t_next - cross > sliver) {
-            land_at = cross;
-            pending_level = level;
-            h = cross - t;
-            continue;  // not counted as a rejection: the error test passed
+      if constexpr (detail::has_delays<System>::value) {  // only these can be dependent
+        if (dependent && p.known && opt.track_discontinuities) {
+          // A lag crossing a known discontinuity inside the step: redo the step to end there.
+          stepper.build_coefficients(hh, x, f);
+          int level = 0;
+          const double cross = find_crossing(hh, &level);
+          if (cross < HUGE_VAL) {
+            const double sliver = std::fmax(4 * min_step, 1e-12 * (1.0 + std::fabs(t)));
+            if (cross - t > sliver && t_next - cross > sliver) {
+              land_at = cross;
+              pending_level = level;
+              h = cross - t;
+              continue;  // not counted as a rejection: the error test passed
+            }
+            if (t_next - cross <= sliver) {  // at the end of this step: it lands there
+              remember(t_next, level);
+              if (land_at == t_next) land_at = HUGE_VAL;
+            }
           }
-          if (t_next - cross <= sliver) {  // at the end of this step: it lands there
-            remember(t_next, level);
-            if (land_at == t_next) land_at = HUGE_VAL;
+          if (t_next == land_at) {
+            remember(land_at, pending_level);
+            land_at = HUGE_VAL;
           }
-        }
-        if (t_next == land_at) {
-          remember(land_at, pending_level);
-          land_at = HUGE_VAL;
         }
       }
 
@@ -278,10 +243,8 @@ struct Integrator {
       hist.push_interval(ws.coef, t_next, ws.x1, ws.f1);
       sink.step(hist, t, t_next);
       t = t_next;
-      for (int d = 0; d < dim; ++d) {
-        x[d] = ws.x1[d];
-        f[d] = ws.f1[d];
-      }
+      stepper.copy(x, ws.x1);
+      stepper.copy(f, ws.f1);
       ++stats.accepted;
       stats.t_final = t;
     }

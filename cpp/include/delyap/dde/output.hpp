@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "delyap/common/exec.hpp"
 #include "delyap/dde/history.hpp"
 
 namespace delyap {
@@ -18,6 +19,28 @@ DELYAP_HD inline int reduced_width(Reduction mode, int dim, Index n_components) 
   return mode == Reduction::Full ? dim
          : mode == Reduction::Components ? int(n_components)
                                          : 2;
+}
+
+// Output reductions as functors of the component index, so a device executor runs them too.
+struct GatherComponents {
+  const double* state;
+  const Index* components;
+  double* row;
+  DELYAP_HD void operator()(Index c) const { row[c] = state[components[c]]; }
+};
+struct CosOf {
+  const double* v;
+  DELYAP_HD double operator()(Index d) const { return std::cos(v[d]); }
+};
+struct SinOf {
+  const double* v;
+  DELYAP_HD double operator()(Index d) const { return std::sin(v[d]); }
+};
+// (r, ψ) of the Kuramoto order parameter r e^{iψ} = (1/N) Σ_d e^{iθ_d} from the two sums.
+DELYAP_HD inline void order_parameter(double cos_sum, double sin_sum, Index n, double* row) {
+  const double re = cos_sum / double(n), im = sin_sum / double(n);
+  row[0] = std::sqrt(re * re + im * im);
+  row[1] = std::atan2(im, re);
 }
 
 struct EvalSink {
@@ -34,20 +57,13 @@ struct EvalSink {
   DELYAP_HD int width() const { return reduced_width(mode, dim, n_components); }
 
   DELYAP_HD void write(const double* state, double* row) const {
+    const SerialExec exec;
     if (mode == Reduction::Components) {
-      for (Index c = 0; c < n_components; ++c) row[c] = state[components[c]];
+      exec.for_each(n_components, GatherComponents{state, components, row});
     } else if (mode == Reduction::OrderParameter) {
-      double re = 0.0, im = 0.0;
-      for (int d = 0; d < dim; ++d) {
-        re += std::cos(state[d]);
-        im += std::sin(state[d]);
-      }
-      re /= dim;
-      im /= dim;
-      row[0] = std::sqrt(re * re + im * im);
-      row[1] = std::atan2(im, re);
+      order_parameter(exec.sum(dim, CosOf{state}), exec.sum(dim, SinOf{state}), dim, row);
     } else {
-      for (int d = 0; d < dim; ++d) row[d] = state[d];
+      exec.for_each(dim, CopyElements{row, state});
     }
   }
 

@@ -5,9 +5,11 @@
 // into the history) until successive end states agree, as dde23 and DelayDiffEq.jl do.
 #pragma once
 
+#include "delyap/common/exec.hpp"
 #include "delyap/common/status.hpp"
 #include "delyap/dde/controller.hpp"
 #include "delyap/dde/history.hpp"
+#include "delyap/dde/step_kernels.hpp"
 #include "delyap/dde/options.hpp"
 #include "delyap/dde/system_traits.hpp"
 #include "delyap/dde/tableau.hpp"
@@ -20,7 +22,6 @@ struct StepWorkspace {
   double* xs;      // stage state
   double* x1;      // proposed new state
   double* f1;      // f(t + h, x1)
-  double* err;     // local error estimate
   double* x_iter;  // previous iterate (steps longer than a delay)
   double* coef;    // kMaxDense × dim interval coefficients
   double* xd;      // n_delays × dim delayed states
@@ -28,7 +29,7 @@ struct StepWorkspace {
   double* taus;    // n_delays lags at the current evaluation
 
   DELYAP_HD static constexpr Index doubles_needed(int dim, int n_delays) {
-    return (kMaxStages + 5 + kMaxDense) * Index(dim) + 2 * Index(n_delays) * dim + n_delays;
+    return (kMaxStages + 4 + kMaxDense) * Index(dim) + 2 * Index(n_delays) * dim + n_delays;
   }
   DELYAP_HD static StepWorkspace carve(double* p, int dim, int n_delays) {
     StepWorkspace w;
@@ -37,7 +38,6 @@ struct StepWorkspace {
     w.xs = p; p += dim;
     w.x1 = p; p += dim;
     w.f1 = p; p += dim;
-    w.err = p; p += dim;
     w.x_iter = p; p += dim;
     w.coef = p; p += kMaxDense * dim;
     w.xd = p; p += Index(n_delays) * dim;
@@ -47,7 +47,7 @@ struct StepWorkspace {
   }
 };
 
-template <class System, class View = HistoryView>
+template <class System, class View = HistoryView, class Exec = SerialExec>
 struct DdeStepper {
   const System& sys;
   const Tableau& tab;
@@ -55,6 +55,7 @@ struct DdeStepper {
   View& hist;
   StepWorkspace& ws;
   SolveStats& stats;
+  Exec exec;  // runs the per-component loops (common/exec.hpp)
   int dim;
   int n_delays;
   double window;      // history window: largest (declared) delay
@@ -64,13 +65,15 @@ struct DdeStepper {
   bool read_ahead = false;   // some read of the current attempt fell inside the step
 
   DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, View& h,
-                       StepWorkspace& w, SolveStats& st)
-      : sys(s), tab(tb), opt(o), hist(h), ws(w), stats(st), dim(s.dim()), n_delays(s.n_delays()),
-        window(window_of(s)), neutral(is_neutral(s)) {
+                       StepWorkspace& w, SolveStats& st, Exec e = Exec{})
+      : sys(s), tab(tb), opt(o), hist(h), ws(w), stats(st), exec(e), dim(s.dim()),
+        n_delays(s.n_delays()), window(window_of(s)), neutral(is_neutral(s)) {
     min_delay = window;
     if (!dependent_delays(s))
       for (int k = 0; k < n_delays; ++k) min_delay = std::fmin(min_delay, sys.delay(k));
   }
+
+  DELYAP_HD void copy(double* dst, const double* src) { exec.for_each(dim, CopyElements{dst, src}); }
 
   // out = f(t, x, x(t − τ_1), …) with delayed values (and derivatives, for neutral equations)
   // read from the history. A lag outside [0, window] is a DelayOutOfRange failure.
@@ -93,22 +96,42 @@ struct DdeStepper {
     return call_rhs(sys, t, x, ws.xd, ws.xd_dot, out) ? Status::Success : Status::RhsError;
   }
 
+  // Hairer's starting step (Solving ODEs I, II.4), kept below the smallest delay so that the
+  // trial evaluation reads only the given history.
+  DELYAP_HD double initial_step(double t0, double t_final, const double* x0, const double* f0,
+                                Status* st) {
+    const double rt = opt.rtol, at = opt.atol;
+    const double d0 = std::sqrt(exec.sum(dim, ScaledSquare{x0, nullptr, x0, x0, rt, at}) / dim);
+    const double d1 = std::sqrt(exec.sum(dim, ScaledSquare{f0, nullptr, x0, x0, rt, at}) / dim);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    const double span = t_final - t0;
+    h0 = std::fmin(h0, span);
+    if (min_delay > 0) h0 = std::fmin(h0, 0.5 * min_delay);
+    exec.for_each(dim, LinearExtrapolation{x0, f0, h0, ws.xs});
+    *st = eval_rhs(t0 + h0, ws.xs, ws.f1);
+    if (*st != Status::Success) return h0;
+    const double d2 =
+        std::sqrt(exec.sum(dim, ScaledSquare{ws.f1, f0, x0, x0, rt, at}) / dim) / h0;
+    const double dm = std::fmax(d1, d2);
+    const double h1 = dm <= 1e-15 ? std::fmax(1e-6, h0 * 1e-3)
+                                  : std::pow(0.01 / dm, 1.0 / (tab.order + 1));
+    return std::fmin(std::fmin(100.0 * h0, h1), span);
+  }
+
   // Interval coefficients of the step just computed (stages in ws.k, ends x/f and x1/f1).
   DELYAP_HD void build_coefficients(double h, const double* x, const double* f) {
     if (tab.n_dense == 0) {
-      hermite_coefficients(x, f, ws.x1, ws.f1, h, dim, hist.n_coef, ws.coef);
+      exec.for_each(dim, HermiteCoefficients{x, f, ws.x1, ws.f1, h, dim, hist.n_coef, ws.coef});
       return;
     }
-    for (int m = 0; m < hist.n_coef; ++m)
-      for (int d = 0; d < dim; ++d) {
-        double acc = 0.0;
-        if (m < tab.n_dense)
-          for (int j = 0; j < tab.stages; ++j) acc += tab.dense[j][m] * ws.k[j * dim + d];
-        ws.coef[m * dim + d] = acc;
-      }
+    for (int m = 0; m < hist.n_coef; ++m) {
+      WeightedSum row{ws.k, {}, m < tab.n_dense ? tab.stages : 0, dim, ws.coef + m * dim};
+      for (int j = 0; j < row.n; ++j) row.w[j] = tab.dense[j][m];
+      exec.for_each(dim, row);
+    }
   }
 
-  // Computes ws.x1, ws.f1, ws.err for a step of size h from (t, x) with f = f(t, x).
+  // Computes ws.x1, ws.f1 for a step of size h from (t, x) with f = f(t, x).
   // *err_norm gets the scaled error (inf when the state went non-finite). Returns a failure
   // status only for errors that shrinking the step cannot fix; a step longer than a delay whose
   // iteration does not settle is reported through *converged = false.
@@ -130,52 +153,43 @@ struct DdeStepper {
       hist.push_interval(ws.coef, t + h, ws.x1, ws.f1);
       provisional = true;
       if (it > 0) {
-        for (int d = 0; d < dim; ++d) ws.x_iter[d] -= ws.x1[d];
-        const double change = scaled_rms(ws.x_iter, x, ws.x1, dim, opt.rtol, opt.atol);
+        const double change = rms_of_sum(
+            exec.sum(dim, ScaledSquare{ws.x_iter, ws.x1, x, ws.x1, opt.rtol, opt.atol}), dim);
         if (change <= opt.overlap_tol) break;
         if (!is_finite(change)) break;
       }
-      for (int d = 0; d < dim; ++d) ws.x_iter[d] = ws.x1[d];
+      copy(ws.x_iter, ws.x1);
       if (it == iterations - 1) *converged = false;
     }
     if (provisional) hist.pop_back();
     t_base = HUGE_VAL;
     if (st != Status::Success) return st;
     if (tab.adaptive()) {
-      for (int d = 0; d < dim; ++d) {
-        double e = 0.0;
-        for (int j = 0; j < tab.stages; ++j) e += tab.e[j] * ws.k[j * dim + d];
-        ws.err[d] = h * e;
-      }
-      *err_norm = scaled_rms(ws.err, x, ws.x1, dim, opt.rtol, opt.atol);
+      ScaledStepError term{ws.k, {}, tab.stages, dim, h, x, ws.x1, opt.rtol, opt.atol};
+      for (int j = 0; j < tab.stages; ++j) term.e[j] = tab.e[j];
+      *err_norm = rms_of_sum(exec.sum(dim, term), dim);
     } else {
-      *err_norm = 0.0;  // fixed step: only a non-finite state counts as failure
-      for (int d = 0; d < dim; ++d)
-        if (!is_finite(ws.x1[d])) *err_norm = HUGE_VAL;
+      // Fixed step: only a non-finite state counts as failure.
+      *err_norm = exec.sum(dim, CountNonFinite{ws.x1}) > 0.0 ? HUGE_VAL : 0.0;
     }
     return Status::Success;
   }
 
  private:
   DELYAP_HD Status run_stages(double t, double h, const double* x, const double* f) {
-    for (int d = 0; d < dim; ++d) ws.k[d] = f[d];
+    copy(ws.k, f);
     for (int i = 1; i < tab.stages; ++i) {
-      for (int d = 0; d < dim; ++d) {
-        double acc = 0.0;
-        for (int j = 0; j < i; ++j) acc += tab.a[i][j] * ws.k[j * dim + d];
-        ws.xs[d] = x[d] + h * acc;
-      }
+      WeightedStep stage{x, ws.k, {}, i, dim, h, ws.xs};
+      for (int j = 0; j < i; ++j) stage.w[j] = tab.a[i][j];
+      exec.for_each(dim, stage);
       const Status st = eval_rhs(t + tab.c[i] * h, ws.xs, ws.k + i * dim);
       if (st != Status::Success) return st;
     }
-    for (int d = 0; d < dim; ++d) {
-      double acc = 0.0;
-      for (int j = 0; j < tab.stages; ++j) acc += tab.b[j] * ws.k[j * dim + d];
-      ws.x1[d] = x[d] + h * acc;
-    }
+    WeightedStep next{x, ws.k, {}, tab.stages, dim, h, ws.x1};
+    for (int j = 0; j < tab.stages; ++j) next.w[j] = tab.b[j];
+    exec.for_each(dim, next);
     if (tab.fsal) {
-      const double* kl = ws.k + (tab.stages - 1) * dim;
-      for (int d = 0; d < dim; ++d) ws.f1[d] = kl[d];
+      copy(ws.f1, ws.k + (tab.stages - 1) * dim);
       return Status::Success;
     }
     // Not FSAL: f at the new point is still needed for the Hermite history (and is the next

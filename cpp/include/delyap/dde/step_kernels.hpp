@@ -1,0 +1,144 @@
+// The per-component arithmetic of one Runge–Kutta step, as functors of the component index d
+// that an executor (common/exec.hpp) runs: a plain loop for the CPU and the one-thread-per-
+// trajectory GPU kernels, one GPU thread per component for a single large trajectory. They are
+// the only place this arithmetic is written, so every path rounds the same way. Coefficients
+// are held by value: a device executor copies the functor into kernel parameters, where a
+// pointer into a host tableau would be unreadable.
+#pragma once
+
+#include <cmath>
+
+#include "delyap/common/config.hpp"
+#include "delyap/dde/tableau.hpp"
+
+namespace delyap {
+
+struct CopyElements {
+  double* dst;
+  const double* src;
+  DELYAP_HD void operator()(Index d) const { dst[d] = src[d]; }
+};
+
+// out[d] = x[d] + h Σ_{j<n} w_j k[j·dim + d]: a stage state (w = a row of the tableau) or the
+// new state (w = b).
+struct WeightedStep {
+  const double* x;
+  const double* k;
+  double w[kMaxStages];
+  int n;
+  Index dim;
+  double h;
+  double* out;
+  DELYAP_HD void operator()(Index d) const {
+    double acc = 0.0;
+    for (int j = 0; j < n; ++j) acc += w[j] * k[j * dim + d];
+    out[d] = x[d] + h * acc;
+  }
+};
+
+// out[d] = Σ_{j<n} w_j k[j·dim + d]: one row of a method's continuous extension.
+struct WeightedSum {
+  const double* k;
+  double w[kMaxStages];
+  int n;
+  Index dim;
+  double* out;
+  DELYAP_HD void operator()(Index d) const {
+    double acc = 0.0;
+    for (int j = 0; j < n; ++j) acc += w[j] * k[j * dim + d];
+    out[d] = acc;
+  }
+};
+
+// Cubic Hermite coefficients (history.hpp's form) of component d; rows m ≥ 3 are zero.
+struct HermiteCoefficients {
+  const double *x0, *f0, *x1, *f1;
+  double h;
+  Index dim;
+  int n_coef;
+  double* c;
+  DELYAP_HD void operator()(Index d) const {
+    const double slope = (x1[d] - x0[d]) / h;
+    c[d] = f0[d];
+    c[dim + d] = 3.0 * slope - 2.0 * f0[d] - f1[d];
+    c[2 * dim + d] = f0[d] + f1[d] - 2.0 * slope;
+    for (int m = 3; m < n_coef; ++m) c[m * dim + d] = 0.0;
+  }
+};
+
+// The error-norm scale of component d: atol + rtol · max(|a_d|, |b_d|).
+DELYAP_HD inline double error_scale(double a, double b, double rtol, double atol) {
+  return atol + rtol * std::fmax(std::fabs(a), std::fabs(b));
+}
+
+// ((v_d − w_d) / scale_d)², w optional: a summand of an RMS error norm.
+struct ScaledSquare {
+  const double* v;
+  const double* w;  // nullptr: v alone
+  const double *a, *b;
+  double rtol, atol;
+  DELYAP_HD double operator()(Index d) const {
+    const double r = (w ? v[d] - w[d] : v[d]) / error_scale(a[d], b[d], rtol, atol);
+    return r * r;
+  }
+};
+
+// (h Σ_j e_j k[j·dim + d] / scale_d)²: a summand of the embedded error estimate's norm.
+struct ScaledStepError {
+  const double* k;
+  double e[kMaxStages];
+  int n;
+  Index dim;
+  double h;
+  const double *a, *b;
+  double rtol, atol;
+  DELYAP_HD double operator()(Index d) const {
+    double acc = 0.0;
+    for (int j = 0; j < n; ++j) acc += e[j] * k[j * dim + d];
+    const double r = h * acc / error_scale(a[d], b[d], rtol, atol);
+    return r * r;
+  }
+};
+
+struct CountNonFinite {
+  const double* v;
+  DELYAP_HD double operator()(Index d) const { return is_finite(v[d]) ? 0.0 : 1.0; }
+};
+
+// sqrt(sum / dim), or +inf when anything was not finite.
+DELYAP_HD inline double rms_of_sum(double sum, Index dim) {
+  const double n = std::sqrt(sum / double(dim));
+  return is_finite(n) ? n : HUGE_VAL;
+}
+
+// Component d of x(t_i + θh) = x_i + h Σ_m c_m θ^(m+1) (Horner), x and c read with `stride`.
+DELYAP_HD inline double polynomial_component(const double* x, const double* c, int n_coef,
+                                             Index dim, double h, double theta, Index d,
+                                             Index stride) {
+  double acc = c[((n_coef - 1) * dim + d) * stride];
+  for (int m = n_coef - 2; m >= 0; --m) acc = c[(m * dim + d) * stride] + theta * acc;
+  return x[d * stride] + h * theta * acc;
+}
+
+// One interval's polynomial at θ for every component (contiguous storage).
+struct PolynomialRead {
+  const double* x;
+  const double* c;
+  int n_coef;
+  Index dim;
+  double h, theta;
+  double* out;
+  DELYAP_HD void operator()(Index d) const {
+    out[d] = polynomial_component(x, c, n_coef, dim, h, theta, d, 1);
+  }
+};
+
+// out[d] = x[d] + s · f[d]: the linear extrapolation past the last anchor.
+struct LinearExtrapolation {
+  const double *x, *f;
+  double s;
+  double* out;
+  DELYAP_HD void operator()(Index d) const { out[d] = x[d] + s * f[d]; }
+};
+
+}  // namespace delyap

@@ -1,0 +1,145 @@
+// One large trajectory with its state in an executor's memory (common/exec.hpp): the driver,
+// stepper and step control are the CPU's own (integrate.hpp, stepper.hpp) and only the
+// per-component loops run on the executor. With a device executor the history, the stages and
+// the dense output stay in GPU memory; the host sees one scalar per error norm. With
+// HostVectorExec the same code runs on the CPU, bit for bit the regular solver, which is how
+// the tests cover it.
+// Systems here have constant delays and are retarded (not neutral): their lags are known on
+// the host without reading the state.
+#pragma once
+
+#include <atomic>
+#include <vector>
+
+#include "delyap/dde/ensemble.hpp"
+#include "delyap/dde/vector_history.hpp"
+
+namespace delyap {
+
+// Dense output at requested times: rows of the state (or of selected components) written to
+// executor memory, or the order parameter (r, ψ) computed there and written to the host.
+template <class Exec>
+struct VectorEvalSink {
+  Exec exec;
+  const double* t_eval;  // host, sorted
+  Index n_eval;
+  int dim;
+  Reduction mode;
+  const Index* components;  // executor memory (Components mode)
+  Index n_components;
+  double* y;        // executor memory, n_eval × width (Full, Components)
+  double* y_host;   // host, n_eval × 2 (OrderParameter)
+  double* scratch;  // executor memory, dim (reduced modes)
+  Index next = 0;
+
+  int width() const { return reduced_width(mode, dim, n_components); }
+
+  void emit(const double* state) {
+    if (mode == Reduction::OrderParameter) {
+      order_parameter(exec.sum(dim, CosOf{state}), exec.sum(dim, SinOf{state}), dim,
+                      y_host + 2 * next);
+    } else if (mode == Reduction::Components) {
+      exec.for_each(n_components, GatherComponents{state, components, y + next * n_components});
+    } else {
+      exec.for_each(dim, CopyElements{y + next * dim, state});
+    }
+  }
+  void start(double t0, const double* x0) {
+    for (; next < n_eval && t_eval[next] <= t0; ++next) emit(x0);
+  }
+  template <class View>
+  void step(const View& h, double, double t_new) {
+    const Index last = h.size - 2;
+    for (; next < n_eval && t_eval[next] <= t_new; ++next) {
+      if (mode == Reduction::Full) {
+        h.eval_interval(last, t_eval[next], y + next * dim);
+      } else {
+        h.eval_interval(last, t_eval[next], scratch);
+        emit(scratch);
+      }
+    }
+  }
+};
+
+// Every accepted step, copied to the host (the single-trajectory default without t_eval).
+template <class Exec>
+struct VectorStepSink {
+  Exec exec;
+  int dim;
+  std::vector<double> t, y;
+  void start(double t0, const double* x0) { record(t0, x0); }
+  template <class View>
+  void step(const View& h, double, double t_new) { record(t_new, h.state(h.size - 1)); }
+
+ private:
+  void record(double ti, const double* xi) {
+    t.push_back(ti);
+    y.resize(y.size() + size_t(dim));
+    exec.download(y.data() + y.size() - size_t(dim), xi, dim);
+  }
+};
+
+// The initial function's anchors (host arrays) into an executor-memory history.
+template <class Exec>
+void load_initial_history(VectorHistoryBuffer<Exec>& buf, const InitialHistory& h, Index b,
+                          int dim, Exec exec) {
+  buf.ensure(h.n + 8);
+  auto& v = buf.view();
+  const double* xb = h.x + b * h.stride;
+  const double* fb = h.f + b * h.stride;
+  std::vector<double> c(size_t(v.n_coef) * dim);
+  typename Exec::template Array<double> stage(Index(v.n_coef + 2) * dim);
+  double* c_d = stage.get();
+  double* x_d = c_d + Index(v.n_coef) * dim;
+  double* f_d = x_d + dim;
+  for (Index i = 0; i < h.n; ++i) {
+    exec.upload(x_d, xb + i * dim, dim);
+    exec.upload(f_d, fb + i * dim, dim);
+    if (i == 0) {
+      v.push_anchor(h.t[0], x_d, f_d);
+      continue;
+    }
+    hermite_coefficients(xb + (i - 1) * dim, fb + (i - 1) * dim, xb + i * dim, fb + i * dim,
+                         h.t[i] - h.t[i - 1], dim, v.n_coef, c.data());
+    exec.upload(c_d, c.data(), Index(c.size()));
+    v.push_interval(c_d, h.t[i], x_d, f_d);
+  }
+}
+
+// One trajectory of a large system with its state on the executor. Returns its status; fills
+// stats and x_final (host). Failures of the executor itself (a CUDA error) are thrown.
+template <class System, class Exec, class Sink>
+Status solve_vector(const System& sys, const SolverOptions& opt, const InitialHistory& hist,
+                    Index b, const Trajectory& tr, Sink& sink, SolveStats& stats,
+                    double* x_final, const std::atomic<bool>& cancel, Exec exec) {
+  static_assert(!detail::has_delays<System>::value && !detail::has_neutral<System>::value,
+                "solve_vector: constant delays and retarded equations only");
+  const Tableau& tab = tableau_for(opt.method);
+  const int dim = sys.dim(), nd = sys.n_delays();
+  VectorHistoryBuffer<Exec> buffer(exec, dim, coefficients_for(tab));
+  load_initial_history(buffer, hist, b, dim, exec);
+  std::vector<double> disc = propagated_discontinuities(sys, opt, tab, tr);
+
+  const Index ws_size = StepWorkspace::doubles_needed(dim, nd);
+  typename Exec::template Array<double> scratch(ws_size + 3 * Index(dim));
+  StepWorkspace ws = StepWorkspace::carve(scratch.get(), dim, nd);
+  std::vector<double> taus(static_cast<size_t>(nd));
+  ws.taus = taus.data();  // the lags are read on the host
+  double* x = scratch.get() + ws_size;
+  double* f = x + dim;
+  double* y0 = f + dim;
+  exec.upload(y0, tr.y0, dim);
+
+  IntegrationProblem p{tr.t0, tr.t_final, y0, disc.data(), Index(disc.size())};
+  auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+  Integrator<System, VectorHistoryBuffer<Exec>, Exec> run(sys, tab, opt, buffer, ws, p, stats, x,
+                                                          f, exec);
+  Status st = run.start(sink);
+  if (st == Status::Success) st = run.advance(p.t_final, sink, is_cancelled);
+  buffer.ensure(0);  // records the final peak
+  stats.history_peak = buffer.peak_size();
+  exec.download(x_final, x, dim);
+  return st;
+}
+
+}  // namespace delyap
