@@ -139,3 +139,22 @@ def test_kuramoto_gpu_every_step_output():
     gpu = dl.solve_dde(sys, theta0, (0.0, 5.0), rtol=1e-8, atol=1e-10, device="cuda")
     assert gpu.t[-1] == 5.0 and np.all(np.isfinite(gpu.y))
     np.testing.assert_allclose(gpu.y[-1], cpu.y[-1], atol=1e-5)
+
+
+def test_stuart_landau_on_the_gpu_matches_cpu():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng()
+    N = 2501
+    A = sp.random(N, N, density=10 / N, format="csr", random_state=int(rng.integers(1 << 31)))
+    A.data[:] = rng.uniform(0.5, 1.5, A.nnz)
+    tau = A.copy()
+    tau.data = rng.choice([0.7, 1.9], size=tau.nnz)
+    sys = dl.rhs.stuart_landau(rng.normal(1.0, 0.3, N), A, coupling=[0.2, 0.6], tau=tau, lam=0.5)
+    z0 = rng.uniform(-1, 1, size=2 * N)
+    te = np.linspace(0.0, 15.0, 16)
+    kw = dict(rtol=1e-8, atol=1e-10)
+    cpu = dl.solve_dde(sys, z0, (0.0, 15.0), te, **kw)
+    gpu = dl.solve_dde(sys, z0, (0.0, 15.0), te, device="cuda", **kw)
+    assert np.all(gpu.status == 0)
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)

@@ -83,8 +83,8 @@ def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems
     import scipy.sparse as sparse
 
     sl = rhs.stuart_landau(np.ones(4), sparse.csr_matrix(np.ones((4, 4))), 1.0, 1.0)
-    with pytest.raises(ValueError, match="kuramoto"):
-        dl.solve_dde(sl, 0.5, (0.0, 1.0), device="cuda")
+    with pytest.raises(ValueError, match="history_capacity"):  # networks grow their history
+        dl.solve_dde(sl, 0.5, (0.0, 1.0), device="cuda", history_capacity=64)
     with pytest.raises(ValueError, match="history_capacity"):
         dl.solve_dde(sys, 0.5, (0.0, 10.0), history_capacity=64)
 
@@ -124,3 +124,6 @@ def test_python_calls_match_the_cuda_module_signatures(monkeypatch):
     for tau in (1.0, A * 1.5):
         with no_device:
             dl.solve_dde(rhs.kuramoto(np.ones(5), A, 1.0, tau), 0.1, (0.0, 1.0), device="cuda")
+        with no_device:
+            dl.solve_dde(rhs.stuart_landau(np.ones(5), A, [0.5, 1.0], tau), 0.1, (0.0, 1.0),
+                         np.linspace(0, 1, 3), device="cuda")

@@ -1,5 +1,5 @@
 """The driver for one large trajectory with its state on an executor (dde/vector_solve.hpp),
-which the GPU runs with one thread per component. Its CPU twin (_core.solve_kuramoto_vector,
+which the GPU runs with one thread per component. Its CPU twin (_core.solve_network_vector,
 the same code with the host executor) must reproduce the regular solver bit for bit: every
 per-component loop, the history in executor memory, its growth, the overlap iteration of
 steps longer than a delay, discontinuity landing and each output mode."""
@@ -12,12 +12,15 @@ from delyap import _core
 from delyap.solve import METHODS, _output_spec
 
 
-def network(rng, n=70, taus=(0.3, 1.1, 15.0), couplings=(1.5, 3.0)):
+def network(rng, n=70, taus=(0.3, 1.1, 15.0), couplings=(1.5, 3.0), kind="kuramoto"):
     A = sp.random(n, n, density=0.15, random_state=int(rng.integers(1 << 31)), format="csr")
     A.data[:] = rng.uniform(0.5, 1.5, A.nnz)
     tau = A.copy()
     tau.data = rng.choice(taus, size=A.nnz)
-    return dl.rhs.kuramoto(rng.normal(1.0, 0.5, n), A, list(couplings), tau)
+    omega = rng.normal(1.0, 0.5, n)
+    if kind == "stuart_landau":
+        return dl.rhs.stuart_landau(omega, A, [0.2 * k for k in couplings], tau, lam=0.7)
+    return dl.rhs.kuramoto(omega, A, list(couplings), tau)
 
 
 def options(method):
@@ -33,6 +36,8 @@ def history(system, rng, y0=None, jumps=None):
 
     def h(t):
         t = np.atleast_1d(t)[:, None]
+        if isinstance(system, dl.rhs.StuartLandauDDE):  # (Re z, Im z) near the limit cycle
+            return np.cos(phase + t)
         return phase + 0.3 * t + 0.1 * np.sin(3 * t + phase)
 
     return dl.build_history(h, system, 0.0, y0, history_points=40, jumps=jumps)
@@ -48,21 +53,24 @@ def assert_same(regular, vector):
 
 @pytest.mark.parametrize("method", ["DP5", "BS3", "RK4"])
 @pytest.mark.parametrize("output", [None, [5, 0, 69, 5], "order_parameter"])
-def test_vector_driver_is_the_regular_solver_bit_for_bit(method, output):
+@pytest.mark.parametrize("kind", ["kuramoto", "stuart_landau"])
+def test_vector_driver_is_the_regular_solver_bit_for_bit(method, output, kind):
+    if kind == "stuart_landau" and output == "order_parameter":
+        pytest.skip("the order parameter reads phases (Kuramoto)")
     rng = np.random.default_rng()
-    sys = network(rng)
+    sys = network(rng, kind=kind)
     hist = history(sys, rng)
     te = np.sort(rng.uniform(0.0, 25.0, 37))
     spec = _output_spec(output, sys, te)
     opt = options(method)
     regular = sys._solve(hist, 0.0, 25.0, te, opt, 1, spec)
-    vector = _core.solve_kuramoto_vector(sys._args, hist.to_core(), 0.0, 25.0, te, opt, spec)
+    vector = sys._solve_vector(hist, 0.0, 25.0, te, opt, spec)
     assert np.all(np.asarray(vector["status"]) == 0)
     assert_same(regular, vector)
     stats = np.asarray(vector["stats"])
     # The 15.0 delay keeps more anchors than the initial 64 slots: the history grew.
     assert stats[:, 4].max() > 64
-    if method == "DP5":  # steps longer than the 0.3 delay iterate on their own interpolant
+    if method == "DP5" and kind == "kuramoto":  # steps longer than the 0.3 delay iterate
         assert stats[:, 3].max() > 0
 
 
@@ -74,7 +82,7 @@ def test_vector_driver_every_step_output_and_jumps():
     hist = history(sys, rng, y0=y0, jumps=[-0.45])
     opt = options("BS3")
     regular = sys._solve(hist, 0.0, 12.0, None, opt, 1, _output_spec(None, sys, None))
-    vector = _core.solve_kuramoto_vector(sys._args, hist.to_core(), 0.0, 12.0, None, opt,
+    vector = sys._solve_vector(hist, 0.0, 12.0, None, opt,
                                          _output_spec(None, sys, None))
     assert_same(regular, vector)
     t = np.asarray(vector["t"])
@@ -91,7 +99,7 @@ def test_vector_driver_reports_failure_per_trajectory():
     opt.max_steps = 5
     te = np.linspace(0, 10, 11)
     spec = _output_spec(None, sys, te)
-    vector = _core.solve_kuramoto_vector(sys._args, hist.to_core(), 0.0, 10.0, te, opt, spec)
+    vector = sys._solve_vector(hist, 0.0, 10.0, te, opt, spec)
     regular = sys._solve(hist, 0.0, 10.0, te, opt, 1, spec)
     assert_same(regular, vector)
     status = np.asarray(vector["status"])

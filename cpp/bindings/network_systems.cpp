@@ -89,20 +89,31 @@ void register_network_systems(py::module_& m) {
       py::arg("t_eval"), py::arg("options"), py::arg("threads"), py::arg("output"));
 
   // The GPU driver's CPU twin (vector_runner.hpp with HostVectorExec): the same per-component
-  // code on host memory. For tests; bitwise equal to solve_kuramoto with one thread.
+  // code on host memory, for Kuramoto (lam None) or Stuart–Landau. For tests; bitwise equal to
+  // the regular solver with one thread.
   m.def(
-      "solve_kuramoto_vector",
-      [](const NetworkArgs& a, const HistoryArgs& h, double t0, double t_final,
-         std::optional<DArray> t_eval, const SolverOptions& opt, const OutputSpec& output) {
+      "solve_network_vector",
+      [](const NetworkArgs& a, std::optional<double> lam, const HistoryArgs& h, double t0,
+         double t_final, std::optional<DArray> t_eval, const SolverOptions& opt,
+         const OutputSpec& output) {
         a.check();
         const CsrGraph g = a.graph();
+        const Index batch = a.coupling.shape(0);
+        if (lam) {
+          auto make = [&a, g, &lam](Index b) {
+            return StuartLandauNetwork{g, a.omega.data(), a.inv_norm.data(), a.tau.data(),
+                                       int(a.tau.shape(0)), *lam, a.coupling.at(b), nullptr};
+          };
+          return bindings::run_vector_solve(batch, 2 * g.n, make, opt, h, t0, t_final, t_eval,
+                                            output, HostVectorExec{});
+        }
         auto make = [&a, g](Index b) {
           return KuramotoNetwork{g,           a.omega.data(),       a.inv_norm.data(),
                                  a.tau.data(), int(a.tau.shape(0)), a.coupling.at(b), {}, nullptr};
         };
-        return bindings::run_vector_solve(a.coupling.shape(0), g.n, make, opt, h, t0, t_final,
-                                          t_eval, output, HostVectorExec{});
+        return bindings::run_vector_solve(batch, g.n, make, opt, h, t0, t_final, t_eval, output,
+                                          HostVectorExec{});
       },
-      py::arg("network"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
+      py::arg("network"), py::arg("lam"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
       py::arg("t_eval"), py::arg("options"), py::arg("output"));
 }

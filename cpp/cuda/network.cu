@@ -1,12 +1,12 @@
-// Delay-coupled Kuramoto at large N on the GPU: one trajectory with its state, stages and
-// history in device memory (dde/vector_solve.hpp with the device executor, vector_exec.cuh).
-// The host runs the CPU's method-of-steps driver and step control on scalars: each step
-// queues its per-component loops and the right-hand side as kernels and reads back only the
-// error norm. The right-hand side is one thread per delayed value (sin, cos) and one per node
-// (CSR in-edges); the per-element maths is delayed_sin_cos and kuramoto_rate
-// (dde/rhs/network.hpp), which the CPU right-hand side runs too. The same driver with the
-// host executor is _core.solve_kuramoto_vector, which the CPU tests compare bit for bit with
-// the regular solver.
+// Delay-coupled Kuramoto and Stuart–Landau networks at large N on the GPU: one trajectory at
+// a time with its state, stages and history in device memory (dde/vector_solve.hpp with the
+// device executor, vector_exec.cuh). The host runs the CPU's method-of-steps driver and step
+// control on scalars: each step queues its per-component loops and the right-hand side as
+// kernels and reads back only the error norm. The right-hand sides are one thread per delayed
+// value (sin, cos) and one per node (CSR in-edges); the per-element maths is delayed_sin_cos,
+// kuramoto_rate and stuart_landau_rates (dde/rhs/network.hpp), which the CPU right-hand sides
+// run too. The same driver with the host executor is _core.solve_network_vector, which the CPU
+// tests compare bit for bit with the regular solver.
 // The driver's DELYAP_HD templates are instantiated here with host-only executor and history
 // types (their methods launch kernels); nvcc warns that the device side would call host code,
 // which never happens: only their host side runs.
@@ -39,6 +39,13 @@ __global__ void kuramoto_kernel(CsrGraph g, const double* omega, const double* i
                                 double coupling, const double* x, const double* sc, double* out) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
   if (i < g.n) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
+}
+
+__global__ void stuart_landau_kernel(CsrGraph g, const double* omega, const double* inv_norm,
+                                     double lambda, double coupling, const double* x,
+                                     const double* xd, double* out) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < g.n) stuart_landau_rates(i, g, omega, inv_norm, lambda, coupling, x, xd, out);
 }
 
 // The graph and node data, uploaded once.
@@ -85,14 +92,36 @@ using bindings::ClassArray;
 using bindings::IndexArray;
 using bindings::IntArray;
 
-py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const DArray& weights,
-                        const std::optional<ClassArray>& klass, const DArray& tau,
-                        const DArray& omega, const DArray& inv_norm, const DArray& coupling,
-                        const DArray& hist_t, const DArray& hist_x, const DArray& hist_f,
-                        const DArray& y0, const DArray& jumps, double t0, double t_final,
-                        const std::optional<DArray>& t_eval, const py::dict& options,
-                        int output_mode, const std::vector<Index>& components,
-                        std::uintptr_t stream_handle) {
+// Stuart–Landau: one launch per evaluation, one thread per node.
+struct StuartLandauDevice {
+  std::shared_ptr<const DeviceNetwork> net;
+  const double* tau;
+  int n_classes;
+  double lambda;
+  double coupling;
+  cudaStream_t stream;
+
+  int dim() const { return 2 * net->n; }
+  int n_delays() const { return n_classes; }
+  double delay(int k) const { return tau[k]; }
+
+  bool rhs(double, const double* x, const double* xd, double* out) const {
+    stuart_landau_kernel<<<blocks_for(net->n, 128), 128, 0, stream>>>(
+        net->graph(), net->omega.get(), net->inv_norm.get(), lambda, coupling, x, xd, out);
+    check(cudaGetLastError(), "stuart_landau_kernel");
+    return true;
+  }
+};
+
+// Kuramoto (lam absent) or Stuart–Landau (lam given) networks, one trajectory per coupling.
+py::dict solve_network(const IndexArray& indptr, const IntArray& indices, const DArray& weights,
+                       const std::optional<ClassArray>& klass, const DArray& tau,
+                       const DArray& omega, const DArray& inv_norm, const DArray& coupling,
+                       std::optional<double> lam, const DArray& hist_t, const DArray& hist_x,
+                       const DArray& hist_f, const DArray& y0, const DArray& jumps, double t0,
+                       double t_final, const std::optional<DArray>& t_eval,
+                       const py::dict& options, int output_mode,
+                       const std::vector<Index>& components, std::uintptr_t stream_handle) {
   require_device();
   const bindings::NetworkArgs args{indptr, indices, weights, klass, tau, omega, inv_norm,
                                    coupling};
@@ -114,29 +143,38 @@ py::dict solve_kuramoto(const IndexArray& indptr, const IntArray& indices, const
   check(cudaStreamSynchronize(stream), "upload graph");
 
   const int n_classes = int(tau.shape(0));
-  // Resident per trajectory: history (≥ 64 slots of (2 + coefficients)·N), stages and scratch.
-  check_free_memory(8.0 * N * (64.0 * 6 + 20 + 2.0 * n_classes), "solve_kuramoto");
+  const int dim = lam ? 2 * N : N;
+  // Resident per trajectory: history (≥ 64 slots of (2 + coefficients)·dim), stages, scratch.
+  check_free_memory(8.0 * dim * (64.0 * 6 + 20 + 4.0 * n_classes), "solve_dde(device='cuda')");
+  bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
+  bindings::OutputSpec out_spec{output_mode, components};
+  const SolverOptions opt = bindings::options_from_dict(options);
+  auto select_device = [device]() { check(cudaSetDevice(device), "cudaSetDevice"); };
+  if (lam) {
+    auto make = [&](Index b) {
+      return StuartLandauDevice{net, tau.data(), n_classes, *lam, coupling.at(b), stream};
+    };
+    return bindings::run_vector_solve(coupling.shape(0), dim, make, opt, h, t0, t_final, t_eval,
+                                      out_spec, CudaExec(stream), select_device);
+  }
   auto sc = std::make_shared<DeviceBuffer<double>>(2 * Index(n_classes) * N);
   auto make = [&](Index b) {
     return KuramotoDevice{net, tau.data(), n_classes, coupling.at(b), sc, stream};
   };
-  bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
-  bindings::OutputSpec out_spec{output_mode, components};
-  return bindings::run_vector_solve(
-      coupling.shape(0), N, make, bindings::options_from_dict(options), h, t0, t_final, t_eval,
-      out_spec, CudaExec(stream),
-      [device]() { check(cudaSetDevice(device), "cudaSetDevice"); });  // the solver's thread
+  return bindings::run_vector_solve(coupling.shape(0), dim, make, opt, h, t0, t_final, t_eval,
+                                    out_spec, CudaExec(stream), select_device);
 }
 
 }  // namespace
 }  // namespace delyap::cuda
 
 void register_cuda_network(py::module_& m) {
-  m.def("solve_kuramoto", &delyap::cuda::solve_kuramoto, py::arg("indptr"), py::arg("indices"),
+  m.def("solve_network", &delyap::cuda::solve_network, py::arg("indptr"), py::arg("indices"),
         py::arg("weights"), py::arg("klass"), py::arg("tau"), py::arg("omega"),
-        py::arg("inv_norm"), py::arg("coupling"), py::arg("hist_t"), py::arg("hist_x"),
-        py::arg("hist_f"), py::arg("y0"), py::arg("jumps"), py::arg("t0"), py::arg("t_final"),
-        py::arg("t_eval"), py::arg("options"), py::arg("output_mode"), py::arg("components"),
-        py::arg("stream") = 0,
-        "Delay-coupled Kuramoto with state and history in device memory.");
+        py::arg("inv_norm"), py::arg("coupling"), py::arg("lam"), py::arg("hist_t"),
+        py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"), py::arg("jumps"), py::arg("t0"),
+        py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("output_mode"),
+        py::arg("components"), py::arg("stream") = 0,
+        "Kuramoto (lam None) or Stuart–Landau networks with state and history in device "
+        "memory.");
 }

@@ -36,8 +36,8 @@ def check_supported(system: DDESystem, hist, output) -> None:
             raise ValueError("device: the CUDA solver takes linear systems with dim <= 8 and "
                              f"n_delays <= 4, got dim {system.dim}, n_delays {system.n_delays}")
     else:
-        raise ValueError(f"device: the CUDA solver runs the built-in mackey_glass, linear and "
-                         f"kuramoto systems, not {type(system).__name__}")
+        raise ValueError(f"device: the CUDA solver runs the built-in mackey_glass, linear, "
+                         f"kuramoto and stuart_landau systems, not {type(system).__name__}")
     if hist.jumps.size:
         raise ValueError("history_jumps: not supported with device='cuda'")
     if output is not None:

@@ -125,13 +125,7 @@ class _Network(DDESystem):
     def delays(self) -> np.ndarray:
         return self.tau_values.reshape(1, -1)
 
-
-class KuramotoDDE(_Network):
-    """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i). Use :func:`kuramoto`."""
-
-    def __init__(self, omega, adjacency, coupling, tau, normalization):
-        super().__init__(omega, adjacency, coupling, tau, normalization)
-        self.dim = self.n_nodes
+    _lam: Optional[float] = None  # Stuart–Landau's λ; None for Kuramoto
 
     def _solve_cuda(self, backend, history, t0, t_final, t_eval, options, output_mode):
         """The GPU path (``solve_dde(..., device="cuda")``): state and history on the device."""
@@ -139,12 +133,25 @@ class KuramotoDDE(_Network):
         from .device import current_stream
 
         A, c = self.adjacency, np.ascontiguousarray
-        return backend.solve_kuramoto(
+        return backend.solve_network(
             c(A.indptr, dtype=np.int64), c(A.indices, dtype=np.int32), c(A.data, dtype=float),
             self.edge_class, c(self.tau_values), self.omega, self.inv_norm, self.coupling,
-            c(history.t), c(history.x), c(history.f), c(history.y0), c(history.jumps, dtype=float),
-            float(t0), float(t_final), t_eval, options_dict(options), output_mode[0],
-            list(output_mode[1]), current_stream())
+            self._lam, c(history.t), c(history.x), c(history.f), c(history.y0),
+            c(history.jumps, dtype=float), float(t0), float(t_final), t_eval,
+            options_dict(options), output_mode[0], list(output_mode[1]), current_stream())
+
+    def _solve_vector(self, history, t0, t_final, t_eval, options, output):
+        """The GPU driver's CPU twin (tests): same code, host memory."""
+        return _core.solve_network_vector(self._args, self._lam, history.to_core(), t0, t_final,
+                                          t_eval, options, output)
+
+
+class KuramotoDDE(_Network):
+    """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i). Use :func:`kuramoto`."""
+
+    def __init__(self, omega, adjacency, coupling, tau, normalization):
+        super().__init__(omega, adjacency, coupling, tau, normalization)
+        self.dim = self.n_nodes
 
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):
         return _core.solve_kuramoto(self._args, history.to_core(), t0, t_final, t_eval, options,
@@ -163,6 +170,7 @@ class StuartLandauDDE(_Network):
     def __init__(self, omega, adjacency, coupling, tau, normalization, lam):
         super().__init__(omega, adjacency, coupling, tau, normalization)
         self.lam = float(as_float_array(lam, "lam", ndim=(0,)))
+        self._lam = self.lam
         self.dim = 2 * self.n_nodes
 
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):

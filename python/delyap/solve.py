@@ -12,7 +12,7 @@ from ._validate import as_count, as_float_array, as_positive
 from .device import cuda_backend, on_cuda, resolve_device, to_host
 from .errors import IntegrationError
 from .history import build_history
-from .networks import KuramotoDDE
+from .networks import _Network
 from .rhs import DDESystem, PythonDDE
 from .solution import DDESolution
 
@@ -110,8 +110,8 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     device : {"cpu", "cuda"}, optional
         Where to integrate. ``"cuda"`` runs one GPU thread per trajectory (built-in
         ``mackey_glass`` with constant delays and small ``linear`` systems; dense output at
-        ``t_eval``), with the same per-trajectory code as the CPU. For ``kuramoto`` networks it
-        runs one trajectory at a time with its state, stages and history in GPU memory (one
+        ``t_eval``), with the same per-trajectory code as the CPU. For ``kuramoto`` and
+        ``stuart_landau`` networks it runs one trajectory at a time with its state, stages and history in GPU memory (one
         thread per oscillator and per edge row); the CPU's step control reads back one error
         norm per step. None: "cuda" when the history is a GPU array, else "cpu". Without a
         CUDA build or a GPU, :class:`delyap.device.CudaUnavailableError` says which is missing.
@@ -160,10 +160,10 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
                          jumps=history_jumps, grid=history_grid)
 
     where = resolve_device(device, history)
-    if where == "cuda" and isinstance(system, KuramotoDDE):
+    if where == "cuda" and isinstance(system, _Network):
         # One large trajectory at a time, its state and history in device memory.
         if history_capacity is not None:
-            raise ValueError("history_capacity: the Kuramoto GPU history grows as needed; the "
+            raise ValueError("history_capacity: a network's GPU history grows as needed; the "
                              "option is for GPU ensembles (mackey_glass, linear)")
         mode = _output_mode(output, system, times)
         backend = cuda_backend()

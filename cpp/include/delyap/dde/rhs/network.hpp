@@ -97,6 +97,27 @@ struct KuramotoNetwork {
   }
 };
 
+// Node i of the Stuart–Landau right-hand side (both components), shared by the host loop below
+// and the CUDA kernel (one thread per node). x, xd: (Re, Im) interleaved per node.
+DELYAP_HD inline void stuart_landau_rates(int i, const CsrGraph& g, const double* omega,
+                                          const double* inv_norm, double lambda,
+                                          double coupling, const double* x, const double* xd,
+                                          double* out) {
+  const int N = g.n;
+  double sr = 0.0, si = 0.0, wsum = 0.0;
+  for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
+    const Index src = Index(g.klass ? g.klass[e] : 0) * 2 * N + 2 * Index(g.indices[e]);
+    sr += g.weights[e] * xd[src];
+    si += g.weights[e] * xd[src + 1];
+    wsum += g.weights[e];
+  }
+  const double re = x[2 * i], im = x[2 * i + 1];
+  const double r2 = re * re + im * im;
+  const double kc = coupling * inv_norm[i];
+  out[2 * i] = (lambda - r2) * re - omega[i] * im + kc * (sr - wsum * re);
+  out[2 * i + 1] = (lambda - r2) * im + omega[i] * re + kc * (si - wsum * im);
+}
+
 // z_i' = (λ + iω_i − |z_i|²) z_i + K/d_i Σ_j A_ij (z_j(t − τ_ij) − z_i); state (Re z, Im z)
 // interleaved per node: x[2i], x[2i+1].
 struct StuartLandauNetwork {
@@ -124,21 +145,8 @@ struct StuartLandauNetwork {
 
  private:
   void nodes(int begin, int end, const double* x, const double* xd, double* out) const {
-    const int N = g.n;
-    for (int i = begin; i < end; ++i) {
-      double sr = 0.0, si = 0.0, wsum = 0.0;
-      for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
-        const Index src = Index(g.klass ? g.klass[e] : 0) * 2 * N + 2 * Index(g.indices[e]);
-        sr += g.weights[e] * xd[src];
-        si += g.weights[e] * xd[src + 1];
-        wsum += g.weights[e];
-      }
-      const double re = x[2 * i], im = x[2 * i + 1];
-      const double r2 = re * re + im * im;
-      const double kc = coupling * inv_norm[i];
-      out[2 * i] = (lambda - r2) * re - omega[i] * im + kc * (sr - wsum * re);
-      out[2 * i + 1] = (lambda - r2) * im + omega[i] * re + kc * (si - wsum * im);
-    }
+    for (int i = begin; i < end; ++i)
+      stuart_landau_rates(i, g, omega, inv_norm, lambda, coupling, x, xd, out);
   }
 };
 
