@@ -14,6 +14,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -144,8 +145,15 @@ py::dict solve_network(const IndexArray& indptr, const IntArray& indices, const 
 
   const int n_classes = int(tau.shape(0));
   const int dim = lam ? 2 * N : N;
-  // Resident per trajectory: history (≥ 64 slots of (2 + coefficients)·dim), stages, scratch.
-  check_free_memory(8.0 * dim * (64.0 * 6 + 20 + 4.0 * n_classes), "solve_dde(device='cuda')");
+  // Resident: the history (at least 64 slots, or the initial history's anchors, of
+  // (2 + coefficients)·dim), stages and scratch, and the device rows of the dense output.
+  const double slots = std::max(64.0, double(hist_t.shape(0) + 8));
+  const double out_rows = t_eval ? double(t_eval->shape(0)) : 0.0;
+  const double out_width = output_mode == 0   ? double(dim)
+                           : output_mode == 1 ? double(components.size())
+                                              : 0.0;
+  check_free_memory(8.0 * (dim * (slots * 6 + 20 + 4.0 * n_classes) + out_rows * out_width),
+                    "solve_dde(device='cuda')");
   bindings::HistoryArgs h{hist_t, hist_x, hist_f, y0, jumps};
   bindings::OutputSpec out_spec{output_mode, components};
   const SolverOptions opt = bindings::options_from_dict(options);

@@ -13,6 +13,21 @@
 
 namespace delyap {
 
+// Σ_{j<n} w_j k[j·dim + d]. On the device the loop runs to the compile-time kMaxStages and
+// unrolls, so the weights (held by value) stay in registers instead of local memory; the
+// host keeps the plain loop. Both add the same terms in the same order.
+DELYAP_HD inline double stage_sum(const double* w, int n, const double* k, Index dim, Index d) {
+  double acc = 0.0;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+  for (int j = 0; j < kMaxStages; ++j)
+    if (j < n) acc += w[j] * k[j * dim + d];
+#else
+  for (int j = 0; j < n; ++j) acc += w[j] * k[j * dim + d];
+#endif
+  return acc;
+}
+
 struct CopyElements {
   double* dst;
   const double* src;
@@ -29,11 +44,7 @@ struct WeightedStep {
   Index dim;
   double h;
   double* out;
-  DELYAP_HD void operator()(Index d) const {
-    double acc = 0.0;
-    for (int j = 0; j < n; ++j) acc += w[j] * k[j * dim + d];
-    out[d] = x[d] + h * acc;
-  }
+  DELYAP_HD void operator()(Index d) const { out[d] = x[d] + h * stage_sum(w, n, k, dim, d); }
 };
 
 // out[d] = Σ_{j<n} w_j k[j·dim + d]: one row of a method's continuous extension.
@@ -43,11 +54,7 @@ struct WeightedSum {
   int n;
   Index dim;
   double* out;
-  DELYAP_HD void operator()(Index d) const {
-    double acc = 0.0;
-    for (int j = 0; j < n; ++j) acc += w[j] * k[j * dim + d];
-    out[d] = acc;
-  }
+  DELYAP_HD void operator()(Index d) const { out[d] = stage_sum(w, n, k, dim, d); }
 };
 
 // Cubic Hermite coefficients (history.hpp's form) of component d; rows m ≥ 3 are zero.
@@ -93,9 +100,7 @@ struct ScaledStepError {
   const double *a, *b;
   double rtol, atol;
   DELYAP_HD double operator()(Index d) const {
-    double acc = 0.0;
-    for (int j = 0; j < n; ++j) acc += e[j] * k[j * dim + d];
-    const double r = h * acc / error_scale(a[d], b[d], rtol, atol);
+    const double r = h * stage_sum(e, n, k, dim, d) / error_scale(a[d], b[d], rtol, atol);
     return r * r;
   }
 };

@@ -126,7 +126,7 @@ struct DdeStepper {
     }
     for (int m = 0; m < hist.n_coef; ++m) {
       WeightedSum row{ws.k, {}, m < tab.n_dense ? tab.stages : 0, dim, ws.coef + m * dim};
-      for (int j = 0; j < row.n; ++j) row.w[j] = tab.dense[j][m];
+      for (int j = 0; j < kMaxStages; ++j) row.w[j] = tab.dense[j][m];
       exec.for_each(dim, row);
     }
   }
@@ -166,7 +166,7 @@ struct DdeStepper {
     if (st != Status::Success) return st;
     if (tab.adaptive()) {
       ScaledStepError term{ws.k, {}, tab.stages, dim, h, x, ws.x1, opt.rtol, opt.atol};
-      for (int j = 0; j < tab.stages; ++j) term.e[j] = tab.e[j];
+      for (int j = 0; j < kMaxStages; ++j) term.e[j] = tab.e[j];
       *err_norm = rms_of_sum(exec.sum(dim, term), dim);
     } else {
       // Fixed step: only a non-finite state counts as failure.
@@ -180,13 +180,14 @@ struct DdeStepper {
     copy(ws.k, f);
     for (int i = 1; i < tab.stages; ++i) {
       WeightedStep stage{x, ws.k, {}, i, dim, h, ws.xs};
-      for (int j = 0; j < i; ++j) stage.w[j] = tab.a[i][j];
+      for (int j = 0; j < kMaxStages; ++j) stage.w[j] = tab.a[i][j];  // whole rows: a fixed
+      // bound lets the device keep the copied weights in registers (unused ones are zero)
       exec.for_each(dim, stage);
       const Status st = eval_rhs(t + tab.c[i] * h, ws.xs, ws.k + i * dim);
       if (st != Status::Success) return st;
     }
     WeightedStep next{x, ws.k, {}, tab.stages, dim, h, ws.x1};
-    for (int j = 0; j < tab.stages; ++j) next.w[j] = tab.b[j];
+    for (int j = 0; j < kMaxStages; ++j) next.w[j] = tab.b[j];
     exec.for_each(dim, next);
     if (tab.fsal) {
       copy(ws.f1, ws.k + (tab.stages - 1) * dim);

@@ -103,6 +103,8 @@ class VectorHistoryBuffer {
     copy_run(old, t_old, old.head, 0, first);
     copy_run(old, t_old, 0, first, old.size - first);
     view_.size = old.size;
+    // The old arrays are freed on return while the copies may still be queued: a device
+    // executor's free (cudaFree) waits for the device's outstanding work first.
     return true;
   }
 
