@@ -84,6 +84,18 @@ struct TrajectoryResults {
   }
 };
 
+// Every accepted step of one trajectory (times, and states row by row) as result["t"], ["y"].
+inline void put_steps(py::dict& result, const std::vector<double>& t,
+                      const std::vector<double>& y, int dim) {
+  const Index n = Index(t.size());
+  py::array_t<double> t_out(n);
+  py::array_t<double> y_out({Index(1), n, Index(dim)});
+  std::copy(t.begin(), t.end(), t_out.mutable_data());
+  std::copy(y.begin(), y.end(), y_out.mutable_data());
+  result["t"] = t_out;
+  result["y"] = y_out;
+}
+
 template <class MakeSystem>
 py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const SolverOptions& opt,
                    const HistoryArgs& h, double t0, double t_final,
@@ -106,13 +118,7 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
       status = solve_single(sys, opt, hist, 0, tr, sink, st, res.y_final.mutable_data(), cancel);
     });
     res.record(0, status, st);
-    const Index n = Index(sink.t.size());
-    py::array_t<double> t_out(n);
-    py::array_t<double> y_out({Index(1), n, Index(dim)});
-    std::copy(sink.t.begin(), sink.t.end(), t_out.mutable_data());
-    std::copy(sink.y.begin(), sink.y.end(), y_out.mutable_data());
-    result["t"] = t_out;
-    result["y"] = y_out;
+    put_steps(result, sink.t, sink.y, dim);
   } else {
     const DArray te = output_times(t_eval, t0, t_final);
     const Index n_eval = te.shape(0);

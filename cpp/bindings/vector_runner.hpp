@@ -40,13 +40,7 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
                             res.y_final.mutable_data(), cancel, exec);
     });
     res.record(0, status, st);
-    const Index n = Index(sink.t.size());
-    py::array_t<double> t_out(n);
-    py::array_t<double> y_out({Index(1), n, Index(dim)});
-    std::copy(sink.t.begin(), sink.t.end(), t_out.mutable_data());
-    std::copy(sink.y.begin(), sink.y.end(), y_out.mutable_data());
-    result["t"] = t_out;
-    result["y"] = y_out;
+    put_steps(result, sink.t, sink.y, dim);
   } else {
     const DArray te = output_times(t_eval, t0, t_final);
     const Index n_eval = te.shape(0);
