@@ -1,4 +1,6 @@
 """The counter-based generator shared by CPU and CUDA code, and the CUDA module when present."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,8 @@ def test_uniforms_are_uniform_and_stream_dependent():
     assert not np.array_equal(u[:10], _core.philox_uniforms(42, 1, 5))
 
 
-def test_has_cuda_matches_the_cuda_module():
+def test_has_cuda_matches_the_cuda_module(monkeypatch):
+    monkeypatch.delenv("DELYAP_CUDA_EMULATION", raising=False)
     try:
         from delyap import _cuda
     except ImportError:
@@ -33,11 +36,14 @@ def test_has_cuda_matches_the_cuda_module():
     assert dl.has_cuda() == (_cuda.device_count() > 0)
 
 
-@pytest.mark.skipif(not dl.has_cuda(), reason="needs a CUDA build and a GPU")
-def test_gpu_draws_the_cpu_stream():
-    from delyap import _cuda
+def test_emulation_asked_for_but_not_built_says_how_to_build_it(monkeypatch):
+    monkeypatch.setenv("DELYAP_CUDA_EMULATION", "1")
+    monkeypatch.setitem(sys.modules, "delyap._cuda_emulated", None)  # import fails …
+    monkeypatch.delattr(dl, "_cuda_emulated", raising=False)  # … even after an earlier one
+    assert dl.has_cuda() is False
+    with pytest.raises(dl.CudaUnavailableError, match="DELYAP_CUDA_EMULATION=ON"):
+        dl.solve_dde(dl.rhs.mackey_glass(tau=[5.0, 7.0]), 0.5, (0.0, 10.0), device="cuda")
+    monkeypatch.setenv("DELYAP_CUDA_EMULATION", "0")  # "0" means off
+    from delyap.device import emulated
 
-    rng = np.random.default_rng()
-    seed, stream = int(rng.integers(0, 2**63)), int(rng.integers(0, 2**32))
-    np.testing.assert_array_equal(_cuda.philox_uniforms(seed, stream, 100_003),
-                                  _core.philox_uniforms(seed, stream, 100_003))
+    assert not emulated()

@@ -11,6 +11,11 @@ Targets (issue 6, H100): a 10^6-trajectory Mackey–Glass ensemble to t = 500 in
 Usage:
     python benchmarks/gpu/bench_gpu.py            # all sizes (a few minutes on an H100)
     python benchmarks/gpu/bench_gpu.py --quick    # small sizes only
+    DELYAP_CUDA_EMULATION=1 python benchmarks/gpu/bench_gpu.py --smoke
+        # tiny sizes on the CPU emulation of the CUDA module: checks that the script and the
+        # kernels run and agree with the CPU (its timings say nothing about a GPU)
+
+Exits with status 1 when a check disagrees with the CPU path.
 """
 from __future__ import annotations
 
@@ -22,6 +27,15 @@ import numpy as np
 
 import delyap as dl
 import delyap.sgd as sgd
+from delyap.device import cuda_backend
+
+MISMATCHES: list[str] = []
+
+
+def report(what: str, err: float, ok: bool, extra: str = "") -> None:
+    print(f"  check {what} = {err:.2e} ({'ok' if ok else 'MISMATCH'}){extra}")
+    if not ok:
+        MISMATCHES.append(what)
 
 
 def timed(fn, repeats=2):
@@ -40,15 +54,14 @@ def mackey_glass(n: int, t_final: float, check: bool):
     te = np.array([0.0, t_final])
     wall, gpu = timed(lambda: dl.solve_dde(sys_, 0.5, (0.0, t_final), te, device="cuda",
                                            throw=False))
-    steps = int(gpu.stats["accepted"].sum() + gpu.stats["rejected"].sum())
+    steps = int(np.sum(gpu.stats["accepted"]) + np.sum(gpu.stats["rejected"]))
     if check:  # a random subset against the CPU solver
         pick = rng.choice(n, size=min(n, 256), replace=False)
         cpu = dl.solve_dde(dl.rhs.mackey_glass(tau=tau[pick]), 0.5, (0.0, t_final), te)
         err = np.max(np.abs(cpu.y[:, -1] - gpu.y[pick, -1]))
         # Chaotic members amplify rounding differences; compare where both are periodic.
         ok = err < 1e-2 if t_final > 200 else err < 1e-5
-        print(f"  check MG n={n}: max |x_gpu − x_cpu|(t={t_final:g}) over 256 = {err:.2e} "
-              f"({'ok' if ok else 'MISMATCH'})")
+        report(f"MG n={n}: max |x_gpu − x_cpu|(t={t_final:g}) over 256", err, ok)
     # History traffic per step (DP5: 7 stages read 1 anchor interval of 1 + 4 coefficients,
     # binary search ~log2(64) times, one push of t, x, f, 4 coefficients): ≈ 60 doubles.
     bytes_moved = steps * 60 * 8
@@ -71,8 +84,7 @@ def sgd_map(n_configs: int, steps: int, check: bool):
         sub = slice(0, min(16, n_configs))
         cpu = sgd.gram_lyapunov(spec, lr_v[sub], b_v[sub], steps=steps, n_exponents=4)
         err = np.max(np.abs(cpu.exponents - res.exponents[sub]))
-        print(f"  check SGD map: max |λ_gpu − λ_cpu| over 16 configurations = {err:.2e} "
-              f"({'ok' if err < 1e-6 else 'MISMATCH'})")
+        report("SGD map: max |λ_gpu − λ_cpu| over 16 configurations", err, err < 1e-6)
     cfg_steps = n_configs * steps
     bytes_moved = float(np.sum(b_v) * steps * N * 8)  # K rows streamed per step
     return wall, cfg_steps, bytes_moved, int(np.sum(res.status != 0))
@@ -92,14 +104,14 @@ def kuramoto(n: int, t_final: float, check: bool):
     te = np.linspace(0.0, t_final, 11)
     wall, gpu = timed(lambda: dl.solve_dde(sys_, theta0, (0.0, t_final), te, rtol=1e-6,
                                            output="order_parameter", device="cuda"), repeats=1)
-    evals = int(gpu.stats["rhs_evals"].sum())
+    evals = int(np.sum(gpu.stats["rhs_evals"]))
     if check:
         t0 = time.perf_counter()
         cpu = dl.solve_dde(sys_, theta0, (0.0, t_final), te, rtol=1e-6, output="order_parameter")
         cpu_wall = time.perf_counter() - t0
         err = np.max(np.abs(cpu.y[..., 0] - gpu.y[..., 0]))
-        print(f"  check Kuramoto N={n}: max |r_gpu − r_cpu| = {err:.2e} "
-              f"({'ok' if err < 1e-5 else 'MISMATCH'}); CPU {cpu_wall:.2f} s, GPU {wall:.2f} s")
+        report(f"Kuramoto N={n}: max |r_gpu − r_cpu|", err, err < 1e-5,
+               f"; CPU {cpu_wall:.2f} s, GPU {wall:.2f} s")
     # Per evaluation, device memory only: the edges (index, weight, class: 13 B) and the
     # (sin, cos) reads of their sources (16 B), the 4 delayed reads (two anchors and 4
     # coefficients each, written once), their (sin, cos), the state and the rate.
@@ -109,29 +121,36 @@ def kuramoto(n: int, t_final: float, check: bool):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes only")
+    size.add_argument("--smoke", action="store_true",
+                      help="tiny sizes: a run-through (for the CPU emulation)")
     args = ap.parse_args()
     if not dl.has_cuda():
         print("no CUDA build or no GPU: nothing to measure (delyap.has_cuda() is False)")
         return 1
-    from delyap import _cuda
-
-    props = _cuda.device_properties()
-    ceiling = _cuda.copy_bandwidth(1 << 30, 5)
+    cuda = cuda_backend()
+    props = cuda.device_properties()
+    ceiling = cuda.copy_bandwidth(1 << 24 if args.smoke else 1 << 30, 5)
     print(f"device: {props['name']}, {props['sm_count']} SMs, CUDA runtime "
-          f"{_cuda.runtime_version}; copy ceiling {ceiling / 1e9:.0f} GB/s (read + write)")
+          f"{cuda.runtime_version}; copy ceiling {ceiling / 1e9:.0f} GB/s (read + write)")
+    if cuda.emulated:
+        print("CPU emulation of the CUDA module (DELYAP_CUDA_EMULATION): the checks count, "
+              "the timings do not")
     rows = []
-    mg_sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    mg_sizes = ([2_000] if args.smoke else [10_000, 100_000] if args.quick
+                else [10_000, 100_000, 1_000_000])
     for n in mg_sizes:
         wall, steps, moved, failed = mackey_glass(n, 500.0, check=(n == mg_sizes[0]))
         rows.append(("MG ensemble to t=500", f"{n:,} traj", wall, steps / wall, moved / wall,
                      failed))
-    sgd_sizes = [(64, 2000)] if args.quick else [(64, 10_000), (256, 10_000), (1024, 10_000)]
+    sgd_sizes = ([(16, 500)] if args.smoke else [(64, 2000)] if args.quick
+                 else [(64, 10_000), (256, 10_000), (1024, 10_000)])
     for c, st in sgd_sizes:
         wall, cs, moved, failed = sgd_map(c, st, check=(c == sgd_sizes[0][0]))
         rows.append(("SGD map N=512 k=4", f"{c} cfg × {st}", wall, cs / wall, moved / wall,
                      failed))
-    k_sizes = [10_000] if args.quick else [10_000, 100_000]
+    k_sizes = [2_000] if args.smoke else [10_000] if args.quick else [10_000, 100_000]
     for n in k_sizes:
         wall, evals, moved, failed = kuramoto(n, 20.0, check=True)
         rows.append(("Kuramoto (4 delays)", f"N={n:,}, t=20", wall, evals / wall,
@@ -149,6 +168,9 @@ def main() -> int:
     if sgd_1024:
         print(f"target 1024-configuration map < 10 s: {sgd_1024[0][2]:.2f} s -> "
               f"{'yes' if sgd_1024[0][2] < 10 else 'no'}")
+    if MISMATCHES:
+        print("MISMATCH against the CPU path: " + "; ".join(MISMATCHES))
+        return 1
     return 0
 
 

@@ -1,7 +1,7 @@
 // Host-side CUDA plumbing for the extension: checked calls, owning device buffers, the
-// caller's stream. Every runtime call goes through check(); every launch is followed by
-// check_launch(), which reads the launch error and (for the synchronous Python API) the
-// kernel's own completion status.
+// caller's stream, launches. Every runtime call goes through check(); every launch goes
+// through launch(), which checks the launch error; check_launch() also waits for the kernel
+// and reports its execution errors (the synchronous Python API uses it).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,9 +20,8 @@ inline void check(cudaError_t err, const char* what) {
                              cudaGetErrorString(err));
 }
 
-// After a launch on `stream`: the launch itself, then the kernel's execution.
+// Waits for the work queued on `stream` and reports a kernel's execution errors.
 inline void check_launch(const char* kernel, cudaStream_t stream) {
-  check(cudaGetLastError(), kernel);
   check(cudaStreamSynchronize(stream), kernel);
 }
 
@@ -88,6 +87,22 @@ class DeviceBuffer {
 // an integer), or the legacy default stream when 0.
 inline cudaStream_t as_stream(std::uintptr_t handle) {
   return reinterpret_cast<cudaStream_t>(handle);
+}
+
+// kernel<<<blocks, threads, 0, stream>>>(args...), then the launch error. A function rather
+// than the <<<>>> syntax so that the CPU emulation (emulation/cuda_runtime.h) compiles the same
+// call sites: there each thread of the launch is a call of the kernel.
+template <class... Params, class... Args>
+void launch(const char* name, void (*kernel)(Params...), unsigned blocks, int threads,
+            cudaStream_t stream, const Args&... args) {
+#if defined(DELYAP_CUDA_EMULATION)
+  (void)stream;
+  delyap_emulation::launch(reinterpret_cast<std::uintptr_t>(kernel), name, blocks, threads,
+                           [&] { kernel(Params(args)...); });
+#else
+  kernel<<<blocks, threads, 0, stream>>>(Params(args)...);
+#endif
+  check(cudaGetLastError(), name);
 }
 
 inline unsigned blocks_for(long long n, int threads) {

@@ -57,8 +57,8 @@ py::dict run_fixed_device(Batch systems, FixedSolve& fs, std::uintptr_t stream_h
   const FixedEnsembleArgs args = fs.args(p);
   {
     py::gil_scoped_release release;
-    fixed_ensemble_kernel<<<blocks_for(B, threads_per_block), threads_per_block, 0, stream>>>(
-        systems, args, B);
+    launch("fixed_ensemble_kernel", fixed_ensemble_kernel<Batch>, blocks_for(B, threads_per_block),
+           threads_per_block, stream, systems, args, B);
     check_launch("fixed_ensemble_kernel", stream);
   }
   y.download(fs.y.mutable_data(), stream);

@@ -14,6 +14,9 @@ using delyap::cuda::DeviceBuffer;
 void register_cuda_dde(py::module_& m);
 void register_cuda_sgd(py::module_& m);
 void register_cuda_network(py::module_& m);
+#if defined(DELYAP_CUDA_EMULATION)
+void register_emulation_selftest(py::module_& m);  // emulation/selftest.cpp
+#endif
 
 namespace {
 
@@ -33,7 +36,8 @@ py::array_t<double> philox_uniforms(uint64_t seed, uint64_t stream, long long n)
   delyap::cuda::require_device();
   DeviceBuffer<double> dev(2 * n);
   dev.poison(0);
-  uniform_kernel<<<delyap::cuda::blocks_for(n, 256), 256>>>(seed, stream, n, dev.get());
+  delyap::cuda::launch("uniform_kernel", uniform_kernel, delyap::cuda::blocks_for(n, 256), 256,
+                       nullptr, seed, stream, n, dev.get());
   delyap::cuda::check_launch("uniform_kernel", 0);
   py::array_t<double> out(2 * n);
   dev.download(out.mutable_data(), 0);
@@ -82,8 +86,21 @@ py::dict device_properties() {
 
 }  // namespace
 
-PYBIND11_MODULE(_cuda, m) {
+// The CPU emulation build (emulation/cuda_runtime.h) is the module delyap._cuda_emulated.
+#if defined(DELYAP_CUDA_EMULATION)
+#define DELYAP_CUDA_MODULE _cuda_emulated
+#else
+#define DELYAP_CUDA_MODULE _cuda
+#endif
+
+PYBIND11_MODULE(DELYAP_CUDA_MODULE, m) {
   m.doc() = "delyap's CUDA kernels (private; delyap.has_cuda() tells whether they can run)";
+#if defined(DELYAP_CUDA_EMULATION)
+  m.attr("emulated") = true;
+  register_emulation_selftest(m);
+#else
+  m.attr("emulated") = false;
+#endif
   m.def("device_count", &delyap::cuda::device_count,
         "Number of CUDA devices the runtime sees (0 without).");
   m.def("philox_uniforms", &philox_uniforms, py::arg("seed"), py::arg("stream"), py::arg("n"));

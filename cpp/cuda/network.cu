@@ -80,11 +80,9 @@ struct KuramotoDevice {
   bool rhs(double, const double* x, const double* xd, double* out) const {
     const int N = net->n;
     const Index M = Index(n_classes) * N;
-    sin_cos_kernel<<<blocks_for(M, 256), 256, 0, stream>>>(xd, M, sc->get());
-    check(cudaGetLastError(), "sin_cos_kernel");
-    kuramoto_kernel<<<blocks_for(N, 128), 128, 0, stream>>>(
-        net->graph(), net->omega.get(), net->inv_norm.get(), coupling, x, sc->get(), out);
-    check(cudaGetLastError(), "kuramoto_kernel");
+    launch("sin_cos_kernel", sin_cos_kernel, blocks_for(M, 256), 256, stream, xd, M, sc->get());
+    launch("kuramoto_kernel", kuramoto_kernel, blocks_for(N, 128), 128, stream, net->graph(),
+           net->omega.get(), net->inv_norm.get(), coupling, x, sc->get(), out);
     return true;
   }
 };
@@ -107,9 +105,8 @@ struct StuartLandauDevice {
   double delay(int k) const { return tau[k]; }
 
   bool rhs(double, const double* x, const double* xd, double* out) const {
-    stuart_landau_kernel<<<blocks_for(net->n, 128), 128, 0, stream>>>(
-        net->graph(), net->omega.get(), net->inv_norm.get(), lambda, coupling, x, xd, out);
-    check(cudaGetLastError(), "stuart_landau_kernel");
+    launch("stuart_landau_kernel", stuart_landau_kernel, blocks_for(net->n, 128), 128, stream,
+           net->graph(), net->omega.get(), net->inv_norm.get(), lambda, coupling, x, xd, out);
     return true;
   }
 };

@@ -157,7 +157,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
                 d_status.get()};
   {
     py::gil_scoped_release release;
-    gram_map_kernel<<<unsigned(C), threads_per_block, 0, stream>>>(a);
+    launch("gram_map_kernel", gram_map_kernel, unsigned(C), threads_per_block, stream, a);
     check_launch("gram_map_kernel", stream);
   }
   d_exp.download(out.exponents.mutable_data(), stream);

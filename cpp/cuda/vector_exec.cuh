@@ -71,18 +71,18 @@ class CudaExec {
   template <class F>
   void for_each(Index n, const F& f) const {
     if (n <= 0) return;
-    for_each_kernel<<<blocks_for(n, kExecThreads), kExecThreads, 0, stream_>>>(n, f);
-    check(cudaGetLastError(), "for_each_kernel");
+    launch("for_each_kernel", for_each_kernel<F>, blocks_for(n, kExecThreads), kExecThreads,
+           stream_, n, f);
   }
 
   template <class F>
   double sum(Index n, const F& f) const {
     if (n <= 0) return 0.0;
     const int blocks = int(std::min<Index>(blocks_for(n, kExecThreads), kExecMaxBlocks));
-    partial_sums_kernel<<<blocks, kExecThreads, 0, stream_>>>(n, f, partial_->get());
-    check(cudaGetLastError(), "partial_sums_kernel");
-    final_sum_kernel<<<1, kExecThreads, 0, stream_>>>(partial_->get(), blocks);
-    check(cudaGetLastError(), "final_sum_kernel");
+    launch("partial_sums_kernel", partial_sums_kernel<F>, unsigned(blocks), kExecThreads, stream_,
+           n, f, partial_->get());
+    launch("final_sum_kernel", final_sum_kernel, 1u, kExecThreads, stream_, partial_->get(),
+           blocks);
     double result = 0.0;
     download(&result, partial_->get() + kExecMaxBlocks, 1);
     return result;

@@ -24,12 +24,12 @@ __all__ = ["solve_dde", "DDESolution", "rhs", "lyapunov", "lyapunov_spectrum", "
 
 
 def has_cuda() -> bool:
-    """True when the CUDA extension is built and a CUDA device answers."""
+    """True when the CUDA extension is built and a CUDA device answers (with
+    ``DELYAP_CUDA_EMULATION`` set: when the CPU emulation of the extension is built)."""
+    from .device import cuda_backend
+
     try:
-        from . import _cuda  # type: ignore[attr-defined]
-    except ImportError:
+        cuda_backend()
+    except Exception:  # CudaUnavailableError, or a driver that fails in another way
         return False
-    try:
-        return bool(_cuda.device_count() > 0)
-    except Exception:
-        return False
+    return True

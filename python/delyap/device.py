@@ -8,9 +8,11 @@ device. Inputs that already live on a GPU (torch tensors, or anything exposing
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
-__all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda", "current_stream"]
+__all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda", "current_stream",
+           "emulated"]
 
 DEVICES = ("cpu", "cuda")
 
@@ -19,8 +21,33 @@ class CudaUnavailableError(RuntimeError):
     """``device="cuda"`` was asked for and this installation or machine cannot run it."""
 
 
+EMULATION_VARIABLE = "DELYAP_CUDA_EMULATION"
+
+
+def emulated() -> bool:
+    """True when ``DELYAP_CUDA_EMULATION`` is set (to anything but "" or "0"): ``device="cuda"``
+    then runs the CUDA sources compiled for the CPU (``delyap._cuda_emulated``, built with
+    ``-Ccmake.define.DELYAP_CUDA_EMULATION=ON``). A development tool for testing the GPU code
+    paths on machines without a GPU; it is slow and says nothing about GPU speed."""
+    return os.environ.get(EMULATION_VARIABLE, "") not in ("", "0")
+
+
+def _emulated_backend():
+    try:
+        from . import _cuda_emulated  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise CudaUnavailableError(
+            f"device='cuda': {EMULATION_VARIABLE} is set, but this delyap was built without the "
+            "CPU emulation of its CUDA module (reinstall with "
+            "-Ccmake.define.DELYAP_CUDA_EMULATION=ON)") from exc
+    return _cuda_emulated
+
+
 def cuda_backend():
-    """The CUDA extension module, checked to have a usable device."""
+    """The CUDA extension module, checked to have a usable device (or, when
+    ``DELYAP_CUDA_EMULATION`` is set, its CPU emulation)."""
+    if emulated():
+        return _emulated_backend()
     try:
         from . import _cuda  # type: ignore[attr-defined]
     except ImportError as exc:

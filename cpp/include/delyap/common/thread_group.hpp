@@ -17,7 +17,7 @@ struct SerialGroup {
   DELYAP_HD void sync() const {}
 };
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(DELYAP_CUDA_EMULATION)
 struct BlockGroup {
   __device__ int rank() const { return int(threadIdx.x); }
   __device__ int size() const { return int(blockDim.x); }
