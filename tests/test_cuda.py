@@ -226,3 +226,63 @@ def test_stuart_landau_on_the_gpu_matches_cpu():
     gpu = dl.solve_dde(sys, z0, (0.0, 15.0), te, device="cuda", **kw)
     assert np.all(gpu.status == 0)
     np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)
+
+
+class _CupyLike:
+    """A stand-in for a CuPy array: __cuda_array_interface__ and .get()."""
+
+    def __init__(self, a):
+        self._a = np.asarray(a)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self._a.shape, "typestr": "<f8", "data": (0, False), "version": 3}
+
+    def get(self):
+        return self._a
+
+
+class _TorchLike:
+    """A stand-in for a torch tensor on a CUDA device: .device.type and .detach().cpu()."""
+
+    class _Device:
+        type = "cuda"
+
+    device = _Device()
+
+    def __init__(self, a):
+        self._a = np.asarray(a)
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self._a
+
+
+@pytest.mark.parametrize("wrap", [_CupyLike, _TorchLike])
+def test_inputs_on_a_cuda_device_select_the_gpu(wrap):
+    rng = np.random.default_rng()
+    h0 = rng.uniform(0.3, 1.2, size=(5, 1))
+    sys = dl.rhs.mackey_glass(tau=rng.uniform(2.0, 12.0, size=5))
+    gpu = dl.solve_dde(sys, wrap(h0), (0.0, 50.0), [0.0, 25.0, 50.0], rtol=1e-8)
+    assert gpu.extras.get("device") == "cuda"
+    cpu = dl.solve_dde(sys, h0, (0.0, 50.0), [0.0, 25.0, 50.0], rtol=1e-8)
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)
+
+    J = rng.standard_normal((16, 40)) / 6
+    K = J @ J.T
+    kw = dict(steps=500, n_exponents=2, seed=2)
+    on_gpu = sgd.gram_lyapunov(wrap(K), [0.5, 1.0], [1, 4], **kw)
+    assert on_gpu.info["device"] == "cuda"
+    np.testing.assert_allclose(on_gpu.exponents,
+                               sgd.gram_lyapunov(K, [0.5, 1.0], [1, 4], **kw).exponents,
+                               rtol=1e-6, atol=1e-9)
+    grid = dict(lr=[0.5, 1.0], batch_size=[1, 4], steps=500, seed=2, mean_square=False)
+    on_gpu = sgd.stability_map(wrap(K), **grid)
+    assert on_gpu.info["device"] == "cuda"
+    np.testing.assert_allclose(on_gpu.exponents, sgd.stability_map(K, **grid).exponents,
+                               rtol=1e-6, atol=1e-9)

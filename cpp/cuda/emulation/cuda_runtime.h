@@ -5,7 +5,8 @@
 // and the host-side buffer handling on machines without a GPU (DELYAP_CUDA_EMULATION=1).
 //
 // What it models, so that bugs show up:
-// - Blocks run one after another; a block's threads run as fibers that switch at
+// - Blocks run one after another (in reverse order on every other launch, so blocks that race
+//   on a GPU disagree from run to run here); a block's threads run as fibers that switch at
 //   __syncthreads(), in alternating order from one barrier phase to the next, so a missing
 //   barrier reads stale or half-written shared memory. A barrier reached by some threads of a
 //   block and not others is reported as a launch failure.

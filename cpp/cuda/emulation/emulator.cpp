@@ -224,7 +224,12 @@ void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int thread
   blockDim = dim3(unsigned(threads));
   active_kernel = name;
   Barriers& use = barrier_use[kernel];
-  for (unsigned blk = 0; blk < blocks; ++blk) {
+  // Blocks run in reverse order on every other launch: a kernel whose blocks depend on each
+  // other's writes (a race on a GPU) then gives different results from run to run.
+  static unsigned long long launches = 0;
+  const bool reverse = (launches++ & 1) == 1;
+  for (unsigned i = 0; i < blocks; ++i) {
+    const unsigned blk = reverse ? blocks - 1 - i : i;
     blockIdx = uint3{blk, 0, 0};
     if (use == Barriers::None) {
       // A kernel that never reached a barrier: its threads are plain calls (much faster).
@@ -322,6 +327,13 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer device memory is heap memory, checked on both sides and after free.
+  char* base = static_cast<char*>(std::malloc(bytes));
+  if (!base) return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
+  char* p = base;
+  const std::size_t mapped = 0;
+#else
   const std::size_t page = page_size();
   const std::size_t data_pages = (bytes + page - 1) / page;
   const std::size_t mapped = (data_pages + 1) * page;
@@ -332,6 +344,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   mprotect(guard, page, PROT_NONE);
   // The allocation ends at the guard page (rounded to 8 bytes for alignment).
   char* p = guard - ((bytes + 7) / 8) * 8;
+#endif
   std::memset(p, 0xFF, bytes);
   {
     std::lock_guard<std::mutex> lock(memory_mutex);
@@ -352,7 +365,11 @@ cudaError_t cudaFree(void* ptr) {
     m = it->second;
     allocations.erase(it);
   }
+#if defined(__SANITIZE_ADDRESS__)
+  std::free(m.base);
+#else
   munmap(m.base, m.mapped);  // later uses of the pointer fault
+#endif
   return cudaSuccess;
 }
 

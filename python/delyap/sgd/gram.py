@@ -316,4 +316,4 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         normal_dim=spec.rank, lr=float(lr_v[0]) if scalar else lr_v,
         batch_size=int(b_v[0]) if scalar else b_v, sampling=sampling, steps=int(steps),
         running=pick(raw["running"]), running_t=pick(raw["running_t"]),
-        status=int(raw["status"][0]) if scalar else raw["status"])
+        status=int(raw["status"][0]) if scalar else raw["status"], info={"device": device})

@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..device import resolve_device
+from ..device import resolve_device, to_host
 from .gram import (GramSpectrum, _check_configs, _run_core, _sampling_name, gd_exponent,
                    gram_spectrum, mean_square_exponent)
 
@@ -144,11 +144,12 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     ``device="cuda"`` runs the whole grid in one GPU launch (one thread block per
     configuration) on the same random streams; the mean-square radius stays on the CPU.
     """
-    device = resolve_device(device)
+    device = resolve_device(device, model_or_K, X)
+    model_or_K = to_host(model_or_K)  # a Gram matrix on the GPU (the map copies it once)
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
         raise ValueError("lr, batch_size: both grids are required")
-    info = {}
+    info = {"device": device}
     if isinstance(model_or_K, GramSpectrum):
         spec = model_or_K
     elif isinstance(model_or_K, np.ndarray) or isinstance(model_or_K, (list, tuple)):
