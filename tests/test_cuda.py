@@ -6,45 +6,22 @@ Each test runs on every backend this installation has: "gpu" (the CUDA build on 
 -Ccmake.define.DELYAP_CUDA_EMULATION=ON): the emulator runs the launchers, the kernels' indexing
 and barriers and the device-buffer handling, with a guard page after every device allocation.
 Skipped when there is neither."""
-import importlib
-
 import numpy as np
 import pytest
+from cuda_backends import BACKENDS, SKIP_REASON, environment
 
 import delyap as dl
 import delyap.sgd as sgd
 from delyap import _core
 
 
-def _gpu_present() -> bool:
-    try:
-        cuda = importlib.import_module("delyap._cuda")
-        return cuda.device_count() > 0
-    except Exception:
-        return False
-
-
-def _emulation_built() -> bool:
-    try:
-        importlib.import_module("delyap._cuda_emulated")
-        return True
-    except ImportError:
-        return False
-
-
-BACKENDS = [b for b, there in (("gpu", _gpu_present()), ("emulated", _emulation_built())) if there]
-
-
 @pytest.fixture(autouse=True, params=BACKENDS or [None])
 def backend(request, monkeypatch):
     """device="cuda" goes to the real GPU or to the CPU emulation (DELYAP_CUDA_EMULATION)."""
     if request.param is None:
-        pytest.skip("needs the CUDA build and a GPU, or the CPU emulation "
-                    "(-Ccmake.define.DELYAP_CUDA_EMULATION=ON)")
-    if request.param == "emulated":
-        monkeypatch.setenv("DELYAP_CUDA_EMULATION", "1")
-    else:
-        monkeypatch.delenv("DELYAP_CUDA_EMULATION", raising=False)
+        pytest.skip(SKIP_REASON)
+    for name, value in environment(request.param).items():
+        monkeypatch.setenv(name, value)
     assert dl.has_cuda()
     return request.param
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cuda_backends import BACKENDS, SKIP_REASON, environment
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery is POSIX-only")
 
@@ -51,21 +52,21 @@ SIGNAL_DELAY = 0.5    # seconds between "started" and SIGINT
 EXIT_DEADLINE = 1.5   # seconds allowed between SIGINT and the child's exit
 
 
-def _child_env():
-    env = dict(os.environ)
+def _child_env(extra=None):
+    env = dict(os.environ, **(extra or {}))
     parts = [PYTHON_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def _interrupt_child(body: str):
+def _interrupt_child(body: str, env=None):
     """Run ``body`` in a child, SIGINT it 0.5 s after "started"; return (rc, out, err, latency)."""
     code = PRELUDE.format(body=textwrap.indent(textwrap.dedent(body).strip(), "    "))
     # A runner started in the background of a non-interactive shell ignores SIGINT, and the
     # child would inherit that (Python then never installs its Ctrl-C handler): restore it.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_child_env(),
+                            stderr=subprocess.PIPE, text=True, env=_child_env(env),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()  # blocks until the child reaches its solve
@@ -146,3 +147,26 @@ def test_ctrl_c_stops_slow_python_rhs():
     dl.solve_dde(py, 0.5, (0.0, 1e9), max_step=0.01)
     """
     _check(*_interrupt_child(body))
+
+
+@pytest.mark.parametrize("backend", BACKENDS or [pytest.param(None, marks=pytest.mark.skip(
+    reason=SKIP_REASON))])
+def test_ctrl_c_stops_a_gpu_ensemble_kernel(backend):
+    # The kernel polls a host-mapped flag every 1024 steps of each trajectory.
+    body = """
+    mg = dl.rhs.mackey_glass(tau=np.linspace(5.0, 30.0, 256))
+    dl.solve_dde(mg, 0.5, (0.0, 1e9), device="cuda", history_capacity=256)
+    """
+    _check(*_interrupt_child(body, environment(backend)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS or [pytest.param(None, marks=pytest.mark.skip(
+    reason=SKIP_REASON))])
+def test_ctrl_c_stops_a_gpu_sgd_map(backend):
+    # Each block's leader polls the flag every 256 steps.
+    body = """
+    import delyap.sgd as sgd
+    J = np.random.default_rng(0).standard_normal((64, 200)) / 14
+    sgd.gram_lyapunov(J @ J.T, np.linspace(0.1, 1.0, 16), 4, steps=10**9, device="cuda")
+    """
+    _check(*_interrupt_child(body, environment(backend)))

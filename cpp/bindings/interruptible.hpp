@@ -1,7 +1,8 @@
 // Runs long C++ work with the GIL released while the calling thread watches for Ctrl-C.
 // Python runs signal handlers only in the main thread, so the caller wakes every 50 ms,
 // takes the GIL, and calls PyErr_CheckSignals; on an interrupt it raises the cancel flag
-// that the core polls, waits for the workers to wind down, and re-raises in Python.
+// that the core polls (and calls `on_interrupt`, e.g. to raise a flag running GPU kernels
+// read), waits for the workers to wind down, and re-raises in Python.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -17,8 +18,9 @@ namespace delyap::bindings {
 
 namespace py = pybind11;
 
-template <class Work>
-void run_interruptible(std::atomic<bool>& cancel, Work&& work) {
+template <class Work, class OnInterrupt = void (*)()>
+void run_interruptible(std::atomic<bool>& cancel, Work&& work,
+                       OnInterrupt&& on_interrupt = [] {}) {
   std::exception_ptr error;
   bool interrupted = false;
   {
@@ -46,6 +48,7 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work) {
         if (PyErr_CheckSignals() != 0) {
           interrupted = true;
           cancel.store(true);
+          on_interrupt();
         }
       }
     }

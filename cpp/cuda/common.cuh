@@ -6,11 +6,14 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "interruptible.hpp"
 
 namespace delyap::cuda {
 
@@ -117,6 +120,47 @@ void check_block_size(Kernel kernel, int threads_per_block) {
   if (threads_per_block < 1 || threads_per_block > attr.maxThreadsPerBlock)
     throw std::invalid_argument("threads_per_block: must be in [1, " +
                                 std::to_string(attr.maxThreadsPerBlock) + "] for this kernel");
+}
+
+// A flag running kernels can read: one int of host-mapped pinned memory (kernels poll it
+// rarely, since every read crosses the bus). Raised on Ctrl-C.
+class MappedFlag {
+ public:
+  MappedFlag() {
+    void* p = nullptr;
+    check(cudaHostAlloc(&p, sizeof(int), cudaHostAllocMapped), "cudaHostAlloc");
+    host_ = static_cast<volatile int*>(p);
+    *host_ = 0;
+    void* d = nullptr;
+    check(cudaHostGetDevicePointer(&d, p, 0), "cudaHostGetDevicePointer");
+    device_ = static_cast<const volatile int*>(d);
+  }
+  MappedFlag(const MappedFlag&) = delete;
+  MappedFlag& operator=(const MappedFlag&) = delete;
+  ~MappedFlag() { cudaFreeHost(const_cast<int*>(host_)); }
+  void raise() { *host_ = 1; }
+  const volatile int* device() const { return device_; }
+
+ private:
+  volatile int* host_ = nullptr;
+  const volatile int* device_ = nullptr;
+};
+
+// Runs `work` (launches and waits) on a worker thread with the GIL released, on the caller's
+// device. Ctrl-C raises `stop` for the kernels to see; once they have returned, Python gets
+// its KeyboardInterrupt.
+template <class Work>
+void run_interruptible_on_device(MappedFlag& stop, Work&& work) {
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  std::atomic<bool> cancel{false};
+  bindings::run_interruptible(
+      cancel,
+      [&] {
+        check(cudaSetDevice(device), "cudaSetDevice");
+        work();
+      },
+      [&] { stop.raise(); });
 }
 
 // Fails with a clear message when `bytes` more device memory will not fit.

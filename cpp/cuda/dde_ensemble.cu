@@ -54,13 +54,14 @@ py::dict run_fixed_device(Batch systems, FixedSolve& fs, std::uintptr_t stream_h
   FixedSolve::Pointers p{history.get(), y.get(),      y_final.get(), t_end.get(),
                          status.get(),  stats.get(),  hist_t.get(),  hist_x.get(),
                          hist_f.get(),  y0.get(),     t_eval.get()};
-  const FixedEnsembleArgs args = fs.args(p);
-  {
-    py::gil_scoped_release release;
+  FixedEnsembleArgs args = fs.args(p);
+  MappedFlag stop;
+  args.cancel = stop.device();
+  run_interruptible_on_device(stop, [&] {
     launch("fixed_ensemble_kernel", fixed_ensemble_kernel<Batch>, blocks_for(B, threads_per_block),
            threads_per_block, stream, systems, args, B);
     check_launch("fixed_ensemble_kernel", stream);
-  }
+  });
   y.download(fs.y.mutable_data(), stream);
   y_final.download(fs.y_final.mutable_data(), stream);
   t_end.download(fs.t_end.mutable_data(), stream);

@@ -45,6 +45,7 @@ struct GramMapArgs {
   Index n_running, n_total;
   double *block_sum, *block_time, *sums, *running, *running_t, *exponents, *stderr_;
   int* status;
+  const volatile int* stop;  // host-mapped: Ctrl-C
 };
 
 __global__ void gram_map_kernel(GramMapArgs a) {
@@ -75,9 +76,10 @@ __global__ void gram_map_kernel(GramMapArgs a) {
                           a.running + c * a.n_running * k,
                           a.running_t + c * a.n_running};
   __shared__ int status;
-  auto never = []() { return false; };
+  const volatile int* stop = a.stop;
+  auto cancelled = [stop]() { return *stop != 0; };  // the leader asks every 256 steps
   const Status st =
-      run_gram_product(BlockGroup{}, p, acc, s, &status, never, PortableRowUpdate{});
+      run_gram_product(BlockGroup{}, p, acc, s, &status, cancelled, PortableRowUpdate{});
   if (threadIdx.x == 0) {
     acc.finish(a.exponents + c * k, a.stderr_ + c * k);
     a.status[c] = int(st);
@@ -154,12 +156,14 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
                 d_running_t.get(),
                 d_exp.get(),
                 d_se.get(),
-                d_status.get()};
-  {
-    py::gil_scoped_release release;
+                d_status.get(),
+                nullptr};
+  MappedFlag stop;
+  a.stop = stop.device();
+  run_interruptible_on_device(stop, [&] {
     launch("gram_map_kernel", gram_map_kernel, unsigned(C), threads_per_block, stream, a);
     check_launch("gram_map_kernel", stream);
-  }
+  });
   d_exp.download(out.exponents.mutable_data(), stream);
   d_se.download(out.stderr_.mutable_data(), stream);
   d_running.download(out.running.mutable_data(), stream);

@@ -396,6 +396,22 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_
   return cudaMemset(ptr, value, bytes);
 }
 
+// Pinned host memory is host memory that kernels may read: here, any host memory.
+cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned) {
+  *ptr = std::malloc(bytes ? bytes : 1);
+  return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation, "cudaHostAlloc: out of memory");
+}
+
+cudaError_t cudaHostGetDevicePointer(void** device_ptr, void* host_ptr, unsigned) {
+  *device_ptr = host_ptr;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
 // Work runs when it is queued, so there is never anything to wait for.
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }

@@ -185,6 +185,9 @@ struct FixedEnsembleArgs {
   Index* stats;          // batch × kFixedStatFields
   double* t_end;         // batch
   SolverOptions opt;
+  // Set to nonzero to stop every member (Ctrl-C); null: never. Read every 1024 steps, since
+  // on the GPU it lives in host-mapped memory and each read crosses the bus.
+  const volatile int* cancel = nullptr;
 };
 
 constexpr int kFixedStatFields = 5;  // accepted, rejected, rhs_evals, overlap_steps, history_peak
@@ -211,9 +214,11 @@ DELYAP_HD void solve_fixed_member(const System& sys, const FixedEnsembleArgs& a,
                      disc, kDiscCap};
   EvalSink sink{a.t_eval, a.n_eval, a.y + b * a.n_eval * dim, dim};
   SolveStats stats;
-  auto never = []() { return false; };
+  Index polls = 0;
+  const volatile int* flag = a.cancel;
+  auto cancelled = [flag, &polls]() { return flag && (polls++ & 1023) == 0 && *flag != 0; };
   const Status st =
-      solve_fixed(sys, a.opt, buffer, tr, sink, stats, scratch, a.y_final + b * dim, never);
+      solve_fixed(sys, a.opt, buffer, tr, sink, stats, scratch, a.y_final + b * dim, cancelled);
   a.status[b] = int(st);
   Index* row = a.stats + b * kFixedStatFields;
   row[0] = stats.accepted;
