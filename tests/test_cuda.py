@@ -30,6 +30,9 @@ def test_backend_is_the_one_asked_for(backend):
     from delyap.device import cuda_backend
 
     assert cuda_backend().emulated == (backend == "emulated")
+    sol = dl.solve_dde(dl.rhs.mackey_glass(tau=[5.0, 6.0]), 0.5, (0.0, 10.0), device="cuda")
+    assert sol.extras["device"] == "cuda"
+    assert sol.extras["emulated"] == (backend == "emulated")
 
 
 def test_device_draws_the_cpu_philox_stream():

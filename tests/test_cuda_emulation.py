@@ -16,9 +16,14 @@ emu = pytest.importorskip("delyap._cuda_emulated")
 def test_block_sum_needs_its_barriers():
     x = np.random.default_rng().uniform(1.0, 2.0, size=128)
     assert emu.block_sum(x, barriers=True) == pytest.approx(x.sum(), rel=1e-14)
-    # Without barriers each thread runs to the end before the next starts: thread 0 adds
-    # partial sums that nobody has written yet.
-    assert abs(emu.block_sum(x, barriers=False) - x.sum()) > 1.0
+    # Without barriers each thread runs to the end before the next starts. Launches alternate
+    # between running the threads backwards (where this tree happens to come out right) and
+    # forwards, where thread 0 adds partial sums nobody has written yet in this launch (the
+    # previous launch's, for other data: shared memory is not cleared between launches).
+    inputs = [x, x + 1.0]
+    errors = [abs(emu.block_sum(v, barriers=False) - v.sum()) for v in inputs]
+    assert max(errors) > 100.0
+    assert emu.block_sum(x, barriers=True) == pytest.approx(x.sum(), rel=1e-14)
 
 
 def test_divergent_barrier_is_a_launch_failure():
@@ -31,8 +36,14 @@ def test_copy_in_the_wrong_direction_is_an_error():
         emu.selftest("copy_direction")
 
 
-def test_write_past_the_end_of_device_memory_faults():
-    code = "from delyap import _cuda_emulated as e; e.selftest('out_of_bounds'); print('ran')"
+def test_host_pointer_passed_to_a_kernel_is_a_launch_failure():
+    with pytest.raises(RuntimeError, match="write_kernel: unspecified launch failure"):
+        emu.selftest("host_pointer")
+
+
+@pytest.mark.parametrize("bug", ["out_of_bounds", "out_of_bounds_int"])
+def test_write_one_element_past_the_end_of_device_memory_faults(bug):
+    code = f"from delyap import _cuda_emulated as e; e.selftest({bug!r}); print('ran')"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == -signal.SIGSEGV, run.stderr  # the guard page after the buffer

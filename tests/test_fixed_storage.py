@@ -65,13 +65,25 @@ def test_history_full_stops_only_the_trajectories_that_overflow():
     assert np.isnan(got["y"][1, -1, 0])  # stopped: later outputs stay unwritten
 
 
-def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems():
+def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems(monkeypatch):
+    monkeypatch.delenv("DELYAP_CUDA_EMULATION", raising=False)  # about the real device
     sys = rhs.mackey_glass(tau=[17.0, 20.0])
     if not dl.has_cuda():
         with pytest.raises(dl.CudaUnavailableError, match="device='cuda'"):
             dl.solve_dde(sys, 0.5, (0.0, 10.0), device="cuda")
         with pytest.raises(dl.CudaUnavailableError):
             dl.sgd.gram_lyapunov(np.eye(3), 0.1, 1, steps=10, device="cuda")
+
+        class OnGpu:  # what a CuPy array looks like to delyap
+            __cuda_array_interface__ = {"shape": (1,), "typestr": "<f8", "data": (0, False)}
+
+            def get(self):
+                return np.array([0.5])
+
+        # Chosen because the input is on a GPU: the error says how to stay on the CPU.
+        with pytest.raises(dl.CudaUnavailableError, match="pass device='cpu'"):
+            dl.solve_dde(sys, OnGpu(), (0.0, 10.0))
+        assert dl.solve_dde(sys, OnGpu(), (0.0, 10.0), device="cpu").success
     with pytest.raises(ValueError, match="device: expected"):
         dl.solve_dde(sys, 0.5, (0.0, 10.0), device="tpu")
     sd = rhs.mackey_glass(tau=2.0, tau_state=0.5, max_delay=5.0)
@@ -94,6 +106,7 @@ def test_python_calls_match_the_cuda_module_signatures(monkeypatch):
     bind to the CUDA module's functions (names, order, dtypes, optional arguments): they get
     as far as the module's own device check."""
     _cuda = pytest.importorskip("delyap._cuda")
+    monkeypatch.delenv("DELYAP_CUDA_EMULATION", raising=False)  # about the real module
     if dl.has_cuda():
         pytest.skip("a GPU is present: tests/test_cuda.py runs these for real")
     import scipy.sparse as sparse

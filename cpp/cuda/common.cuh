@@ -100,10 +100,14 @@ void launch(const char* name, void (*kernel)(Params...), unsigned blocks, int th
             cudaStream_t stream, const Args&... args) {
 #if defined(DELYAP_CUDA_EMULATION)
   (void)stream;
-  delyap_emulation::launch(reinterpret_cast<std::uintptr_t>(kernel), name, blocks, threads,
-                           [&] { kernel(Params(args)...); });
+  if (!(delyap_emulation::usable_on_device(args) && ...))
+    delyap_emulation::fail_launch(name, "a pointer argument is neither device memory nor "
+                                        "host-mapped memory");
+  else
+    delyap_emulation::launch(reinterpret_cast<std::uintptr_t>(kernel), name, blocks, threads,
+                             [&] { kernel(args...); });
 #else
-  kernel<<<blocks, threads, 0, stream>>>(Params(args)...);
+  kernel<<<blocks, threads, 0, stream>>>(args...);
 #endif
   check(cudaGetLastError(), name);
 }

@@ -91,7 +91,11 @@ def _cmd_lyapunov(args) -> int:
 def _cmd_info(args) -> int:
     import delyap
 
-    print(f"delyap {delyap.__version__}; CUDA available: {delyap.has_cuda()}")
+    from delyap.device import emulated
+
+    cuda = delyap.has_cuda()
+    note = " (the CPU emulation: DELYAP_CUDA_EMULATION is set)" if cuda and emulated() else ""
+    print(f"delyap {delyap.__version__}; CUDA available: {cuda}{note}")
     print("methods:", ", ".join(delyap.METHODS))
     from delyap import _core
 

@@ -9,6 +9,7 @@ device. Inputs that already live on a GPU (torch tensors, or anything exposing
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional
 
 __all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda", "current_stream",
@@ -32,7 +33,11 @@ def emulated() -> bool:
     return os.environ.get(EMULATION_VARIABLE, "") not in ("", "0")
 
 
+_warned_emulation = False
+
+
 def _emulated_backend():
+    global _warned_emulation
     try:
         from . import _cuda_emulated  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -40,6 +45,11 @@ def _emulated_backend():
             f"device='cuda': {EMULATION_VARIABLE} is set, but this delyap was built without the "
             "CPU emulation of its CUDA module (reinstall with "
             "-Ccmake.define.DELYAP_CUDA_EMULATION=ON)") from exc
+    if not _warned_emulation:  # a variable left set would otherwise go unnoticed
+        _warned_emulation = True
+        warnings.warn(f"{EMULATION_VARIABLE} is set: device='cuda' runs the CUDA code on its "
+                      "CPU emulation (for testing; slow, and no GPU is used)", RuntimeWarning,
+                      stacklevel=3)
     return _cuda_emulated
 
 
@@ -88,7 +98,15 @@ def on_cuda(value: Any) -> bool:
 def resolve_device(device: Optional[str], *inputs: Any) -> str:
     """``device`` validated; None picks "cuda" when any input is on a GPU, else "cpu"."""
     if device is None:
-        return "cuda" if any(on_cuda(v) for v in inputs) else "cpu"
+        if not any(on_cuda(v) for v in inputs):
+            return "cpu"
+        try:
+            cuda_backend()
+        except CudaUnavailableError as exc:
+            raise CudaUnavailableError(
+                f"{exc}. device='cuda' was chosen because an input is on a CUDA device; pass "
+                "device='cpu' to run on the CPU") from exc
+        return "cuda"
     if not isinstance(device, str) or device.lower() not in DEVICES:
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     return device.lower()

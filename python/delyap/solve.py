@@ -9,7 +9,7 @@ import numpy as np
 from . import _core
 from ._fixed import check_supported, solve_fixed
 from ._validate import as_count, as_float_array, as_positive
-from .device import cuda_backend, on_cuda, resolve_device, to_host
+from .device import cuda_backend, resolve_device, to_host
 from .errors import IntegrationError
 from .history import build_history
 from .networks import _Network
@@ -152,14 +152,12 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     n_threads = 0 if threads is None else as_count(threads, "threads", maximum=4096)
     if history_points is None:
         history_points = int(min(1001, max(33, 10**6 // max(1, system.dim * system.n_trajectories))))
-    if device is None and on_cuda(history):
-        device = "cuda"
+    where = resolve_device(device, history)
     history = to_host(history)
     hist = build_history(history, system, t0, y0,
                          history_points=as_count(history_points, "history_points", minimum=2),
                          jumps=history_jumps, grid=history_grid)
 
-    where = resolve_device(device, history)
     if where == "cuda" and isinstance(system, _Network):
         # One large trajectory at a time, its state and history in device memory.
         if history_capacity is not None:
@@ -188,6 +186,7 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     sol.extras["output"] = "state" if output is None else output
     if where == "cuda":
         sol.extras["device"] = "cuda"
+        sol.extras["emulated"] = bool(backend.emulated)
     if lockstep:
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)

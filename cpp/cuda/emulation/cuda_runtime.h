@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <type_traits>
 
 #define __global__
 #define __device__
@@ -91,10 +92,13 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
 cudaError_t cudaRuntimeGetVersion(int* version);
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);
 
+namespace delyap_emulation {
+cudaError_t device_malloc(void** ptr, std::size_t bytes, std::size_t align);
+}
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes);
 template <class T>
 cudaError_t cudaMalloc(T** ptr, std::size_t bytes) {
-  return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+  return delyap_emulation::device_malloc(reinterpret_cast<void**>(ptr), bytes, alignof(T));
 }
 cudaError_t cudaFree(void* ptr);
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
@@ -129,5 +133,19 @@ namespace delyap_emulation {
 // the kernel: one that has never reached a barrier runs its threads as plain calls.
 void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int threads,
             const std::function<void()>& thread_body);
+
+// True for null, device allocations and host-mapped pinned memory: what a kernel may
+// dereference. launch() checks a kernel's pointer arguments with it (not pointers inside
+// struct arguments).
+bool is_device_pointer(const void* p);
+void fail_launch(const char* name, const char* why);
+
+template <class Arg>
+bool usable_on_device(const Arg& arg) {
+  if constexpr (std::is_pointer_v<Arg>)
+    return is_device_pointer(const_cast<const void*>(static_cast<const volatile void*>(arg)));
+  else
+    return true;
+}
 
 }  // namespace delyap_emulation

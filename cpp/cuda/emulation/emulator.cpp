@@ -52,7 +52,7 @@ namespace delyap_emulation {
 namespace {
 
 std::mutex memory_mutex;
-cudaError_t last_error = cudaSuccess;
+thread_local cudaError_t last_error = cudaSuccess;  // per host thread, as in CUDA
 
 std::size_t page_size() {
   static const std::size_t size = std::size_t(sysconf(_SC_PAGESIZE));
@@ -176,8 +176,10 @@ Block& block_of(int threads) {
 }
 
 // Runs one block's threads as fibers, barrier phase by barrier phase; the order of the threads
-// alternates between phases. Returns false when a barrier was reached by only part of the block.
-bool run_fibers(int threads, const std::function<void()>& body, bool* hit_barrier) {
+// alternates between phases, starting backwards when `backwards`. Returns false when a barrier
+// was reached by only part of the block.
+bool run_fibers(int threads, const std::function<void()>& body, bool backwards,
+                bool* hit_barrier) {
   Block& b = block_of(threads);
   for (int t = 0; t < threads; ++t) start_fiber(b.fibers[std::size_t(t)]);
   b.body = &body;
@@ -185,7 +187,7 @@ bool run_fibers(int threads, const std::function<void()>& body, bool* hit_barrie
   bool ok = true;
   for (int phase = 0;; ++phase) {
     for (int i = 0; i < threads; ++i) {
-      const int t = phase % 2 == 0 ? i : threads - 1 - i;
+      const int t = (phase % 2 == 1) != backwards ? threads - 1 - i : i;
       Fiber& f = b.fibers[std::size_t(t)];
       if (f.done) continue;
       f.at_barrier = false;
@@ -209,9 +211,35 @@ bool run_fibers(int threads, const std::function<void()>& body, bool* hit_barrie
 
 std::mutex launch_mutex;
 enum class Barriers { Unknown, None, Used };
-std::unordered_map<std::uintptr_t, Barriers> barrier_use;  // learned per kernel
+struct KernelRecord {
+  Barriers barriers = Barriers::Unknown;  // learned from its first block
+  unsigned long long launches = 0;
+};
+std::unordered_map<std::uintptr_t, KernelRecord> kernels;
+
+// Thrown by __syncthreads() in a thread run as a plain call: caught by launch().
+struct BarrierInPlainCall {};
+
+// Host-mapped pinned allocations: host memory a kernel may read.
+std::map<std::uintptr_t, std::size_t> mapped_host;
 
 }  // namespace
+
+bool is_device_pointer(const void* p) {
+  if (!p) return true;
+  if (is_device(p, 1)) return true;
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  auto it = mapped_host.upper_bound(addr);
+  if (it == mapped_host.begin()) return false;
+  --it;
+  return addr < it->first + it->second;
+}
+
+void fail_launch(const char* name, const char* why) {
+  std::fprintf(stderr, "delyap CUDA emulation: in %s, %s\n", name, why);
+  last_error = cudaErrorLaunchFailure;
+}
 
 void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int threads,
             const std::function<void()>& thread_body) {
@@ -223,33 +251,38 @@ void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int thread
   gridDim = dim3(blocks);
   blockDim = dim3(unsigned(threads));
   active_kernel = name;
-  Barriers& use = barrier_use[kernel];
-  // Blocks run in reverse order on every other launch: a kernel whose blocks depend on each
-  // other's writes (a race on a GPU) then gives different results from run to run.
-  static unsigned long long launches = 0;
-  const bool reverse = (launches++ & 1) == 1;
+  KernelRecord& k = kernels[kernel];
+  // Each kernel's launches alternate between backwards (the first) and forwards, for its
+  // blocks and for its threads' first barrier phase: blocks that race with each other, or
+  // threads that read shared memory before a barrier, then disagree from launch to launch.
+  const bool backwards = (k.launches++ & 1) == 0;
   for (unsigned i = 0; i < blocks; ++i) {
-    const unsigned blk = reverse ? blocks - 1 - i : i;
+    const unsigned blk = backwards ? blocks - 1 - i : i;
     blockIdx = uint3{blk, 0, 0};
-    if (use == Barriers::None) {
-      // A kernel that never reached a barrier: its threads are plain calls (much faster).
-      for (int t = 0; t < threads; ++t) {
-        threadIdx = uint3{unsigned(t), 0, 0};
-        thread_body();
+    if (k.barriers == Barriers::None) {
+      // A kernel whose first block never reached a barrier: threads are plain calls (fast).
+      try {
+        for (int i_t = 0; i_t < threads; ++i_t) {
+          const int t = backwards ? threads - 1 - i_t : i_t;
+          threadIdx = uint3{unsigned(t), 0, 0};
+          thread_body();
+        }
+      } catch (const BarrierInPlainCall&) {
+        k.barriers = Barriers::Used;  // fibers from the next launch on
+        fail_launch(name, "__syncthreads() was reached although the kernel's first block never "
+                          "reached one (the emulator ran it as plain calls; launch it again)");
+        return;
       }
       continue;
     }
     bool hit = false;
-    if (!run_fibers(threads, thread_body, &hit)) {
-      std::fprintf(stderr,
-                   "delyap CUDA emulation: in %s, block %u, __syncthreads() was reached by "
-                   "some threads of the block while others had returned\n",
-                   name, blk);
-      last_error = cudaErrorLaunchFailure;
+    if (!run_fibers(threads, thread_body, backwards, &hit)) {
+      fail_launch(name, "__syncthreads() was reached by some threads of a block while others "
+                        "had returned");
       return;
     }
-    if (use == Barriers::Unknown) use = hit ? Barriers::Used : Barriers::None;
-    if (hit) use = Barriers::Used;
+    if (k.barriers == Barriers::Unknown) k.barriers = hit ? Barriers::Used : Barriers::None;
+    if (hit) k.barriers = Barriers::Used;
   }
 }
 
@@ -258,13 +291,7 @@ void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int thread
 using namespace delyap_emulation;
 
 void __syncthreads() {
-  if (!active) {
-    std::fprintf(stderr,
-                 "delyap CUDA emulation: %s reached __syncthreads() after an earlier launch "
-                 "never did; the emulator cannot suspend it\n",
-                 active_kernel);
-    std::abort();
-  }
+  if (!active) throw BarrierInPlainCall{};  // a plain call cannot be suspended
   Fiber& f = active->fibers[std::size_t(active->current)];
   f.at_barrier = true;
   delyap_emu_switch(&f.sp, active->scheduler_sp);
@@ -325,6 +352,11 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
 }
 
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+  return delyap_emulation::device_malloc(ptr, bytes, 8);
+}
+
+namespace delyap_emulation {
+cudaError_t device_malloc(void** ptr, std::size_t bytes, std::size_t align) {
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
 #if defined(__SANITIZE_ADDRESS__)
@@ -342,8 +374,9 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   if (base == MAP_FAILED) return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
   char* guard = base + data_pages * page;
   mprotect(guard, page, PROT_NONE);
-  // The allocation ends at the guard page (rounded to 8 bytes for alignment).
-  char* p = guard - ((bytes + 7) / 8) * 8;
+  // The allocation ends at the guard page, up to the element type's alignment: a write one
+  // element past the end faults.
+  char* p = guard - ((bytes + align - 1) / align) * align;
 #endif
   std::memset(p, 0xFF, bytes);
   {
@@ -353,6 +386,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = p;
   return cudaSuccess;
 }
+}  // namespace delyap_emulation
 
 cudaError_t cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
@@ -399,7 +433,10 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_
 // Pinned host memory is host memory that kernels may read: here, any host memory.
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned) {
   *ptr = std::malloc(bytes ? bytes : 1);
-  return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation, "cudaHostAlloc: out of memory");
+  if (!*ptr) return fail(cudaErrorMemoryAllocation, "cudaHostAlloc: out of memory");
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  mapped_host[reinterpret_cast<std::uintptr_t>(*ptr)] = bytes ? bytes : 1;
+  return cudaSuccess;
 }
 
 cudaError_t cudaHostGetDevicePointer(void** device_ptr, void* host_ptr, unsigned) {
@@ -408,6 +445,10 @@ cudaError_t cudaHostGetDevicePointer(void** device_ptr, void* host_ptr, unsigned
 }
 
 cudaError_t cudaFreeHost(void* ptr) {
+  {
+    std::lock_guard<std::mutex> lock(memory_mutex);
+    mapped_host.erase(reinterpret_cast<std::uintptr_t>(ptr));
+  }
   std::free(ptr);
   return cudaSuccess;
 }

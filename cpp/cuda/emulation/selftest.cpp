@@ -1,7 +1,7 @@
 // Kernels with the bugs the emulator is there to expose, so tests/test_cuda_emulation.py can
 // check that it does: a reduction missing its barriers, a barrier inside divergent code, a copy
-// in the wrong direction and a write past the end of a device buffer. Built only into
-// delyap._cuda_emulated.
+// in the wrong direction, a write one element past the end of a device buffer, a host pointer
+// passed to a kernel. Built only into delyap._cuda_emulated.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -35,9 +35,10 @@ __global__ void divergent_barrier_kernel(double* out) {
   out[threadIdx.x] = 1.0;
 }
 
-__global__ void write_kernel(double* out, int n) {
+template <class T>
+__global__ void write_kernel(T* out, int n) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i <= n) out[i] = 1.0;  // one past the end: the bug
+  if (i <= n) out[i] = T(1);  // one past the end: the bug
 }
 
 double block_sum(const py::array_t<double, py::array::c_style>& x, bool barriers) {
@@ -61,9 +62,17 @@ void selftest(const std::string& bug) {
     check(cudaMemcpy(host, other, sizeof host, cudaMemcpyHostToDevice), "cudaMemcpy");
   } else if (bug == "out_of_bounds") {
     DeviceBuffer<double> out(100);
-    launch("write_kernel", write_kernel, 1u, kThreads, nullptr, out.get(), 100);
+    launch("write_kernel", write_kernel<double>, 1u, kThreads, nullptr, out.get(), 100);
+  } else if (bug == "out_of_bounds_int") {
+    DeviceBuffer<int> out(101);
+    launch("write_kernel", write_kernel<int>, 1u, kThreads, nullptr, out.get(), 101);
+  } else if (bug == "host_pointer") {
+    double host[kThreads];
+    double* host_ptr = host;
+    launch("write_kernel", write_kernel<double>, 1u, kThreads, nullptr, host_ptr, kThreads - 1);
   } else {
-    throw py::value_error("bug: one of divergent_barrier, copy_direction, out_of_bounds");
+    throw py::value_error("bug: one of divergent_barrier, copy_direction, out_of_bounds, "
+                          "out_of_bounds_int, host_pointer");
   }
 }
 
