@@ -14,8 +14,12 @@
 //   GPU does not zero it, and each allocation ends at a guard page: reading or writing past its
 //   end faults. Copies check that their pointers are device or host memory as their kind says.
 // - Launch configurations are checked as on the device (1 ≤ threads ≤ 1024, blocks ≥ 1).
-// What it does not model: timing, warps, concurrency between streams (all work runs at once,
-// in order), device-only arithmetic (FMA contraction, the device's libm).
+// What it does not model: timing, warps, concurrency between streams (all work runs when it
+// is queued), device-only arithmetic (FMA contraction, the device's libm), per-kernel block
+// size limits (1024 for all), shared memory garbage (a __shared__ array starts at zero and
+// keeps the previous block's values), and deferred errors (a kernel's failure is reported at
+// its launch, not at the next synchronisation). A kernel's pointer arguments are checked to be
+// device or host-mapped memory; pointers inside struct arguments are not.
 #pragma once
 
 #include <cstddef>
