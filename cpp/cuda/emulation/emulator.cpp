@@ -76,15 +76,22 @@ struct Mapping {
   std::size_t mapped;
   std::size_t bytes;
 };
-std::map<std::uintptr_t, Mapping> allocations;  // by the pointer handed out
+using AllocationTable = std::map<std::uintptr_t, Mapping>;  // by the pointer handed out
+AllocationTable allocations;  // device memory
+AllocationTable mapped_host;  // host-mapped pinned memory: host memory a kernel may read
+
+// Whether [p, p + bytes) lies inside one allocation of `table` (lock memory_mutex first).
+bool inside(const AllocationTable& table, const void* p, std::size_t bytes) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  auto it = table.upper_bound(addr);
+  if (it == table.begin()) return false;
+  --it;
+  return addr + bytes <= it->first + it->second.bytes;
+}
 
 bool is_device(const void* p, std::size_t bytes) {
   std::lock_guard<std::mutex> lock(memory_mutex);
-  const auto addr = reinterpret_cast<std::uintptr_t>(p);
-  auto it = allocations.upper_bound(addr);
-  if (it == allocations.begin()) return false;
-  --it;
-  return addr + bytes <= it->first + it->second.bytes;
+  return inside(allocations, p, bytes);
 }
 
 bool overlaps_device(const void* p, std::size_t bytes) {
@@ -123,8 +130,7 @@ constexpr std::size_t kStackBytes = 256 * 1024;
 struct Fiber {
   char* stack = nullptr;  // kStackBytes, above a guard page
   void* sp = nullptr;
-  bool done = false;
-  bool at_barrier = false;
+  bool done = false;  // returned; otherwise, between phases, waiting at a barrier
 };
 
 struct Block {
@@ -135,7 +141,6 @@ struct Block {
 };
 
 Block* active = nullptr;  // the block whose fibers are running; null for plain calls
-const char* active_kernel = "";
 
 extern "C" void delyap_emu_fiber_entry() {
   (*active->body)();
@@ -166,7 +171,6 @@ void start_fiber(Fiber& f) {
   sp[7] = 0;
   f.sp = sp;
   f.done = false;
-  f.at_barrier = false;
 }
 
 Block& block_of(int threads) {
@@ -190,7 +194,6 @@ bool run_fibers(int threads, const std::function<void()>& body, bool backwards,
       const int t = (phase % 2 == 1) != backwards ? threads - 1 - i : i;
       Fiber& f = b.fibers[std::size_t(t)];
       if (f.done) continue;
-      f.at_barrier = false;
       threadIdx = uint3{unsigned(t), 0, 0};
       b.current = t;
       delyap_emu_switch(&b.scheduler_sp, f.sp);
@@ -220,20 +223,12 @@ std::unordered_map<std::uintptr_t, KernelRecord> kernels;
 // Thrown by __syncthreads() in a thread run as a plain call: caught by launch().
 struct BarrierInPlainCall {};
 
-// Host-mapped pinned allocations: host memory a kernel may read.
-std::map<std::uintptr_t, std::size_t> mapped_host;
-
 }  // namespace
 
 bool is_device_pointer(const void* p) {
   if (!p) return true;
-  if (is_device(p, 1)) return true;
   std::lock_guard<std::mutex> lock(memory_mutex);
-  const auto addr = reinterpret_cast<std::uintptr_t>(p);
-  auto it = mapped_host.upper_bound(addr);
-  if (it == mapped_host.begin()) return false;
-  --it;
-  return addr < it->first + it->second;
+  return inside(allocations, p, 1) || inside(mapped_host, p, 1);
 }
 
 void fail_launch(const char* name, const char* why) {
@@ -250,7 +245,6 @@ void launch(std::uintptr_t kernel, const char* name, unsigned blocks, int thread
   }
   gridDim = dim3(blocks);
   blockDim = dim3(unsigned(threads));
-  active_kernel = name;
   KernelRecord& k = kernels[kernel];
   // Each kernel's launches alternate between backwards (the first) and forwards, for its
   // blocks and for its threads' first barrier phase: blocks that race with each other, or
@@ -293,7 +287,6 @@ using namespace delyap_emulation;
 void __syncthreads() {
   if (!active) throw BarrierInPlainCall{};  // a plain call cannot be suspended
   Fiber& f = active->fibers[std::size_t(active->current)];
-  f.at_barrier = true;
   delyap_emu_switch(&f.sp, active->scheduler_sp);
 }
 
@@ -435,7 +428,8 @@ cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned) {
   *ptr = std::malloc(bytes ? bytes : 1);
   if (!*ptr) return fail(cudaErrorMemoryAllocation, "cudaHostAlloc: out of memory");
   std::lock_guard<std::mutex> lock(memory_mutex);
-  mapped_host[reinterpret_cast<std::uintptr_t>(*ptr)] = bytes ? bytes : 1;
+  mapped_host[reinterpret_cast<std::uintptr_t>(*ptr)] =
+      Mapping{static_cast<char*>(*ptr), 0, bytes ? bytes : 1};
   return cudaSuccess;
 }
 
