@@ -8,7 +8,7 @@ and barriers and the device-buffer handling, with a guard page after every devic
 Skipped when there is neither."""
 import numpy as np
 import pytest
-from cuda_backends import BACKENDS, SKIP_REASON, environment
+from cuda_backends import BACKENDS, SKIP_REASON, CupyLike, environment
 
 import delyap as dl
 import delyap.sgd as sgd
@@ -208,20 +208,6 @@ def test_stuart_landau_on_the_gpu_matches_cpu():
     np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)
 
 
-class _CupyLike:
-    """A stand-in for a CuPy array: __cuda_array_interface__ and .get()."""
-
-    def __init__(self, a):
-        self._a = np.asarray(a)
-
-    @property
-    def __cuda_array_interface__(self):
-        return {"shape": self._a.shape, "typestr": "<f8", "data": (0, False), "version": 3}
-
-    def get(self):
-        return self._a
-
-
 class _TorchLike:
     """A stand-in for a torch tensor on a CUDA device: .device.type and .detach().cpu()."""
 
@@ -243,7 +229,7 @@ class _TorchLike:
         return self._a
 
 
-@pytest.mark.parametrize("wrap", [_CupyLike, _TorchLike])
+@pytest.mark.parametrize("wrap", [CupyLike, _TorchLike])
 def test_inputs_on_a_cuda_device_select_the_gpu(wrap):
     rng = np.random.default_rng()
     h0 = rng.uniform(0.3, 1.2, size=(5, 1))

@@ -3,6 +3,7 @@
 regular growing-buffer solver. Inputs are random each run."""
 import numpy as np
 import pytest
+from cuda_backends import CupyLike
 
 import delyap as dl
 import delyap.sgd
@@ -74,16 +75,10 @@ def test_device_cuda_gives_clear_errors_without_a_gpu_or_for_unsupported_systems
         with pytest.raises(dl.CudaUnavailableError):
             dl.sgd.gram_lyapunov(np.eye(3), 0.1, 1, steps=10, device="cuda")
 
-        class OnGpu:  # what a CuPy array looks like to delyap
-            __cuda_array_interface__ = {"shape": (1,), "typestr": "<f8", "data": (0, False)}
-
-            def get(self):
-                return np.array([0.5])
-
         # Chosen because the input is on a GPU: the error says how to stay on the CPU.
         with pytest.raises(dl.CudaUnavailableError, match="pass device='cpu'"):
-            dl.solve_dde(sys, OnGpu(), (0.0, 10.0))
-        assert dl.solve_dde(sys, OnGpu(), (0.0, 10.0), device="cpu").success
+            dl.solve_dde(sys, CupyLike([0.5]), (0.0, 10.0))
+        assert dl.solve_dde(sys, CupyLike([0.5]), (0.0, 10.0), device="cpu").success
     with pytest.raises(ValueError, match="device: expected"):
         dl.solve_dde(sys, 0.5, (0.0, 10.0), device="tpu")
     sd = rhs.mackey_glass(tau=2.0, tau_state=0.5, max_delay=5.0)

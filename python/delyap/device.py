@@ -13,7 +13,7 @@ import warnings
 from typing import Any, Optional
 
 __all__ = ["CudaUnavailableError", "cuda_backend", "resolve_device", "on_cuda", "current_stream",
-           "emulated"]
+           "emulated", "device_info"]
 
 DEVICES = ("cpu", "cuda")
 
@@ -93,6 +93,12 @@ def on_cuda(value: Any) -> bool:
         return True
     dev = getattr(value, "device", None)
     return getattr(dev, "type", None) == "cuda"
+
+
+def device_info(device: str) -> dict:
+    """Where a result was computed, for its ``info`` / ``extras``: the device and, for
+    "cuda", whether that was the CPU emulation."""
+    return {"device": device, "emulated": device == "cuda" and emulated()}
 
 
 def resolve_device(device: Optional[str], *inputs: Any) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from . import _core
 from ._fixed import check_supported, solve_fixed
 from ._validate import as_count, as_float_array, as_positive
-from .device import cuda_backend, resolve_device, to_host
+from .device import cuda_backend, device_info, resolve_device, to_host
 from .errors import IntegrationError
 from .history import build_history
 from .networks import _Network
@@ -185,8 +185,7 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
     sol.extras["output"] = "state" if output is None else output
     if where == "cuda":
-        sol.extras["device"] = "cuda"
-        sol.extras["emulated"] = bool(backend.emulated)
+        sol.extras.update(device_info("cuda"))
     if lockstep:
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)

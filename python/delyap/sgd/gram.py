@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import as_count, as_float_array, as_positive
-from ..device import cuda_backend, current_stream, emulated, resolve_device, to_host
+from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
            "mean_square_exponent", "gram_spectrum", "SAMPLING"]
@@ -316,4 +316,4 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         normal_dim=spec.rank, lr=float(lr_v[0]) if scalar else lr_v,
         batch_size=int(b_v[0]) if scalar else b_v, sampling=sampling, steps=int(steps),
         running=pick(raw["running"]), running_t=pick(raw["running_t"]),
-        status=int(raw["status"][0]) if scalar else raw["status"], info={"device": device, "emulated": device == "cuda" and emulated()})
+        status=int(raw["status"][0]) if scalar else raw["status"], info=device_info(device))

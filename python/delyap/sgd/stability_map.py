@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..device import emulated, resolve_device, to_host
+from ..device import device_info, resolve_device, to_host
 from .gram import (GramSpectrum, _check_configs, _run_core, _sampling_name, gd_exponent,
                    gram_spectrum, mean_square_exponent)
 
@@ -149,7 +149,7 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
         raise ValueError("lr, batch_size: both grids are required")
-    info = {"device": device, "emulated": device == "cuda" and emulated()}
+    info = device_info(device)
     if isinstance(model_or_K, GramSpectrum):
         spec = model_or_K
     elif isinstance(model_or_K, np.ndarray) or isinstance(model_or_K, (list, tuple)):
