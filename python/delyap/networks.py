@@ -4,69 +4,126 @@ Graphs are given as adjacency matrices A (scipy.sparse or dense), row i holding 
 of node i: A[i, j] ≠ 0 means j drives i with weight A[i, j]. Edge delays are a scalar, or one
 per edge taking a small number of distinct values (≤ 255 "delay classes"): the solver reads the
 history once per class for all nodes, not once per edge.
+
+Edge order ("CSR order", the order of per-edge delays): for a scipy CSR matrix, its stored
+entries as given (``A.indices`` / ``A.data`` row by row, sorted or not); for anything else
+(dense, COO, CSC, ...), row-major order (i, then j) of its entries. Duplicate stored entries of
+one (i, j) are summed, as scipy does, and must then carry one delay (parallel edges with
+distinct delays raise a ValueError). The caller's matrix is never modified: the system keeps
+its own canonical copy (``system.adjacency``: sorted, duplicates summed, explicit zeros kept as
+edges) with the delays permuted along.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from ._system import ArrayLike, DDESystem, check_delays
 from ._validate import as_float_array
-from .rhs import ArrayLike, DDESystem, _check_delays
 
 __all__ = ["KuramotoDDE", "StuartLandauDDE", "kuramoto", "stuart_landau"]
 
 MAX_DELAY_CLASSES = 255
 
 
-def _csr(adjacency, name="adjacency"):
+def _sparse():
+    """scipy.sparse (a dependency of delyap; network systems are built on it)."""
     try:
         import scipy.sparse as sp
-    except ImportError:  # pragma: no cover
-        sp = None
-    if sp is not None and sp.issparse(adjacency):
-        A = sp.csr_matrix(adjacency, dtype=np.float64)
+    except ImportError:  # pragma: no cover - scipy is in delyap's dependencies
+        raise ImportError("network systems need scipy, a dependency of delyap: "
+                          "pip install scipy") from None
+    return sp
+
+
+def _entries(matrix, name: str) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(N, rows, cols, values) of a square matrix's entries in edge order, as fresh arrays."""
+    sp = _sparse()
+    if sp.issparse(matrix):
+        if matrix.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected real weights, got dtype {matrix.dtype}")
+        if matrix.format != "csr":
+            # tocsr() of the caller's own copy: scipy may sum or sort in place.
+            matrix = matrix.copy().tocsr()
+            matrix.sum_duplicates()
+        shape = matrix.shape
+        rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(matrix.indptr))
+        cols = np.array(matrix.indices, dtype=np.int64)
+        values = as_float_array(matrix.data, name)
     else:
-        dense = as_float_array(adjacency, name, ndim=(2,))
-        if sp is None:
-            raise ImportError("network systems need scipy: pip install scipy")
-        A = sp.csr_matrix(dense)
-    if A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name}: must be square (N × N), got {A.shape}")
-    if A.shape[0] == 0:
+        dense = as_float_array(matrix, name, ndim=(2,))
+        shape = dense.shape
+        rows, cols = np.nonzero(dense)
+        values = dense[rows, cols]
+    if shape[0] != shape[1]:
+        raise ValueError(f"{name}: must be square (N × N), got {shape}")
+    if shape[0] == 0:
         raise ValueError(f"{name}: empty graph")
-    A.sum_duplicates()
-    A.sort_indices()
-    if not np.all(np.isfinite(A.data)):
-        raise ValueError(f"{name}: weights contain NaN or inf")
-    return A
+    return shape[0], rows.astype(np.int64), cols.astype(np.int64), values
 
 
-def _edge_delays(tau, A):
-    """(distinct delays, per-edge class or None) for a scalar, sparse or per-edge tau."""
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover
-        sp = None
-    if sp is not None and sp.issparse(tau):
-        T = sp.csr_matrix(tau, dtype=np.float64)
-        T.sum_duplicates()
-        T.sort_indices()
-        if T.shape != A.shape or T.nnz != A.nnz or not (
-                np.array_equal(T.indptr, A.indptr) and np.array_equal(T.indices, A.indices)):
+def _graph(adjacency, tau):
+    """(canonical CSR copy of A, distinct delays, per-edge class or None).
+
+    Per-edge delays follow the user's edge order (module docs) and are permuted with the
+    entries into the canonical (sorted, duplicate-free) order the system keeps.
+    """
+    sp = _sparse()
+    N, rows, cols, weights = _entries(adjacency, "adjacency")
+    if sp.issparse(tau):
+        # A delay matrix with A's pattern: matched by position (i, j), so its order is free.
+        nt, trows, tcols, tvals = _entries(tau, "tau")
+        key, tkey = rows * N + cols, trows * N + tcols
+        if nt != N or np.unique(tkey).size != tkey.size:
+            raise ValueError("tau: a sparse delay matrix must have the adjacency's shape and one "
+                             "delay per entry (no duplicates)")
+        order = np.argsort(tkey)
+        pos = np.searchsorted(tkey[order], key).clip(0, max(tkey.size - 1, 0))
+        if tkey.size == 0 or not np.array_equal(tkey[order][pos], key) or \
+                np.setdiff1d(tkey, key).size:
             raise ValueError("tau: a sparse delay matrix must have the adjacency's sparsity pattern")
-        per_edge = T.data
+        per_edge = tvals[order][pos]
     else:
         t = as_float_array(tau, "tau", ndim=(0, 1))
-        if t.ndim == 0:
-            _check_delays(t.reshape(1))
-            return t.reshape(1), None
-        if t.shape[0] != A.nnz:
-            raise ValueError(f"tau: per-edge delays need one value per edge ({A.nnz}), got {t.shape[0]}")
-        per_edge = t
+        if t.ndim == 0:  # one delay for every edge: one class
+            check_delays(t.reshape(1))
+            per_edge = np.full(rows.size, float(t))
+        elif t.shape[0] != rows.size:
+            raise ValueError(f"tau: per-edge delays need one value per edge (stored entry of "
+                             f"the adjacency: {rows.size}), got {t.shape[0]}")
+        else:
+            per_edge = t
+    # Canonical order: by (i, j), then delay, so that duplicates of one entry are adjacent.
+    order = np.lexsort((per_edge, cols, rows))
+    rows, cols, weights, per_edge = rows[order], cols[order], weights[order], per_edge[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    starts = np.flatnonzero(first)
+    if rows.size:
+        lo, hi = np.minimum.reduceat(per_edge, starts), np.maximum.reduceat(per_edge, starts)
+        bad = np.flatnonzero(lo != hi)
+        if bad.size:
+            s = starts[bad[0]]
+            raise ValueError(f"tau: adjacency entry ({rows[s]}, {cols[s]}) is stored more than "
+                             f"once with different delays ({lo[bad[0]]:g}, {hi[bad[0]]:g}); "
+                             "duplicate entries are summed and must share one delay")
+        weights = np.add.reduceat(weights, starts)
+        rows, cols, per_edge = rows[starts], cols[starts], per_edge[starts]
+    indptr = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=N), out=indptr[1:])
+    A = sp.csr_matrix((weights, cols.astype(np.int32), indptr), shape=(N, N))
+    if not sp.issparse(tau) and t.ndim == 0:
+        return A, t.reshape(1), None
+    values, klass = _delay_classes(per_edge)
+    return A, values, klass
+
+
+def _delay_classes(per_edge: np.ndarray):
+    """(distinct delays, per-edge class index or None when there is one class)."""
     values, klass = np.unique(per_edge, return_inverse=True)
-    _check_delays(values)
+    check_delays(values)
     if values.shape[0] > MAX_DELAY_CLASSES:
         raise ValueError(f"tau: {values.shape[0]} distinct edge delays; at most {MAX_DELAY_CLASSES} "
                          "are supported (round them to a grid of delay classes)")
@@ -100,7 +157,7 @@ def _normalisation(normalization, A) -> np.ndarray:
 
 class _Network(DDESystem):
     def __init__(self, omega, adjacency, coupling, tau, normalization):
-        A = _csr(adjacency)
+        A, self.tau_values, self.edge_class = _graph(adjacency, tau)
         N = A.shape[0]
         self.adjacency = A
         self.n_nodes = N
@@ -113,7 +170,6 @@ class _Network(DDESystem):
             raise ValueError("coupling: empty array (batch of size zero)")
         self.batch_size = None if k.ndim == 0 else k.shape[0]
         self.coupling = np.ascontiguousarray(k.reshape(-1))
-        self.tau_values, self.edge_class = _edge_delays(tau, A)
         self.n_delays = self.tau_values.shape[0]
         self.inv_norm = _normalisation(normalization, A)
         self._args = _core.NetworkArgs(A.indptr.astype(np.int64), A.indices.astype(np.int32),
@@ -149,6 +205,8 @@ class _Network(DDESystem):
 class KuramotoDDE(_Network):
     """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i). Use :func:`kuramoto`."""
 
+    order_parameter = "phases"  # the state is the phases θ_j
+
     def __init__(self, omega, adjacency, coupling, tau, normalization):
         super().__init__(omega, adjacency, coupling, tau, normalization)
         self.dim = self.n_nodes
@@ -166,6 +224,8 @@ class KuramotoDDE(_Network):
 class StuartLandauDDE(_Network):
     """z_i' = (λ + iω_i − |z_i|²) z_i + (K/d_i) Σ_j A_ij (z_j(t − τ_ij) − z_i), state
     (Re z_i, Im z_i) interleaved (dim = 2N). Use :func:`stuart_landau`."""
+
+    order_parameter = "phasors"  # the state is z_j: the phase of z_j is z_j/|z_j|
 
     def __init__(self, omega, adjacency, coupling, tau, normalization, lam):
         super().__init__(omega, adjacency, coupling, tau, normalization)
@@ -194,8 +254,11 @@ def kuramoto(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.0, *,
         Weighted adjacency, A[i, j] the weight of the edge j → i.
     coupling : float or array (batch,)
         Coupling strength K; an array sweeps K (one trajectory per value, shared graph).
-    tau : float, array (n_edges,) in CSR order, or a sparse matrix with A's pattern
-        Edge delays (positive); per-edge delays may take at most 255 distinct values.
+    tau : float, array (n_edges,) in edge order, or a sparse matrix with A's pattern
+        Edge delays (≥ 1e-12); per-edge delays may take at most 255 distinct values. Edge
+        order: a CSR matrix's stored entries as given (``A.data`` order, sorted or not), else
+        row-major; duplicate entries are summed and must share a delay. ``adjacency`` and
+        ``tau`` are copied, never modified.
     normalization : 'in_degree' (default), 'weighted_in_degree', 'n', 'none' or array (N,)
         d_i in K/d_i; nodes with d_i = 0 are uncoupled.
 
@@ -212,5 +275,8 @@ def stuart_landau(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.
 
     State: (Re z_i, Im z_i) interleaved, dim = 2N; ``lam`` is the distance from the Hopf
     bifurcation (limit-cycle radius √λ when uncoupled). Other arguments as for :func:`kuramoto`.
+
+    ``solve_dde(..., output="order_parameter")`` keeps the phasor coherence r(t), ψ(t) of
+    r e^{iψ} = (1/N) Σ_j z_j/|z_j| (a node at z_j = 0 adds 0).
     """
     return StuartLandauDDE(omega, adjacency, coupling, tau, normalization, lam)

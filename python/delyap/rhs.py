@@ -6,59 +6,18 @@ with its own adaptive steps. ``python`` wraps any vectorised Python function.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from . import _core
+from ._system import ArrayLike, DDESystem
+from ._system import check_delays as _check_delays
 from ._validate import as_count, as_float_array, as_index
+from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau
 
 __all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "KuramotoDDE", "StuartLandauDDE",
            "mackey_glass", "linear", "python", "kuramoto", "stuart_landau"]
-
-ArrayLike = Union[float, Sequence[float], np.ndarray]
-
-
-class DDESystem:
-    """Base class of the systems that :func:`delyap.solve_dde` integrates.
-
-    Attributes
-    ----------
-    dim : int
-        State dimension of one trajectory.
-    n_delays : int
-        Number of constant delays.
-    batch_size : int or None
-        Number of trajectories, or None for a single trajectory.
-    """
-
-    dim: int
-    n_delays: int
-    batch_size: Optional[int]
-
-    @property
-    def delays(self) -> np.ndarray:
-        """Delays, shape (batch_size or 1, n_delays)."""
-        raise NotImplementedError
-
-    @property
-    def max_delay(self) -> float:
-        """The largest delay over the batch: the history window the solver keeps."""
-        return float(np.max(self.delays))
-
-    @property
-    def n_trajectories(self) -> int:
-        return 1 if self.batch_size is None else self.batch_size
-
-    def _solve(self, history, t0, t_final, t_eval, options, threads, output):  # pragma: no cover
-        raise NotImplementedError
-
-
-def _check_delays(tau: np.ndarray, name: str = "tau") -> None:
-    if tau.size == 0:
-        raise ValueError(f"{name}: at least one delay is needed")
-    if np.any(tau <= 0):
-        raise ValueError(f"{name}: delays must be positive, got min {tau.min():g}")
 
 
 def _broadcast_batch(params: dict) -> Tuple[dict, Optional[int]]:
@@ -303,5 +262,3 @@ def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
     return PythonDDE(f, dim, tau, batch_size, max_delay=max_delay, n_delays=n_delays,
                      neutral=neutral, jac=jac)
 
-
-from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau  # noqa: E402

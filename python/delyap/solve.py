@@ -102,10 +102,12 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         grid, e.g. geometric where the history varies fast.
     output : None, array of int, or "order_parameter"
         What to keep at each output time: the full state (default), the listed components
-        (``sol.y[..., j]`` is component ``output[j]``), or for phase systems (Kuramoto) the
-        order parameter r e^{iψ} = (1/N) Σ e^{iθ_j} as ``sol.y[..., 0] = r``,
-        ``sol.y[..., 1] = ψ``. Reduced outputs keep memory at n_t × (outputs) for large
-        networks; they need ``t_eval``.
+        (``sol.y[..., j]`` is component ``output[j]``, indices in [0, dim)), or the order
+        parameter of systems that declare one (``system.order_parameter``) as
+        ``sol.y[..., 0] = r``, ``sol.y[..., 1] = ψ``: r e^{iψ} = (1/N) Σ e^{iθ_j} for Kuramoto
+        phases, (1/N) Σ z_j/|z_j| for Stuart–Landau; other systems raise a ValueError.
+        Reduced outputs keep memory at n_t × (outputs) for large networks; they need
+        ``t_eval``.
 
     device : {"cpu", "cuda"}, optional
         Where to integrate. ``"cuda"`` runs one GPU thread per trajectory (built-in
@@ -198,8 +200,13 @@ def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
     return _core.OutputSpec(*_output_mode(output, system, times))
 
 
+# The C++ Reduction (cpp/include/delyap/dde/output.hpp) for each declared order parameter.
+_ORDER_PARAMETER_MODES = {"phases": 2, "phasors": 3}
+
+
 def _output_mode(output, system: DDESystem, times) -> Tuple[int, list]:
-    """(mode, components): 0 full state, 1 the listed components, 2 the order parameter."""
+    """(mode, components): 0 full state, 1 the listed components, 2 or 3 the order parameter
+    of phases or of phasors (``system.order_parameter``)."""
     if output is None:
         return 0, []
     if times is None:
@@ -210,13 +217,19 @@ def _output_mode(output, system: DDESystem, times) -> Tuple[int, list]:
         if output != "order_parameter":
             raise ValueError(f"output: expected None, component indices or 'order_parameter', "
                              f"got {output!r}")
-        return 2, []
+        kind = system.order_parameter  # declared by the system (delyap._system.DDESystem)
+        if kind not in _ORDER_PARAMETER_MODES:
+            raise ValueError(f"output: {type(system).__name__} has no order parameter "
+                             "('order_parameter' is for kuramoto (phases) and stuart_landau "
+                             "(z/|z|) networks); pass component indices or None")
+        return _ORDER_PARAMETER_MODES[kind], []
     idx = np.asarray(output)
     if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
         raise TypeError("output: component indices must be a non-empty 1-D integer array")
-    if idx.min() < -system.dim or idx.max() >= system.dim:
-        raise ValueError(f"output: component indices must lie in [0, {system.dim})")
-    return 1, [int(i) % system.dim for i in idx]
+    if idx.min() < 0 or idx.max() >= system.dim:
+        raise ValueError(f"output: component indices must lie in [0, {system.dim}), got "
+                         f"{int(idx.min()) if idx.min() < 0 else int(idx.max())}")
+    return 1, [int(i) for i in idx]
 
 
 def _split_python_batch(sol: DDESolution, system: PythonDDE) -> DDESolution:

@@ -10,10 +10,12 @@
 
 namespace delyap {
 
-// What is written per output time: the full state, selected components, or the Kuramoto
-// order parameter (r, ψ) of the state read as phases — reductions keep memory at
-// n_eval × width when the state is large.
-enum class Reduction : int { Full = 0, Components = 1, OrderParameter = 2 };
+// What is written per output time: the full state, selected components, or an order
+// parameter (r, ψ) — of the state read as phases θ_d (Kuramoto), or as interleaved
+// (Re z_d, Im z_d) phasors reduced to their phases z_d/|z_d| (Stuart–Landau); the Python layer
+// picks the one the system declares. Reductions keep memory at n_eval × width when the state
+// is large.
+enum class Reduction : int { Full = 0, Components = 1, OrderParameter = 2, PhasorCoherence = 3 };
 
 DELYAP_HD inline int reduced_width(Reduction mode, int dim, Index n_components) {
   return mode == Reduction::Full ? dim
@@ -36,7 +38,23 @@ struct SinOf {
   const double* v;
   DELYAP_HD double operator()(Index d) const { return std::sin(v[d]); }
 };
-// (r, ψ) of the Kuramoto order parameter r e^{iψ} = (1/N) Σ_d e^{iθ_d} from the two sums.
+// Re and Im of the unit phasor z_d/|z_d| of node d (state interleaved Re, Im). A node at z = 0
+// has no phase: it adds 0 (never NaN, which would read as a failed output).
+struct UnitRe {
+  const double* v;
+  DELYAP_HD double operator()(Index d) const {
+    const double a = std::hypot(v[2 * d], v[2 * d + 1]);
+    return a > 0.0 ? v[2 * d] / a : 0.0;
+  }
+};
+struct UnitIm {
+  const double* v;
+  DELYAP_HD double operator()(Index d) const {
+    const double a = std::hypot(v[2 * d], v[2 * d + 1]);
+    return a > 0.0 ? v[2 * d + 1] / a : 0.0;
+  }
+};
+// (r, ψ) of the order parameter r e^{iψ} = (1/N) Σ_d e^{iφ_d} from the two sums.
 DELYAP_HD inline void order_parameter(double cos_sum, double sin_sum, Index n, double* row) {
   const double re = cos_sum / double(n), im = sin_sum / double(n);
   row[0] = std::sqrt(re * re + im * im);
@@ -62,6 +80,9 @@ struct EvalSink {
       exec.for_each(n_components, GatherComponents{state, components, row});
     } else if (mode == Reduction::OrderParameter) {
       order_parameter(exec.sum(dim, CosOf{state}), exec.sum(dim, SinOf{state}), dim, row);
+    } else if (mode == Reduction::PhasorCoherence) {
+      const Index n = dim / 2;
+      order_parameter(exec.sum(n, UnitRe{state}), exec.sum(n, UnitIm{state}), n, row);
     } else {
       exec.for_each(dim, CopyElements{row, state});
     }

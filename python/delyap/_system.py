@@ -1,0 +1,77 @@
+"""The base class every system derives from, and the checks its constructors share.
+
+A module of its own so that :mod:`delyap.rhs` (the built-in systems, which re-exports the
+network systems) and :mod:`delyap.networks` both build on it without importing each other.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+ArrayLike = Union[float, Sequence[float], np.ndarray]
+
+# The smallest delay a constructor accepts. Delays are in the units of t; a delay below this
+# is x(t − τ) ≈ x(t) to every tolerance the solvers reach, while the discontinuity tracker
+# would still have to land steps on t0 + kτ, which rounding cannot resolve (τ = 1e-20 stops
+# with status step_underflow at t0 = 0). Rescale time for problems on such time scales.
+MIN_DELAY = 1e-12
+
+# What output="order_parameter" computes for each kind a system may declare.
+ORDER_PARAMETERS = {
+    "phases": "r e^{iψ} = (1/N) Σ_j e^{iθ_j} of the state read as phases θ_j",
+    "phasors": "r e^{iψ} = (1/N) Σ_j z_j/|z_j| of the state read as interleaved (Re z_j, Im z_j) "
+               "(a node at z_j = 0 has no phase and adds 0)",
+}
+
+
+class DDESystem:
+    """Base class of the systems that :func:`delyap.solve_dde` integrates.
+
+    Attributes
+    ----------
+    dim : int
+        State dimension of one trajectory.
+    n_delays : int
+        Number of constant delays.
+    batch_size : int or None
+        Number of trajectories, or None for a single trajectory.
+    order_parameter : str or None
+        What ``solve_dde(..., output="order_parameter")`` computes from the state: "phases"
+        (Kuramoto: r e^{iψ} = mean e^{iθ_j}), "phasors" (Stuart–Landau: r e^{iψ} =
+        mean z_j/|z_j|), or None when the system has no order parameter (the call raises).
+    """
+
+    dim: int
+    n_delays: int
+    batch_size: Optional[int]
+    order_parameter: Optional[str] = None
+
+    @property
+    def delays(self) -> np.ndarray:
+        """Delays, shape (batch_size or 1, n_delays)."""
+        raise NotImplementedError
+
+    @property
+    def max_delay(self) -> float:
+        """The largest delay over the batch: the history window the solver keeps."""
+        return float(np.max(self.delays))
+
+    @property
+    def n_trajectories(self) -> int:
+        return 1 if self.batch_size is None else self.batch_size
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):  # pragma: no cover
+        raise NotImplementedError
+
+
+def check_delays(tau: np.ndarray, name: str = "tau") -> None:
+    """Constant delays must be positive (as always) and at least MIN_DELAY."""
+    if tau.size == 0:
+        raise ValueError(f"{name}: at least one delay is needed")
+    if np.any(tau <= 0):
+        raise ValueError(f"{name}: delays must be positive, got min {tau.min():g}")
+    if np.any(tau < MIN_DELAY):
+        raise ValueError(f"{name}: delay {tau.min():g} is below the smallest supported delay "
+                         f"{MIN_DELAY:g} (delays are in the units of t: rescale time, or drop "
+                         "the delay, since x(t − τ) ≈ x(t) at this size)")
