@@ -4,7 +4,9 @@ The per-sample output Jacobians come from ``torch.func`` (``vmap`` of ``jacrev``
 ``functional_call``), in chunks of samples; K = J Jᵀ is accumulated in float64. When the full
 Jacobian (N·c × D doubles) fits ``memory_budget`` bytes it is kept and multiplied once;
 otherwise K is built block by block, recomputing chunk Jacobians (memory O(chunk · D)).
-The model is evaluated in whatever mode it is in (put batch-norm models in ``eval()``).
+Models whose batch-norm, dropout or similar layers are in training mode are rejected (call
+``model.eval()``): the linearisation needs a deterministic function of each sample. X must have
+the parameters' dtype.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def _check_model_and_data(model, X, Y=None):
         raise ValueError(f"X: is on {X.device} but the model is on {device}")
     if X.shape[0] == 0:
         raise ValueError("X: empty data set")
+    _check_dtypes(params, X)
+    _check_eval_mode(model)
     if not torch.isfinite(X).all():
         raise ValueError("X: contains NaN or inf")
     if Y is not None:
@@ -56,6 +60,52 @@ def _check_model_and_data(model, X, Y=None):
         if not torch.isfinite(Y).all():
             raise ValueError("Y: contains NaN or inf")
     return params
+
+
+def _check_dtypes(params: dict, X) -> None:
+    """One floating dtype for the parameters and X: torch does not promote inside a layer."""
+    dtypes = {p.dtype for p in params.values()}
+    if len(dtypes) > 1:
+        kinds = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+        raise TypeError(f"model: parameters of mixed dtypes ({kinds}); convert the model to one "
+                        f"dtype, e.g. model.double()")
+    dtype = dtypes.pop()
+    if X.dtype != dtype:
+        name = lambda d: str(d).replace("torch.", "")  # noqa: E731
+        raise TypeError(f"X: dtype {name(X.dtype)} but the model's parameters are {name(dtype)}; "
+                        f"convert the model or the data to float64 (model.double(), X.double())")
+
+
+def _mode_dependent(module) -> bool:
+    """Whether ``module`` computes something else in training mode than in eval mode: batch
+    statistics and their running-average updates (batch norm, instance norm that tracks
+    running stats) or random masks (dropout, RReLU, attention dropout)."""
+    torch = _torch()
+    nn = torch.nn
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return True
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return bool(module.track_running_stats)
+    if isinstance(module, (nn.modules.dropout._DropoutNd, nn.RReLU)):
+        return True
+    if isinstance(module, nn.MultiheadAttention):
+        return module.dropout > 0
+    return False
+
+
+def _check_eval_mode(model) -> None:
+    """Per-sample Jacobians need a deterministic function of one sample: no module may use
+    batch statistics or random masks (which torch.func reports only as vmap errors)."""
+    batch_norm = _torch().nn.modules.batchnorm._BatchNorm
+    for name, m in model.named_modules():
+        where = f"'{name}' ({type(m).__name__})" if name else type(m).__name__
+        if m.training and _mode_dependent(m):
+            raise ValueError(f"model: {where} is in training mode, where its output depends on "
+                             f"the batch or on random draws; call model.eval() first")
+        if isinstance(m, batch_norm) and m.running_mean is None:
+            raise ValueError(f"model: {where} normalises with batch statistics in every mode "
+                             f"(track_running_stats=False), so a sample's output depends on the "
+                             f"others; it needs running statistics and model.eval()")
 
 
 def _per_sample_function(model):
