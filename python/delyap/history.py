@@ -29,7 +29,7 @@ from . import _core
 from ._validate import as_float_array
 from .rhs import DDESystem
 
-__all__ = ["build_history", "HistoryData"]
+__all__ = ["build_history", "check_history_grid", "HistoryData"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,32 @@ def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
                      f" got {arr.shape}")
 
 
+def _lags_fixed(system: DDESystem) -> bool:
+    """True when every lag is a constant delay, so the solver reads back to t0 − max_delay.
+    With time- or state-dependent lags ``max_delay`` is only a declared bound."""
+    return getattr(system, "tau_fn", None) is None and not getattr(system, "state_dependent", False)
+
+
+def check_history_grid(grid, t0: float, max_delay: float, *, lags_fixed: bool = True) -> np.ndarray:
+    """The ``history_grid`` as a float array (a copy), checked: increasing, ending at t0, and,
+    for constant delays, starting at or before t0 − max_delay, the earliest time the first
+    step reads. (With time- or state-dependent lags, ``max_delay`` is only a bound and a
+    shorter grid can be right, e.g. for vanishing delays; reads before it stop the run.)"""
+    grid = as_float_array(grid, "history_grid", ndim=(1,))
+    if grid.size < 2 or np.any(np.diff(grid) <= 0) or grid[-1] != t0:
+        raise ValueError(f"history_grid: needs at least two increasing times ending at t0 = {t0:g}")
+    start = t0 - max_delay
+    # A grid built as t0 − τ·(…) may miss t0 − τ by rounding: within that, it covers it.
+    slack = 4 * np.finfo(float).eps * (abs(t0) + max_delay)
+    if lags_fixed and grid[0] > start + slack:
+        raise ValueError(f"history_grid: too short: the solver reads the history on "
+                         f"[t0 − max_delay, t0] = [{start:g}, {t0:g}], the grid covers "
+                         f"[{grid[0]:g}, {t0:g}]")
+    if lags_fixed and grid[0] > start:
+        grid[0] = start
+    return grid
+
+
 def build_history(history, system: DDESystem, t0: float, y0=None, *,
                   history_points: int = 1001, jumps=None, grid=None) -> HistoryData:
     """Convert a user history (see module docs) into the solver's Hermite anchors."""
@@ -105,9 +131,7 @@ def build_history(history, system: DDESystem, t0: float, y0=None, *,
     if grid is not None:
         if not callable(history):
             raise ValueError("history_grid: only a callable history is sampled on a grid")
-        grid = as_float_array(grid, "history_grid", ndim=(1,))
-        if grid.size < 2 or np.any(np.diff(grid) <= 0) or grid[-1] != t0:
-            raise ValueError("history_grid: needs at least two increasing times ending at t0")
+        grid = check_history_grid(grid, t0, tau_max, lags_fixed=_lags_fixed(system))
         start = float(grid[0])
     if callable(history):
         if grid is None:
