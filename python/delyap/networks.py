@@ -72,10 +72,11 @@ def _graph(adjacency, tau):
     """
     sp = _sparse()
     N, rows, cols, weights = _entries(adjacency, "adjacency")
+    key = rows * N + cols  # (i, j) as one sort key
     if sp.issparse(tau):
         # A delay matrix with A's pattern: matched by position (i, j), so its order is free.
         nt, trows, tcols, tvals = _entries(tau, "tau")
-        key, tkey = rows * N + cols, trows * N + tcols
+        tkey = trows * N + tcols
         if nt != N or np.unique(tkey).size != tkey.size:
             raise ValueError("tau: a sparse delay matrix must have the adjacency's shape and one "
                              "delay per entry (no duplicates)")
@@ -95,13 +96,15 @@ def _graph(adjacency, tau):
                              f"the adjacency: {rows.size}), got {t.shape[0]}")
         else:
             per_edge = t
-    # Canonical order: by (i, j), then delay, so that duplicates of one entry are adjacent.
-    order = np.lexsort((per_edge, cols, rows))
-    rows, cols, weights, per_edge = rows[order], cols[order], weights[order], per_edge[order]
+    # Canonical order: by (i, j), duplicates of one entry adjacent (a stable sort keeps the
+    # caller's order among them); already canonical input (the common case) is not sorted.
+    if np.any(key[1:] <= key[:-1]):
+        order = np.argsort(key, kind="stable")
+        key, rows, cols, weights, per_edge = (a[order] for a in (key, rows, cols, weights, per_edge))
     first = np.ones(rows.size, dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    first[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(first)
-    if rows.size:
+    if starts.size < rows.size:  # duplicates to merge
         lo, hi = np.minimum.reduceat(per_edge, starts), np.maximum.reduceat(per_edge, starts)
         bad = np.flatnonzero(lo != hi)
         if bad.size:
