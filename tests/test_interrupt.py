@@ -36,12 +36,14 @@ def after():
     assert s.success
     print("reusable", flush=True)
 
+{setup}
 print("started", flush=True)
 t_start = time.perf_counter()
 try:
 {body}
 except KeyboardInterrupt:
     print("interrupted", flush=True)
+    print("caught_at", repr(time.monotonic()), flush=True)
     after()
     sys.exit(0)
 print("finished without interrupt after %.1f s" % (time.perf_counter() - t_start), flush=True)
@@ -60,9 +62,13 @@ def _child_env(extra=None):
     return env
 
 
-def _interrupt_child(body: str, env=None):
-    """Run ``body`` in a child, SIGINT it 0.5 s after "started"; return (rc, out, err, latency)."""
-    code = PRELUDE.format(body=textwrap.indent(textwrap.dedent(body).strip(), "    "))
+def _interrupt_child(body: str, env=None, setup: str = ""):
+    """Run ``body`` in a child, SIGINT it 0.5 s after "started"; return (rc, out, err, latency,
+    catch_latency): the time from the signal to the child's exit, and to its catching the
+    KeyboardInterrupt (None when it did not)."""
+    # `setup` (e.g. building large inputs) runs before "started", so the signal lands in `body`.
+    code = PRELUDE.format(setup=textwrap.dedent(setup).strip(),
+                          body=textwrap.indent(textwrap.dedent(body).strip(), "    "))
     # A runner started in the background of a non-interactive shell ignores SIGINT, and the
     # child would inherit that (Python then never installs its Ctrl-C handler): restore it.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
@@ -76,6 +82,7 @@ def _interrupt_child(body: str, env=None):
         time.sleep(SIGNAL_DELAY)
         assert proc.poll() is None, "child finished before it was interrupted"
         sent = time.perf_counter()
+        sent_monotonic = time.monotonic()  # CLOCK_MONOTONIC: the same clock in the child
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=EXIT_DEADLINE + 1.5)
@@ -83,20 +90,28 @@ def _interrupt_child(body: str, env=None):
             pass
         latency = time.perf_counter() - sent
         out, err = proc.communicate(timeout=0.1) if proc.poll() is not None else ("", "")
-        return proc.returncode, out, err, latency
+        words = out.split()
+        caught = (float(words[words.index("caught_at") + 1]) - sent_monotonic
+                  if "caught_at" in words else None)
+        return proc.returncode, out, err, latency, caught
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
-def _check(rc, out, err, latency):
+CATCH_DEADLINE = 1.0  # seconds from SIGINT to the KeyboardInterrupt in the child
+
+
+def _check(rc, out, err, latency, caught):
     assert rc is not None, f"child still running {latency:.2f} s after SIGINT (hung)"
     assert rc == 0, f"child exit code {rc}\nstdout:\n{out}\nstderr:\n{err}"
     assert "interrupted" in out.split(), f"no KeyboardInterrupt reported\nstdout:\n{out}\nstderr:\n{err}"
     assert "reusable" in out.split(), f"library unusable after interrupt\nstderr:\n{err}"
     # The latency includes the small check solve after the interrupt (milliseconds).
     assert latency < EXIT_DEADLINE, f"child took {latency:.2f} s to stop after SIGINT"
+    assert caught is not None and caught < CATCH_DEADLINE, \
+        f"KeyboardInterrupt arrived {caught} s after SIGINT"
 
 
 def test_ctrl_c_stops_large_compiled_sweep():
@@ -145,6 +160,39 @@ def test_ctrl_c_stops_slow_python_rhs():
         return -0.1 * x + 0.2 * xd[:, 0, :] / (1.0 + xd[:, 0, :] ** 10)
     py = dl.rhs.python(f, 1, 17.0)
     dl.solve_dde(py, 0.5, (0.0, 1e9), max_step=0.01)
+    """
+    _check(*_interrupt_child(body))
+
+
+def test_ctrl_c_stops_a_product_whose_single_step_takes_seconds():
+    # d = 1500, full spectrum: one step is ~10^10 flops (≥ 0.3 s here even with blocked
+    # kernels; seconds on the baseline build). Polling every N steps cannot stop this within
+    # 1 s; polling by work done (common/work_poll.hpp) must, inside the product and the QR.
+    setup = "mats = np.random.default_rng(0).normal(size=(2, 1500, 1500)) / 40"
+    body = "dl.iid_product(mats, steps=100, transient=0, threads=1)"
+    _check(*_interrupt_child(body, setup=setup))
+
+
+def test_ctrl_c_stops_sgd_gram_map_with_long_steps():
+    # Few long steps (full-rank K, n = 1000, k = 300 directions, B = 64): a step and its QR are
+    # ~4e8 flops, so "every 256 steps" read the flag once a minute; by work it is prompt.
+    setup = """
+    import delyap.sgd as sgd
+    J = np.random.default_rng(0).standard_normal((1000, 1000)) / np.sqrt(1000)
+    spec = sgd.gram_spectrum(J @ J.T)
+    """
+    body = "sgd.gram_lyapunov(spec, 0.01, 64, steps=10**6, n_exponents=300, threads=1)"
+    _check(*_interrupt_child(body, setup=setup))
+
+
+def test_ctrl_c_stops_python_rhs_between_stages():
+    # One call of f takes 0.25 s, so one DP5 step (6 stages + the error estimate) is ~1.7 s:
+    # checking only between steps misses 1 s; the check before each call does not.
+    body = """
+    def f(t, x, xd):
+        time.sleep(0.25)
+        return -0.1 * x + 0.2 * xd[:, 0, :] / (1.0 + xd[:, 0, :] ** 10)
+    dl.solve_dde(dl.rhs.python(f, 1, 17.0), 0.5, (0.0, 1e9), max_step=0.01)
     """
     _check(*_interrupt_child(body))
 

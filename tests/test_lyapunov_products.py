@@ -123,3 +123,62 @@ def test_kaplan_yorke_dimension():
 def test_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         iid_product(**kwargs)
+
+
+# ---- Large d: the blocked (BLAS-3) kernels ---------------------------------------------------
+# The host runs blocked GEMM and blocked Householder QR from d ≈ 100 on (dense_blocked.hpp):
+# these sizes take that path (and cross its 48-column panels unevenly).
+
+@pytest.mark.parametrize("n, k", [(130, 61), (200, 200), (97, 1), (150, 100)])
+def test_blocked_qr_matches_numpy(n, k):
+    a = np.random.default_rng(n + k).standard_normal((n, k))
+    a_in = a.copy()
+    q, r = _core.blocked_qr(a)
+    np.testing.assert_array_equal(a, a_in)
+    np.testing.assert_allclose(q @ r, a, atol=1e-12)
+    np.testing.assert_allclose(q.T @ q, np.eye(k), atol=1e-13)
+    assert np.all(np.diag(r) > 0) and np.all(np.tril(r, -1) == 0)
+    qn, rn = np.linalg.qr(a)
+    np.testing.assert_allclose(np.diag(r), np.abs(np.diag(rn)), rtol=1e-10)
+
+
+def _start_directions(seed, stream, d, k):
+    """The engine's start vectors, drawn here from its Philox stream (rng.hpp): entry i of the
+    column-major d × k block is Box–Muller normal (i mod 2) of counter 2^62 + i // 2."""
+    def uniform(x):
+        return ((x & (2**53 - 1)) + 0.5) * 2.0**-53
+    z = np.empty(d * k + 1)
+    for c in range((d * k + 1) // 2):
+        v = [int(w) for w in _core.philox4x32(seed, stream, 2**62 + c)]
+        u0, u1 = uniform((v[0] << 21) ^ v[1]), uniform((v[2] << 21) ^ v[3])
+        rho = np.sqrt(-2.0 * np.log(u0))
+        z[2 * c], z[2 * c + 1] = rho * np.cos(2 * np.pi * u1), rho * np.sin(2 * np.pi * u1)
+    return z[:d * k].reshape(k, d).T
+
+
+@pytest.mark.parametrize("d, k, m", [(120, 120, 1), (120, 10, 1), (110, 110, 3)])
+def test_large_d_matches_numpy_qr_accumulation(d, k, m):
+    """Independent reference: the same draws (matrix choices and start vectors, from the
+    engine's counter-based stream) multiplied and re-orthonormalised by numpy. Same product
+    sequence, so the exponents agree to rounding, not only within standard errors."""
+    rng = np.random.default_rng(d + k)
+    mats = rng.standard_normal((3, d, d)) / np.sqrt(d)
+    probs = np.array([0.5, 0.3, 0.2])
+    steps, transient, seed = 24, 16, 5
+    res = iid_product(mats, probs, steps=steps, n_exponents=k, seed=seed, transient=transient,
+                      renorm_interval=m)
+    u = _core.philox_uniforms(seed, 0, transient + steps)[0::2]  # step n: uniform 2n
+    choice = np.minimum(np.searchsorted(np.cumsum(probs), u, side="right"), 2)
+    q, _ = np.linalg.qr(_start_directions(seed, 0, d, k))
+    logs, since = np.zeros(k), 0
+    for n in range(transient + steps):
+        q = mats[choice[n]] @ q
+        since += 1
+        if since == m or n + 1 in (transient, transient + steps):  # the engine's QR schedule
+            q, r = np.linalg.qr(q)
+            if n + 1 > transient:
+                logs += np.log(np.abs(np.diag(r)))
+            since = 0
+    np.testing.assert_allclose(res.exponents, logs / steps, rtol=1e-9, atol=1e-11)
+    # The directions too (up to the sign convention of numpy's QR).
+    np.testing.assert_allclose(np.abs(res.vectors), np.abs(q), atol=1e-9)

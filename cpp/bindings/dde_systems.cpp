@@ -13,6 +13,7 @@
 
 #include "delyap/dde/rhs/linear.hpp"
 #include "delyap/dde/rhs/mackey_glass.hpp"
+#include "interruptible.hpp"
 #include "lyapunov_runner.hpp"
 #include "solve_runner.hpp"
 #include "system_params.hpp"
@@ -70,6 +71,7 @@ struct PythonSystem {
       for (int k = 0; k < nd; ++k) out[k] = tau[k];
       return true;
     }
+    if (bindings::interrupt_requested()) return false;
     py::gil_scoped_acquire gil;
     try {
       py::array_t<double> xa({batch, d});
@@ -92,6 +94,10 @@ struct PythonSystem {
 
   // Single-trajectory Jacobians from the user's callable: (dim, dim) and (n_delays, dim, dim).
   void jacobian(double t, const double* x, const double* xd, double* jx, double* jd) const {
+    if (bindings::interrupt_requested()) {  // poisons the step as an error does: run stops
+      for (Index i = 0; i < Index(d) * d; ++i) jx[i] = NAN;
+      return;
+    }
     py::gil_scoped_acquire gil;
     try {
       py::array_t<double> xa({batch, d});
@@ -125,7 +131,10 @@ struct PythonSystem {
     return a.attr("transpose")(1, 0, 2);
   }
 
+  // Each call may be slow, so a Ctrl-C is honoured between stages, not only between steps
+  // (the step then fails as a raising f would; the caller re-raises the KeyboardInterrupt).
   bool call(double t, const double* x, const double* xd, const double* xdd, double* out) const {
+    if (bindings::interrupt_requested()) return false;
     py::gil_scoped_acquire gil;
     try {
       py::array_t<double> xa({batch, d});

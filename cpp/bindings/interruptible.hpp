@@ -3,6 +3,10 @@
 // takes the GIL, and calls PyErr_CheckSignals; on an interrupt it raises the cancel flag
 // that the core polls (and calls `on_interrupt`, e.g. to raise a flag running GPU kernels
 // read), waits for the workers to wind down, and re-raises in Python.
+//
+// How often the work itself looks at the flag is one rule, by work done rather than by steps
+// (delyap/common/work_poll.hpp). Work that calls back into Python (a Python right-hand side:
+// each call may take long) asks interrupt_requested() before each call instead.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -18,6 +22,18 @@ namespace delyap::bindings {
 
 namespace py = pybind11;
 
+namespace detail {
+// The cancel flag of the run_interruptible call this thread works for (null on other threads):
+// lets a Python callback deep inside the core stop between two calls without a flag argument
+// threaded through every layer. Python systems run on the worker thread itself (threads = 1).
+inline thread_local const std::atomic<bool>* worker_cancel = nullptr;
+}  // namespace detail
+
+// True once Ctrl-C (or an error elsewhere) has cancelled the run this thread works for.
+inline bool interrupt_requested() {
+  return detail::worker_cancel && detail::worker_cancel->load(std::memory_order_relaxed);
+}
+
 template <class Work, class OnInterrupt = void (*)()>
 void run_interruptible(std::atomic<bool>& cancel, Work&& work,
                        OnInterrupt&& on_interrupt = [] {}) {
@@ -29,6 +45,7 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work,
     std::condition_variable cv;
     bool done = false;
     std::thread runner([&]() {
+      detail::worker_cancel = &cancel;
       try {
         work();
       } catch (...) {

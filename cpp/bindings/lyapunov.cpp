@@ -9,6 +9,7 @@
 #include "delyap/dde/rhs/linear.hpp"
 #include "delyap/dde/rhs/mackey_glass.hpp"
 #include "delyap/lyap/iid_product.hpp"
+#include "dense_blocked.hpp"
 #include "lyapunov_runner.hpp"
 #include "system_params.hpp"
 
@@ -44,7 +45,8 @@ py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, In
       std::vector<double> scratch(2 * Index(d) * k + Index(k) * k + d + 2 * Index(k));
       std::vector<double> q(Index(d) * k);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-      const Status st = run_iid_product(p, acc, q.data(), scratch.data(), is_cancelled);
+      const Status st = run_iid_product(p, acc, q.data(), scratch.data(), is_cancelled,
+                                        bindings::HostDense{});
       out.finish(i, acc, st);
       // q is column-major d × k; the output is row-major (d, k).
       for (int c = 0; c < k; ++c)
@@ -56,20 +58,22 @@ py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, In
   return res;
 }
 
-py::tuple householder(const DArray& a) {
+// Thin QR of a (n × k, k ≤ n) by `qr(colmajor, n, k, r)`, returned as numpy (Q, R): the test
+// hooks of the portable and the blocked kernels.
+template <class Qr>
+py::tuple thin_qr(const DArray& a, Qr&& qr) {
   require_shape(a, "a", {-1, -1});
-  const Index n = a.shape(0);
-  const int k = int(a.shape(1));
+  const Index n = a.shape(0), k = a.shape(1);
   if (k > n) throw py::value_error("a: needs at least as many rows as columns");
-  std::vector<double> colmajor(n * k), r(Index(k) * k), work(n + k);
+  std::vector<double> colmajor(n * k), r(k * k);
   for (Index i = 0; i < n; ++i)
-    for (int j = 0; j < k; ++j) colmajor[j * n + i] = a.at(i, j);
-  householder_qr(colmajor.data(), n, n, k, r.data(), work.data());
-  py::array_t<double> q({n, Index(k)}), rr({Index(k), Index(k)});
+    for (Index j = 0; j < k; ++j) colmajor[j * n + i] = a.at(i, j);
+  qr(colmajor.data(), n, k, r.data());
+  py::array_t<double> q({n, k}), rr({k, k});
   for (Index i = 0; i < n; ++i)
-    for (int j = 0; j < k; ++j) q.mutable_at(i, j) = colmajor[j * n + i];
-  for (int i = 0; i < k; ++i)
-    for (int j = 0; j < k; ++j) rr.mutable_at(i, j) = r[j * k + i];
+    for (Index j = 0; j < k; ++j) q.mutable_at(i, j) = colmajor[j * n + i];
+  for (Index i = 0; i < k; ++i)
+    for (Index j = 0; j < k; ++j) rr.mutable_at(i, j) = r[j * k + i];
   return py::make_tuple(q, rr);
 }
 
@@ -107,8 +111,27 @@ void register_lyapunov(py::module_& m) {
   m.def("iid_product", &iid_product, py::arg("matrices"), py::arg("cumulative"), py::arg("k"),
         py::arg("steps"), py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"),
         py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
-  m.def("householder_qr", &householder, py::arg("a"),
-        "Thin QR (Q, R) with positive diag(R), by the core's Householder routine.");
+  m.def("blocked_linalg_isa", &bindings::blocked_linalg_isa,
+        "Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).");
+  m.def(
+      "householder_qr",
+      [](const DArray& a) {
+        return thin_qr(a, [](double* q, Index n, Index k, double* r) {
+          std::vector<double> work(n + k);
+          householder_qr(q, n, n, int(k), r, work.data());
+        });
+      },
+      py::arg("a"), "Thin QR (Q, R) with positive diag(R), by the core's Householder routine.");
+  m.def(
+      "blocked_qr",
+      [](const DArray& a) {
+        return thin_qr(a, [](double* q, Index n, Index k, double* r) {
+          auto never = [] { return false; };
+          WorkPoll<decltype(never)> poll(never);
+          bindings::blocked_qr_host(q, n, k, r, PollRef::of(poll));
+        });
+      },
+      py::arg("a"), "Thin QR (Q, R) with positive diag(R), by the blocked host kernel (for tests).");
   m.def(
       "lyapunov_mackey_glass",
       [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,

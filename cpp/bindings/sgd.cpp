@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "delyap/lyap/gram_product.hpp"
+#include "dense_blocked.hpp"
 #include "gram_args.hpp"
 #include "gram_row_update.hpp"
 #include "host_thread_group.hpp"
@@ -59,7 +60,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       Status st;
       if (group_threads <= 0) {
         st = run_gram_product(SerialGroup{}, p, acc, s, &status, is_cancelled,
-                              bindings::HostRowUpdate{});
+                              bindings::HostRowUpdate{}, bindings::HostDense{});
       } else {  // test mode: the device's code path, on a group of host threads
         run_host_group(group_threads, [&](const bindings::HostThreadGroup& g) {
           const Status mine =

@@ -16,6 +16,7 @@
 
 #include "delyap/common/status.hpp"
 #include "delyap/common/thread_group.hpp"
+#include "delyap/common/work_poll.hpp"
 #include "delyap/lyap/batch_sampler.hpp"
 #include "delyap/lyap/gram_rows.hpp"
 #include "delyap/lyap/householder.hpp"
@@ -87,10 +88,11 @@ DELYAP_HD inline void gram_step(const Group& g, const GramProblem& p, GramScratc
 
 // The whole run for one configuration. `status` is storage every thread of the group can read
 // (shared memory on the device): the leader decides, all threads return the same status.
-template <class Group, class Cancel, class RowUpdate>
+// `dense` makes the QR (PortableDense, or the host's blocked kernels: iid_product.hpp).
+template <class Group, class Cancel, class RowUpdate, class Dense = PortableDense>
 DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, LyapunovAccumulator& acc,
                                   GramScratch& s, int* status, const Cancel& cancelled,
-                                  const RowUpdate& update) {
+                                  const RowUpdate& update, const Dense& dense = Dense{}) {
   const Index n = p.dim;
   const int k = p.k;
   const uint32_t n_samples = uint32_t(p.n_rows / p.outputs);
@@ -103,10 +105,15 @@ DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, Lyapunov
     acc.reset();
   }
   const Index total = p.transient + p.steps;
+  // The leader charges the group's work (work_poll.hpp): the update (and the reduced gather)
+  // touch B·c rows of n entries for each of the k directions.
+  const double step_flops =
+      2.0 * double(p.batch) * p.outputs * double(n) * k * (p.gather ? 2.0 : 1.0);
+  WorkPoll<Cancel> poll(cancelled);  // the QR charges itself
   Index since = 0;
   for (Index step = 0; step < total; ++step) {
     if (g.leader()) {
-      if ((step & 255) == 0 && cancelled()) *status = int(Status::Cancelled);
+      if (poll(step_flops)) *status = int(Status::Cancelled);
       // Every thread's sampler copy would do, but `perm` is shared: the leader draws.
       sampler.draw(uint64_t(step), s.idx);
     }
@@ -116,8 +123,9 @@ DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, Lyapunov
     ++since;
     const Index done = step + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {
-      if (g.leader()) {
-        householder_qr(s.q, n, n, k, s.r, s.work);
+      if (g.leader() && !dense.orthonormalize(s.q, int(n), k, s.r, s.work, poll))
+        *status = int(Status::Cancelled);
+      if (g.leader() && *status == int(Status::Success)) {
         for (int j = 0; j < k; ++j) {
           const double rjj = s.r[j * k + j];
           if (!is_finite(rjj)) *status = int(Status::NonFinite);
