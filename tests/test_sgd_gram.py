@@ -55,14 +55,19 @@ def test_full_batch_is_gd_case10():
     assert res.top == pytest.approx(res.gd_exponent, abs=5e-3)
 
 
-def test_sum_rule_case12():
+@pytest.mark.parametrize("sampling", ["without", "iid"])
+def test_sum_rule_case12(sampling):
     rng = np.random.default_rng(1)
     J = rng.standard_normal((5, 12))
     K = J @ J.T
     eta, B = 0.15, 2
-    res = sgd.gram_lyapunov(K, eta, B, steps=100_000, n_exponents=5, seed=2)
-    # Monte-Carlo E log|det(I_B − (η/B) K_ξξ)| with i.i.d. indices (repeats allowed).
-    idx = rng.integers(0, 5, size=(200_000, B))
+    res = sgd.gram_lyapunov(K, eta, B, steps=100_000, n_exponents=5, seed=2, sampling=sampling)
+    # Monte-Carlo E log|det(I_B − (η/B) K_ξξ)| over the batch law: B distinct indices (a
+    # uniform B-subset, the default) or i.i.d. indices (repeats allowed).
+    if sampling == "iid":
+        idx = rng.integers(0, 5, size=(200_000, B))
+    else:
+        idx = rng.permuted(np.tile(np.arange(5), (200_000, 1)), axis=1)[:, :B]
     sub = K[idx[:, :, None], idx[:, None, :]]
     logdet = np.log(np.abs(np.linalg.det(np.eye(B) - eta / B * sub)))
     se = np.sqrt(np.sum(res.stderr**2) + logdet.var() / logdet.size)
@@ -70,13 +75,14 @@ def test_sum_rule_case12():
 
 
 def dense_product_exponents(J, eta, B, steps, k, seed):
-    """Independent reference: the D × D product (I − (η/B) J_ξᵀ J_ξ) with numpy QR."""
+    """Independent reference: the D × D product (I − (η/B) J_ξᵀ J_ξ) with numpy QR, ξ a
+    uniform B-subset of the samples (the default batch law)."""
     rng = np.random.default_rng(seed)
     N, D = J.shape
     q, _ = np.linalg.qr(rng.standard_normal((D, k)))
     logs = np.zeros((steps // 10, k))
     for s in range(steps):
-        xi = rng.integers(0, N, size=B)
+        xi = rng.choice(N, size=B, replace=False)
         Jb = J[xi]
         q = q - (eta / B) * (Jb.T @ (Jb @ q))
         if (s + 1) % 10 == 0:

@@ -7,13 +7,23 @@
 
 Exponents come with standard errors from batch means: the post-transient record is cut into
 ``n_blocks`` contiguous blocks and ``stderr = sd(block estimates) / sqrt(n_blocks)``.
+
+Batch means are only honest once the QR directions have aligned with the Lyapunov vectors and
+when each block is long compared with the time over which they wander. Both are controlled
+here in one place: the default transient (``transient=None``) comes from the time scale of
+the product (:func:`auto_transient`), and every result is checked for settling
+(:func:`check_settled`): a :class:`delyap.ConvergenceWarning` when the first and second half
+of the blocks disagree beyond their combined standard errors, or when the transient or the
+averaging window is shorter than the time scale. The chosen transient, the time scale and the
+verdict are in ``result.info``.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from statistics import NormalDist
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -25,7 +35,143 @@ from .rhs import DDESystem, LinearDDE, MackeyGlass, PythonDDE
 from .solution import STATUS_NAMES
 from .solve import METHODS
 
-__all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension"]
+__all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension",
+           "auto_transient", "mean_map_time_scale", "check_settled"]
+
+_STATUS_CODE = {name: code for code, name in STATUS_NAMES.items()}
+# Transient = ALIGN_FACTOR time scales: a direction contracting twice as fast relative to the
+# slowest one is then damped by e^-5 (< 1 %) before averaging starts.
+ALIGN_FACTOR = 5.0
+# … and never less than this fraction of the averaging window (the customary burn-in, which
+# also covers products whose mean map says little about their alignment time).
+MIN_TRANSIENT_FRACTION = 0.1
+# Family-wise false-alarm probability of the settle check over all exponents and problems of
+# one call (a Bonferroni bound), so a stability map of hundreds of cells does not cry wolf.
+SETTLE_ALPHA = 0.01
+
+
+def mean_map_time_scale(rates, n_exponents: int) -> float:
+    """Time scale (in steps) of a product whose mean one-step map E[A_ξ] has eigenvalue
+    log-moduli ``rates`` (shape (r,) or (n_problems, r)); for linearised SGD these are the GD
+    exponents log|1 − η κ_j / N|.
+
+    A direction whose rate differs from the slowest one by δ·|μ| is forgotten after
+    ~1/(δ|μ|) steps, so the first k exponents need τ = 1 / min_{j ≤ k} |μ_j|, one per problem
+    (shape (n_problems,)). ``inf`` for a neutral direction (μ_j = 0), 0 for a nilpotent mean
+    map (every μ_j = −∞).
+    """
+    rates = np.atleast_2d(np.asarray(rates, dtype=float))
+    k = min(int(n_exponents), rates.shape[-1])
+    slowest = -np.sort(-rates, axis=-1)[:, :k]   # the k largest rates of each problem
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.min(np.abs(slowest), axis=-1)
+
+
+def auto_transient(time_scale, window: float):
+    """The default transient: ALIGN_FACTOR time scales (the largest, when one per problem: one
+    transient serves a batch), at least MIN_TRANSIENT_FRACTION of the averaging ``window``, at
+    most the window itself (the default never more than doubles the work; where that cap
+    bites, :func:`check_settled` warns). ``time_scale`` None (unknown): the fraction alone.
+    An int for an int window (steps), else a float (time)."""
+    floor = MIN_TRANSIENT_FRACTION * window
+    want = floor if time_scale is None else max(ALIGN_FACTOR * float(np.max(time_scale)), floor)
+    out = min(want, window)  # also catches an infinite time scale
+    return min(math.ceil(out), int(window)) if isinstance(window, (int, np.integer)) else float(out)
+
+
+def _half_disagreement(block_sum: np.ndarray, block_time: np.ndarray) -> np.ndarray:
+    """|m₁ − m₂| / √(se₁² + se₂²) per problem and exponent, from the first and second half of
+    the batch-means blocks (block_sum (P, n_blocks, k), block_time (P, n_blocks)); 0 where the
+    two halves agree to rounding (a deterministic product), NaN where undefined."""
+    nb = block_time.shape[1]
+    z = np.full(block_sum.shape[::2], np.nan)
+    if nb < 4:  # each half needs two blocks for its own spread
+        return z
+    halves = []
+    for part in (slice(0, nb // 2), slice(nb // 2, nb)):
+        s, t = block_sum[:, part, :], block_time[:, part]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = s / t[:, :, None]
+            mean = s.sum(axis=1) / t.sum(axis=1)[:, None]
+            se2 = est.var(axis=1, ddof=1) / est.shape[1]
+        halves.append((mean, se2))
+    (m1, v1), (m2, v2) = halves
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = np.abs(m1 - m2)
+        # Rounding floor: identical blocks of a deterministic product differ in the last bits.
+        tiny = 1e-12 * (1.0 + np.abs(m1) + np.abs(m2))
+        z = np.where(diff <= tiny, 0.0, diff / np.sqrt(v1 + v2))
+    return z
+
+
+def check_settled(raw: dict, what: str, *, time_scale: Optional[float] = None,
+                  transient: Optional[float] = None, window: Optional[float] = None,
+                  unit: str = "steps", scale_name: str = "1/|μ| of the mean map",
+                  stacklevel: int = 3) -> dict:
+    """Warn (:class:`delyap.ConvergenceWarning`) when a run's estimate has not settled.
+
+    Two tests, whose outcome is returned for ``result.info``:
+
+    * the first and second half of the batch-means blocks disagree by more than z standard
+      errors of their difference, z the Bonferroni bound for a family-wise false-alarm rate of
+      ``SETTLE_ALPHA`` over every exponent of every successful problem (at least 3);
+    * the transient or the averaging window is shorter than the product's ``time_scale``
+      (a scalar, or one per run):
+      the directions have not aligned (bias), or blocks are shorter than the time over which
+      the directions wander (the batch-means error underestimates the true one). An infinite
+      time scale (a neutral direction of the mean map, e.g. stochastic or orthogonal matrices)
+      says nothing about alignment and is not reported; the first test still applies.
+    """
+    ok = np.atleast_1d(np.asarray(raw["status"])) == 0
+    z = _half_disagreement(np.asarray(raw["block_sum"], dtype=float),
+                           np.asarray(raw["block_time"], dtype=float))
+    z[~ok] = np.nan
+    n_tests = max(int(np.sum(np.isfinite(z))), 1)
+    # At least 3: the block estimates' spread is itself estimated from a few blocks
+    # (t-distributed with ~n_blocks − 2 degrees of freedom: heavier tails than the normal).
+    z_crit = max(NormalDist().inv_cdf(1.0 - SETTLE_ALPHA / (2 * n_tests)), 3.0)
+    drift = ok & np.any(z > z_crit, axis=-1)
+    reasons = []
+    if np.any(drift):
+        bad = np.flatnonzero(drift)
+        where = "" if drift.size == 1 else f" in {bad.size} of {drift.size} runs (first: {bad[:5].tolist()})"
+        reasons.append(f"the first and second half of the run disagree by more than "
+                       f"{z_crit:.2g} standard errors{where}")
+    if time_scale is not None:
+        scale = np.broadcast_to(np.asarray(time_scale, dtype=float), ok.shape)
+        shortest = min(np.inf if transient is None else transient,
+                       np.inf if window is None else window)
+        slow = ok & np.isfinite(scale) & (scale > shortest)
+        if np.any(slow):
+            bad = np.flatnonzero(slow)
+            tau = float(np.max(scale[slow]))
+            where = "" if slow.size == 1 else f" in {bad.size} of {slow.size} runs (first: {bad[:5].tolist()})"
+            parts = [f"the {name} ({value:.4g} {unit})" for name, value in
+                     (("transient", transient), ("averaging window", window))
+                     if value is not None and value < tau]
+            reasons.append(f"{' and '.join(parts)} {'is' if len(parts) == 1 else 'are'} shorter "
+                           f"than the time scale {scale_name} ({tau:.4g} {unit}){where}, so the "
+                           f"directions may not have aligned and the batch-means error is too "
+                           f"small; use at least {ALIGN_FACTOR * tau:.3g} {unit} of each")
+    if reasons:
+        warnings.warn(f"{what}: the estimate has not settled: " + "; ".join(reasons) +
+                      " (the standard errors do not include this bias)",
+                      ConvergenceWarning, stacklevel=stacklevel)
+    return {"settled": not reasons, "settle_z": z if z.shape[0] > 1 else z[0],
+            "settle_z_critical": z_crit, "time_scale": time_scale}
+
+
+def raise_if_failed(what: str, res, throw: bool) -> None:
+    """throw=True: a failed run raises :class:`delyap.IntegrationError` carrying the result
+    (as :func:`delyap.solve_dde` does); throw=False: the caller reads ``result.status``."""
+    status = np.asarray(res.status).reshape(-1)  # runs in C order (a map: [batch, lr])
+    if not throw or np.all(status == 0):
+        return
+    bad = np.flatnonzero(status != 0)
+    names = [STATUS_NAMES.get(int(status[i]), str(int(status[i]))) for i in bad[:5]]
+    raise IntegrationError(f"{what}: {len(bad)} run(s) failed: {list(zip(bad[:5].tolist(), names))}"
+                           " (pass throw=False to get the partial result with its status)",
+                           solution=res, failed=bad)
 
 
 def kaplan_yorke_dimension(exponents) -> float:
@@ -122,9 +268,9 @@ def _squeeze(raw: dict, batched: bool, keys=("exponents", "stderr", "running", "
 
 # ----------------------------------------------------------------------------- random products
 def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Optional[int] = None,
-                transient: int = 0, seed: int = 0, renorm_interval: int = 1,
+                transient: Optional[int] = None, seed: int = 0, renorm_interval: int = 1,
                 threads: Optional[int] = None, n_blocks: int = 32,
-                n_running: int = 200) -> LyapunovResult:
+                n_running: int = 200, throw: bool = True) -> LyapunovResult:
     """Lyapunov exponents of the product A_{ξ_n} ⋯ A_{ξ_1} with ξ i.i.d.
 
     Parameters
@@ -139,23 +285,39 @@ def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Option
         Product length after the transient.
     n_exponents : int, optional
         Number of exponents k (default: all d).
-    transient : int
-        Steps discarded before accumulation.
+    transient : int, optional
+        Steps discarded before accumulation. None (default): automatic, from the time scale
+        τ = 1/min_{j≤k} |log|ρ_j|| of the mean matrix E[A] (eigenvalues ρ_j by decreasing
+        modulus; for A = I − ηH products, 1/|GD exponent|): ALIGN_FACTOR = 5 τ, at least 10 %
+        and at most 100 % of ``steps`` (:func:`auto_transient`). The mean matrix is used up to
+        d = 256; beyond that, and for a sampler, only the 10 % rule applies. The value used is
+        ``result.info["transient"]``.
     seed : int
         Seed of the counter-based generator: problem i of a batch uses stream i, so results do
         not depend on ``threads``.
     renorm_interval : int
         QR every this many steps (1 is safest; larger is faster when the spread is small).
+    throw : bool
+        True (default): a product that overflows or underflows to a non-finite value raises
+        :class:`delyap.IntegrationError` (``err.solution`` holds the result, ``err.failed`` the
+        problems); False: the result comes back with ``status`` set (``success`` False).
+
+    A run whose estimate has not settled (see :func:`check_settled`) warns with a
+    :class:`delyap.ConvergenceWarning`; ``result.info["settled"]`` records the verdict.
     """
     steps = as_count(steps, "steps")
-    transient = as_count(transient, "transient", minimum=0)
+    if transient is not None:
+        transient = as_count(transient, "transient", minimum=0)
     renorm_interval = as_count(renorm_interval, "renorm_interval")
     n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
     n_running = as_count(n_running, "n_running")
     seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
     if callable(matrices):
-        return _iid_product_python(matrices, steps, n_exponents, transient, seed, renorm_interval,
-                                   n_blocks, n_running)
+        if transient is None:
+            transient = auto_transient(None, steps)
+        raw = _iid_product_python(matrices, steps, n_exponents, transient, seed, renorm_interval,
+                                  n_blocks, n_running)
+        return _finish_product(raw, False, None, steps, transient, None, throw)
     mats = as_float_array(matrices, "matrices", ndim=(3, 4))
     batched = mats.ndim == 4
     if not batched:
@@ -180,16 +342,37 @@ def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Option
     cumulative = np.cumsum(probs, axis=1)
     cumulative[:, -1] = 1.0
     k = d if n_exponents is None else as_count(n_exponents, "n_exponents", maximum=d)
+    time_scale = None
+    if d <= MEAN_MAP_MAX_DIM:
+        mean_map = np.einsum("pm,pmij->pij", probs, mats)
+        with np.errstate(divide="ignore"):
+            time_scale = mean_map_time_scale(np.log(np.abs(np.linalg.eigvals(mean_map))), k)
+        time_scale = time_scale if batched else float(time_scale[0])
+    if transient is None:
+        transient = auto_transient(time_scale, steps)
     raw = _core.iid_product(np.ascontiguousarray(mats), np.ascontiguousarray(cumulative), k, steps,
                             transient, renorm_interval, seed, n_blocks, n_running,
                             0 if threads is None else as_count(threads, "threads", maximum=4096))
-    out = _squeeze(raw, batched)
-    return LyapunovResult(**out, batch_size=P if batched else None,
-                          info={"steps": steps, "transient": transient, "time_label": "steps"})
+    return _finish_product(raw, batched, P, steps, transient, time_scale, throw)
+
+
+# The mean matrix's eigenvalues cost O(d³) once, like one QR step; above this size a short run
+# would spend most of its time on them, so the default transient falls back to the 10 % rule.
+MEAN_MAP_MAX_DIM = 256
+
+
+def _finish_product(raw, batched, P, steps, transient, time_scale, throw) -> LyapunovResult:
+    """Result of iid_product (compiled or sampler): the settle check, then throw=."""
+    res = LyapunovResult(**_squeeze(raw, batched), batch_size=P if batched else None,
+                         info={"steps": steps, "transient": transient, "time_label": "steps"})
+    raise_if_failed("iid_product", res, throw)
+    res.info.update(check_settled(raw, "iid_product", time_scale=time_scale,
+                                  transient=transient, window=steps, stacklevel=4))
+    return res
 
 
 def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, renorm_interval,
-                        n_blocks, n_running) -> LyapunovResult:
+                        n_blocks, n_running) -> dict:
     rng = np.random.default_rng(seed)
     first = as_float_array(sampler(rng), "sampler(rng)", ndim=(2,))
     d = first.shape[0]
@@ -205,6 +388,7 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
                    for r in range(n_running)]
     running, running_t = [], []
     total, count, since, elapsed = np.zeros(k), 0, 0, 0
+    status = 0
     A = first
     for n in range(transient + steps):
         if n > 0:
@@ -216,6 +400,9 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
         done = n + 1
         if since == renorm_interval or done == transient or done == transient + steps:
             q, r = np.linalg.qr(q)
+            if not np.all(np.isfinite(np.diag(r))):  # as the compiled engine: stop, non_finite
+                status = _STATUS_CODE["non_finite"]
+                break
             signs = np.sign(np.diag(r))
             signs[signs == 0] = 1
             q *= signs
@@ -231,13 +418,15 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
                     running.append(total / elapsed)
                     running_t.append(elapsed)
             since = 0
-    ex = total / elapsed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ex = total / elapsed if status == 0 else np.full(k, np.nan)
     est = block_sum[block_time > 0] / block_time[block_time > 0, None]
     se = est.std(axis=0, ddof=1) / np.sqrt(est.shape[0]) if est.shape[0] > 1 else np.full(k, np.nan)
-    return LyapunovResult(exponents=ex, stderr=se, running=np.array(running),
-                          running_t=np.array(running_t, dtype=float), vectors=q, status=0,
-                          batch_size=None, info={"steps": steps, "transient": transient,
-                                                 "time_label": "steps"})
+    # The compiled engine's raw layout (a batch of one), so both paths share _finish_product.
+    return {"exponents": ex[None], "stderr": se[None], "running": np.array(running)[None],
+            "running_t": np.array(running_t, dtype=float)[None], "vectors": q[None],
+            "status": np.array([int(status)]), "block_sum": block_sum[None],
+            "block_time": block_time[None]}
 
 
 # ----------------------------------------------------------------------------- DDE spectra
@@ -265,7 +454,7 @@ def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: in
 
 
 def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: float, *,
-                      t_transient: float = 0.0, method: str = "DP5", rtol: float = 1e-6,
+                      t_transient: Optional[float] = None, method: str = "DP5", rtol: float = 1e-6,
                       atol: float = 1e-9, renorm_interval: Optional[float] = None,
                       max_step: Optional[float] = None, seed: int = 0,
                       threads: Optional[int] = None, n_blocks: int = 32, n_running: int = 200,
@@ -287,8 +476,14 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
         Number of exponents k.
     t_total : float
         Averaging time after the transient.
-    t_transient : float
-        Time integrated (trajectory and tangents) before averaging starts.
+    t_transient : float, optional
+        Time integrated (trajectory and tangents) before averaging starts. None (default):
+        automatic, ``result.info["t_transient"]``: ALIGN_FACTOR = 5 delay windows τmax (the
+        state is a function on the window, so the random initial tangent functions are
+        forgotten only after several windows), at least 10 % and at most 100 % of ``t_total``
+        (:func:`auto_transient`; the largest τmax of a batch). A run whose estimate has not
+        settled — the halves of the record disagree beyond their errors, or the transient or
+        ``t_total`` is shorter than τmax — warns with a :class:`delyap.ConvergenceWarning`.
     renorm_interval : float, optional
         Time between re-orthonormalisations (default: half of each trajectory's largest delay).
     max_step : float, optional
@@ -311,7 +506,10 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
                         f"{type(system).__name__}")
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
-    t_transient = as_positive(t_transient, "t_transient", allow_zero=True)
+    # The delay window is the DDE's memory: the time scale of the default transient.
+    window = float(np.max(system.delays))
+    t_transient = (auto_transient(window, t_total) if t_transient is None
+                   else as_positive(t_transient, "t_transient", allow_zero=True))
     if not isinstance(method, str) or method.upper() not in ("DP5", "BS3"):
         raise ValueError(f"method: expected DP5 or BS3 for Lyapunov spectra, got {method!r}")
     renorm = 0.0 if renorm_interval is None else as_positive(renorm_interval, "renorm_interval")
@@ -345,9 +543,8 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
                          info={"t_total": t_total, "t_transient": t_transient,
                                "renorm_interval": renorm_interval or "τmax/2",
                                "stats": raw["stats"], "time_label": "time after transient"})
-    if throw and not res.success:
-        bad = np.flatnonzero(np.atleast_1d(res.status) != 0)
-        names = [STATUS_NAMES[int(np.atleast_1d(res.status)[i])] for i in bad[:5]]
-        raise IntegrationError(f"lyapunov_spectrum: {len(bad)} run(s) failed: "
-                               f"{list(zip(bad[:5].tolist(), names))}", solution=res, failed=bad)
+    raise_if_failed("lyapunov_spectrum", res, throw)
+    res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window,
+                                  transient=t_transient, window=t_total, unit="time units",
+                                  scale_name="τmax (the delay window)"))
     return res

@@ -6,6 +6,12 @@ u = J δ (J the N·c × D Jacobian),
     u ← (I − (η/B) K P_ξ) u,    K = J Jᵀ,
 whose Lyapunov spectrum is the normal-space spectrum of SGD (Chemnitz & Engel 2024):
 λ₁ < 0 means SGD with (η, B) can converge to θ*, λ₁ > 0 that it cannot.
+
+Batch law. Chemnitz & Engel draw each step's mini-batch ξ_n independently and uniformly among
+the subsets of {1, …, N} of size B (no index twice within a batch, batches i.i.d. over steps),
+so that B = N is gradient descent. That is ``sampling="without"``, the default here; 'iid'
+(indices with replacement, where B = N still carries noise) and 'epochs' (reshuffled passes, as
+a torch DataLoader with drop_last) are there for comparison.
 """
 from __future__ import annotations
 
@@ -17,11 +23,14 @@ import numpy as np
 from .. import _core
 from .._validate import as_count, as_float_array, as_positive
 from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
+from ..lyapunov import auto_transient, check_settled, mean_map_time_scale, raise_if_failed
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
-           "mean_square_exponent", "gram_spectrum", "SAMPLING"]
+           "mean_square_exponent", "gram_spectrum", "SAMPLING", "DEFAULT_SAMPLING"]
 
 SAMPLING = {"iid": 0, "without": 1, "epochs": 2}
+# The batch law of Chemnitz & Engel (2024): uniform B-subsets, i.i.d. over steps (module doc).
+DEFAULT_SAMPLING = "without"
 _SAMPLING_ALIASES = {"with_replacement": "iid", "without_replacement": "without",
                      "shuffle": "epochs", "epoch": "epochs"}
 
@@ -92,6 +101,16 @@ def gd_exponent(spectrum: GramSpectrum, lr) -> np.ndarray:
     return np.log(np.max(np.abs(1.0 - lr[..., None] * kappa), axis=-1))
 
 
+def gd_time_scale(spectrum: GramSpectrum, lr, n_exponents: int = 1) -> np.ndarray:
+    """Steps over which linearised SGD forgets its initial directions, per learning rate: the
+    time scale of its mean map E[I − (η/B) K P_ξ] = I − (η/N) K, i.e. of GD
+    (:func:`delyap.lyapunov.mean_map_time_scale` of the GD exponents)."""
+    lr = np.atleast_1d(np.asarray(lr, dtype=float))
+    with np.errstate(divide="ignore"):
+        rates = np.log(np.abs(1.0 - lr[:, None] * spectrum.eigenvalues / spectrum.n_samples))
+    return mean_map_time_scale(rates, n_exponents)
+
+
 def _ms_operator(spec: GramSpectrum, lr: float, B: int, sampling: str):
     """S ↦ E[A_ξ S A_ξᵀ] on symmetric S supported on range(K), in the eigenbasis of K."""
     V, lam, c = spec.basis, spec.eigenvalues, spec.outputs
@@ -125,7 +144,7 @@ def _ms_operator(spec: GramSpectrum, lr: float, B: int, sampling: str):
 
 
 def mean_square_exponent(spectrum: GramSpectrum, lr: float, batch_size: int, *,
-                         sampling: str = "iid", tol: float = 1e-7, max_iter: int = 3000,
+                         sampling: str = DEFAULT_SAMPLING, tol: float = 1e-7, max_iter: int = 3000,
                          start: Optional[np.ndarray] = None) -> Tuple[float, np.ndarray]:
     """½ log ρ(E[A ⊗ A]) on symmetric matrices (Ma & Ying 2021), by power iteration.
 
@@ -138,7 +157,13 @@ def mean_square_exponent(spectrum: GramSpectrum, lr: float, batch_size: int, *,
     if sampling == "epochs":
         return float("nan"), None
     apply = _ms_operator(spectrum, float(lr), int(batch_size), sampling)
-    S = np.eye(spectrum.rank) if start is None else start
+    # The map S ↦ E[A S Aᵀ] preserves the cone of PSD matrices, so its dominant eigenvector is
+    # PSD and has a positive overlap with the identity (inside the cone). A warm start alone can
+    # be an exact non-dominant eigenvector (B = N: the map is diagonal in K's eigenbasis) where
+    # the iteration would stall; the identity added to it keeps the dominant one in play.
+    S = np.eye(spectrum.rank) / np.sqrt(spectrum.rank)
+    if start is not None:
+        S = S + start / np.linalg.norm(start)
     S = S / np.linalg.norm(S)
     rho_prev = np.inf
     for _ in range(max_iter):
@@ -196,6 +221,11 @@ class SGDLyapunovResult:
         return self.top < 0
 
     @property
+    def success(self) -> bool:
+        """True when every configuration ran to the end (status 0)."""
+        return bool(np.all(np.asarray(self.status) == 0))
+
+    @property
     def confident(self):
         """True where |λ₁| exceeds 3 standard errors (the sign is resolved)."""
         return np.abs(self.top) > 3 * self.stderr[..., 0]
@@ -243,6 +273,17 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
                                0 if threads is None else as_count(threads, "threads", maximum=4096))
 
 
+def _resolve_transient(spec: GramSpectrum, lr, n_exponents: int, steps: int, transient):
+    """(transient, time scales per learning rate): the user's transient, or the automatic one
+    from the longest GD time scale (one transient serves all configurations of a call)."""
+    steps = as_count(steps, "steps")
+    k = as_count(n_exponents, "n_exponents", maximum=spec.rank)
+    tau = gd_time_scale(spec, lr, k)
+    if transient is None:
+        return auto_transient(tau, steps), tau
+    return as_count(transient, "transient", minimum=0), tau
+
+
 def _check_configs(lr, batch_size, n_samples: int, sampling: str):
     lr = as_float_array(lr, "lr", ndim=(0, 1))
     if lr.size == 0:
@@ -263,11 +304,11 @@ def _check_configs(lr, batch_size, n_samples: int, sampling: str):
 
 
 def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int = 1,
-                  sampling: str = "iid", transient: int = 0, seed: int = 0, outputs: int = 1,
-                  renorm_interval: int = 10, mean_square: bool = False,
-                  rank_tol: Optional[float] = None, threads: Optional[int] = None,
-                  n_blocks: int = 32, n_running: int = 200,
-                  device: Optional[str] = None) -> SGDLyapunovResult:
+                  sampling: str = DEFAULT_SAMPLING, transient: Optional[int] = None,
+                  seed: int = 0, outputs: int = 1, renorm_interval: int = 10,
+                  mean_square: bool = False, rank_tol: Optional[float] = None,
+                  threads: Optional[int] = None, n_blocks: int = 32, n_running: int = 200,
+                  device: Optional[str] = None, throw: bool = True) -> SGDLyapunovResult:
     """Top Lyapunov exponents of SGD at an interpolating minimum, from its Gram matrix.
 
     Parameters
@@ -280,9 +321,19 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         configurations in parallel.
     steps : int
         SGD steps averaged over (after ``transient``).
-    sampling : {'iid', 'without', 'epochs'}
-        Batches drawn i.i.d. with replacement, without replacement within a batch, or by
-        reshuffled epochs (drop_last).
+    sampling : {'without', 'iid', 'epochs'}
+        'without' (default, the law of Chemnitz & Engel 2024): each batch is B distinct samples
+        drawn uniformly, independently of earlier batches, so B = N is exactly gradient
+        descent. 'iid': B indices with replacement (B = N is not GD). 'epochs': reshuffled
+        passes over the data (drop_last), as a torch DataLoader does.
+    transient : int, optional
+        Steps discarded before averaging. None (default): automatic, from the time scale
+        τ = 1/|μ| of the product's mean map, which is GD (μ the GD exponent; for k exponents
+        the smallest |μ_j| of the first k, for several learning rates the largest τ):
+        5 τ, at least 10 % and at most 100 % of ``steps``. Small learning rates need long
+        runs: at η κ/N ≪ 1 the directions align only after ~1/|μ| steps, and a run started
+        from random directions is biased by many standard errors (the error bars do not show
+        it). The value used is ``result.info["transient"]``, τ is ``info["time_scale"]``.
     renorm_interval : int
         QR every this many steps (default 10; use 1 if the exponents are very spread out).
     mean_square : bool
@@ -290,6 +341,13 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
     device : {"cpu", "cuda"}, optional
         ``"cuda"``: one GPU thread block per configuration, same random streams as the CPU (the
         results agree up to rounding). None: "cuda" when K is a GPU array, else "cpu".
+    throw : bool
+        True (default): a configuration whose product overflows (non-finite R) raises
+        :class:`delyap.IntegrationError` carrying the result; False: see ``result.status``.
+
+    A :class:`delyap.ConvergenceWarning` says when the estimate has not settled: the first and
+    second half of the run disagree beyond their standard errors, or the transient or
+    ``steps`` is shorter than τ (``info["settled"]`` records the verdict).
     """
     device = resolve_device(device, K)
     K = to_host(K)
@@ -298,8 +356,7 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
     lr_a, b_a = _check_configs(lr, batch_size, spec.n_samples, sampling)
     scalar = lr_a.ndim == 0 and b_a.ndim == 0
     lr_v, b_v = np.broadcast_arrays(np.atleast_1d(lr_a), np.atleast_1d(b_a))
-    if sampling == "epochs" and np.any(steps < 1):
-        raise ValueError("steps: must be positive")
+    transient, tau = _resolve_transient(spec, lr_v, n_exponents, steps, transient)
     raw = _run_core(spec, lr_v, b_v, steps=steps, n_exponents=n_exponents, sampling=sampling,
                     transient=transient, seed=seed, renorm_interval=renorm_interval,
                     threads=threads, n_blocks=n_blocks, n_running=n_running, device=device)
@@ -309,11 +366,18 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         ms = np.array([mean_square_exponent(spec, l, b, sampling=sampling)[0]
                        for l, b in zip(lr_v, b_v)])
     pick = (lambda a: a[0]) if scalar else (lambda a: a)
-    return SGDLyapunovResult(
+    res = SGDLyapunovResult(
         exponents=pick(raw["exponents"]), stderr=pick(raw["stderr"]),
         gd_exponent=float(mu[0]) if scalar else mu,
         mean_square_exponent=None if ms is None else (float(ms[0]) if scalar else ms),
         normal_dim=spec.rank, lr=float(lr_v[0]) if scalar else lr_v,
         batch_size=int(b_v[0]) if scalar else b_v, sampling=sampling, steps=int(steps),
         running=pick(raw["running"]), running_t=pick(raw["running_t"]),
-        status=int(raw["status"][0]) if scalar else raw["status"], info=device_info(device))
+        status=int(raw["status"][0]) if scalar else raw["status"],
+        info={**device_info(device), "transient": transient})
+    raise_if_failed("gram_lyapunov", res, throw)
+    res.info.update(check_settled(raw, "gram_lyapunov", time_scale=tau, transient=transient,
+                                  window=res.steps))
+    if scalar:
+        res.info["time_scale"] = float(tau[0])
+    return res

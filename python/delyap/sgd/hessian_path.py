@@ -20,8 +20,8 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from .._validate import as_count, as_positive
-from ..lyapunov import iid_product
-from .gram import SGDLyapunovResult, _check_configs, _sampling_name
+from ..lyapunov import auto_transient, iid_product, mean_map_time_scale
+from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, _check_configs, _sampling_name
 from .torch_model import _check_model_and_data, _torch
 
 __all__ = ["hessian_lyapunov", "per_sample_loss"]
@@ -69,13 +69,15 @@ def _flat_loss_functions(model, X, Y, loss_fn):
 
 def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] = "cross_entropy",
                      steps: int, n_exponents: int = 1, normal_dim: Optional[int] = None,
-                     rank_tol: float = 1e-8, sampling: str = "iid", seed: int = 0,
-                     transient: int = 0, renorm_interval: int = 1,
+                     rank_tol: float = 1e-8, sampling: str = DEFAULT_SAMPLING, seed: int = 0,
+                     transient: Optional[int] = None, renorm_interval: int = 1,
                      chunk_size: int = 16) -> SGDLyapunovResult:
     """Lyapunov exponents of SGD linearised at the model's parameters, for any per-sample loss.
 
     ``normal_dim`` caps the Lanczos basis (default: min(N·c, D − 1)); eigenvalues of H below
-    ``rank_tol``·max are treated as tangent (zero) directions and dropped.
+    ``rank_tol``·max are treated as tangent (zero) directions and dropped. ``sampling`` and
+    ``transient`` as in :func:`delyap.sgd.gram_lyapunov` (the automatic transient from the
+    time scale of GD, log|1 − η h_j| over the Hessian's eigenvalues h_j).
     """
     torch = _torch()
     from scipy.sparse.linalg import LinearOperator, eigsh
@@ -127,7 +129,11 @@ def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] 
     Hn = 0.5 * (Hn + Hn.transpose(0, 2, 1))
 
     eye = np.eye(r)
-    if B == 1 and sampling == "iid":
+    with np.errstate(divide="ignore"):
+        tau = float(mean_map_time_scale(np.log(np.abs(1 - eta * w)), k)[0])
+    if transient is None:
+        transient = auto_transient(tau, as_count(steps, "steps"))
+    if B == 1 and sampling != "epochs":  # one index: with and without replacement coincide
         res = iid_product(eye[None] - eta * Hn, steps=steps, n_exponents=k, transient=transient,
                           seed=seed, renorm_interval=renorm_interval)
     else:
@@ -153,4 +159,5 @@ def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] 
                              mean_square_exponent=None, normal_dim=r, lr=eta, batch_size=B,
                              sampling=sampling, steps=int(steps), running=res.running,
                              running_t=res.running_t, status=res.status,
-                             info={"hessian_eigenvalues": hess_eigs, "path": "hessian"})
+                             info={**res.info, "hessian_eigenvalues": hess_eigs,
+                                   "path": "hessian", "time_scale": tau})

@@ -9,10 +9,13 @@ from typing import Optional
 import numpy as np
 
 from ..device import device_info, resolve_device, to_host
-from .gram import (GramSpectrum, _check_configs, _run_core, _sampling_name, gd_exponent,
-                   gram_spectrum, mean_square_exponent)
+from ..lyapunov import check_settled, raise_if_failed
+from .gram import (DEFAULT_SAMPLING, GramSpectrum, _check_configs, _resolve_transient, _run_core,
+                   _sampling_name, gd_exponent, gram_spectrum, mean_square_exponent)
 
 __all__ = ["StabilityMap", "stability_map"]
+
+N_BLOCKS = 32  # batch-means blocks per cell
 
 
 @dataclass
@@ -21,7 +24,8 @@ class StabilityMap:
 
     Arrays are indexed [batch index, lr index] (and a last exponent index for ``exponents``).
     ``gd_exponent`` depends on lr only; ``gd_lr_limit`` = 2 / λ_max(H) is the GD edge of
-    stability; ``mean_square`` is ½ log ρ(E[A⊗A]) (NaN where not computed).
+    stability; ``mean_square`` is ½ log ρ(E[A⊗A]) (NaN where not computed). ``status`` is 0
+    where a configuration ran to the end; ``info`` holds the transient used and the settle check.
     """
 
     lr: np.ndarray
@@ -34,7 +38,12 @@ class StabilityMap:
     sharpness: float  # λ_max of the Hessian H = (1/N) Jᵀ J
     sampling: str
     steps: int
+    status: np.ndarray = None
     info: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def success(self) -> bool:
+        return self.status is None or bool(np.all(self.status == 0))
 
     @property
     def top(self) -> np.ndarray:
@@ -131,10 +140,12 @@ class StabilityMap:
 
 
 def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps: int,
-                  n_exponents: int = 1, sampling: str = "iid", seed: int = 0, transient: int = 0,
-                  renorm_interval: int = 10, mean_square: bool = True, outputs: int = 1,
-                  check: str = "raise", tol: float = 1e-5, threads: Optional[int] = None,
-                  progress: Optional[bool] = None, device: Optional[str] = None) -> StabilityMap:
+                  n_exponents: int = 1, sampling: str = DEFAULT_SAMPLING, seed: int = 0,
+                  transient: Optional[int] = None, renorm_interval: int = 10,
+                  mean_square: bool = True, outputs: int = 1, check: str = "raise",
+                  tol: float = 1e-5, threads: Optional[int] = None,
+                  progress: Optional[bool] = None, device: Optional[str] = None,
+                  throw: bool = True) -> StabilityMap:
     """λ₁ of SGD for every (η, B) in ``lr`` × ``batch_size``.
 
     ``model_or_K`` is a torch model at an interpolating minimum (with data X, Y) or a Gram
@@ -143,6 +154,12 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     stderr is a terminal). Configuration (B index i, lr index j) uses its own random stream.
     ``device="cuda"`` runs the whole grid in one GPU launch (one thread block per
     configuration) on the same random streams; the mean-square radius stays on the CPU.
+
+    ``sampling``, ``transient`` and ``throw`` as in :func:`delyap.sgd.gram_lyapunov`: batches
+    of B distinct samples by default (B = N is GD), an automatic transient from the GD time
+    scale of the smallest learning rate (``info["transient"]``), one
+    :class:`delyap.ConvergenceWarning` for the cells whose estimate has not settled
+    (``info["settled"]``, per-cell ``info["settle_z"]`` indexed [batch, lr, exponent]).
     """
     device = resolve_device(device, model_or_K, X)
     model_or_K = to_host(model_or_K)  # a Gram matrix on the GPU (the map copies it once)
@@ -171,24 +188,34 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     ex = np.full((len(bs), len(lrs), k), np.nan)
     se = np.full_like(ex, np.nan)
     ms = np.full((len(bs), len(lrs)), np.nan)
+    status = np.zeros((len(bs), len(lrs)), dtype=int)
+    transient, tau = _resolve_transient(spec, lrs, k, steps, transient)
+    # The blocks of every cell, for one settle check over the whole map.
+    blocks = {"block_sum": np.zeros((len(bs), len(lrs), N_BLOCKS, k)),
+              "block_time": np.zeros((len(bs), len(lrs), N_BLOCKS))}
     start = time.perf_counter()
     if device == "cuda":  # every configuration in one launch, on the CPU's streams
         n_lr = len(lrs)
         raw = _run_core(spec, np.tile(lrs, len(bs)), np.repeat(bs, n_lr), steps=steps,
                         n_exponents=k, sampling=sampling, transient=transient, seed=seed,
-                        renorm_interval=renorm_interval, threads=None, n_blocks=32, n_running=2,
+                        renorm_interval=renorm_interval, threads=None, n_blocks=N_BLOCKS, n_running=2,
                         device="cuda",
                         seeds=np.repeat(seed + 7919 * np.arange(len(bs)), n_lr).astype(np.uint64),
                         streams=np.tile(np.arange(n_lr), len(bs)).astype(np.uint64))
         ex[:] = raw["exponents"].reshape(len(bs), n_lr, k)
         se[:] = raw["stderr"].reshape(len(bs), n_lr, k)
+        status[:] = np.asarray(raw["status"]).reshape(len(bs), n_lr)
+        for key in blocks:
+            blocks[key][:] = np.asarray(raw[key]).reshape(blocks[key].shape)
     for i, b in enumerate(bs):
         if device == "cpu":
             raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
                             sampling=sampling, transient=transient, seed=seed + 7919 * i,
-                            renorm_interval=renorm_interval, threads=threads, n_blocks=32,
+                            renorm_interval=renorm_interval, threads=threads, n_blocks=N_BLOCKS,
                             n_running=2)
-            ex[i], se[i] = raw["exponents"], raw["stderr"]
+            ex[i], se[i], status[i] = raw["exponents"], raw["stderr"], raw["status"]
+            for key in blocks:
+                blocks[key][i] = raw[key]
         if mean_square:
             warm = None
             for j, l in enumerate(lrs):  # warm start along the lr axis
@@ -198,7 +225,17 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
             done = i + 1
             print(f"stability_map: B = {b} ({done}/{len(bs)}), {time.perf_counter() - start:.1f} s",
                   file=sys.stderr, flush=True)
-    return StabilityMap(lr=lrs, batch_size=bs, exponents=ex, stderr=se,
-                        gd_exponent=gd_exponent(spec, lrs), mean_square=ms, normal_dim=spec.rank,
-                        sharpness=float(spec.eigenvalues[0] / spec.n_samples), sampling=sampling,
-                        steps=int(steps), info=info)
+    info["transient"] = transient
+    out = StabilityMap(lr=lrs, batch_size=bs, exponents=ex, stderr=se,
+                       gd_exponent=gd_exponent(spec, lrs), mean_square=ms, normal_dim=spec.rank,
+                       sharpness=float(spec.eigenvalues[0] / spec.n_samples), sampling=sampling,
+                       steps=int(steps), status=status, info=info)
+    raise_if_failed("stability_map", out, throw)
+    flat = {"status": status.reshape(-1), **{key: v.reshape(-1, *v.shape[2:])
+                                              for key, v in blocks.items()}}
+    settle = check_settled(flat, "stability_map", time_scale=np.tile(tau, len(bs)),
+                           transient=transient, window=int(steps))
+    settle["settle_z"] = np.reshape(settle["settle_z"], (len(bs), len(lrs), k))
+    settle["time_scale"] = tau  # per learning rate (GD's)
+    info.update(settle)
+    return out
