@@ -20,7 +20,11 @@ def _table(rows, header):
 
 def run_demo(out_dir: str = "delyap-demo", n_sweep: int = 1000, threads=None, plots: bool = True):
     """Solve, print a summary table, write attractor.png and sweep.png into ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
+    if plots:  # before the work: no matplotlib or a bad folder fails first
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+        os.makedirs(out_dir, exist_ok=True)
     rows = []
 
     tau = 17.0

@@ -6,11 +6,17 @@ from typing import Optional
 import numpy as np
 
 
-def _pyplot():
+def require_matplotlib():
+    """The matplotlib module, or an ImportError that says how to install it."""
     try:
         import matplotlib
-    except ImportError:  # pragma: no cover - depends on the environment
+    except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'delyap[plot]'") from None
+    return matplotlib
+
+
+def _pyplot():
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

@@ -7,8 +7,24 @@ from typing import Optional
 
 import numpy as np
 
+from .._validate import as_count
 
-def demo_problem(n_samples: int = 64, width: int = 32, seed: int = 0):
+N_SAMPLES = 64  # the demo data set's size: batch sizes go up to it
+
+
+def check_demo_options(*, n_lr: int = 24, batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+                       steps: int = 10_000) -> None:
+    """Reject bad map options before anything is trained (training takes seconds)."""
+    from .gram import _check_configs
+
+    as_count(n_lr, "n_lr")
+    as_count(steps, "steps")
+    # The learning rates come after training (from the sharpness): any positive one stands in.
+    # Either sampling law allows the same batch sizes, 1 … N.
+    _check_configs(1.0, list(batch_sizes), N_SAMPLES, "iid")
+
+
+def demo_problem(n_samples: int = N_SAMPLES, width: int = 32, seed: int = 0):
     """(model, X, Y): a tanh MLP 8 → width → width → 1 (float64) and a smooth synthetic target
     y = sin(2x₁)·cos(x₂) + x₃/2 on Gaussian inputs (well-conditioned Gram matrix)."""
     from .torch_model import _torch
@@ -34,11 +50,16 @@ def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1,
     from .stability_map import stability_map
     from .torch_model import gram_matrix, train_to_interpolation
 
+    check_demo_options(n_lr=n_lr, batch_sizes=batch_sizes, steps=steps)
     if device == "cuda":  # fail before training when there is no GPU
         from ..device import cuda_backend
 
         cuda_backend()
-    os.makedirs(out_dir, exist_ok=True)
+    if plots:  # fail before training without matplotlib or the folder
+        from ..plot import require_matplotlib
+
+        require_matplotlib()
+        os.makedirs(out_dir, exist_ok=True)
     model, X, Y = demo_problem()
     start = time.perf_counter()
     rep = train_to_interpolation(model, X, Y)
