@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 import numpy as np
@@ -34,6 +35,11 @@ class _Parser(argparse.ArgumentParser):
 def _report(message: str) -> None:
     # One line, whatever the exception text holds (some messages span lines).
     print("delyap: error: " + " ".join(str(message).split()), file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # A warning is about the user's run, not about a line of delyap's source.
+    print("delyap: warning: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 # ---- option types: argparse reports their ArgumentTypeError as "argument --x: …" -------------
@@ -339,7 +345,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores the caller's showwarning afterwards
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
