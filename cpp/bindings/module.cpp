@@ -55,7 +55,7 @@ PYBIND11_MODULE(_core, m) {
       .value("DP5", Method::DP5);
 
   py::dict names;
-  for (int s = 0; s <= int(Status::Unsupported); ++s) names[py::int_(s)] = status_name(Status(s));
+  for (int s = 0; s <= int(Status::kLast); ++s) names[py::int_(s)] = status_name(Status(s));
   m.attr("STATUS_NAMES") = names;
 
   py::class_<SolverOptions>(m, "SolverOptions")

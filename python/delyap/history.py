@@ -138,7 +138,9 @@ def build_history(history, system: DDESystem, t0: float, y0=None, *,
             grid = np.linspace(start, t0, history_points)
             grid[-1] = t0
         delta = 1e-6 * max(1.0, tau_max)
-        # Both one-sided limits at each jump: (t_j⁻, t_j⁺) as a zero-length interval.
+        # Both one-sided limits at each jump, stored as a zero-length interval (t_j, t_j): the
+        # left value is sampled a hair before t_j. A read at exactly t_j then takes the limit
+        # from the side its step integrates over (the core's history reads are one-sided).
         eps = 1e-12 * max(1.0, abs(t0), tau_max)
         left = jump_times - eps
         times = np.sort(np.concatenate([grid[(grid > start) & ~np.isin(grid, jump_times)],
@@ -155,6 +157,8 @@ def build_history(history, system: DDESystem, t0: float, y0=None, *,
                 near_right = (times >= tj) & (times < tj + 2 * delta)
                 f = np.where(near_left[None, :, None], back, f)
                 f = np.where(near_right[None, :, None], fwd, f)
+        if jump_times.size:
+            times[np.searchsorted(times, left)] = jump_times  # t_j⁻ stored at t_j itself
         if f.shape[0] != x.shape[0]:
             x, f = np.broadcast_arrays(x, f)
         x_t0 = x[:, -1, :]

@@ -12,6 +12,18 @@ __all__ = ["DDESolution", "STATUS_NAMES"]
 
 STATUS_NAMES: Dict[int, str] = {int(k): v for k, v in _core.STATUS_NAMES.items()}
 STAT_FIELDS = ("accepted", "rejected", "rhs_evals", "overlap_steps", "history_peak")
+_NON_FINITE = next(k for k, v in STATUS_NAMES.items() if v == "non_finite")
+
+
+def _no_success_with_non_finite(y: np.ndarray, y_final: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """The invariant every result keeps: a trajectory whose status is success holds only
+    finite numbers. The core should never break it (each failure has its own status); should
+    one slip through, it becomes ``non_finite`` here rather than a silent wrong answer."""
+    status = np.array(status, dtype=np.int32, copy=True)
+    per_trajectory = lambda a: np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)  # noqa: E731
+    finite = per_trajectory(y) & per_trajectory(y_final)
+    status[(status == 0) & ~finite] = _NON_FINITE
+    return status
 
 
 @dataclass
@@ -96,6 +108,7 @@ class DDESolution:
     def _from_core(cls, raw: dict, method: str, batch_size: Optional[int], wall: float) -> "DDESolution":
         stats = {name: raw["stats"][:, i] for i, name in enumerate(STAT_FIELDS)}
         y, status, t_final, y_final = raw["y"], raw["status"], raw["t_final"], raw["y_final"]
+        status = _no_success_with_non_finite(y, y_final, status)
         if batch_size is None:
             return cls(t=raw["t"], y=y[0], status=int(status[0]),
                        stats={k: int(v[0]) for k, v in stats.items()}, t_final=float(t_final[0]),

@@ -18,6 +18,9 @@ enum class Status : int {
   NotRun = 8,             // never started (e.g. cancelled before its turn)
   Unsupported = 9,        // a feature the fixed-storage (device) solver lacks, e.g. lags
                           // that depend on the state, or too many discontinuity points
+  TimeResolution = 10,    // t + h rounds to t: the span is too short for the precision of t
+                          // (|t| too large for the steps or output times asked for)
+  kLast = TimeResolution,
 };
 
 DELYAP_HD inline const char* status_name(Status s) {
@@ -32,6 +35,7 @@ DELYAP_HD inline const char* status_name(Status s) {
     case Status::HistoryFull: return "history_full";
     case Status::NotRun: return "not_run";
     case Status::Unsupported: return "unsupported";
+    case Status::TimeResolution: return "time_resolution";
   }
   return "unknown";
 }

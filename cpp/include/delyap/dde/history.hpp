@@ -57,10 +57,21 @@ struct HistoryRing : Layout {
     }
   }
 
-  // Largest interval index i ≤ size − 2 with t_i ≤ s (binary search; reads are rare enough
-  // per step that a cursor does not pay for its bookkeeping across rejected steps).
-  DELYAP_HD Index find_interval(double s) const {
+  // The interval that a read at time s uses. At an anchor time both neighbours contain s, and at
+  // a jump (a repeated time) they disagree: a read that integrates forward from s takes the
+  // right-hand limit (largest i ≤ size − 2 with t_i ≤ s), a read at the end of the lagged
+  // window of a step (`left`) the left-hand limit (smallest i with t_{i+1} ≥ s). Binary search:
+  // reads are rare enough per step that a cursor does not pay for its bookkeeping across
+  // rejected steps.
+  DELYAP_HD Index find_interval(double s, bool left = false) const {
     Index lo = 0, hi = size - 2;
+    if (left) {
+      while (lo < hi) {
+        const Index mid = (lo + hi) >> 1;
+        if (time(mid + 1) >= s) hi = mid; else lo = mid + 1;
+      }
+      return lo;
+    }
     while (lo < hi) {
       const Index mid = (lo + hi + 1) >> 1;
       if (time(mid) <= s) lo = mid; else hi = mid - 1;
@@ -72,7 +83,7 @@ struct HistoryRing : Layout {
   // Where a read at s falls: past the last anchor (the first iterate of a step longer than the
   // delay extrapolates there), older than the window (a delay beyond the declared maximum), or
   // interval *i (s is clamped onto the window's start when a rounding error short of it).
-  DELYAP_HD Read locate(double* s, Index* i) const {
+  DELYAP_HD Read locate(double* s, Index* i, bool left = false) const {
     if (*s > last_time()) return Read::PastEnd;
     const double t_first = time(0);
     if (*s < t_first) {
@@ -80,7 +91,7 @@ struct HistoryRing : Layout {
       if (*s < t_first - slack) return Read::TooOld;
       *s = t_first;
     }
-    *i = find_interval(*s);
+    *i = find_interval(*s, left);
     return Read::Interval;
   }
 };
@@ -158,10 +169,12 @@ struct HistoryViewT : HistoryRing<Layout> {
   }
 
   // x(s) for s in the window (Ring::locate); false when s is older than the window.
-  // With `derivative`, x'(s) is written there too (neutral equations).
-  DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr) const {
+  // With `derivative`, x'(s) is written there too (neutral equations). `left`: at a jump, the
+  // left-hand limit (Ring::find_interval).
+  DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr,
+                      bool left = false) const {
     Index i = 0;
-    const typename Ring::Read where = this->locate(&s, &i);
+    const typename Ring::Read where = this->locate(&s, &i, left);
     if (where == Ring::Read::TooOld) return false;
     if (where == Ring::Read::PastEnd) {
       const double t_last = this->last_time();

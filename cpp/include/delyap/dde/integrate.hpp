@@ -125,6 +125,12 @@ struct Integrator {
     ++p.n_known;
   }
 
+  // The smallest step that still moves t in floating point (with room for the rounding of
+  // stops computed by repeated addition): 16 ulps of t.
+  DELYAP_HD static double resolution_at(double time) {
+    return 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(time), 1.0);
+  }
+
   template <class Sink>
   DELYAP_HD Status start(Sink& sink) {
     View& hist = buffer.view();
@@ -133,9 +139,15 @@ struct Integrator {
     stepper.copy(x, p.y0);
     Status st = stepper.eval_rhs(t, x, f);
     if (st != Status::Success) return st;
+    // f(t0) not finite (e.g. a power of a negative history value): nothing can follow.
+    if (stepper.exec.sum(sys.dim(), CountNonFinite{f}) > 0.0) return Status::NonFinite;
     if (!buffer.ensure(hist.size + 1)) return Status::HistoryFull;
     hist.push_anchor(t, x, f);  // second anchor at t0: the solution side of a possible jump
     sink.start(t, x);
+    // A span within the rounding of t would count as reached at once and leave every later
+    // output unwritten: it is a failure of its own, not a success.
+    if (p.t_final - p.t0 <= resolution_at(std::fmax(std::fabs(p.t0), std::fabs(p.t_final))))
+      return Status::TimeResolution;
     if (!tab.adaptive() || opt.dt > 0.0) {
       h = opt.dt;
     } else {
@@ -149,13 +161,15 @@ struct Integrator {
   template <class Sink, class Cancel>
   DELYAP_HD Status advance(double t_stop, Sink& sink, const Cancel& cancelled) {
     View& hist = buffer.view();
-    const double span_scale = std::fabs(p.t0) + std::fabs(p.t_final);
+    // A step ending this close to the stop is stretched onto it (no sliver step after it):
+    // relative to the span, not to |t|, which may be huge next to it.
+    const double stop_slack = std::fmax(1e-13 * (p.t_final - p.t0), resolution_at(t_stop));
     for (;;) {
       // Points closer than a few ulps count as reached: stops computed by repeated addition
       // may fall a rounding error short of a discontinuity or of t_stop.
-      const double min_step =
-          std::fmax(opt.min_step, 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0));
-      if (t >= t_stop - 16.0 * 2.220446049250313e-16 * std::fmax(std::fabs(t), 1.0)) break;
+      const double resolution = resolution_at(t);
+      const double min_step = std::fmax(opt.min_step, resolution);
+      if (t >= t_stop - resolution) break;
       if (cancelled()) return Status::Cancelled;  // one relaxed atomic load: cheap per step
       if (stats.accepted + stats.rejected >= opt.max_steps) return Status::MaxSteps;
       hist.evict_before(t - max_delay);
@@ -165,33 +179,35 @@ struct Integrator {
       if (opt.max_step > 0.0) h_try = std::fmin(h_try, opt.max_step);
       double t_next = t + h_try;
       bool clipped = false;
+      bool on_discontinuity = false;  // the step ends on a (tracked or found) discontinuity
       while (next_disc < p.n_disc && p.disc[next_disc] <= t + min_step) ++next_disc;
       // Land exactly on the next discontinuity; also absorb it when the step would end just
       // short of it (a sliver step afterwards would only waste work).
       if (next_disc < p.n_disc && t_next >= p.disc[next_disc] - 1e-6 * h_try) {
         t_next = p.disc[next_disc];
-        clipped = true;
+        clipped = on_discontinuity = true;
       }
       if (land_at < HUGE_VAL && t_next >= land_at - 1e-6 * h_try && land_at > t + min_step) {
         t_next = land_at;
-        clipped = true;
+        clipped = on_discontinuity = true;
       }
-      if (t_next >= t_stop - 1e-13 * span_scale) {
+      if (t_next >= t_stop - stop_slack) {
         clipped = clipped || t_next > t_stop;
         t_next = t_stop;
       }
       const double hh = t_next - t;
-      if (hh < min_step) return Status::StepUnderflow;
+      if (!(hh >= min_step)) return too_small(h_try);  // NaN-safe
 
       double err = 0.0;
       bool converged = true;
       Status st = stepper.attempt(t, hh, x, f, &err, &converged);
-      if (st == Status::DelayOutOfRange && tab.adaptive()) {
-        // A stage of a long step may reach lags the solution itself never takes: shrink the
-        // step; if that cannot help, the lag really leaves the window.
+      if ((st == Status::DelayOutOfRange || st == Status::NonFinite) && tab.adaptive()) {
+        // A stage of a long step may reach lags the solution itself never takes, or overflow:
+        // shrink the step; if that cannot help, the lag really leaves the window (or the
+        // solution really blows up).
         ++stats.rejected;
         h = 0.5 * hh;
-        if (h < min_step) return Status::DelayOutOfRange;
+        if (!(h >= min_step)) return st;
         continue;
       }
       if (st != Status::Success) return st;
@@ -200,7 +216,7 @@ struct Integrator {
         ++stats.rejected;
         const double fac = converged ? controller.reject(err, opt) : 0.5;
         h = hh * fac;
-        if (h < min_step) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
+        if (!(h >= min_step)) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
         continue;
       }
       if (!is_finite(err)) return Status::NonFinite;
@@ -247,8 +263,23 @@ struct Integrator {
       stepper.copy(f, ws.f1);
       ++stats.accepted;
       stats.t_final = t;
+      if (on_discontinuity && t < p.t_final) {
+        // Landed on a discontinuity: f closed the step with left-hand limits of the lagged
+        // values (its last stage, FSAL), but the next step starts from the right-hand ones,
+        // which differ where a lag meets a jump. One extra evaluation per point.
+        st = stepper.eval_rhs(t, x, f);
+        if (st != Status::Success) return st;
+      }
     }
     return Status::Success;
+  }
+
+  // A step the problem wants (`wanted`) cannot move t. When it could on the same span shifted to
+  // start at 0, the precision of t is what fails (time_resolution: shift t0 toward 0);
+  // otherwise the step itself has underflowed (e.g. approaching a blow-up).
+  DELYAP_HD Status too_small(double wanted) const {
+    return wanted >= resolution_at(p.t_final - p.t0) ? Status::TimeResolution
+                                                      : Status::StepUnderflow;
   }
 };
 

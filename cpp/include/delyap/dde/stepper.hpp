@@ -63,6 +63,11 @@ struct DdeStepper {
   bool neutral;
   double t_base = HUGE_VAL;  // reads later than this are inside the step being taken
   bool read_ahead = false;   // some read of the current attempt fell inside the step
+  // Which one-sided limit a delayed read takes where the history jumps (history.hpp): a stage
+  // after the start of a step reads the end of its lagged window, so the left-hand limit; an
+  // evaluation at the start of a step (t0, or after landing on a discontinuity) the right-hand
+  // one. Steps land on the points where a lag meets a jump, so no stage reads one from inside.
+  bool read_left = false;
 
   DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, View& h,
                        StepWorkspace& w, SolveStats& st, Exec e = Exec{})
@@ -86,10 +91,12 @@ struct DdeStepper {
     const double ahead_slack = 1e-2 * window + slack;
     for (int k = 0; k < n_delays; ++k) {
       const double tau = ws.taus[k];
+      // A lag computed from a NaN/inf state is a symptom: report the state, not the lag.
+      if (!is_finite(tau)) return Status::NonFinite;
       if (!(tau >= -ahead_slack && tau <= window + slack)) return Status::DelayOutOfRange;
       const double s = t - tau;
       if (s > t_base) read_ahead = true;
-      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr))
+      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, read_left))
         return Status::DelayOutOfRange;
     }
     ++stats.rhs_evals;
@@ -108,7 +115,9 @@ struct DdeStepper {
     h0 = std::fmin(h0, span);
     if (min_delay > 0) h0 = std::fmin(h0, 0.5 * min_delay);
     exec.for_each(dim, LinearExtrapolation{x0, f0, h0, ws.xs});
+    read_left = true;
     *st = eval_rhs(t0 + h0, ws.xs, ws.f1);
+    read_left = false;
     if (*st != Status::Success) return h0;
     const double d2 =
         std::sqrt(exec.sum(dim, ScaledSquare{ws.f1, f0, x0, x0, rt, at}) / dim) / h0;
@@ -183,7 +192,9 @@ struct DdeStepper {
       for (int j = 0; j < kMaxStages; ++j) stage.w[j] = tab.a[i][j];  // whole rows: a fixed
       // bound lets the device keep the copied weights in registers (unused ones are zero)
       exec.for_each(dim, stage);
+      read_left = tab.c[i] > 0.0;
       const Status st = eval_rhs(t + tab.c[i] * h, ws.xs, ws.k + i * dim);
+      read_left = false;
       if (st != Status::Success) return st;
     }
     WeightedStep next{x, ws.k, {}, tab.stages, dim, h, ws.x1};
@@ -194,8 +205,11 @@ struct DdeStepper {
       return Status::Success;
     }
     // Not FSAL: f at the new point is still needed for the Hermite history (and is the next
-    // step's first stage, so it is not wasted).
-    return eval_rhs(t + h, ws.x1, ws.f1);
+    // step's first stage, so it is not wasted). It closes this step: left-hand limits.
+    read_left = true;
+    const Status st = eval_rhs(t + h, ws.x1, ws.f1);
+    read_left = false;
+    return st;
   }
 };
 
