@@ -54,7 +54,8 @@ def _split(theta, params):
 
 
 def brute_force_exponents(H, eta, B, steps, k, seed):
-    """Product of (I − η H_ξ) on the normal space (range of Σ H_i), numpy QR every step."""
+    """Product of (I − η H_ξ) on the normal space (range of Σ H_i), numpy QR every step; ξ is B
+    distinct samples drawn uniformly (delyap's default batch law)."""
     N, D, _ = H.shape
     w, V = np.linalg.eigh(H.sum(axis=0))
     basis = V[:, np.abs(w) > 1e-9 * np.abs(w).max()]  # range of H (indefinite off a minimum)
@@ -64,7 +65,7 @@ def brute_force_exponents(H, eta, B, steps, k, seed):
     q, _ = np.linalg.qr(rng.standard_normal((r, k)))
     logs = np.zeros((steps, k))
     for s in range(steps):
-        xi = rng.integers(0, N, size=B)
+        xi = rng.choice(N, size=B, replace=False)
         q = q - eta * (Hn[xi].mean(axis=0) @ q)
         q, rr = np.linalg.qr(q)
         logs[s] = np.log(np.abs(np.diag(rr)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validate import as_count, as_positive
 from ..errors import ConvergenceWarning
-from .gram import SGDLyapunovResult, gram_lyapunov, gram_spectrum
+from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, gram_lyapunov, gram_spectrum
 
 __all__ = ["gram_matrix", "lyapunov", "train_to_interpolation", "interpolation_report"]
 
@@ -193,11 +193,11 @@ def _check_interpolation(model, X, Y, tol: float, check: str) -> dict:
 
 
 def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
-             loss: str = "mse", sampling: str = "iid", seed: int = 0, transient: int = 0,
-             renorm_interval: int = 10, mean_square: bool = False, check: str = "raise",
-             tol: float = 1e-5, threads: Optional[int] = None,
-             chunk_size: Optional[int] = None,
-             device: Optional[str] = None) -> SGDLyapunovResult:
+             loss: str = "mse", sampling: str = DEFAULT_SAMPLING, seed: int = 0,
+             transient: Optional[int] = None, renorm_interval: int = 10,
+             mean_square: bool = False, check: str = "raise", tol: float = 1e-5,
+             threads: Optional[int] = None, chunk_size: Optional[int] = None,
+             device: Optional[str] = None, throw: bool = True) -> SGDLyapunovResult:
     """Lyapunov exponents of SGD (η = lr, batch B) linearised at the model's current parameters.
 
     The model must sit at an interpolating minimum of L = (1/N) Σ ½‖f(x_i) − y_i‖² (checked:
@@ -206,6 +206,9 @@ def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
     Works for vector outputs (N·c rows) and any ``nn.Module`` (buffers are kept fixed).
     ``device``: where the SGD product runs ("cpu" or "cuda"; None: "cuda" when the model's
     parameters are on a GPU). The Jacobians are computed by torch wherever the model lives.
+    ``sampling``, ``transient`` and ``throw`` are those of :func:`delyap.sgd.gram_lyapunov`:
+    batches of B distinct samples by default (B = N is gradient descent) and a transient set
+    from the time scale of the product.
     """
     if device is None:
         first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
@@ -220,7 +223,7 @@ def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
     K, c = gram_matrix(model, X, chunk_size=chunk_size)
     res = gram_lyapunov(K, lr, batch_size, steps=steps, n_exponents=n_exponents, sampling=sampling,
                         transient=transient, seed=seed, outputs=c, renorm_interval=renorm_interval,
-                        mean_square=mean_square, threads=threads, device=device)
+                        mean_square=mean_square, threads=threads, device=device, throw=throw)
     res.info["interpolation"] = rep
     return res
 
