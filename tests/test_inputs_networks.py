@@ -9,7 +9,6 @@ import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 import delyap as dl
-from delyap.solve import _output_spec
 
 OMEGA = np.array([0.0, 1.0, -1.0])
 
@@ -164,26 +163,17 @@ def test_declared_order_parameters():
     assert dl.rhs.mackey_glass().order_parameter is None
 
 
-def test_stuart_landau_order_parameter_on_the_vector_driver_raises():
-    """The executor-memory driver (GPU path and its CPU twin) reduces phases only: it must
-    refuse Stuart–Landau's coherence rather than write the wrong reduction."""
-    sl = dl.rhs.stuart_landau(np.ones(4), random_graph(4, 36), tau=1.0)
-    hist = dl.build_history(0.3, sl, 0.0)
-    from delyap.solve import METHODS
-    import delyap._core as core
-    opt = core.SolverOptions()
-    opt.method = METHODS["DP5"]
-    spec = _output_spec("order_parameter", sl, np.array([1.0]))
-    with pytest.raises(ValueError, match="output: the Stuart–Landau order parameter"):
-        sl._solve_vector(hist, 0.0, 1.0, np.array([1.0]), opt, spec)
-
-
-def test_stuart_landau_order_parameter_on_emulated_cuda_raises(monkeypatch):
+def test_stuart_landau_order_parameter_on_emulated_cuda_matches_the_cpu(monkeypatch):
+    """The GPU path (here its CPU emulation) reduces to the same phasor coherence as the CPU
+    (the vector driver's bit-for-bit twin is in tests/test_vector_solve.py)."""
     pytest.importorskip("delyap._cuda_emulated")
-    monkeypatch.setenv("DELYAP_CUDA_EMULATION", "1")
     sl = dl.rhs.stuart_landau(np.ones(4), random_graph(4, 37), tau=1.0)
-    with pytest.raises(ValueError, match="output: the Stuart–Landau order parameter"):
-        dl.solve_dde(sl, 0.3, (0, 1), [1.0], output="order_parameter", device="cuda")
+    t = np.linspace(0, 5, 11)
+    cpu = dl.solve_dde(sl, 0.3, (0, 5), t, output="order_parameter")
+    monkeypatch.setenv("DELYAP_CUDA_EMULATION", "1")
+    gpu = dl.solve_dde(sl, 0.3, (0, 5), t, output="order_parameter", device="cuda")
+    assert gpu.success and gpu.y.shape == cpu.y.shape == (11, 2)
+    np.testing.assert_allclose(gpu.y, cpu.y, rtol=0, atol=1e-12)
 
 
 # --- component indices and delay floors -------------------------------------------------------

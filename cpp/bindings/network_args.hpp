@@ -55,13 +55,4 @@ struct NetworkArgs {
   }
 };
 
-// The executor-memory driver (dde/vector_solve.hpp, the GPU path and its CPU twin) reduces to
-// the phase order parameter only; its sink would treat any other reduction as the full state.
-inline void require_vector_output(int mode) {
-  if (Reduction(mode) == Reduction::PhasorCoherence)
-    throw py::value_error(
-        "output: the Stuart–Landau order parameter (z/|z|) is not available with "
-        "device='cuda'; use output=None or component indices there, or device='cpu'");
-}
-
 }  // namespace delyap::bindings

@@ -97,7 +97,6 @@ void register_network_systems(py::module_& m) {
          double t_final, std::optional<DArray> t_eval, const SolverOptions& opt,
          const OutputSpec& output) {
         a.check();
-        bindings::require_vector_output(output.mode);
         const CsrGraph g = a.graph();
         const Index batch = a.coupling.shape(0);
         if (lam) {

@@ -50,6 +50,8 @@ inline DArray output_times(const std::optional<DArray>& t_eval, double t0, doubl
 
 // Values per output time, with the requested components checked.
 inline int output_width(const OutputSpec& output, int dim) {
+  if (output.mode < int(Reduction::Full) || output.mode > int(Reduction::PhasorCoherence))
+    throw py::value_error("output: unknown reduction mode");
   for (Index c : output.components)
     if (c < 0 || c >= dim) throw py::value_error("output: component index out of range");
   return reduced_width(Reduction(output.mode), dim, Index(output.components.size()));

@@ -51,9 +51,9 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
     double* y_all = y.mutable_data();
     run_interruptible(cancel, [&]() {
       if (on_worker) on_worker();
-      // Device rows for the state or its components; the order parameter is written on the
+      // Device rows for the state or its components; an order parameter is written on the
       // host directly. Rows past a failure stay NaN.
-      const bool on_exec = mode != Reduction::OrderParameter;
+      const bool on_exec = mode == Reduction::Full || mode == Reduction::Components;
       typename Exec::template Array<double> y_exec(on_exec ? n_eval * width : 0);
       typename Exec::template Array<double> scratch(mode == Reduction::Full ? 0 : dim);
       typename Exec::template Array<Index> comps(n_comp);

@@ -124,7 +124,6 @@ py::dict solve_network(const IndexArray& indptr, const IntArray& indices, const 
   const bindings::NetworkArgs args{indptr, indices, weights, klass, tau, omega, inv_norm,
                                    coupling};
   args.check();
-  bindings::require_vector_output(output_mode);
   const int N = args.n();
   const Index E = indices.shape(0);
   cudaStream_t stream = as_stream(stream_handle);

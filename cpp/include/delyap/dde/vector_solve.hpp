@@ -28,7 +28,7 @@ struct VectorEvalSink {
   const Index* components;  // executor memory (Components mode)
   Index n_components;
   double* y;        // executor memory, n_eval × width (Full, Components)
-  double* y_host;   // host, n_eval × 2 (OrderParameter)
+  double* y_host;   // host, n_eval × 2 (OrderParameter, PhasorCoherence)
   double* scratch;  // executor memory, dim (reduced modes)
   Index next = 0;
 
@@ -37,6 +37,10 @@ struct VectorEvalSink {
   void emit(const double* state) {
     if (mode == Reduction::OrderParameter) {
       order_parameter(exec.sum(dim, CosOf{state}), exec.sum(dim, SinOf{state}), dim,
+                      y_host + 2 * next);
+    } else if (mode == Reduction::PhasorCoherence) {  // interleaved (Re z, Im z) per node
+      const Index n = dim / 2;
+      order_parameter(exec.sum(n, UnitRe{state}), exec.sum(n, UnitIm{state}), n,
                       y_host + 2 * next);
     } else if (mode == Reduction::Components) {
       exec.for_each(n_components, GatherComponents{state, components, y + next * n_components});
