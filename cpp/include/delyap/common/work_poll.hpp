@@ -19,9 +19,15 @@ constexpr double kPollFlops = double(1 << 26);
 // least this much: the flag is read at least every kPollCharges charges, whatever their size.
 constexpr double kPollCharges = 256.0;
 
-// How many units of `flops_per_unit` each fit between two reads of the flag (at least 1).
-DELYAP_HD inline Index poll_chunk(double flops_per_unit) {
-  const double n = kPollFlops / (flops_per_unit > 1.0 ? flops_per_unit : 1.0);
+// Blocked, vectorised kernels (GEMM, blocked QR) run ≥ 8× faster than the scalar code the
+// budget is sized for: they charge chunks of kBlockedSpeedup budgets (as short in wall time),
+// wide enough that re-packing a large matrix per chunk stays negligible.
+constexpr double kBlockedSpeedup = 8.0;
+
+// How many units of `flops_per_unit` each fit between two reads of the flag (at least 1), for
+// code that runs `speedup` times faster than plain scalar loops.
+DELYAP_HD inline Index poll_chunk(double flops_per_unit, double speedup = 1.0) {
+  const double n = speedup * kPollFlops / (flops_per_unit > 1.0 ? flops_per_unit : 1.0);
   return n >= 1.0 ? Index(n) : Index(1);
 }
 

@@ -16,7 +16,6 @@
 #include <Eigen/Core>
 #include <Eigen/Householder>
 #include <Eigen/QR>
-#include <algorithm>
 #include <cmath>
 
 #include "delyap/common/config.hpp"
@@ -32,7 +31,12 @@ inline namespace DELYAP_ISA_NAMESPACE {
 namespace blocked_detail {
 using ColMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-constexpr Index kPanel = 48;  // Eigen's own choice for HouseholderQR
+constexpr Index kPanel = 48;  // Eigen's own choice for HouseholderQR (32–96 run alike here)
+constexpr Index kThinColumns = 12;
+// Not std::min/max: an ISA build must not emit std:: template instances (weak symbols the
+// linker could hand to the baseline build).
+inline Index lo(Index a, Index b) { return a < b ? a : b; }
+inline Index hi(Index a, Index b) { return a < b ? b : a; }
 }  // namespace blocked_detail
 
 // out ← A q: A is d × d row-major, q and out are d × k column-major (distinct). Charges `poll`
@@ -43,10 +47,24 @@ inline bool blocked_multiply(const double* A, Index d, const double* q, Index k,
   Eigen::Map<const RowMat> a(A, d, d);
   Eigen::Map<const ColMat> x(q, d, k);
   Eigen::Map<ColMat> y(out, d, k);
-  // Panels no narrower than 16 columns: narrower ones would pay for re-packing A too often.
-  const Index width = std::max<Index>(16, poll_chunk(2.0 * double(d) * double(d)));
+  if (k <= kThinColumns) {
+    // A few directions: row by row, each row of A read once and never packed (GEMM would
+    // copy all of A for a product of ≤ kThinColumns columns: d = 1500, k = 10 runs 1.3–1.7×
+    // faster this way).
+    const Index rows = blocked_detail::hi(1, poll_chunk(2.0 * double(d) * double(k), kBlockedSpeedup));
+    for (Index i0 = 0; i0 < d; i0 += rows) {
+      const Index h = blocked_detail::lo(rows, d - i0);
+      for (Index i = i0; i < i0 + h; ++i) y.row(i).noalias() = a.row(i) * x;
+      if (poll(2.0 * double(h) * double(d) * double(k))) return false;
+    }
+    return true;
+  }
+  // Each panel re-packs A: panels no narrower than 16 columns, and as wide as the poll rule
+  // lets blocked code go (d = 1500: ~120 columns).
+  const Index width =
+      blocked_detail::hi(16, poll_chunk(2.0 * double(d) * double(d), kBlockedSpeedup));
   for (Index c0 = 0; c0 < k; c0 += width) {
-    const Index w = std::min(width, k - c0);
+    const Index w = blocked_detail::lo(width, k - c0);
     y.middleCols(c0, w).noalias() = a * x.middleCols(c0, w);
     if (poll(2.0 * double(d) * double(d) * double(w))) return false;
   }
@@ -64,7 +82,7 @@ inline bool blocked_qr(double* q, Index n, Index k, double* r, const PollRef& po
   Eigen::VectorXd hc(k), temp(k);
   // Factor: panel by panel, the trailing columns updated with the panel's block reflector.
   for (Index k0 = 0; k0 < k; k0 += kPanel) {
-    const Index bs = std::min(kPanel, k - k0), rows = n - k0, trailing = k - k0 - bs;
+    const Index bs = blocked_detail::lo(kPanel, k - k0), rows = n - k0, trailing = k - k0 - bs;
     auto panel = a.block(k0, k0, rows, bs);
     auto h = hc.segment(k0, bs);
     ei::householder_qr_inplace_unblocked(panel, h, temp.data());
@@ -81,7 +99,7 @@ inline bool blocked_qr(double* q, Index n, Index k, double* r, const PollRef& po
   // start as identity columns, then the panel's block reflector is applied to all of them.
   ColMat v;
   for (Index k0 = ((k - 1) / kPanel) * kPanel; k0 >= 0; k0 -= kPanel) {
-    const Index bs = std::min(kPanel, k - k0), rows = n - k0, cols = k - k0;
+    const Index bs = blocked_detail::lo(kPanel, k - k0), rows = n - k0, cols = k - k0;
     v = a.block(k0, k0, rows, bs);  // the reflectors (unit lower part), before overwriting
     a.block(0, k0, n, bs).setZero();
     for (Index j = 0; j < bs; ++j) a(k0 + j, k0 + j) = 1.0;
