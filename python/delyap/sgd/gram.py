@@ -15,6 +15,7 @@ a torch DataLoader with drop_last) are there for comparison.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple, Union
 
@@ -23,10 +24,12 @@ import numpy as np
 from .. import _core
 from .._validate import as_count, as_float_array, as_positive
 from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
+from ..errors import ConvergenceWarning
 from ..lyapunov import auto_transient, check_settled, mean_map_time_scale, raise_if_failed
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
-           "mean_square_exponent", "gram_spectrum", "SAMPLING", "DEFAULT_SAMPLING"]
+           "mean_square_exponent", "MeanSquareExponent", "gram_spectrum", "SAMPLING",
+           "DEFAULT_SAMPLING"]
 
 SAMPLING = {"iid": 0, "without": 1, "epochs": 2}
 # The batch law of Chemnitz & Engel (2024): uniform B-subsets, i.i.d. over steps (module doc).
@@ -112,7 +115,14 @@ def gd_time_scale(spectrum: GramSpectrum, lr, n_exponents: int = 1) -> np.ndarra
 
 
 def _ms_operator(spec: GramSpectrum, lr: float, B: int, sampling: str):
-    """S ↦ E[A_ξ S A_ξᵀ] on symmetric S supported on range(K), in the eigenbasis of K."""
+    """The second-moment map T(M) = E[A_ξ M A_ξᵀ] (A_ξ = I − (η/B) K P_ξ) in symmetric form.
+
+    A_ξ is self-adjoint in the K⁻¹ inner product on range(K), so Ã_ξ = K^{-1/2} A_ξ K^{1/2}
+    = I − (η/B) K^{1/2} P_ξ K^{1/2} is symmetric and T̃(S) = E[Ã S Ã] = K^{-1/2} T(K^{1/2} S K^{1/2})
+    K^{-1/2} is self-adjoint for the Frobenius product, with the spectrum of T. It still maps the
+    PSD cone into itself. Returned as S ↦ T̃(S) on symmetric S in the eigenbasis of K (rank × rank;
+    never an N²×N² matrix), with the weights Λ^{1/2} ⊗ Λ^{1/2} that map T̃'s eigen-matrices to T's.
+    """
     V, lam, c = spec.basis, spec.eigenvalues, spec.outputs
     N = spec.n_samples
     r = lam.shape[0]
@@ -126,58 +136,200 @@ def _ms_operator(spec: GramSpectrum, lr: float, B: int, sampling: str):
     Vb = V.reshape(N, c, r)
     lsum = lam[:, None] + lam[None, :]
     lprod = lam[:, None] * lam[None, :]
+    sprod = np.sqrt(lprod)             # Λ^{1/2} S Λ^{1/2} = sprod * S in the eigenbasis
 
     def apply(S):
-        VS = V @ S                                    # n × r
-        # D_c(V S Vᵀ): the c × c diagonal blocks, then Vᵀ D V = Σ_i V_iᵀ D_i V_i.
+        VS = V @ (sprod * S)                          # n × r
+        # D_c(V X Vᵀ): the c × c diagonal blocks, then Vᵀ D V = Σ_i V_iᵀ D_i V_i.
         blocks = np.einsum("ior,ipr->iop", VS.reshape(N, c, r), Vb)
         VtDV = np.einsum("iop,ior,ips->rs", blocks, Vb, Vb, optimize=True) if c > 1 else \
             (Vb[:, 0, :] * blocks[:, 0, 0][:, None]).T @ Vb[:, 0, :]
-        KDK = lprod * VtDV   # K D_c(S) K in the eigenbasis
+        KDK = sprod * VtDV   # Λ^{-1/2} (K D_c(K^{1/2} S K^{1/2}) K) Λ^{-1/2} in the eigenbasis
         KSK = lprod * S
         out = S - a1 * lsum * S + diag_coef * KDK
         if off_coef:  # pairs of distinct batch slots
             out = out + off_coef * (KSK - KDK if off_minus_diag else KSK)
-        return out
+        return 0.5 * (out + out.T)  # symmetric up to the rounding of the einsums
 
-    return apply
+    return apply, sprod
+
+
+def _lanczos_top(apply, x0: np.ndarray, m: int):
+    """m steps of Lanczos with full reorthogonalisation on the self-adjoint map ``apply`` from
+    x0: (largest Ritz value, its unit Ritz vector, applications used). Lanczos rather than the
+    power iteration: at small η every eigenvalue of T̃ is 1 − O(η), so the power iteration
+    contracts by λ₂/λ₁ = 1 − O(η) per step (it stopped early, biased towards stability), while
+    Krylov spaces are shift-invariant and Lanczos sees the gap relative to the spread, O(1)."""
+    from scipy.linalg import eigh_tridiagonal
+
+    shape = x0.shape
+    Q = np.empty((m, x0.size))
+    Q[0] = x0.ravel() / np.linalg.norm(x0)
+    alpha, beta = np.zeros(m), np.zeros(m)
+    k = m
+    for j in range(m):
+        w = apply(Q[j].reshape(shape)).ravel()
+        alpha[j] = Q[j] @ w
+        for _ in range(2):  # twice is enough against the loss of orthogonality
+            w -= Q[:j + 1].T @ (Q[:j + 1] @ w)
+        beta[j] = np.linalg.norm(w)
+        # An invariant subspace (the Krylov space is exhausted): its Ritz pairs are exact.
+        if j + 1 == m or beta[j] <= 1e-13 * np.max(np.abs(alpha[:j + 1])):
+            k = j + 1
+            break
+        Q[j + 1] = w / beta[j]
+    theta, Y = eigh_tridiagonal(alpha[:k], beta[:k - 1]) if k > 1 else (alpha[:1], np.ones((1, 1)))
+    return float(theta[-1]), (Y[:, -1] @ Q[:k]).reshape(shape), k
+
+
+# Shifts ε (relative to ‖S‖) of the Collatz–Wielandt test matrices S + εI. Not below 1e-8:
+# the ratios divide by S + εI, which amplifies the rounding of T̃(S) by ~1/ε.
+_CW_SHIFTS = np.geomspace(1e-8, 1.0, 9)
+
+
+def _cw_bracket(S: np.ndarray, TS: np.ndarray, TI: np.ndarray) -> Tuple[float, float]:
+    """Certified bounds lower ≤ ρ(T̃) ≤ upper from a symmetric S, T̃(S) and T̃(I).
+
+    T̃ is linear, self-adjoint and maps the PSD cone into itself, so ρ(T̃) is its largest
+    eigenvalue (Krein–Rutman) and:
+    * the Rayleigh quotient ⟨S, T̃S⟩ / ⟨S, S⟩ ≤ ρ for any S;
+    * for M ≻ 0 with c_lo M ⪯ T̃(M) ⪯ c_hi M (c_lo, c_hi the extreme eigenvalues of
+      M^{-1/2} T̃(M) M^{-1/2}), positivity gives T̃ⁿ(M) ⪯ c_hiⁿ M, hence ρ ≤ c_hi (every PSD X
+      is ⪯ (‖X‖/λ_min(M)) M), and T̃ⁿ(M) ⪰ c_loⁿ M, hence ρ ≥ c_lo (Collatz–Wielandt).
+    M runs over S + εI (ε ≥ −λ_min(S) plus a grid, so M ≻ 0), whose T̃(M) = T̃(S) + εT̃(I) costs
+    no further application. The Rayleigh quotient is the sharp lower bound where the dominant
+    eigen-matrix is singular (B = N: it is rank one, and every M ≻ 0 has c_lo ≤ the smallest
+    eigenvalue of T̃). Bounds hold up to rounding (relative ~1e-8 at worst, from _CW_SHIFTS).
+    """
+    if np.trace(S) < 0:  # the dominant eigen-matrix is PSD: pick the sign closer to the cone
+        S, TS = -S, -TS
+    nS = np.sum(S * S)
+    lower = max(float(np.sum(S * TS) / nS), 0.0) if nS > 0 else 0.0
+    s, Qm = np.linalg.eigh(S)
+    scale = max(abs(s[0]), abs(s[-1]))
+    if scale == 0:
+        s, scale = np.zeros_like(s), 1.0
+    A, Bm = Qm.T @ TS @ Qm, Qm.T @ TI @ Qm
+    upper = np.inf
+    for g in _CW_SHIFTS:
+        eps = max(0.0, -s[0]) + scale * g
+        d = 1.0 / np.sqrt(s + eps)
+        ev = np.linalg.eigvalsh(d[:, None] * (A + eps * Bm) * d[None, :])
+        upper, lower = min(upper, float(ev[-1])), max(lower, float(ev[0]))
+    return lower, max(upper, lower)  # max: rounding only, ρ itself lies in between
+
+
+class MeanSquareExponent(tuple):
+    """``(value, matrix)``, as ``value, matrix = mean_square_exponent(...)`` unpacks, plus the
+    certified bracket of the value.
+
+    Attributes
+    ----------
+    value : float
+        ½ log ρ(E[A ⊗ A]): the midpoint of ``bracket``.
+    matrix : ndarray (rank, rank) or None
+        The dominant eigen-matrix of M ↦ E[A M Aᵀ] in the eigenbasis of K (the shape of the
+        stationary second moment), unit Frobenius norm; pass it as ``start`` to warm-start.
+    bracket : (float, float)
+        Certified lower and upper bounds of the exponent (½ log of Collatz–Wielandt and Rayleigh
+        bounds on ρ; exact up to rounding).
+    certified : bool
+        True when the bracket is narrower than ``tol``.
+    iterations : int
+        Applications of the map used.
+    """
+
+    def __new__(cls, value, matrix, bracket, certified, iterations):
+        self = super().__new__(cls, (value, matrix))
+        self.bracket = (float(bracket[0]), float(bracket[1]))
+        self.certified = bool(certified)
+        self.iterations = int(iterations)
+        return self
+
+    @property
+    def value(self) -> float:
+        return self[0]
+
+    @property
+    def matrix(self) -> Optional[np.ndarray]:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return (f"MeanSquareExponent({self.value:+.10g}, bracket=[{self.bracket[0]:+.10g}, "
+                f"{self.bracket[1]:+.10g}], certified={self.certified})")
+
+
+def _half_log(x: float) -> float:
+    return 0.5 * float(np.log(x)) if x > 0 else float("-inf")
 
 
 def mean_square_exponent(spectrum: GramSpectrum, lr: float, batch_size: int, *,
                          sampling: str = DEFAULT_SAMPLING, tol: float = 1e-7, max_iter: int = 3000,
-                         start: Optional[np.ndarray] = None) -> Tuple[float, np.ndarray]:
-    """½ log ρ(E[A ⊗ A]) on symmetric matrices (Ma & Ying 2021), by power iteration.
+                         start: Optional[np.ndarray] = None) -> MeanSquareExponent:
+    """½ log ρ(E[A ⊗ A]) on symmetric matrices (Ma & Ying 2021), with a certified bracket.
 
-    Works in the eigenbasis of K on range(K) (never forms N²×N² matrices): each iteration costs
-    two rank × n products. Mean-square stability (value < 0) is stricter than almost-sure
-    stability: λ₁ ≤ ½ log ρ. Returns (value, eigen-matrix) so sweeps can warm-start.
+    Works in the eigenbasis of K on range(K) (never forms N²×N² matrices): each application of
+    the map costs two rank × n products. Mean-square stability (value < 0) is stricter than
+    almost-sure stability: λ₁ ≤ ½ log ρ.
+
+    Restarted Lanczos on the symmetrised map (see ``_ms_operator``) finds the dominant
+    eigen-matrix; after each restart, Collatz–Wielandt and Rayleigh bounds (valid because the
+    map preserves the PSD cone) bracket ρ. It stops when the bracket of the exponent is
+    narrower than ``tol`` (absolute). ``max_iter`` caps the applications of the map; reaching it
+    first warns with :class:`delyap.ConvergenceWarning` and returns the bracket's midpoint.
+
+    Returns a :class:`MeanSquareExponent`: unpacks as ``(value, matrix)`` (matrix to pass as
+    ``start`` when sweeping η), with ``.bracket``, ``.certified`` and ``.iterations``.
     Defined for i.i.d. batches ('iid', 'without'); NaN for reshuffled epochs.
     """
+    spec = spectrum if isinstance(spectrum, GramSpectrum) else gram_spectrum(spectrum)
     sampling = _sampling_name(sampling)
+    lr = as_positive(lr, "lr")
+    B = as_count(batch_size, "batch_size", maximum=spec.n_samples)
+    tol = as_positive(tol, "tol")
+    max_iter = as_count(max_iter, "max_iter")
     if sampling == "epochs":
-        return float("nan"), None
-    apply = _ms_operator(spectrum, float(lr), int(batch_size), sampling)
-    # The map S ↦ E[A S Aᵀ] preserves the cone of PSD matrices, so its dominant eigenvector is
-    # PSD and has a positive overlap with the identity (inside the cone). A warm start alone can
-    # be an exact non-dominant eigenvector (B = N: the map is diagonal in K's eigenbasis) where
-    # the iteration would stall; the identity added to it keeps the dominant one in play.
-    S = np.eye(spectrum.rank) / np.sqrt(spectrum.rank)
+        return MeanSquareExponent(float("nan"), None, (np.nan, np.nan), False, 0)
+    r = spec.rank
     if start is not None:
-        S = S + start / np.linalg.norm(start)
-    S = S / np.linalg.norm(S)
-    rho_prev = np.inf
-    for _ in range(max_iter):
-        T = apply(S)
-        rho = float(np.sum(S * T))  # Rayleigh quotient (S normalised)
-        nT = np.linalg.norm(T)
-        if nT == 0:
-            return float("-inf"), S
-        S = T / nT
-        if abs(rho - rho_prev) <= tol * abs(rho):
+        start = as_float_array(start, "start", ndim=(2,))
+        if start.shape != (r, r):
+            raise ValueError(f"start: expected a {r} × {r} matrix (rank of K), got {start.shape}")
+    apply, sprod = _ms_operator(spec, lr, B, sampling)
+    # Start from the identity (inside the PSD cone, so it overlaps the dominant eigen-matrix)
+    # plus the warm start, mapped to the symmetrised coordinates. A warm start alone can be an
+    # exact non-dominant eigen-matrix (B = N: the map is diagonal in K's eigenbasis), whose
+    # Krylov space would miss the dominant one.
+    x = np.eye(r) / np.sqrt(r)
+    if start is not None and np.all(np.isfinite(start)) and np.any(start):
+        warm = 0.5 * (start + start.T) / sprod
+        x = x + warm / np.linalg.norm(warm)
+    TI = apply(np.eye(r))
+    used, dim = 1, r * (r + 1) // 2
+    lower = upper = 0.0
+    S = x
+    while True:
+        m = min(40, dim, max_iter - used - 1)  # one application left for the certificate
+        if m < 1:
             break
-        rho_prev = rho
-    rho = max(abs(rho), np.finfo(float).tiny)
-    return 0.5 * float(np.log(rho)), S
+        _, S, k = _lanczos_top(apply, x, m)
+        TS = apply(S)
+        used += k + 1
+        lower, upper = _cw_bracket(S, TS, TI)
+        if upper <= 0 or _half_log(upper) - _half_log(lower) <= tol:
+            break
+        x = S  # restart from the Ritz matrix
+    lo, hi = _half_log(lower), _half_log(upper)
+    certified = hi == float("-inf") or hi - lo <= tol
+    if not certified:
+        warnings.warn(f"mean_square_exponent (η = {lr:g}, B = {B}): not certified after "
+                      f"{used} applications of the map (max_iter = {max_iter}); the exponent "
+                      f"lies in [{lo:.10g}, {hi:.10g}], returning the midpoint",
+                      ConvergenceWarning, stacklevel=2)
+    value = 0.5 * (lo + hi) if np.isfinite(lo) else hi
+    M = sprod * (S if np.trace(S) >= 0 else -S)  # T's eigen-matrix = K^{1/2} S K^{1/2}
+    nM = np.linalg.norm(M)
+    return MeanSquareExponent(float(value), M / nM if nM > 0 else M, (lo, hi), certified, used)
 
 
 @dataclass
@@ -191,7 +343,8 @@ class SGDLyapunovResult:
     gd_exponent : float or ndarray
         μ = log max |1 − η κ_i / N|, the full-batch GD counterpart (stable iff μ < 0).
     mean_square_exponent : float or ndarray or None
-        ½ log ρ(E[A ⊗ A]) when requested (stable in mean square iff < 0).
+        ½ log ρ(E[A ⊗ A]) when requested (stable in mean square iff < 0); its certified
+        bracket is ``info["mean_square_bracket"]``.
     normal_dim : int
         Dimension of the normal space = rank of K.
     """
@@ -363,8 +516,9 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
     mu = gd_exponent(spec, lr_v)
     ms = None
     if mean_square:
-        ms = np.array([mean_square_exponent(spec, l, b, sampling=sampling)[0]
-                       for l, b in zip(lr_v, b_v)])
+        ms_runs = [mean_square_exponent(spec, l, b, sampling=sampling) for l, b in zip(lr_v, b_v)]
+        ms = np.array([run.value for run in ms_runs])
+        ms_bracket = np.array([run.bracket for run in ms_runs])
     pick = (lambda a: a[0]) if scalar else (lambda a: a)
     res = SGDLyapunovResult(
         exponents=pick(raw["exponents"]), stderr=pick(raw["stderr"]),
@@ -375,6 +529,8 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         running=pick(raw["running"]), running_t=pick(raw["running_t"]),
         status=int(raw["status"][0]) if scalar else raw["status"],
         info={**device_info(device), "transient": transient})
+    if mean_square:  # certified bounds of the mean-square exponent, (lower, upper)
+        res.info["mean_square_bracket"] = tuple(ms_bracket[0]) if scalar else ms_bracket
     raise_if_failed("gram_lyapunov", res, throw)
     res.info.update(check_settled(raw, "gram_lyapunov", time_scale=tau, transient=transient,
                                   window=res.steps))
