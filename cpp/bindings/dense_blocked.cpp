@@ -1,9 +1,8 @@
 // Runtime ISA dispatch for the blocked dense kernels. A wheel has to run on any x86-64, but
 // GEMM and blocked QR are bound by vector width: the same source compiled for x86-64-v3
 // (AVX2/FMA) or x86-64-v4 (AVX-512) runs 2–4× faster than the baseline SSE2 build. Those builds
-// live in dense_blocked_v3.cpp / dense_blocked_v4.cpp, which compile to nothing unless the build
-// gives them their -march flag; their entry points are weak references here, so a build
-// without them links and runs the baseline kernels.
+// are dense_blocked_isa.cpp compiled once per level (CMakeLists.txt); their entry points are
+// weak references here, so a build without them links and runs the baseline kernels.
 #include "dense_blocked.hpp"
 
 #include "delyap/lyap/blocked_linalg.hpp"

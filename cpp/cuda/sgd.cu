@@ -77,7 +77,7 @@ __global__ void gram_map_kernel(GramMapArgs a) {
                           a.running_t + c * a.n_running};
   __shared__ int status;
   const volatile int* stop = a.stop;
-  auto cancelled = [stop]() { return *stop != 0; };  // the leader asks every 256 steps
+  auto cancelled = [stop]() { return *stop != 0; };  // read by work done (common/work_poll.hpp)
   const Status st =
       run_gram_product(BlockGroup{}, p, acc, s, &status, cancelled, PortableRowUpdate{});
   if (threadIdx.x == 0) {

@@ -260,6 +260,7 @@ def _cmd_info(args) -> int:
     from delyap import _core
 
     print("SGD Gram kernel build:", _core.gram_kernel_isa())
+    print("blocked GEMM/QR build:", _core.blocked_linalg_isa())
     return 0
 
 

@@ -14,12 +14,13 @@ Which path applies:
   minima. Matrix-free: Hessian-vector products give the normal space (Lanczos) and the
   per-sample Hessians restricted to it; memory O(D·r + N·r²), r the normal dimension.
 """
-from .gram import (GramSpectrum, SGDLyapunovResult, gd_exponent, gram_lyapunov, gram_spectrum,
-                   mean_square_exponent)
+from .gram import (GramSpectrum, MeanSquareExponent, SGDLyapunovResult, gd_exponent,
+                   gram_lyapunov, gram_spectrum, mean_square_exponent)
 from .hessian_path import hessian_lyapunov
 from .stability_map import StabilityMap, stability_map
 from .torch_model import gram_matrix, lyapunov, train_to_interpolation
 
 __all__ = ["gram_lyapunov", "gram_spectrum", "gd_exponent", "mean_square_exponent",
+           "MeanSquareExponent",
            "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "lyapunov",
            "gram_matrix", "train_to_interpolation", "hessian_lyapunov"]

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "delyap/common/work_poll.hpp"
 #include "delyap/dde/integrate.hpp"
 #include "delyap/dde/output.hpp"
 #include "delyap/dde/system_traits.hpp"
@@ -214,9 +215,14 @@ DELYAP_HD void solve_fixed_member(const System& sys, const FixedEnsembleArgs& a,
                      disc, kDiscCap};
   EvalSink sink{a.t_eval, a.n_eval, a.y + b * a.n_eval * dim, dim};
   SolveStats stats;
-  Index polls = 0;
+  // Ctrl-C by work done (common/work_poll.hpp): each step is charged its stages' right-hand
+  // sides and delayed reads, so the host-mapped flag is read every few hundred steps.
   const volatile int* flag = a.cancel;
-  auto cancelled = [flag, &polls]() { return flag && (polls++ & 1023) == 0 && *flag != 0; };
+  auto read_flag = [flag]() { return flag && *flag != 0; };
+  WorkPoll<decltype(read_flag)> poll(read_flag);
+  const double step_flops =
+      double(tableau_for(a.opt.method).stages) * 32.0 * dim * (sys.n_delays() + 1);
+  auto cancelled = [&poll, step_flops]() { return poll.charge(step_flops); };
   const Status st =
       solve_fixed(sys, a.opt, buffer, tr, sink, stats, scratch, a.y_final + b * dim, cancelled);
   a.status[b] = int(st);
