@@ -78,3 +78,11 @@ def test_success_never_holds_a_non_finite_number():
     sol = DDESolution._from_core(raw, "DP5", 3, 0.0)
     assert sol.status_names == ["success", "non_finite", "delay_out_of_range"]
     np.testing.assert_array_equal(raw["status"], status_before)  # the core's array untouched
+
+
+def test_a_tiny_initial_state_with_a_large_slope_starts_fine():
+    """Hairer's initial step 0.01·|x0|/|f0| is 2e-19 here, below what t = 0 resolves: the run
+    must start above that floor instead of failing at t0 (found by the property tests)."""
+    lin = dl.rhs.linear([[0.0]], [[[10.0]]], [1.0])
+    sol = dl.solve_dde(lin, 1.0, (0, 1), y0=2e-14, t_eval=[0.5, 1.0])
+    np.testing.assert_allclose(sol.y[:, 0], [5.0 + 2e-14, 10.0 + 2e-14], rtol=1e-12)

@@ -54,8 +54,10 @@ class DDESystem:
 
     @property
     def max_delay(self) -> float:
-        """The largest delay over the batch: the history window the solver keeps."""
-        return float(np.max(self.delays))
+        """The largest delay over the batch: the history window the solver keeps (0 for an
+        ODE: only the state at t0 matters)."""
+        delays = self.delays
+        return float(np.max(delays)) if delays.size else 0.0
 
     @property
     def n_trajectories(self) -> int:
@@ -65,9 +67,12 @@ class DDESystem:
         raise NotImplementedError
 
 
-def check_delays(tau: np.ndarray, name: str = "tau") -> None:
-    """Constant delays must be positive (as always) and at least MIN_DELAY."""
+def check_delays(tau: np.ndarray, name: str = "tau", *, allow_none: bool = False) -> None:
+    """Constant delays must be positive (as always) and at least MIN_DELAY. ``allow_none``:
+    systems that may have no delay at all (an ODE on the same solvers)."""
     if tau.size == 0:
+        if allow_none:
+            return
         raise ValueError(f"{name}: at least one delay is needed")
     if np.any(tau <= 0):
         raise ValueError(f"{name}: delays must be positive, got min {tau.min():g}")

@@ -453,6 +453,10 @@ def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: in
     return c(t), c(xa), c(fa), c(ya)
 
 
+# Re-orthonormalisation interval of an ODE's tangent vectors when none is given.
+ODE_RENORM_INTERVAL = 1.0
+
+
 def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: float, *,
                       t_transient: Optional[float] = None, method: str = "DP5", rtol: float = 1e-6,
                       atol: float = 1e-9, renorm_interval: Optional[float] = None,
@@ -485,7 +489,9 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
         settled — the halves of the record disagree beyond their errors, or the transient or
         ``t_total`` is shorter than τmax — warns with a :class:`delyap.ConvergenceWarning`.
     renorm_interval : float, optional
-        Time between re-orthonormalisations (default: half of each trajectory's largest delay).
+        Time between re-orthonormalisations (default: half of each trajectory's largest delay;
+        for a system without delays, an ODE, ``ODE_RENORM_INTERVAL`` = 1 time unit, and then
+        k ≤ dim).
     max_step : float, optional
         Step bound. Each trajectory's step is also capped at τmax / (⌈k / 2·dim⌉ + 2) so that
         its window holds the anchors that k independent tangent functions need.
@@ -507,12 +513,19 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
     # The delay window is the DDE's memory: the time scale of the default transient.
-    window = float(np.max(system.delays))
-    t_transient = (auto_transient(window, t_total) if t_transient is None
+    window = system.max_delay
+    ode = window == 0.0
+    if ode and k > system.dim:
+        raise ValueError(f"n_exponents: an ODE of dimension {system.dim} has {system.dim} "
+                         f"exponents, asked for {k}")
+    t_transient = (auto_transient(window if not ode else None, t_total) if t_transient is None
                    else as_positive(t_transient, "t_transient", allow_zero=True))
     if not isinstance(method, str) or method.upper() not in ("DP5", "BS3"):
         raise ValueError(f"method: expected DP5 or BS3 for Lyapunov spectra, got {method!r}")
-    renorm = 0.0 if renorm_interval is None else as_positive(renorm_interval, "renorm_interval")
+    # Default: half the delay window (DDEs), one time unit (ODEs: log R stays far from
+    # overflow for exponents up to ~100).
+    renorm = ((ODE_RENORM_INTERVAL if ode else 0.0) if renorm_interval is None
+              else as_positive(renorm_interval, "renorm_interval"))
     # The window must hold enough anchors: each carries 2·dim values of every function. The
     # C++ side caps each trajectory's step at its own τmax / anchors_needed.
     anchors_needed = math.ceil(k / (2 * system.dim)) + 2
@@ -541,10 +554,10 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
     out = _squeeze(raw, batched)
     res = LyapunovResult(**out, batch_size=system.batch_size,
                          info={"t_total": t_total, "t_transient": t_transient,
-                               "renorm_interval": renorm_interval or "τmax/2",
+                               "renorm_interval": renorm_interval or (renorm if ode else "τmax/2"),
                                "stats": raw["stats"], "time_label": "time after transient"})
     raise_if_failed("lyapunov_spectrum", res, throw)
-    res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window,
+    res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window if not ode else None,
                                   transient=t_transient, window=t_total, unit="time units",
                                   scale_name="τmax (the delay window)"))
     return res

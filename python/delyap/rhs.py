@@ -106,13 +106,18 @@ def mackey_glass(beta: ArrayLike = 0.2, gamma: ArrayLike = 0.1, n: ArrayLike = 1
 class LinearDDE(DDESystem):
     """x' = A x + Σ_k B_k x(t − τ_k). Use :func:`linear`."""
 
-    def __init__(self, A: ArrayLike, B: ArrayLike, tau: ArrayLike):
+    def __init__(self, A: ArrayLike, B: Optional[ArrayLike] = None,
+                 tau: Optional[ArrayLike] = None):
         A = as_float_array(A, "A", ndim=(2, 3))
-        B = as_float_array(B, "B", ndim=(2, 3, 4))
-        tau = as_float_array(tau, "tau", ndim=(0, 1, 2))
         d = A.shape[-1]
         if A.shape[-2] != d:
             raise ValueError(f"A: matrices must be square, got shape {A.shape}")
+        if (B is None) != (tau is None):
+            raise ValueError("B, tau: give both (a DDE) or neither (the ODE x' = A x)")
+        if B is None:  # no delay: zero delay matrices, an empty delay list per trajectory
+            B, tau = np.zeros((0, d, d)), np.zeros((1, 0))
+        B = as_float_array(B, "B", ndim=(2, 3, 4))
+        tau = as_float_array(tau, "tau", ndim=(0, 1, 2))
         if B.ndim == 2:
             B = B[None]
         if B.shape[-2:] != (d, d):
@@ -125,7 +130,7 @@ class LinearDDE(DDESystem):
             tau = tau.reshape(1, -1) if tau.shape[0] == nd else tau.reshape(-1, 1)
         if tau.shape[1] != nd:
             raise ValueError(f"tau: {tau.shape[1]} delays given for {nd} delay matrices in B")
-        _check_delays(tau)
+        _check_delays(tau, allow_none=True)
         A3 = A if A.ndim == 3 else A[None]
         B4 = B if B.ndim == 4 else B[None]
         leading = {"A": A3.shape[0], "B": B4.shape[0], "tau": tau.shape[0]}
@@ -164,12 +169,15 @@ class LinearDDE(DDESystem):
         return f"LinearDDE(dim={self.dim}, n_delays={self.n_delays}, {b})"
 
 
-def linear(A: ArrayLike, B: ArrayLike, tau: ArrayLike) -> LinearDDE:
+def linear(A: ArrayLike, B: Optional[ArrayLike] = None,
+           tau: Optional[ArrayLike] = None) -> LinearDDE:
     """The linear system x' = A x + Σ_k B_k x(t − τ_k) (compiled).
 
     Shapes: ``A`` (d, d) or (batch, d, d); ``B`` (d, d) for one delay, (n_delays, d, d), or
     (batch, n_delays, d, d); ``tau`` a scalar, (n_delays,), or (batch, n_delays). With one
-    delay, a 1-D ``tau`` longer than one is a τ-sweep (one trajectory per value).
+    delay, a 1-D ``tau`` longer than one is a τ-sweep (one trajectory per value). Without
+    ``B`` and ``tau`` it is the ODE x' = A x on the same solvers (the history is then just the
+    initial state).
     """
     return LinearDDE(A, B, tau)
 
@@ -205,12 +213,21 @@ class PythonDDE(DDESystem):
         else:
             self.tau_fn = None
             t = as_float_array(tau, "tau", ndim=(0, 1)).reshape(-1)
-            _check_delays(t)
-            if max_delay is not None and max_delay < t.max():
+            _check_delays(t, allow_none=True)
+            if t.size == 0:
+                # An ODE x' = f(t, x): the core's calling convention passes an empty delayed
+                # state, which the user's two-argument f never sees.
+                if neutral:
+                    raise ValueError("neutral: an equation without delays cannot be neutral")
+                user_f, user_jac, d = f, jac, self.dim
+                self.f = lambda t_, x, x_delayed: user_f(t_, x)
+                if user_jac is not None:  # jac(t, x) -> df_dx; no delayed blocks
+                    self.jac = lambda t_, x, x_delayed: (user_jac(t_, x), np.zeros((0, d, d)))
+            elif max_delay is not None and max_delay < t.max():
                 raise ValueError(f"tau: delay {t.max():g} is larger than max_delay = {max_delay:g}")
             self.tau = t
             self.n_delays = t.shape[0]
-            self.declared_max_delay = float(t.max())
+            self.declared_max_delay = float(t.max()) if t.size else 0.0
 
     @property
     def delays(self) -> np.ndarray:
@@ -244,6 +261,10 @@ def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
     returns dx/dt of shape (batch, dim). The whole batch advances with one shared adaptive step
     (f is called once per stage for all trajectories), so a failure stops the whole batch.
     Exceptions raised by ``f`` propagate to the caller of :func:`delyap.solve_dde`.
+
+    Without delays (``tau=()``) it is the ODE x' = f(t, x): ``f(t, x)`` takes two arguments,
+    the history argument of :func:`delyap.solve_dde` is the initial state, and every solver,
+    output and :func:`delyap.lyapunov_spectrum` (with ``jac(t, x) -> df_dx``) works as for a DDE.
 
     Delays: ``tau`` is a delay or a list of constant delays shared by the batch, or a function
     ``tau(t, x) -> (n_delays,)`` of the time and the state (x of shape (1, dim)) for time- and

@@ -186,8 +186,9 @@ struct FixedEnsembleArgs {
   Index* stats;          // batch × kFixedStatFields
   double* t_end;         // batch
   SolverOptions opt;
-  // Set to nonzero to stop every member (Ctrl-C); null: never. Read every 1024 steps, since
-  // on the GPU it lives in host-mapped memory and each read crosses the bus.
+  // Set to nonzero to stop every member (Ctrl-C); null: never. Read by work done
+  // (common/work_poll.hpp), since on the GPU it lives in host-mapped memory and each read
+  // crosses the bus.
   const volatile int* cancel = nullptr;
 };
 

@@ -79,19 +79,45 @@ struct HistoryRing : Layout {
     return lo;
   }
 
+  // How far a read may sit from a jump and still be a read *at* it: the lag of a step that
+  // landed on d + τ is fl(fl(d + τ) − τ), an ulp or so off d, and a step that landed on a
+  // crossing of a state-dependent lag is a root-finding tolerance (1e-12·(1 + |t| + h)) off.
+  DELYAP_HD static double jump_tolerance(double s) {
+    return 1e-11 * (1.0 + (s < 0 ? -s : s));
+  }
+
   enum class Read { Interval, PastEnd, TooOld };
   // Where a read at s falls: past the last anchor (the first iterate of a step longer than the
   // delay extrapolates there), older than the window (a delay beyond the declared maximum), or
-  // interval *i (s is clamped onto the window's start when a rounding error short of it).
+  // interval *i (s is clamped onto the window's start when a rounding error short of it). A
+  // read within jump_tolerance of a jump is moved onto it and takes the side `left` asks for,
+  // whichever side rounding put it on.
   DELYAP_HD Read locate(double* s, Index* i, bool left = false) const {
-    if (*s > last_time()) return Read::PastEnd;
+    const double t_last = last_time();
+    const double tol = jump_tolerance(*s);
+    if (*s > t_last) {
+      // A left read a rounding error past the last anchor (a lag that lands on t0 during the
+      // first step, with y0 ≠ history) is the left limit there, not an extrapolation.
+      if (!left || *s - t_last > tol) return Read::PastEnd;
+      *s = t_last;
+    }
     const double t_first = time(0);
     if (*s < t_first) {
       const double slack = 1e-12 * (1.0 + (t_first < 0 ? -t_first : t_first));
       if (*s < t_first - slack) return Read::TooOld;
       *s = t_first;
     }
-    *i = find_interval(*s, left);
+    Index k = find_interval(*s, left);
+    // A jump at d is a zero-length interval (d, d). Left reads want the interval ending at its
+    // first anchor, right reads the one starting at its second.
+    if (left && k >= 2 && time(k - 1) == time(k) && *s - time(k) <= tol) {
+      *s = time(k);  // just past a jump: its left limit
+      k -= 2;
+    } else if (!left && k + 2 < size && time(k + 1) == time(k + 2) && time(k + 1) - *s <= tol) {
+      *s = time(k + 1);  // just short of a jump: its right limit (the zero-length interval)
+      k += 1;
+    }
+    *i = k;
     return Read::Interval;
   }
 };

@@ -87,7 +87,15 @@ struct Integrator {
       for (Index j = 0; j < p.n_known; ++j) {
         const double d = p.known[j];
         const double g0 = a0 - d, g1 = a1 - d;
-        if (std::fabs(g0) <= near || !(g0 * g1 < 0)) continue;  // on it already, or no crossing
+        if (std::fabs(g0) <= near) continue;  // on it already
+        if (std::fabs(g1) <= near) {  // the step ends on the crossing (e.g. a step grid that
+          if (t + hh < best) {        // meets it exactly): a discontinuity to land on as well
+            best = t + hh;
+            *level = p.known_level[j] + 1;
+          }
+          continue;
+        }
+        if (!(g0 * g1 < 0)) continue;  // no crossing
         double lo = t, hi = t + hh, glo = g0, ghi = g1;
         int side = 0;
         for (int it = 0; it < 60 && hi - lo > tol; ++it) {  // Illinois (modified regula falsi)
@@ -151,7 +159,9 @@ struct Integrator {
     if (!tab.adaptive() || opt.dt > 0.0) {
       h = opt.dt;
     } else {
-      h = stepper.initial_step(t, p.t_final, x, f, &st);
+      // Hairer's estimate can fall below what t can resolve (a tiny state with a large
+      // derivative: 0.01·|x0|/|f0| ≈ 1e-19); start a few rejections above that floor instead.
+      h = std::fmax(stepper.initial_step(t, p.t_final, x, f, &st), 64.0 * resolution_at(t));
     }
     if (opt.min_step > 0.0) h = std::fmax(h, opt.min_step);  // e.g. f(t0) = 0 proposes 1e-6
     return st;
@@ -216,7 +226,7 @@ struct Integrator {
         ++stats.rejected;
         const double fac = converged ? controller.reject(err, opt) : 0.5;
         h = hh * fac;
-        if (!(h >= min_step)) return is_finite(err) ? Status::StepUnderflow : Status::NonFinite;
+        if (!(h >= min_step)) return is_finite(err) ? too_small(h) : Status::NonFinite;
         continue;
       }
       if (!is_finite(err)) return Status::NonFinite;
@@ -238,11 +248,13 @@ struct Integrator {
             if (t_next - cross <= sliver) {  // at the end of this step: it lands there
               remember(t_next, level);
               if (land_at == t_next) land_at = HUGE_VAL;
+              on_discontinuity = true;
             }
           }
           if (t_next == land_at) {
             remember(land_at, pending_level);
             land_at = HUGE_VAL;
+            on_discontinuity = true;
           }
         }
       }

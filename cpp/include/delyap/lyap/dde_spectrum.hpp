@@ -16,13 +16,14 @@ struct DdeLyapunovProblem {
   double t0;
   double t_transient;
   double t_total;
-  double renorm_interval;  // ≤ 0: half the trajectory's largest delay
+  double renorm_interval;  // ≤ 0: half the largest delay (one time unit for an ODE)
   int k;
   int anchors_needed;      // the window must hold this many anchors: caps the step at τmax / it
 
   // Per trajectory, since a batch may sweep the delays.
   double renorm_for(double tau_max) const {
-    return renorm_interval > 0 ? renorm_interval : 0.5 * tau_max;
+    if (renorm_interval > 0) return renorm_interval;
+    return tau_max > 0 ? 0.5 * tau_max : 1.0;  // an ODE: one time unit (lyapunov.py's default)
   }
   Index renorm_count(double tau_max) const {
     const double r = renorm_for(tau_max);
@@ -84,12 +85,13 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   std::vector<double> w, r(Index(k) * k), tinv(Index(k) * k), tmp(k), logs(k), work;
   auto renormalize = [&]() -> bool {
     HistoryView& h = buffer.view();
-    const Index rows = tangent_rows(h, D);
+    const bool has_window = tau_max > 0;  // an ODE has none
+    const Index rows = tangent_rows(h, D, has_window);
     if (rows < k) return false;
     if (Index(w.size()) < rows * k) w.resize(rows * k);
     if (Index(work.size()) < rows + k) work.resize(rows + k);
     if (!reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(), tmp.data(),
-                          logs.data()))
+                          logs.data(), has_window))
       return false;
     const double* last = h.state(h.size - 1);
     const double* flast = h.deriv(h.size - 1);

@@ -75,17 +75,26 @@ DELYAP_HD inline void hermite_mass_cholesky(double* L) {
   }
 }
 
+// Intervals whose integral enters the inner product: every stored one for a DDE, none for an
+// ODE (no delay: the tangent vectors are just their current values, the Euclidean product, so
+// the exponents of a full spectrum sum exactly to the mean divergence).
+DELYAP_HD inline Index tangent_intervals(const HistoryView& h, bool has_window) {
+  return has_window ? h.size - 1 : 0;
+}
+
 // Rows of W the current window needs: D per anchor-free point + 4·D per interval.
-DELYAP_HD inline Index tangent_rows(const HistoryView& h, int D) {
-  return Index(D) * (1 + 4 * (h.size - 1));
+DELYAP_HD inline Index tangent_rows(const HistoryView& h, int D, bool has_window = true) {
+  return Index(D) * (1 + 4 * tangent_intervals(h, has_window));
 }
 
 // Re-orthonormalises the k tangent functions stored in `h` (augmented dim D(1+k)).
 // w: tangent_rows × k, r: k × k, work: rows + k, tinv: k × k, tmp: k. Writes log R_jj to logs.
 DELYAP_HD inline bool reorthonormalize(HistoryView& h, int D, int k, double* w, double* r,
-                                       double* work, double* tinv, double* tmp, double* logs) {
+                                       double* work, double* tinv, double* tmp, double* logs,
+                                       bool has_window = true) {
   const int Da = h.dim;
-  const Index rows = tangent_rows(h, D);
+  const Index rows = tangent_rows(h, D, has_window);
+  const Index n_intervals = tangent_intervals(h, has_window);
   double L[16];
   hermite_mass_cholesky(L);
   // Build W column by column (column j = tangent function j).
@@ -94,7 +103,7 @@ DELYAP_HD inline bool reorthonormalize(HistoryView& h, int D, int k, double* w, 
     const double* xl = h.state(h.size - 1) + D * (1 + j);
     for (int i = 0; i < D; ++i) col[i] = xl[i];
     Index row = D;
-    for (Index a = 0; a + 1 < h.size; ++a) {
+    for (Index a = 0; a < n_intervals; ++a) {
       const double q = h.time(a + 1) - h.time(a);
       const double s = q > 0 ? std::sqrt(q / 420.0) : 0.0;
       const double* x0 = h.state(a) + D * (1 + j);
