@@ -7,7 +7,9 @@ steps and exponents, a QR every step. Reports seconds per step and the ratio num
 
 Run against the installed package, or a build given by PYTHONPATH:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benchmarks/bench_iid_product.py
-(those two variables, when set, can pin OpenBLAS to a slower kernel). Needs threadpoolctl.
+(those two variables, when set, can pin OpenBLAS to a slower kernel). Needs threadpoolctl, which
+also limits scipy's OpenBLAS (delyap's large-d kernels call it) to one thread. The `kernels`
+column says which kernels delyap ran for the product and the QR (portable loops, Eigen, scipy).
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def main():
     isa = _core.blocked_linalg_isa() if hasattr(_core, "blocked_linalg_isa") else "n/a"
     print(f"delyap {dl.__version__} from {dl.__file__}; blocked kernels: {isa}")
     print(f"{'d':>5} {'k':>5} {'steps':>6} {'delyap s/step':>14} {'numpy s/step':>13} "
-          f"{'numpy/delyap':>12} {'max |Δλ|':>10}")
+          f"{'numpy/delyap':>12} {'max |Δλ|':>10}  kernels")
     seed, ok = 1, True
     for d, k, steps in CASES:
         steps = max(2, steps // 10) if args.quick else steps
@@ -82,8 +84,9 @@ def main():
                                                        transient=0, threads=1), args.repeats)
         err = float(np.max(np.abs(res.exponents - lam_np)))
         ok = ok and err < 1e-8
+        kernels = "/".join(_core.dense_backend(d, k)) if hasattr(_core, "dense_backend") else "?"
         print(f"{d:5d} {k:5d} {steps:6d} {t_dl / steps:14.3e} {t_np / steps:13.3e} "
-              f"{t_np / t_dl:12.2f} {err:10.1e}")
+              f"{t_np / t_dl:12.2f} {err:10.1e}  {kernels}")
     print("exponents agree (same product, to rounding)" if ok else "EXPONENTS DISAGREE")
     return 0 if ok else 1
 

@@ -129,11 +129,12 @@ def test_bad_input(kwargs, exc, match):
 # The host runs blocked GEMM and blocked Householder QR from d ≈ 100 on (dense_blocked.hpp):
 # these sizes take that path (and cross its 48-column panels unevenly).
 
+@pytest.mark.parametrize("scipy", [False, True], ids=["eigen", "scipy"])
 @pytest.mark.parametrize("n, k", [(130, 61), (200, 200), (97, 1), (150, 100)])
-def test_blocked_qr_matches_numpy(n, k):
+def test_blocked_qr_matches_numpy(n, k, scipy):
     a = np.random.default_rng(n + k).standard_normal((n, k))
     a_in = a.copy()
-    q, r = _core.blocked_qr(a)
+    q, r = _core.blocked_qr(a, scipy=scipy)
     np.testing.assert_array_equal(a, a_in)
     np.testing.assert_allclose(q @ r, a, atol=1e-12)
     np.testing.assert_allclose(q.T @ q, np.eye(k), atol=1e-13)
@@ -156,7 +157,17 @@ def _start_directions(seed, stream, d, k):
     return z[:d * k].reshape(k, d).T
 
 
-@pytest.mark.parametrize("d, k, m", [(120, 120, 1), (120, 10, 1), (110, 110, 3)])
+def test_scipy_lapack_backend_is_used():
+    """scipy is a dependency, so its BLAS/LAPACK must be found: the tests below then cover both
+    the Eigen and the scipy kernels, not the Eigen ones twice."""
+    assert _core.dense_backend(20, 10) == ("portable", "portable")
+    assert _core.dense_backend(120, 10) == ("scipy", "scipy")
+    assert _core.dense_backend(120, 120) == ("eigen", "eigen")
+    assert _core.dense_backend(1000, 1000) == ("scipy", "scipy")
+
+
+@pytest.mark.parametrize("d, k, m", [(120, 120, 1), (120, 10, 1), (110, 110, 3), (1000, 14, 2),
+                                     (1000, 12, 1)])
 def test_large_d_matches_numpy_qr_accumulation(d, k, m):
     """Independent reference: the same draws (matrix choices and start vectors, from the
     engine's counter-based stream) multiplied and re-orthonormalised by numpy. Same product

@@ -5,6 +5,8 @@
 // weak references here, so a build without them links and runs the baseline kernels.
 #include "dense_blocked.hpp"
 
+#include <vector>
+
 #include "delyap/lyap/blocked_linalg.hpp"
 
 namespace delyap::bindings {
@@ -58,5 +60,24 @@ bool blocked_qr_host(double* q, Index n, Index k, double* r, const PollRef& poll
 }
 
 const char* blocked_linalg_isa() { return kernels().isa; }
+
+bool lapack_multiply_host(const FortranLapack& f, const double* A, Index d, const double* q,
+                          Index k, double* out, const PollRef& poll) {
+  return lapack_multiply(f, A, d, q, k, out, poll);
+}
+
+bool lapack_qr_host(const FortranLapack& f, double* q, Index n, Index k, double* r,
+                    const PollRef& poll) {
+  // Sized once per (n, k) and thread: a run keeps its shape, and each configuration of a
+  // parallel run stays on one worker thread while it runs.
+  thread_local std::vector<double> work;
+  thread_local Index wn = -1, wk = -1;
+  if (n != wn || k != wk) {
+    work.resize(size_t(lapack_qr_work(f, n, k)));
+    wn = n;
+    wk = k;
+  }
+  return lapack_qr(f, q, n, k, r, work.data(), Index(work.size()), poll);
+}
 
 }  // namespace delyap::bindings

@@ -11,6 +11,7 @@
 #include "delyap/lyap/iid_product.hpp"
 #include "dense_blocked.hpp"
 #include "lyapunov_runner.hpp"
+#include "scipy_blas.hpp"
 #include "system_params.hpp"
 
 namespace py = pybind11;
@@ -37,6 +38,7 @@ py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, In
   const double* mats = matrices.data();
   const double* cum = cumulative.data();
   double* vec = vectors.mutable_data();
+  const bindings::HostDense dense = bindings::host_dense(d);  // needs the GIL
   bindings::run_interruptible(cancel, [&]() {
     parallel_for(P, threads, cancel, [&](Index i) {
       IidProductProblem p{mats + i * M * d * d, cum + i * M, M, d, k, steps, transient,
@@ -45,8 +47,7 @@ py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, In
       std::vector<double> scratch(2 * Index(d) * k + Index(k) * k + d + 2 * Index(k));
       std::vector<double> q(Index(d) * k);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-      const Status st = run_iid_product(p, acc, q.data(), scratch.data(), is_cancelled,
-                                        bindings::HostDense{});
+      const Status st = run_iid_product(p, acc, q.data(), scratch.data(), is_cancelled, dense);
       out.finish(i, acc, st);
       // q is column-major d × k; the output is row-major (d, k).
       for (int c = 0; c < k; ++c)
@@ -124,14 +125,32 @@ void register_lyapunov(py::module_& m) {
       py::arg("a"), "Thin QR (Q, R) with positive diag(R), by the core's Householder routine.");
   m.def(
       "blocked_qr",
-      [](const DArray& a) {
-        return thin_qr(a, [](double* q, Index n, Index k, double* r) {
+      [](const DArray& a, bool scipy) {
+        const FortranLapack* f = scipy ? bindings::scipy_lapack() : nullptr;
+        if (scipy && !f) throw py::value_error("scipy: its BLAS/LAPACK is not available");
+        return thin_qr(a, [f](double* q, Index n, Index k, double* r) {
           auto never = [] { return false; };
           WorkPoll<decltype(never)> poll(never);
-          bindings::blocked_qr_host(q, n, k, r, PollRef::of(poll));
+          if (f)
+            bindings::lapack_qr_host(*f, q, n, k, r, PollRef::of(poll));
+          else
+            bindings::blocked_qr_host(q, n, k, r, PollRef::of(poll));
         });
       },
-      py::arg("a"), "Thin QR (Q, R) with positive diag(R), by the blocked host kernel (for tests).");
+      py::arg("a"), py::arg("scipy") = false,
+      "Thin QR (Q, R) with positive diag(R), by the blocked host kernel on Eigen or on scipy's "
+      "LAPACK (for tests).");
+  m.def(
+      "dense_backend",
+      [](int d, int k) {
+        const bindings::HostDense dense = bindings::host_dense(d);
+        const char* blocked = dense.on_lapack(d, k) ? "scipy" : "eigen";
+        return py::make_tuple(d < bindings::kBlockedMultiplyMinDim ? "portable" : blocked,
+                              d < bindings::kBlockedQrMinDim ? "portable" : blocked);
+      },
+      py::arg("d"), py::arg("k"),
+      "Which kernels iid_product runs for d × k directions: (product, QR), each 'portable', 'eigen' "
+      "or 'scipy' (for tests and the benchmark).");
   m.def(
       "lyapunov_mackey_glass",
       [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,

@@ -11,6 +11,7 @@
 
 #include "delyap/lyap/gram_product.hpp"
 #include "dense_blocked.hpp"
+#include "scipy_blas.hpp"
 #include "gram_args.hpp"
 #include "gram_row_update.hpp"
 #include "host_thread_group.hpp"
@@ -36,6 +37,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
   bindings::LyapunovOutputs out(C, k, n_blocks, n_running);
   const Index n_total = (steps + renorm_interval - 1) / renorm_interval;
   std::atomic<bool> cancel{false};
+  const bindings::HostDense dense = bindings::host_dense(dim);  // needs the GIL
   bindings::run_interruptible(cancel, [&]() {
     parallel_for(C, threads, cancel, [&](Index c) {
       const int B = batch.at(c);
@@ -60,7 +62,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       Status st;
       if (group_threads <= 0) {
         st = run_gram_product(SerialGroup{}, p, acc, s, &status, is_cancelled,
-                              bindings::HostRowUpdate{}, bindings::HostDense{});
+                              bindings::HostRowUpdate{}, dense);
       } else {  // test mode: the device's code path, on a group of host threads
         run_host_group(group_threads, [&](const bindings::HostThreadGroup& g) {
           const Status mine =

@@ -8,6 +8,10 @@
 // Eigen's driver loops are re-written here (on its internal panel routines) only so that the
 // cancel flag is charged after every panel: one QR at d = 1500 is ~10^10 flops.
 //
+// The same two operations can instead run on an external Fortran BLAS/LAPACK handed in as plain
+// function pointers (FortranLapack; the bindings take scipy's, the OpenBLAS numpy users already
+// run): dgemm in the same poll-sized panels, dgeqrf + dorgqr for the QR.
+//
 // Built once per ISA level (as gram_rows.hpp): a file compiled for x86-64-v3 / v4 defines
 // DELYAP_ISA_NAMESPACE, and renames namespace Eigen before including this header, so that no
 // symbol of it can be confused by the linker with the baseline build.
@@ -17,6 +21,7 @@
 #include <Eigen/Householder>
 #include <Eigen/QR>
 #include <cmath>
+#include <stdexcept>
 
 #include "delyap/common/config.hpp"
 #include "delyap/common/work_poll.hpp"
@@ -26,6 +31,21 @@
 #endif
 
 namespace delyap {
+
+#ifndef DELYAP_FORTRAN_LAPACK_DEFINED
+#define DELYAP_FORTRAN_LAPACK_DEFINED
+// Entry points of an LP64 Fortran BLAS/LAPACK (every argument by pointer, column-major), with
+// the exact prototypes scipy.linalg.cython_blas / cython_lapack export (non-const pointers).
+struct FortranLapack {
+  void (*dgemm)(char* transa, char* transb, int* m, int* n, int* k, double* alpha, double* a,
+                int* lda, double* b, int* ldb, double* beta, double* c, int* ldc);
+  void (*dgeqrf)(int* m, int* n, double* a, int* lda, double* tau, double* work, int* lwork,
+                 int* info);
+  void (*dorgqr)(int* m, int* n, int* k, double* a, int* lda, double* tau, double* work,
+                 int* lwork, int* info);
+};
+#endif
+
 inline namespace DELYAP_ISA_NAMESPACE {
 
 namespace blocked_detail {
@@ -111,6 +131,71 @@ inline bool blocked_qr(double* q, Index n, Index k, double* r, const PollRef& po
     if (rr(j, j) < 0) {
       rr.row(j) = -rr.row(j);
       a.col(j) = -a.col(j);
+    }
+  }
+  return true;
+}
+
+// blocked_multiply on `f`'s dgemm, in the same poll-sized pieces (rows of A for a few
+// directions, where a call per column panel would re-pack all of A; column panels otherwise).
+inline bool lapack_multiply(const FortranLapack& f, const double* A, Index d, const double* q,
+                            Index k, double* out, const PollRef& poll) {
+  using namespace blocked_detail;
+  char t = 'T', nt = 'N';
+  double one = 1.0, zero = 0.0;
+  int di = int(d), ki = int(k);
+  // A is row-major, so it is Aᵀ to column-major Fortran: out = (Aᵀ)ᵀ q.
+  double* a = const_cast<double*>(A);  // dgemm reads A and q only
+  double* x = const_cast<double*>(q);
+  if (k <= kThinColumns) {
+    const Index rows = hi(1, poll_chunk(2.0 * double(d) * double(k), kBlockedSpeedup));
+    for (Index i0 = 0; i0 < d; i0 += rows) {
+      int h = int(lo(rows, d - i0));
+      f.dgemm(&t, &nt, &h, &ki, &di, &one, a + i0 * d, &di, x, &di, &zero, out + i0, &di);
+      if (poll(2.0 * double(h) * double(d) * double(k))) return false;
+    }
+    return true;
+  }
+  const Index width = hi(16, poll_chunk(2.0 * double(d) * double(d), kBlockedSpeedup));
+  for (Index c0 = 0; c0 < k; c0 += width) {
+    int w = int(lo(width, k - c0));
+    f.dgemm(&t, &nt, &di, &w, &di, &one, a, &di, x + c0 * d, &di, &zero, out + c0 * d, &di);
+    if (poll(2.0 * double(d) * double(d) * double(w))) return false;
+  }
+  return true;
+}
+
+// Doubles of `work` lapack_qr needs for an n × k matrix: tau, then dgeqrf's and dorgqr's
+// optimal workspace (asked from the library).
+inline Index lapack_qr_work(const FortranLapack& f, Index n, Index k) {
+  int m = int(n), c = int(k), lwork = -1, info = 0;
+  double q1 = 0.0, q2 = 0.0, dummy = 0.0;
+  f.dgeqrf(&m, &c, &dummy, &m, &dummy, &q1, &lwork, &info);
+  f.dorgqr(&m, &c, &c, &dummy, &m, &dummy, &q2, &lwork, &info);
+  using namespace blocked_detail;
+  return k + hi(hi(Index(q1), Index(q2)), hi(1, k));
+}
+
+// blocked_qr on `f`'s dgeqrf + dorgqr (same contract: Q in place, R upper with diag(R) ≥ 0).
+// Each is one call, so the flag is read after each: ≤ ~5 GFlop between reads at d = 1500,
+// a fraction of a second. work: lapack_qr_work(f, n, k) doubles.
+inline bool lapack_qr(const FortranLapack& f, double* q, Index n, Index k, double* r,
+                      double* work, Index lwork, const PollRef& poll) {
+  int m = int(n), c = int(k), lw = int(lwork - k), info = 0;
+  double* tau = work;
+  f.dgeqrf(&m, &c, q, &m, tau, work + k, &lw, &info);
+  if (info != 0) throw std::logic_error("dgeqrf: invalid argument");
+  const double nk2 = double(n) * double(k) * double(k), k3 = double(k) * double(k) * double(k);
+  if (poll(2.0 * nk2 - 2.0 * k3 / 3.0)) return false;
+  for (Index j = 0; j < k; ++j)
+    for (Index i = 0; i < k; ++i) r[j * k + i] = i <= j ? q[j * n + i] : 0.0;
+  f.dorgqr(&m, &c, &c, q, &m, tau, work + k, &lw, &info);
+  if (info != 0) throw std::logic_error("dorgqr: invalid argument");
+  if (poll(2.0 * nk2 - 2.0 * k3 / 3.0)) return false;
+  for (Index j = 0; j < k; ++j) {
+    if (r[j * k + j] < 0) {
+      for (Index c2 = j; c2 < k; ++c2) r[c2 * k + j] = -r[c2 * k + j];
+      for (Index i = 0; i < n; ++i) q[j * n + i] = -q[j * n + i];
     }
   }
   return true;

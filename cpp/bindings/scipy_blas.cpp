@@ -1,0 +1,63 @@
+#include "scipy_blas.hpp"
+
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "delyap/lyap/blocked_linalg.hpp"
+
+namespace py = pybind11;
+
+namespace delyap::bindings {
+
+namespace {
+
+// The C function pointer in `module`.__pyx_capi__[name], or null unless its prototype (the
+// capsule's name) is `prototype` once Cython's typedef of double (…_cython_blas_d) reads double.
+void* capsule_pointer(const char* module, const char* name, const char* prototype) {
+  py::object capsule = py::module_::import(module).attr("__pyx_capi__")[py::str(name)];
+  if (!PyCapsule_CheckExact(capsule.ptr())) return nullptr;
+  const char* cname = PyCapsule_GetName(capsule.ptr());
+  if (cname == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  const std::string normalised =
+      py::str(py::module_::import("re").attr("sub")(R"(\b__pyx_t_\w+_d\b)", "double", cname));
+  if (normalised != prototype) return nullptr;
+  void* p = PyCapsule_GetPointer(capsule.ptr(), cname);
+  if (p == nullptr) PyErr_Clear();
+  return p;
+}
+
+const FortranLapack* load() {
+  static FortranLapack f;
+  try {
+    f.dgemm = reinterpret_cast<decltype(f.dgemm)>(capsule_pointer(
+        "scipy.linalg.cython_blas", "dgemm",
+        "void (char *, char *, int *, int *, int *, double *, double *, int *, double *, "
+        "int *, double *, double *, int *)"));
+    f.dgeqrf = reinterpret_cast<decltype(f.dgeqrf)>(capsule_pointer(
+        "scipy.linalg.cython_lapack", "dgeqrf",
+        "void (int *, int *, double *, int *, double *, double *, int *, int *)"));
+    f.dorgqr = reinterpret_cast<decltype(f.dorgqr)>(capsule_pointer(
+        "scipy.linalg.cython_lapack", "dorgqr",
+        "void (int *, int *, int *, double *, int *, double *, double *, int *, int *)"));
+  } catch (const py::error_already_set&) {  // no scipy, or no such export: Eigen it is
+    return nullptr;
+  }
+  return f.dgemm && f.dgeqrf && f.dorgqr ? &f : nullptr;
+}
+
+}  // namespace
+
+const FortranLapack* scipy_lapack() {
+  static const FortranLapack* f = load();  // once: a failed lookup is not retried
+  return f;
+}
+
+HostDense host_dense(int d) {
+  return HostDense{d >= kBlockedMultiplyMinDim ? scipy_lapack() : nullptr};
+}
+
+}  // namespace delyap::bindings
