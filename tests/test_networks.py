@@ -173,7 +173,7 @@ def test_stuart_landau_limit_cycle_and_python_reference():
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(tau=0.0), ValueError, "tau"),
+    (dict(tau=np.nan), ValueError, "tau"),  # tau=0 is an undelayed network
     (dict(tau=-1.0), ValueError, "tau"),
     (dict(tau=np.ones(3)), ValueError, "one value per edge"),
     (dict(tau="x"), TypeError, "tau"),

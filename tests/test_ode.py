@@ -87,3 +87,63 @@ def test_delay_free_systems_say_what_is_wrong():
         dl.rhs.python(lambda t, x: x, 1, tau=(), neutral=True)
     with pytest.raises(ValueError, match="n_exponents: an ODE of dimension 2"):
         dl.lyapunov_spectrum(dl.rhs.linear(A), X0, 3, 10.0)
+
+
+# --- zero delays: the term reads the current state -----------------------------------------
+
+def test_a_zero_delay_is_the_current_state():
+    """x' = A x + B x(t − 0) is the ODE x' = (A + B) x; with a second, positive delay the zero
+    one still reads the stage state (no history read, no step iteration)."""
+    B = np.array([[0.1, -0.4], [0.2, 0.0]])
+    sol = dl.solve_dde(dl.rhs.linear(A, B, 0.0), X0, (0, 3), t_eval=[3.0], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(sol.y[-1], expm(3 * (A + B)) @ X0, rtol=0, atol=1e-9)
+    assert sol.stats["overlap_steps"] == 0
+    mixed = dl.rhs.linear(A, np.stack([B, -B]), [0.0, 0.7])
+    ref = dl.rhs.python(lambda t, x, xd: x @ (A + B).T - xd[:, 0] @ B.T, 2, 0.7)
+    a = dl.solve_dde(mixed, X0, (0, 3), t_eval=[1.0, 3.0], rtol=1e-10, atol=1e-12)
+    b = dl.solve_dde(ref, X0, (0, 3), t_eval=[1.0, 3.0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.y, b.y, rtol=0, atol=1e-9)
+
+
+def _kuramoto_rhs(omega, W, K):
+    def f(t, th):
+        return omega + K / W.shape[0] * (W * np.sin(th[None, :] - th[:, None])).sum(axis=1)
+    return f
+
+
+def test_undelayed_kuramoto_matches_scipy():
+    from scipy.integrate import solve_ivp
+    import scipy.sparse as sp
+    rng = np.random.default_rng(3)
+    n = 12
+    W = (rng.random((n, n)) < 0.4).astype(float)
+    np.fill_diagonal(W, 0.0)
+    omega, th0 = rng.normal(0, 0.5, n), rng.uniform(-np.pi, np.pi, n)
+    kur = dl.rhs.kuramoto(omega, sp.csr_matrix(W), coupling=1.3, tau=0, normalization="none")
+    sol = dl.solve_dde(kur, th0, (0, 10), t_eval=[2.0, 10.0], rtol=1e-10, atol=1e-12)
+    ref = solve_ivp(_kuramoto_rhs(omega, W, 1.3 * n), (0, 10), th0, method="DOP853",
+                    t_eval=[2.0, 10.0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sol.y, ref.y.T, rtol=0, atol=1e-8)
+    assert kur.max_delay == 0.0 and sol.stats["overlap_steps"] == 0
+
+
+def test_undelayed_network_on_the_emulated_gpu_is_the_cpu_result(monkeypatch):
+    pytest.importorskip("delyap._cuda_emulated")
+    import scipy.sparse as sp
+    rng = np.random.default_rng(4)
+    n = 8
+    W = sp.random(n, n, density=0.5, random_state=5, format="csr")
+    omega, th0 = rng.normal(0, 0.5, n), rng.uniform(-np.pi, np.pi, n)
+    kur = dl.rhs.kuramoto(omega, W, coupling=0.8, tau=0)
+    cpu = dl.solve_dde(kur, th0, (0, 5), t_eval=[5.0])
+    monkeypatch.setenv("DELYAP_CUDA_EMULATION", "1")
+    gpu = dl.solve_dde(kur, th0, (0, 5), t_eval=[5.0], device="cuda")
+    np.testing.assert_allclose(gpu.y, cpu.y, rtol=0, atol=1e-12)
+
+
+def test_lyapunov_spectrum_with_a_zero_delay_is_that_of_the_ode():
+    M, B = np.array([[0.5, 2.0], [0.0, -1.0]]), np.array([[0.0, 0.0], [0.0, 0.3]])
+    spec = dl.lyapunov_spectrum(dl.rhs.linear(M, B, 0.0), [1.0, 1.0], 2, 100.0,
+                                rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(spec.exponents, [0.5, -0.7], rtol=0,
+                               atol=1e-6 + 5 * spec.stderr.max())

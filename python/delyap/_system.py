@@ -68,15 +68,16 @@ class DDESystem:
 
 
 def check_delays(tau: np.ndarray, name: str = "tau", *, allow_none: bool = False) -> None:
-    """Constant delays must be positive (as always) and at least MIN_DELAY. ``allow_none``:
-    systems that may have no delay at all (an ODE on the same solvers)."""
+    """Constant delays are 0 (no delay: the term reads the current state) or at least
+    MIN_DELAY. ``allow_none``: systems that may have no delay at all (an ODE on the same
+    solvers)."""
     if tau.size == 0:
         if allow_none:
             return
         raise ValueError(f"{name}: at least one delay is needed")
-    if np.any(tau <= 0):
-        raise ValueError(f"{name}: delays must be positive, got min {tau.min():g}")
-    if np.any(tau < MIN_DELAY):
-        raise ValueError(f"{name}: delay {tau.min():g} is below the smallest supported delay "
+    if not np.all(np.isfinite(tau)) or np.any(tau < 0):
+        raise ValueError(f"{name}: delays must be finite and ≥ 0, got min {np.nanmin(tau):g}")
+    if np.any((tau > 0) & (tau < MIN_DELAY)):
+        raise ValueError(f"{name}: delay {tau[tau > 0].min():g} is below the smallest supported delay "
                          f"{MIN_DELAY:g} (delays are in the units of t: rescale time, or drop "
                          "the delay, since x(t − τ) ≈ x(t) at this size)")

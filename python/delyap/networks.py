@@ -258,7 +258,8 @@ def kuramoto(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.0, *,
     coupling : float or array (batch,)
         Coupling strength K; an array sweeps K (one trajectory per value, shared graph).
     tau : float, array (n_edges,) in edge order, or a sparse matrix with A's pattern
-        Edge delays (≥ 1e-12); per-edge delays may take at most 255 distinct values. Edge
+        Edge delays (0 for an undelayed coupling, else ≥ 1e-12; ``tau=0`` is the ODE network);
+        per-edge delays may take at most 255 distinct values. Edge
         order: a CSR matrix's stored entries as given (``A.data`` order, sorted or not), else
         row-major; duplicate entries are summed and must share a delay. ``adjacency`` and
         ``tau`` are copied, never modified.

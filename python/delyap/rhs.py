@@ -223,6 +223,9 @@ class PythonDDE(DDESystem):
                 self.f = lambda t_, x, x_delayed: user_f(t_, x)
                 if user_jac is not None:  # jac(t, x) -> df_dx; no delayed blocks
                     self.jac = lambda t_, x, x_delayed: (user_jac(t_, x), np.zeros((0, d, d)))
+            elif neutral and np.any(t == 0):
+                raise ValueError("neutral: x'(t − τ) with τ = 0 is the unknown derivative itself; "
+                                 "neutral delays must be positive")
             elif max_delay is not None and max_delay < t.max():
                 raise ValueError(f"tau: delay {t.max():g} is larger than max_delay = {max_delay:g}")
             self.tau = t

@@ -286,12 +286,14 @@ struct Integrator {
     return Status::Success;
   }
 
-  // A step the problem wants (`wanted`) cannot move t. When it could on the same span shifted to
-  // start at 0, the precision of t is what fails (time_resolution: shift t0 toward 0);
-  // otherwise the step itself has underflowed (e.g. approaching a blow-up).
+  // A step the problem wants (`wanted`) is below the floor. When it is below what t resolves
+  // but would move t on the same span shifted to start at 0, the precision of t is what fails
+  // (time_resolution: shift t0 toward 0); otherwise the step itself has underflowed (e.g.
+  // approaching a blow-up, or below the user's min_step).
   DELYAP_HD Status too_small(double wanted) const {
-    return wanted >= resolution_at(p.t_final - p.t0) ? Status::TimeResolution
-                                                      : Status::StepUnderflow;
+    return wanted < resolution_at(t) && wanted >= resolution_at(p.t_final - p.t0)
+               ? Status::TimeResolution
+               : Status::StepUnderflow;
   }
 };
 

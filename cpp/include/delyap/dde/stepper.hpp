@@ -94,6 +94,10 @@ struct DdeStepper {
       // A lag computed from a NaN/inf state is a symptom: report the state, not the lag.
       if (!is_finite(tau)) return Status::NonFinite;
       if (!(tau >= -ahead_slack && tau <= window + slack)) return Status::DelayOutOfRange;
+      if (tau == 0.0) {  // an undelayed coupling (e.g. a network with τ = 0): the stage state
+        exec.for_each(dim, CopyElements{ws.xd + k * dim, x});  // itself, no history read
+        continue;
+      }
       const double s = t - tau;
       if (s > t_base) read_ahead = true;
       if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, read_left))
