@@ -46,7 +46,8 @@ DELYAP_HD inline void random_orthonormal(double* q, Index n, int k, uint64_t see
 // The dense work of one step, written as portable loops for the device and small d: q ← A q
 // and the re-orthonormalisation. Both charge `poll` (work_poll.hpp) as they go and return false
 // once the run must stop. The host swaps in blocked BLAS-3 kernels for large d (HostDense in
-// the bindings) through the same interface.
+// the bindings: Eigen, or scipy's BLAS/LAPACK as plain function pointers) through the same
+// interface.
 struct PortableDense {
   // tmp: d × k scratch.
   template <class Poll>
