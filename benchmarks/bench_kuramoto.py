@@ -53,10 +53,10 @@ compiled without OpenMP.  This box is shared, so timings are best-of-N and
 the load average is printed with each compile.
 
 Usage:
-    PYTHONPATH=python python benchmarks/bench_kuramoto.py            # full run (~7 min; +4 min the
-                                                                     # first time: jitcdde compiles)
-    PYTHONPATH=python python benchmarks/bench_kuramoto.py --quick    # smoke test (~1 min)
-    PYTHONPATH=python python benchmarks/bench_kuramoto.py --jitcdde-big compile   # + jitcdde at N=1e4
+    python benchmarks/bench_kuramoto.py            # full run (~7 min; +4 min the
+                                                   # first time: jitcdde compiles)
+    python benchmarks/bench_kuramoto.py --quick    # smoke test (~1 min)
+    python benchmarks/bench_kuramoto.py --jitcdde-big compile   # + jitcdde at N=1e4
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import peers_jitcdde as pj
 import peers_jitcdde_kuramoto as pkj
 import peers_numpy_kuramoto as pnp
-from bench_mackey_glass import best_of, pick_tolerance, tolerance_ladder
+from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread,
+                     tolerance_ladder, write_json)
 
 TARGET_RATIO = 0.2  # delyap integration time / jitcdde integration time must not exceed this
 
@@ -272,6 +272,7 @@ def main():
                     help="compiled jitcdde modules (+ their compile times); '' disables")
     ap.add_argument("--skip", nargs="*", default=[], choices=("numpy", "torchdde", "ddeint", "jitcdde"),
                     help="peers to leave out")
+    add_json_option(ap)
     args = ap.parse_args()
 
     quick = args.quick
@@ -297,7 +298,7 @@ def main():
           f"accuracy: max |r - r_ref| at t=10,50,100 <= {acc:g}; atol = rtol*{ar:g}")
 
     results = {"ref_rtol": ref_rtol}
-    with pj.single_blas_thread():
+    with single_blas_thread():
         if "jitcdde" not in skip:
             print(f"\n=== jitcdde compile and cost per step (per-edge delays) at N = {sizes}")
             results["sizes"] = jitcdde_sizes(args, sizes, cache)
@@ -363,6 +364,8 @@ def main():
 
     report(results, args, acc)
     print(f"\n(total wall time {fmt_s(time.perf_counter() - t_start)})")
+    results["total_seconds"] = time.perf_counter() - t_start
+    write_json(args.json, args, results)
 
 
 # --------------------------------------------------------------------------- jitcdde

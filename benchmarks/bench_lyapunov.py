@@ -28,9 +28,9 @@ default).  Timings include the transient for both tools and use one BLAS
 thread (threadpoolctl); best-of-N where cheap.
 
 Usage:
-    PYTHONPATH=python python benchmarks/bench_lyapunov.py            # full (~4 min)
-    PYTHONPATH=python python benchmarks/bench_lyapunov.py --quick    # ~30 s
-    PYTHONPATH=python python benchmarks/bench_lyapunov.py --sweep-subset 0   # whole loop (~9 min)
+    python benchmarks/bench_lyapunov.py            # full (~4 min)
+    python benchmarks/bench_lyapunov.py --quick    # ~30 s
+    python benchmarks/bench_lyapunov.py --sweep-subset 0   # whole loop (~9 min)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 import peers_jitcdde_lyap as pjl
-from bench_mackey_glass import best_of
+from _common import add_json_option, best_of, single_blas_thread, write_json
 
 TARGET_RATIO_A = 0.5  # delyap time / jitcdde_lyap integration time
 Z_MAX = 3.0  # |difference| / combined stderr
@@ -95,6 +95,7 @@ def main():
     ap.add_argument("--cache-dir", default="",
                     help="cache the compiled jitcdde_lyap module here (default: compile fresh, "
                          "so the compile time is measured every run)")
+    add_json_option(ap)
     args = ap.parse_args()
 
     if args.quick:
@@ -111,7 +112,7 @@ def main():
     if taus.max() > pjl.MAX_TAU:
         raise SystemExit(f"tau range exceeds MAX_TAU={pjl.MAX_TAU} of the compiled jitcdde module")
 
-    with pjl.single_blas_thread():
+    with single_blas_thread():
         # ---- setup (untimed): compile jitcdde_lyap once; warm delyap up
         model = pjl.build_mackey_glass_lyap(k, args.cache_dir or None)
         compile_s = model.compile_seconds
@@ -199,6 +200,22 @@ def main():
         print(f"{label:<58} {t:>9.3f} {tj_b:>9.2f}{star} {t / tj_b:>7.4f} {'-':>7}  -")
     if len(idx) < n_taus:
         print(f"* jitcdde_lyap loop extrapolated from {len(idx)} of {n_taus} taus")
+
+    write_json(args.json, args, {
+        "jitcdde_compile_seconds": compile_s, "jitcdde_from_cache": model.from_cache,
+        "a": {"tau": 17.0, "t_total": t_total_a, "t_transient": t_trans_a,
+              "delyap": {"exponents": rd.exponents, "stderr": rd.stderr, "seconds": td,
+                         "kaplan_yorke": ky_d},
+              "jitcdde_lyap": {"exponents": rj.exponents, "stderr": rj.stderr,
+                               "seconds": rj.seconds, "kaplan_yorke": ky_j},
+              "z": z_a, "agree": ok_vals, "ratio": r_a, "target": TARGET_RATIO_A},
+        "b": {"n_taus": n_taus, "t_total": t_total_b, "t_transient": t_trans_b,
+              "jitcdde_taus_run": len(idx), "jitcdde_seconds": tj_b,
+              "jitcdde_extrapolated": bool(len(idx) < n_taus),
+              "delyap": [{"threads": th, "seconds": t, "ratio": t / tj_b} for th, t in sweep_rows],
+              "max_abs_z_lambda1": np.max(np.abs(z1)), "median_abs_z_lambda1": np.median(np.abs(z1)),
+              "beyond_z_max": int(np.sum(np.abs(z1) > Z_MAX))},
+    })
 
 
 if __name__ == "__main__":

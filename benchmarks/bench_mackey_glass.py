@@ -26,46 +26,12 @@ import time
 import numpy as np
 
 import peers_jitcdde as pj
+from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread, stats_str,
+                     tolerance_ladder, write_json)
 
 TARGET_RATIO = {"a": 0.5, "b": 0.1}  # delyap time / jitcdde time must not exceed these
 TAU_SINGLE = 17.0
 T_CHECK = 100.0  # accuracy is judged here: late enough that error growth shows
-
-
-def tolerance_ladder(loosest: float, tightest: float) -> list[float]:
-    """Half-decade rtol ladder from loose to tight (finer steps give a closer match)."""
-    k0, k1 = round(-2 * np.log10(loosest)), round(-2 * np.log10(tightest))
-    return [10.0 ** (-k / 2) for k in range(k0, k1 + 1)]
-
-
-def pick_tolerance(errors: dict[float, float], accuracy: float) -> float:
-    """Loosest rtol whose error, and that of every tighter rtol, is <= accuracy.
-
-    Requiring the tighter ones too stops a lucky cancellation at one loose
-    tolerance from being chosen.
-    """
-    tols = sorted(errors)  # tight -> loose
-    chosen = None
-    for rtol in tols:
-        if abs(errors[rtol]) > accuracy:
-            break
-        chosen = rtol
-    if chosen is None:
-        raise RuntimeError(f"no tolerance reached accuracy {accuracy:g}: {errors}")
-    return chosen
-
-
-def best_of(n: int, fn):
-    """Run fn n times; return (result of the fastest run, its seconds).
-
-    fn returns (result, seconds) so each tool times only its own integration.
-    """
-    best = None
-    for _ in range(n):
-        res, sec = fn()
-        if best is None or sec < best[1]:
-            best = (res, sec)
-    return best
 
 
 # --------------------------------------------------------------------------- delyap side
@@ -100,12 +66,6 @@ class Delyap:
         return self.values_at(np.asarray(taus), t_eval, rtol, atol, threads)
 
 
-def stats_str(sol) -> str:
-    s = getattr(sol, "stats", None) or {}
-    keys = ("accepted", "rejected", "rhs_evals")
-    return ", ".join(f"{k}={int(np.sum(s[k]))}" for k in keys if k in s)
-
-
 # --------------------------------------------------------------------------- main
 
 def main():
@@ -127,6 +87,7 @@ def main():
                     help="where the compiled jitcdde module is cached ('' disables)")
     ap.add_argument("--jitcdde-only", action="store_true",
                     help="skip delyap (use the published reference); for checking the peer side")
+    add_json_option(ap)
     args = ap.parse_args()
 
     t_end_a = 1e3 if args.quick else 1e4
@@ -140,7 +101,7 @@ def main():
     i100_b = int(np.searchsorted(t_eval_b, T_CHECK))
     t_check = np.array(sorted(pj.REFERENCE_TAU17))
 
-    with pj.single_blas_thread():
+    with single_blas_thread():
         # ---- setup: compile jitcdde once; its cost is reported, never timed as integration
         model = pj.build_mackey_glass(args.cache_dir or None)
         print(f"jitcdde {'module load' if model.from_cache else 'compile'}: "
@@ -222,6 +183,17 @@ def main():
         else:
             rows.append((label_b, None, tj_b, TARGET_RATIO["b"]))
 
+    results = {
+        "accuracy": args.accuracy, "atol_ratio": args.atol_ratio, "sweep_output": args.sweep_output,
+        "jitcdde_compile_seconds": model.compile_seconds, "jitcdde_from_cache": model.from_cache,
+        "jitcdde_rtol": tol_j, "jitcdde_error_by_rtol": {str(r): e for r, e in jit_errs.items()},
+        "delyap_rtol": tol_d if dl is not None else None,
+        "delyap_error_by_rtol": {str(r): e for r, e in dl_errs.items()} if dl is not None else None,
+        "rows": [{"workload": label, "delyap_s": td, "jitcdde_s": tj,
+                  "ratio": None if td is None else td / tj, "target": target}
+                 for label, td, tj, target in rows],
+    }
+
     # ---- table
     print()
     print(f"{'workload':<52} {'delyap s':>10} {'jitcdde s':>10} {'ratio':>8} {'target':>7}  ok")
@@ -232,6 +204,8 @@ def main():
             r = td / tj
             print(f"{label:<52} {td:>10.3f} {tj:>10.3f} {r:>8.3f} {target:>7.2f}  "
                   f"{'yes' if r <= target else 'NO'}")
+
+    write_json(args.json, args, results)
 
 
 if __name__ == "__main__":

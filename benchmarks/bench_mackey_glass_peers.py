@@ -15,18 +15,21 @@ Peers that are too slow are timed on part of the problem and scaled (marked
 'scaled' in the table, with the factor).  Everything runs on one BLAS / torch
 thread; delyap's (b) is run with threads=1.
 
-Usage:  PYTHONPATH=python python benchmarks/bench_mackey_glass_peers.py
+Usage (after ``pip install .[bench] torchdde``):
+    python benchmarks/bench_mackey_glass_peers.py [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
 import numpy as np
 
 import peers_jitcdde as pj
-from bench_mackey_glass import best_of, pick_tolerance, tolerance_ladder
+from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread,
+                     tolerance_ladder, write_json)
 
 BETA, GAMMA, NEXP, HIST = pj.BETA, pj.GAMMA, pj.EXPONENT, pj.HISTORY
 TAU = 17.0
@@ -188,7 +191,12 @@ def pick(errs: dict, acc=ACC):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_option(ap)
+    args = ap.parse_args()
+
     import torch
+
     import delyap as dl
 
     torch.set_num_threads(1)
@@ -197,7 +205,7 @@ def main():
     t_eval_b = np.arange(0.0, T_END_B + 0.5, 1.0)
     T_ALL = time.perf_counter()
 
-    with pj.single_blas_thread():
+    with single_blas_thread():
         # ---------------- delyap (reference for (b), matched tolerance for both)
         def dl_solve(tau, t_end, rtol, atol, t_eval, threads=1):
             mg = dl.rhs.mackey_glass(beta=BETA, gamma=GAMMA, n=NEXP, tau=tau)
@@ -229,7 +237,7 @@ def main():
         rows.append(("a", "delyap", f"DP5 rtol={tol_d:.0e} atol={tol_d * 1e-3:.0e}", e_dl_a, td_a, ""))
         rows.append(("b", "delyap", f"DP5 rtol={tol_db:.0e} atol={tol_db * 1e-3:.0e} thr=1",
                      e_dl_b, td_b, ""))
-        print(f"delyap err x(100) by rtol: "
+        print("delyap err x(100) by rtol: "
               + ", ".join(f"{r:.0e}:{e:+.1e}" for r, e in sorted(dl_errs.items(), reverse=True)))
         print(f"reference for (b): delyap rtol=atol=1e-11 ({t_ref:.2f} s)")
 
@@ -318,6 +326,12 @@ def main():
         print(f"({prob}) {tool:<13} {setting:<36} {err:>8.1e} {sec:>9.3g} {tdl[prob] / sec:>8.2g}  "
               f"{'' if err <= ACC else '[>1e-6] '}{note}")
     print(f"\ntotal wall {time.perf_counter() - T_ALL:.0f} s")
+    write_json(args.json, args, {
+        "accuracy": ACC,
+        "rows": [{"problem": prob, "tool": tool, "setting": setting, "error": err, "seconds": sec,
+                  "delyap_over_peer": tdl[prob] / sec, "reached_accuracy": bool(err <= ACC),
+                  "note": note} for prob, tool, setting, err, sec, note in rows],
+        "total_seconds": time.perf_counter() - T_ALL})
 
 
 if __name__ == "__main__":

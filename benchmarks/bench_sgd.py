@@ -34,8 +34,8 @@ boundary term log(N·cond K)/steps; and (b) vs (a) on the same index stream with
 where only boundary terms can differ: |Δλ_j| <= (j − ½) log(cond K) / steps.
 
 Usage:
-    PYTHONPATH=python python benchmarks/bench_sgd.py            # full (~4-5 min on 2 cores)
-    PYTHONPATH=python python benchmarks/bench_sgd.py --quick    # 2000 steps, fewer timings (<1 min)
+    python benchmarks/bench_sgd.py            # full (~4-5 min on 2 cores)
+    python benchmarks/bench_sgd.py --quick    # 2000 steps, fewer timings (<1 min)
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ import time
 import numpy as np
 
 import peers_sgd as ps
+from _common import add_json_option, best_of, single_blas_thread, write_json
+from _common import timed_cpu as timed
 
 TARGET_RATIO = 5.0       # numpy (a) time / delyap time must be at least this
 Z_MAX = 4.0              # |Δ| <= Z_MAX · combined stderr + floor
@@ -62,23 +64,6 @@ SCALING_WIDTHS = (18, 40, 66, 96)        # D = 523, 2041, 5083, 10273
 CHECK_WIDTH = 40
 CHECK_B = 8
 
-
-def best_of(n: int, fn):
-    """Run fn n times; fn returns (result, wall s, CPU s). Returns the result of the fastest
-    (wall) run, the least wall and the least CPU time."""
-    runs = [fn() for _ in range(n)]
-    best = min(runs, key=lambda r: r[1])
-    return best[0], best[1], min(r[2] for r in runs)
-
-
-def timed(fn, *a, **kw):
-    """(result, wall seconds, process CPU seconds -- all threads)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    r = fn(*a, **kw)
-    return r, time.perf_counter() - t0, time.process_time() - c0
-
-
-# --------------------------------------------------------------------------- problem
 
 def make_data(seed=0):
     import torch
@@ -173,11 +158,12 @@ def main():
     ap.add_argument("--check-steps", type=int, default=None,
                     help="dense steps for the (b) agreement check (default 2000, quick 300)")
     ap.add_argument("--seed", type=int, default=0)
+    add_json_option(ap)
     args = ap.parse_args()
     # As in bench_mackey_glass: the whole run with one BLAS thread (delyap's own threads are not
     # BLAS). This matters beyond fairness: numpy's 2-thread OpenBLAS eigh of a 512 × 512 K, which
     # sgd.gram_lyapunov runs on every call, takes ~4 s instead of ~0.1 s when the box is busy.
-    with ps.single_blas_thread():
+    with single_blas_thread():
         run(args)
 
 
@@ -262,7 +248,7 @@ def run(args):
         c_dl_b.append(cpu / (len(lrs) * bd_steps))
 
     # ---- (a) numpy
-    with ps.single_blas_thread():
+    with single_blas_thread():
         pilot = []
         for b in BATCHES:
             *_, sec, _ = ps.numpy_gram_lyapunov(K, lrs[0], int(b), 200, K_EXP,
@@ -373,7 +359,7 @@ def run(args):
         ex_b, se_b, t_b_run, *_ = dense.run(lr_c, CHECK_B, Q0.clone(), idx, renorm=RENORM)
         del dense
     u0 = (Jc @ Q0).numpy()
-    with ps.single_blas_thread():
+    with single_blas_thread():
         ex_s, *_ = ps.numpy_gram_lyapunov(Kc, lr_c, CHECK_B, check_steps, K_EXP, None,
                                           renorm=RENORM, u0=u0, idx=idx)
     bterm = np.log(N_SAMPLES * cond_c) / check_steps
@@ -451,6 +437,18 @@ def run(args):
     print(f"agreement: delyap vs (a) {'yes' if ok_a else 'NO'}, delyap/(a) vs (b) "
           f"{'yes' if ok_b else 'NO'}; wall time {time.perf_counter() - wall0:.0f} s, "
           f"load average {load0:.2f} at start, {load_average():.2f} at end")
+    write_json(args.json, args, {
+        "steps": steps, "configurations": n_cfg, "n_exponents": K_EXP, "D": D, "N": N_SAMPLES,
+        "target": TARGET_RATIO, "numpy_over_delyap": ratio,
+        "numpy_over_delyap_per_core": c_numpy / c_dl1,
+        "rows": [{"workload": label, "wall_s": t, "cpu_s": cpu, "numpy_over_this": t_numpy / t,
+                  "dense_over_this": t_dense / t} for label, t, cpu in rows],
+        "per_batch_cpu_us": {"B": BATCHES, "delyap": np.asarray(c_dl_b) * 1e6,
+                             "numpy": np.asarray(c_np_b) / steps * 1e6},
+        "d_scaling": [{k: v for k, v in s.items() if k in ("w", "D", "rank", "t_gram", "dl_map",
+                                                         "dense_map")} for s in scaling],
+        "agree_numpy": ok_a, "agree_dense": ok_b,
+        "load_average": [load0, load_average()]})
 
 
 if __name__ == "__main__":

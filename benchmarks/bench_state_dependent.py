@@ -21,8 +21,8 @@ refuses state-dependent delays; integrate_blindly has an O(step) error floor
 here, see peers_jitcdde_sd.py and --jitcdde-mode).
 
 Usage:
-    PYTHONPATH=python python benchmarks/bench_state_dependent.py            # full run
-    PYTHONPATH=python python benchmarks/bench_state_dependent.py --quick    # ~1 minute
+    python benchmarks/bench_state_dependent.py            # full run
+    python benchmarks/bench_state_dependent.py --quick    # ~1 minute
     python benchmarks/bench_state_dependent.py --jitcdde-only               # peer side only
 """
 
@@ -35,7 +35,8 @@ import time
 import numpy as np
 
 import peers_jitcdde_sd as pj
-from bench_mackey_glass import best_of, pick_tolerance, stats_str, tolerance_ladder
+from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread, stats_str, timed,
+                     tolerance_ladder, write_json)
 
 TARGET_RATIO = 1.0  # issue: "delyap no slower than jitcdde at matched accuracy"
 T_CHECK = (50.0, 100.0)  # error is reported at both; the tolerance is picked on t=100
@@ -118,6 +119,7 @@ def main():
                     help="where the compiled jitcdde module is cached ('' disables)")
     ap.add_argument("--jitcdde-only", action="store_true",
                     help="skip delyap; jitcdde at its tightest tolerance is the reference")
+    add_json_option(ap)
     args = ap.parse_args()
 
     repeats = 1 if args.quick else args.repeats
@@ -136,7 +138,7 @@ def main():
         return pj.sample(model.dde, c, t_eval, rtol, atol, jm, hb)
 
     rows = []  # (label, t_delyap, t_jitcdde)
-    with pj.single_blas_thread():
+    with single_blas_thread():
         model = pj.build(args.cache_dir or None)
         print(f"jitcdde {'module load' if model.from_cache else 'compile'}: "
               f"{model.compile_seconds:.2f} s (excluded from timings); initial kink: {jm}"
@@ -197,7 +199,7 @@ def main():
                   + f" (atol = rtol*{ar:g})")
             if tol_j is None or (dl is not None and tol_d is None):
                 continue
-            xj_a, tj_a = best_of(repeats, lambda: _timed(lambda: jit_vals(c, t_eval_a, tol_j, tol_j * ar)))
+            xj_a, tj_a = best_of(repeats, lambda: timed(lambda: jit_vals(c, t_eval_a, tol_j, tol_j * ar)))
             label = f"(a) c={c:g}, t_end={args.t_end:g}"
             if dl is not None:
                 (xd_a, sol_a), td_a = best_of(repeats, lambda: dl.values_at(c, t_eval_a, tol_d, tol_d * ar))
@@ -274,12 +276,11 @@ def main():
             r = td / tj
             print(f"{label:<52} {td:>10.4f} {tj:>10.4f} {r:>8.3f} {TARGET_RATIO:>7.2f}  "
                   f"{'yes' if r <= TARGET_RATIO else 'NO'}")
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    res = fn()
-    return res, time.perf_counter() - t0
+    write_json(args.json, args, {
+        "accuracy": args.accuracy, "criterion": args.criterion, "target": TARGET_RATIO,
+        "jitcdde_compile_seconds": model.compile_seconds, "jitcdde_from_cache": model.from_cache,
+        "rows": [{"workload": label, "delyap_s": td, "jitcdde_s": tj,
+                  "ratio": None if td is None else td / tj} for label, td, tj in rows]})
 
 
 if __name__ == "__main__":

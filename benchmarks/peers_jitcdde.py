@@ -32,17 +32,13 @@ Fairness choices (see benchmarks/jitcdde_notes.md for the measurements):
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import sys
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from _common import jitcdde_cache_key, jitcdde_compile_once, jitcdde_sample_started, single_blas_thread
 
 BETA, GAMMA, EXPONENT = 0.2, 0.1, 10
 HISTORY = 0.5
@@ -52,42 +48,6 @@ MAX_TAU = 30.0
 
 # Tight reference values for tau=17 (published; delyap recomputes them in-run).
 REFERENCE_TAU17 = {10.0: 0.815443576, 50.0: 0.644119710, 100.0: 1.050020507}
-
-
-@contextlib.contextmanager
-def single_blas_thread():
-    """Pin BLAS pools to one thread for the duration (fairness).
-
-    Only BLAS: limiting OpenMP too would silently cap delyap's own
-    ``threads=`` if it is built on OpenMP.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Swallow gcc's wall of '#pragma omp ignored' warnings at fd level.
-
-    The compiler is a subprocess, so redirecting sys.stderr is not enough.
-    The captured text is re-emitted if compilation raises.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 @dataclass
@@ -107,49 +67,24 @@ def _mg_symbols():
     return f, tau
 
 
-def _cache_key() -> str:
-    import jitcdde
-    import symengine
-
-    f, _ = _mg_symbols()
-    # Anything that changes the generated C or the ABI must invalidate the cache.
-    blob = "|".join([str(f), jitcdde.__version__, symengine.__version__, sys.version, str(MAX_TAU)])
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def build_mackey_glass(cache_dir: str | os.PathLike | None = None) -> CompiledMG:
     """Compile (or load from ``cache_dir``) the MG model with tau as a control parameter."""
     from jitcdde import jitcdde
 
-    t0 = time.perf_counter()
     f, tau = _mg_symbols()
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir)
-        # Built with -march=native: the cache is per machine, which is why it
-        # lives in a git-ignored folder rather than being shipped.
-        modulename = f"mg_jitcdde_{_cache_key()}"
-        so_path = next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir() else None
-        if so_path is not None:
+
+    def make(module_location):
+        if module_location is not None:
             # A module-loaded jitcdde has no f_sym, so n, delays, max_delay and
             # control_pars must be restated exactly as at compile time.
-            dde = jitcdde(n=1, delays=[tau], max_delay=MAX_TAU, control_pars=[tau],
-                          module_location=str(so_path), verbose=False)
-            return CompiledMG(dde, time.perf_counter() - t0, True)
-    else:
-        modulename = None
+            return jitcdde(n=1, delays=[tau], max_delay=MAX_TAU, control_pars=[tau],
+                           module_location=module_location, verbose=False)
+        # Passing delays explicitly matters: reading ``dde.delays`` lazily later
+        # resets max_delay to None, which then cannot be recomputed for a symbolic tau.
+        return jitcdde(f, delays=[tau], max_delay=MAX_TAU, control_pars=[tau], verbose=False)
 
-    # Passing delays explicitly matters: reading ``dde.delays`` lazily later
-    # resets max_delay to None, which then cannot be recomputed for a symbolic tau.
-    dde = jitcdde(f, delays=[tau], max_delay=MAX_TAU, control_pars=[tau], verbose=False)
-    with _quiet_stderr():
-        if cache_dir is None:
-            dde.compile_C()
-        else:
-            # save_compiled() always (re)compiles, so calling compile_C() first
-            # would compile twice; it also leaves the module loaded in `dde`.
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            dde.save_compiled(str(cache_dir / modulename), overwrite=True)
-    return CompiledMG(dde, time.perf_counter() - t0, False)
+    modulename = f"mg_jitcdde_{jitcdde_cache_key(f, MAX_TAU)}"
+    return CompiledMG(*jitcdde_compile_once(make, cache_dir, modulename))
 
 
 def _start_trajectory(dde, tau: float, rtol: float, atol: float) -> float:
@@ -170,25 +105,7 @@ def _start_trajectory(dde, tau: float, rtol: float, atol: float) -> float:
 
 def _sample(dde, tau: float, t_eval: np.ndarray, rtol: float, atol: float) -> np.ndarray:
     """x(t_eval) for one tau; t_eval must be sorted and start at >= 0."""
-    return sample_started(dde, _start_trajectory(dde, tau, rtol, atol), t_eval)
-
-
-def sample_started(dde, t_start: float, t_eval: np.ndarray) -> np.ndarray:
-    """x(t_eval) of a trajectory whose integration has been set up up to t_start."""
-    out = np.empty(len(t_eval))
-    n_early = int(np.searchsorted(t_eval, t_start, side="left"))
-    if n_early:
-        # get_state() materialises the C anchors as a Python spline; only done
-        # once per trajectory and only for the first tau time units.
-        out[:n_early] = dde.get_state().get_state(t_eval[:n_early])[:, 0]
-    with warnings.catch_warnings():
-        # When one step spans several output times, integrate() warns that the
-        # target lies behind the current time; it then interpolates inside the
-        # last step, which is exactly the dense output we want.
-        warnings.filterwarnings("ignore", message="The target time is smaller")
-        for i in range(n_early, len(t_eval)):
-            out[i] = dde.integrate(t_eval[i])[0]
-    return out
+    return jitcdde_sample_started(dde, _start_trajectory(dde, tau, rtol, atol), t_eval)
 
 
 def integrate_single(model: CompiledMG, tau: float = 17.0, t_end: float = 1e4,

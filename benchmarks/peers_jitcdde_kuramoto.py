@@ -62,9 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
-import peers_jitcdde as pj
-
-single_blas_thread = pj.single_blas_thread
+from _common import quiet_stderr
 
 
 @dataclass
@@ -152,7 +150,7 @@ def build(prob, cache_dir=None, chunk_size: int = 5, compile_args=None,
     dde = jitcdde(_f_sym(prob), n=prob.n, delays=list(delays), max_delay=max_delay,
                   automatic_anchor_helpers=True, verbose=verbose)
     breakdown = {}
-    with pj._quiet_stderr():
+    with quiet_stderr():
         # compile_C = C generation (symengine printing) followed by gcc; the two are
         # timed apart by intercepting its last call, _compile_and_load.  CPU seconds
         # are kept too (gcc's from the children's rusage): on a shared box they

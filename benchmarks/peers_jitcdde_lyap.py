@@ -40,19 +40,16 @@ benchmarks/jitcdde_notes.md for the plain-jitcdde background):
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 import peers_jitcdde as pj
+from _common import jitcdde_cache_key, jitcdde_compile_once, single_blas_thread
 
 BETA, GAMMA, EXPONENT, HISTORY, MAX_TAU = pj.BETA, pj.GAMMA, pj.EXPONENT, pj.HISTORY, pj.MAX_TAU
-single_blas_thread = pj.single_blas_thread
 
 
 @dataclass
@@ -72,42 +69,25 @@ class JitLyapResult:
     t_averaged: float  # sum of the integration times of the averaged samples
 
 
-def _cache_key(n_lyap: int) -> str:
-    import jitcdde
-    import symengine
-
-    f, _ = pj._mg_symbols()
-    blob = "|".join(["lyap-d0", str(n_lyap), str(f), jitcdde.__version__, symengine.__version__,
-                     sys.version, str(MAX_TAU)])
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def build_mackey_glass_lyap(n_lyap: int = 4, cache_dir: str | os.PathLike | None = None) -> CompiledMGLyap:
     """Compile (or load from ``cache_dir``) jitcdde_lyap for Mackey–Glass with symbolic tau."""
     from jitcdde import jitcdde_lyap
 
-    t0 = time.perf_counter()
     f, tau = pj._mg_symbols()
     # delays/max_delay must be given: a symbolic delay cannot be bounded by jitcdde.  The 0
     # matters: jitcdde_lyap builds the tangent equations from this list as given (the setter
     # adds 0 only afterwards), so delays=[tau] silently drops the -gamma*delta(t) term.
     kwargs = dict(n_lyap=n_lyap, delays=[0, tau], max_delay=MAX_TAU, control_pars=[tau],
                   verbose=False)
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir)
-        modulename = f"mg_jitcdde_lyap{n_lyap}_{_cache_key(n_lyap)}"
-        so_path = next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir() else None
-        if so_path is not None:
-            dde = jitcdde_lyap(f, module_location=str(so_path), **kwargs)
-            return CompiledMGLyap(dde, n_lyap, time.perf_counter() - t0, True)
-    dde = jitcdde_lyap(f, **kwargs)
-    with pj._quiet_stderr():
-        if cache_dir is None:
-            dde.compile_C()
-        else:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            dde.save_compiled(str(cache_dir / modulename), overwrite=True)
-    return CompiledMGLyap(dde, n_lyap, time.perf_counter() - t0, False)
+
+    def make(module_location):
+        if module_location is not None:
+            return jitcdde_lyap(f, module_location=module_location, **kwargs)
+        return jitcdde_lyap(f, **kwargs)
+
+    modulename = f"mg_jitcdde_lyap{n_lyap}_{jitcdde_cache_key('lyap-d0', n_lyap, f, MAX_TAU)}"
+    dde, seconds, from_cache = jitcdde_compile_once(make, cache_dir, modulename)
+    return CompiledMGLyap(dde, n_lyap, seconds, from_cache)
 
 
 def _start(model: CompiledMGLyap, tau: float, rtol: float, atol: float, seed: int,

@@ -41,16 +41,14 @@ warning on dense output is silenced.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from peers_jitcdde import _quiet_stderr, sample_started, single_blas_thread  # noqa: F401
+from _common import jitcdde_cache_key, jitcdde_compile_once, single_blas_thread
+from _common import jitcdde_sample_started as sample_started
 
 BETA, GAMMA, EXPONENT = 0.2, 0.1, 10
 TAU0 = 17.0
@@ -78,39 +76,22 @@ def _symbols():
     return f, c, delay
 
 
-def _cache_key() -> str:
-    import jitcdde
-    import symengine
-
-    f, _, _ = _symbols()
-    blob = "|".join([str(f), jitcdde.__version__, symengine.__version__, sys.version, str(MAX_DELAY)])
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def build(cache_dir: str | os.PathLike | None = None) -> CompiledSD:
     """Compile (or load from ``cache_dir``) the model with c as a control parameter."""
     from jitcdde import jitcdde
 
-    t0 = time.perf_counter()
     f, c, delay = _symbols()
     # delays= must be given: reading dde.delays lazily would reset max_delay to
     # None, which cannot be recomputed for a state-dependent lag.
     kw = dict(delays=[delay], max_delay=MAX_DELAY, control_pars=[c], verbose=False)
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir)
-        modulename = f"mg_sd_jitcdde_{_cache_key()}"
-        so_path = next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir() else None
-        if so_path is not None:
-            dde = jitcdde(n=1, module_location=str(so_path), **kw)
-            return CompiledSD(dde, time.perf_counter() - t0, True)
-    dde = jitcdde(f, **kw)
-    with _quiet_stderr():
-        if cache_dir is None:
-            dde.compile_C()
-        else:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            dde.save_compiled(str(cache_dir / modulename), overwrite=True)
-    return CompiledSD(dde, time.perf_counter() - t0, False)
+
+    def make(module_location):
+        if module_location is not None:
+            return jitcdde(n=1, module_location=module_location, **kw)
+        return jitcdde(f, **kw)
+
+    modulename = f"mg_sd_jitcdde_{jitcdde_cache_key(f, MAX_DELAY)}"
+    return CompiledSD(*jitcdde_compile_once(make, cache_dir, modulename))
 
 
 def _start(dde, c: float, rtol: float, atol: float, mode: str, blind_step: float) -> float:

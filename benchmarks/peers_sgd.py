@@ -29,15 +29,6 @@ N_BLOCKS = 32
 
 
 @contextlib.contextmanager
-def single_blas_thread():
-    """numpy's (and scipy's) OpenBLAS pools to one thread: they fight over 2 cores otherwise."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-@contextlib.contextmanager
 def torch_threads(n):
     """torch's intra-op pool (its MKL is not visible to threadpoolctl); None leaves it alone."""
     import torch

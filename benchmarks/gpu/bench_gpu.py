@@ -20,14 +20,22 @@ Exits with status 1 when a check disagrees with the CPU path.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import delyap as dl
 import delyap.sgd as sgd
 from delyap.device import cuda_backend
+
+# The shared helpers sit one folder up; loaded by path so that sys.path stays as Python set it
+# (benchmarks/gpu first, then the installed packages).
+_spec = importlib.util.spec_from_file_location("_common", Path(__file__).resolve().parents[1] / "_common.py")
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
 
 MISMATCHES: list[str] = []
 
@@ -125,6 +133,7 @@ def main() -> int:
     size.add_argument("--quick", action="store_true", help="small sizes only")
     size.add_argument("--smoke", action="store_true",
                       help="tiny sizes: a run-through (for the CPU emulation)")
+    _common.add_json_option(ap)
     args = ap.parse_args()
     if not dl.has_cuda():
         print("no CUDA build or no GPU: nothing to measure (delyap.has_cuda() is False)")
@@ -168,6 +177,13 @@ def main() -> int:
     if sgd_1024:
         print(f"target 1024-configuration map < 10 s: {sgd_1024[0][2]:.2f} s -> "
               f"{'yes' if sgd_1024[0][2] < 10 else 'no'}")
+    _common.write_json(args.json, args, {
+        "device": props.get("name"), "emulated": bool(cuda.emulated),
+        "copy_ceiling_bytes_per_s": ceiling,
+        "rows": [{"kernel": name, "size": size, "wall_s": wall, "rate_per_s": rate,
+                  "bytes_per_s": bw, "fraction_of_copy": bw / ceiling, "failed": failed}
+                 for name, size, wall, rate, bw, failed in rows],
+        "mismatches": MISMATCHES})
     if MISMATCHES:
         print("MISMATCH against the CPU path: " + "; ".join(MISMATCHES))
         return 1
