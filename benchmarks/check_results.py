@@ -1,4 +1,4 @@
-"""Check that the commands in benchmarks/RESULTS.md still run: each names an existing script,
+"""Check that the commands in benchmarks/RESULTS.md (and jitcdde_notes.md) still run: each names an existing script,
 with options that script's argparse accepts, and none runs the source tree.
 
 Each command ``python benchmarks/x.py ARGS`` found in RESULTS.md (in `code` spans and ```
@@ -10,7 +10,7 @@ offers --json, and no command sets PYTHONPATH to the source tree (``python/`` ha
 ``_core`` and would shadow the installed package).
 
 Usage (the scripts import delyap, so it must be importable):
-    python benchmarks/check_results.py [--results benchmarks/RESULTS.md]
+    python benchmarks/check_results.py [--results DOC.md ...]
 Exits 1 and lists the problems when there are any.
 """
 from __future__ import annotations
@@ -125,15 +125,22 @@ def check(results: Path) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--results", type=Path, nargs="+",
+                    default=[ROOT / "benchmarks" / "RESULTS.md", ROOT / "benchmarks" / "jitcdde_notes.md"],
+                    help="the documents to check (default: RESULTS.md and jitcdde_notes.md)")
     args = ap.parse_args()
-    problems = check(args.results)
-    for p in problems:
-        print(p)
-    n = len(commands(args.results.read_text())[0])
-    print(f"{args.results.name}: {n} commands checked, "
-          + (f"{len(problems)} problems" if problems else "all valid"))
-    return 1 if problems else 0
+    failed, seen = False, set()
+    for doc in args.results:
+        problems = check(doc)
+        for p in problems:
+            if p not in seen:  # the script-wide checks repeat for each document
+                print(p)
+                seen.add(p)
+        n = len(commands(doc.read_text())[0])
+        print(f"{doc.name}: {n} commands checked, "
+              + (f"{len(problems)} problems" if problems else "all valid"))
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
