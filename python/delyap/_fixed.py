@@ -64,4 +64,5 @@ def solve_fixed(system: DDESystem, hist, t0: float, t_final: float, times: np.nd
         full = lambda a: c(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731
         return backend.solve_fixed_mackey_glass(full(system.beta), full(system.gamma),
                                                 full(system.n), full(system.tau), **common)
+    assert isinstance(system, LinearDDE)  # check_supported lets these two through
     return backend.solve_fixed_linear(c(system.A), c(system.B), c(system.tau), b, **common)

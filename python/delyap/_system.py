@@ -5,11 +5,19 @@ network systems) and :mod:`delyap.networks` both build on it without importing e
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-ArrayLike = Union[float, Sequence[float], np.ndarray]
+if TYPE_CHECKING:  # scipy.sparse only for the annotations (networks import it lazily)
+    from scipy.sparse import sparray, spmatrix
+
+# The types of the public signatures, in one place.
+# A history: a constant, the states on a grid, a callable h(t), or a GPU array (delyap.history).
+HistoryLike = Union[ArrayLike, Callable[..., Any]]
+# An adjacency matrix or per-edge delays: dense, or scipy.sparse (matrix or array).
+GraphLike = Union[ArrayLike, "spmatrix", "sparray"]
 
 # The smallest delay a constructor accepts. Delays are in the units of t; a delay below this
 # is x(t − τ) ≈ x(t) to every tolerance the solvers reach, while the discontinuity tracker
@@ -78,6 +86,7 @@ def check_delays(tau: np.ndarray, name: str = "tau", *, allow_none: bool = False
     if not np.all(np.isfinite(tau)) or np.any(tau < 0):
         raise ValueError(f"{name}: delays must be finite and ≥ 0, got min {np.nanmin(tau):g}")
     if np.any((tau > 0) & (tau < MIN_DELAY)):
-        raise ValueError(f"{name}: delay {tau[tau > 0].min():g} is below the smallest supported delay "
+        raise ValueError(f"{name}: delay {tau[tau > 0].min():g} is below the smallest supported "
+                         "delay "
                          f"{MIN_DELAY:g} (delays are in the units of t: rescale time, or drop "
                          "the delay, since x(t − τ) ≈ x(t) at this size)")

@@ -10,7 +10,8 @@ import numpy as np
 def as_float_array(value: Any, name: str, *, ndim: Optional[tuple] = None) -> np.ndarray:
     """A C-contiguous float64 copy of ``value`` that is finite, with ndim in ``ndim``."""
     if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name}: expected a number or an array of numbers, got {type(value).__name__}")
+        raise TypeError(f"{name}: expected a number or an array of numbers, "
+                        f"got {type(value).__name__}")
     if hasattr(value, "detach") and hasattr(value, "device"):  # a torch tensor
         if str(value.device) != "cpu":
             raise ValueError(f"{name}: tensor is on {value.device}; move it to the CPU first")
@@ -28,7 +29,8 @@ def as_float_array(value: Any, name: str, *, ndim: Optional[tuple] = None) -> np
         raise TypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
     arr = np.array(arr, dtype=np.float64, order="C")  # a copy; keeps 0-d arrays 0-d
     if ndim is not None and arr.ndim not in ndim:
-        raise ValueError(f"{name}: expected {' or '.join(f'{d}-D' for d in ndim)} input, got shape {arr.shape}")
+        raise ValueError(f"{name}: expected {' or '.join(f'{d}-D' for d in ndim)} input, "
+                         f"got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or inf")
     return arr
@@ -53,6 +55,15 @@ def as_count(value: Any, name: str, *, minimum: int = 1, maximum: int = 2**62) -
     if int(value) > maximum:
         raise ValueError(f"{name}: must be at most {maximum}, got {value}")
     return int(value)
+
+
+# More worker threads than this is a mistake (the pool is sized once per call).
+MAX_THREADS = 4096
+
+
+def as_threads(value: Any, name: str = "threads") -> int:
+    """``threads=``: None (all cores, 0 to the core) or a positive count."""
+    return 0 if value is None else as_count(value, name, maximum=MAX_THREADS)
 
 
 def as_index(value: Any, size: int, name: str = "index") -> int:

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -226,7 +226,8 @@ def _cmd_lyapunov(args) -> int:
             print(f"  λ{j + 1:<2d} = {e:+.6f} ± {s:.6f}")
         print(f"  Kaplan–Yorke dimension: {res.kaplan_yorke_dimension():.3f}")
     else:
-        print(f"{'tau':>8}  " + "  ".join(f"{'λ' + str(j + 1):>10}" for j in range(args.n_exponents)))
+        print(f"{'tau':>8}  "
+              + "  ".join(f"{'λ' + str(j + 1):>10}" for j in range(args.n_exponents)))
         for tau, ex in zip(taus, res.exponents):
             print(f"{tau:8.3f}  " + "  ".join(f"{e:+10.5f}" for e in ex))
     if args.plot:
@@ -250,7 +251,6 @@ def _cmd_lyapunov(args) -> int:
 
 def _cmd_info(args) -> int:
     import delyap
-
     from delyap.device import emulated
 
     cuda = delyap.has_cuda()
@@ -265,8 +265,10 @@ def _cmd_info(args) -> int:
 
 
 def _mackey_glass_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--beta", type=_number, default=0.2, help="β, production rate (default: %(default)s)")
-    p.add_argument("--gamma", type=_number, default=0.1, help="γ, decay rate (default: %(default)s)")
+    p.add_argument("--beta", type=_number, default=0.2,
+                   help="β, production rate (default: %(default)s)")
+    p.add_argument("--gamma", type=_number, default=0.1,
+                   help="γ, decay rate (default: %(default)s)")
     p.add_argument("--n", type=_number, default=10.0, help="Hill exponent n (default: %(default)s)")
     p.add_argument("--tau", type=_positive, default=17.0, help="delay τ > 0 (default: %(default)s)")
     p.add_argument("--history", type=_number, default=0.5,
@@ -282,16 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="Mackey–Glass and a 1000-trajectory τ-sweep, with PNGs")
-    d.add_argument("--out", default="delyap-demo", help="folder for the PNGs (default: %(default)s)")
+    d.add_argument("--out", default="delyap-demo",
+                   help="folder for the PNGs (default: %(default)s)")
     d.add_argument("--n-sweep", type=_count, default=1000,
                    help="trajectories in the τ-sweep (default: %(default)s)")
-    d.add_argument("--threads", type=_count, default=None, help="worker threads (default: all cores)")
+    d.add_argument("--threads", type=_count, default=None,
+                   help="worker threads (default: all cores)")
     d.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     d.add_argument("--sgd-steps", type=_count, default=10_000,
                    help="SGD steps per configuration of the stability map (default: %(default)s)")
     d.set_defaults(func=_cmd_demo)
 
-    g = sub.add_parser("sgd-map", help="SGD stability map of a small MLP at an interpolating minimum")
+    g = sub.add_parser("sgd-map",
+                       help="SGD stability map of a small MLP at an interpolating minimum")
     g.add_argument("--out", default="delyap-demo", help="folder for the PNG (default: %(default)s)")
     g.add_argument("--n-lr", type=_count, default=24,
                    help="learning rates on the grid (default: %(default)s)")
@@ -299,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="B", help="batch sizes, each in [1, 64] (default: 1 2 4 … 64)")
     g.add_argument("--steps", type=_count, default=10_000,
                    help="SGD steps per configuration (default: %(default)s)")
-    g.add_argument("--threads", type=_count, default=None, help="worker threads (default: all cores)")
+    g.add_argument("--threads", type=_count, default=None,
+                   help="worker threads (default: all cores)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the map runs (cuda: one GPU launch for the whole grid)")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG (no matplotlib needed)")
@@ -331,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of exponents (default: %(default)s)")
     ly.add_argument("--renorm-interval", type=_positive, default=None,
                     help="time between re-orthonormalisations (default: τ/2)")
-    ly.add_argument("--threads", type=_count, default=None, help="worker threads (default: all cores)")
+    ly.add_argument("--threads", type=_count, default=None,
+                    help="worker threads (default: all cores)")
     ly.add_argument("--plot", help="save running estimates (or the sweep) to this PNG")
     ly.set_defaults(func=_cmd_lyapunov)
 
@@ -340,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     from .device import CudaUnavailableError
     from .errors import IntegrationError
 

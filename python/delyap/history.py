@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._system import ArrayLike, HistoryLike
 from ._validate import as_float_array
 from .rhs import DDESystem
 
@@ -43,7 +44,7 @@ class HistoryData:
     y0: np.ndarray
     jumps: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    def to_core(self, batch: Optional[int] = None) -> "_core.HistoryArgs":
+    def to_core(self, batch: Optional[int] = None) -> _core.HistoryArgs:
         """The solver's argument; ``batch`` broadcasts shared rows to every trajectory."""
         x, f, y0 = self.x, self.f, self.y0
         if batch is not None:
@@ -67,7 +68,8 @@ def _per_trajectory(arr: np.ndarray, dim: int, batch: int, name: str) -> np.ndar
                          + (f" or batch = {batch}" if dim == 1 else "") + f", got {arr.shape[0]}")
     if arr.ndim == 2 and arr.shape == (batch, dim):
         return arr
-    raise ValueError(f"{name}: expected a scalar, shape ({dim},) or ({batch}, {dim}), got {arr.shape}")
+    raise ValueError(f"{name}: expected a scalar, shape ({dim},) or ({batch}, {dim}), "
+                     f"got {arr.shape}")
 
 
 def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
@@ -85,7 +87,8 @@ def _sample_callable(h, times: np.ndarray, dim: int, batch: int) -> np.ndarray:
         return arr.reshape(1, n, dim)
     if arr.shape == (batch, n, dim):
         return arr
-    raise ValueError(f"history(t): for {n} times expected shape ({n}, {dim}) or ({batch}, {n}, {dim}),"
+    raise ValueError(f"history(t): for {n} times expected shape ({n}, {dim}) or "
+                     f"({batch}, {n}, {dim}),"
                      f" got {arr.shape}")
 
 
@@ -95,7 +98,8 @@ def _lags_fixed(system: DDESystem) -> bool:
     return getattr(system, "tau_fn", None) is None and not getattr(system, "state_dependent", False)
 
 
-def check_history_grid(grid, t0: float, max_delay: float, *, lags_fixed: bool = True) -> np.ndarray:
+def check_history_grid(grid: ArrayLike, t0: float, max_delay: float, *,
+                       lags_fixed: bool = True) -> np.ndarray:
     """The ``history_grid`` as a float array (a copy), checked: increasing, ending at t0, and,
     for constant delays, starting at or before t0 − max_delay, the earliest time the first
     step reads. (With time- or state-dependent lags, ``max_delay`` is only a bound and a
@@ -115,8 +119,10 @@ def check_history_grid(grid, t0: float, max_delay: float, *, lags_fixed: bool = 
     return grid
 
 
-def build_history(history, system: DDESystem, t0: float, y0=None, *,
-                  history_points: int = 1001, jumps=None, grid=None) -> HistoryData:
+def build_history(history: HistoryLike, system: DDESystem, t0: float,
+                  y0: Optional[ArrayLike] = None, *, history_points: int = 1001,
+                  jumps: Optional[ArrayLike] = None,
+                  grid: Optional[ArrayLike] = None) -> HistoryData:
     """Convert a user history (see module docs) into the solver's Hermite anchors."""
     dim, batch = system.dim, system.n_trajectories
     tau_max = system.max_delay

@@ -23,16 +23,17 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Union, overload
 
 import numpy as np
 
 from . import _core
-from ._validate import as_count, as_float_array, as_positive
-from .errors import ConvergenceWarning, IntegrationError
+from ._result import STATUS_NAMES, Result, raise_if_failed
+from ._system import ArrayLike, HistoryLike
+from ._validate import as_count, as_float_array, as_positive, as_threads
+from .errors import ConvergenceWarning
 from .history import build_history
 from .rhs import DDESystem, LinearDDE, MackeyGlass, PythonDDE
-from .solution import STATUS_NAMES
 from .solve import METHODS
 
 __all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension",
@@ -50,7 +51,7 @@ MIN_TRANSIENT_FRACTION = 0.1
 SETTLE_ALPHA = 0.01
 
 
-def mean_map_time_scale(rates, n_exponents: int) -> float:
+def mean_map_time_scale(rates: ArrayLike, n_exponents: int) -> np.ndarray:
     """Time scale (in steps) of a product whose mean one-step map E[A_ξ] has eigenvalue
     log-moduli ``rates`` (shape (r,) or (n_problems, r)); for linearised SGD these are the GD
     exponents log|1 − η κ_j / N|.
@@ -67,7 +68,12 @@ def mean_map_time_scale(rates, n_exponents: int) -> float:
         return 1.0 / np.min(np.abs(slowest), axis=-1)
 
 
-def auto_transient(time_scale, window: float):
+@overload
+def auto_transient(time_scale: Union[None, float, np.ndarray], window: int) -> int: ...
+@overload
+def auto_transient(time_scale: Union[None, float, np.ndarray], window: float) -> float: ...
+def auto_transient(time_scale: Union[None, float, np.ndarray],
+                   window: float) -> Union[int, float]:
     """The default transient: ALIGN_FACTOR time scales (the largest, when one per problem: one
     transient serves a batch), at least MIN_TRANSIENT_FRACTION of the averaging ``window``, at
     most the window itself (the default never more than doubles the work; where that cap
@@ -104,7 +110,7 @@ def _half_disagreement(block_sum: np.ndarray, block_time: np.ndarray) -> np.ndar
     return z
 
 
-def check_settled(raw: dict, what: str, *, time_scale: Optional[float] = None,
+def check_settled(raw: dict, what: str, *, time_scale: Union[None, float, np.ndarray] = None,
                   transient: Optional[float] = None, window: Optional[float] = None,
                   unit: str = "steps", scale_name: str = "1/|μ| of the mean map",
                   stacklevel: int = 3) -> dict:
@@ -134,7 +140,8 @@ def check_settled(raw: dict, what: str, *, time_scale: Optional[float] = None,
     reasons = []
     if np.any(drift):
         bad = np.flatnonzero(drift)
-        where = "" if drift.size == 1 else f" in {bad.size} of {drift.size} runs (first: {bad[:5].tolist()})"
+        where = ("" if drift.size == 1
+                 else f" in {bad.size} of {drift.size} runs (first: {bad[:5].tolist()})")
         reasons.append(f"the first and second half of the run disagree by more than "
                        f"{z_crit:.2g} standard errors{where}")
     if time_scale is not None:
@@ -145,7 +152,8 @@ def check_settled(raw: dict, what: str, *, time_scale: Optional[float] = None,
         if np.any(slow):
             bad = np.flatnonzero(slow)
             tau = float(np.max(scale[slow]))
-            where = "" if slow.size == 1 else f" in {bad.size} of {slow.size} runs (first: {bad[:5].tolist()})"
+            where = ("" if slow.size == 1
+                     else f" in {bad.size} of {slow.size} runs (first: {bad[:5].tolist()})")
             parts = [f"the {name} ({value:.4g} {unit})" for name, value in
                      (("transient", transient), ("averaging window", window))
                      if value is not None and value < tau]
@@ -161,20 +169,7 @@ def check_settled(raw: dict, what: str, *, time_scale: Optional[float] = None,
             "settle_z_critical": z_crit, "time_scale": time_scale}
 
 
-def raise_if_failed(what: str, res, throw: bool) -> None:
-    """throw=True: a failed run raises :class:`delyap.IntegrationError` carrying the result
-    (as :func:`delyap.solve_dde` does); throw=False: the caller reads ``result.status``."""
-    status = np.asarray(res.status).reshape(-1)  # runs in C order (a map: [batch, lr])
-    if not throw or np.all(status == 0):
-        return
-    bad = np.flatnonzero(status != 0)
-    names = [STATUS_NAMES.get(int(status[i]), str(int(status[i]))) for i in bad[:5]]
-    raise IntegrationError(f"{what}: {len(bad)} run(s) failed: {list(zip(bad[:5].tolist(), names))}"
-                           " (pass throw=False to get the partial result with its status)",
-                           solution=res, failed=bad)
-
-
-def kaplan_yorke_dimension(exponents) -> float:
+def kaplan_yorke_dimension(exponents: ArrayLike) -> float:
     """D_KY = j + (λ_1 + … + λ_j)/|λ_{j+1}|, j the largest index with a non-negative partial sum.
 
     Returns NaN (with a warning) when every partial sum is non-negative: more exponents needed.
@@ -192,7 +187,7 @@ def kaplan_yorke_dimension(exponents) -> float:
 
 
 @dataclass
-class LyapunovResult:
+class LyapunovResult(Result):
     """Lyapunov exponents from QR accumulation.
 
     Attributes
@@ -208,6 +203,10 @@ class LyapunovResult:
         DDEs: the value at the final time of each Lyapunov function, shape (k, dim).
     status : int or ndarray of int
         0 when the run completed (see :data:`delyap.STATUS_NAMES`).
+    info : dict
+        The transient used, the time scale and the settle check (``settled``, ``settle_z``).
+
+    ``success``, ``message``, ``raise_for_status()`` and ``to_dict()`` as every delyap result.
     """
 
     exponents: np.ndarray
@@ -217,17 +216,13 @@ class LyapunovResult:
     vectors: Optional[np.ndarray]
     status: Union[int, np.ndarray]
     batch_size: Optional[int]
-    info: dict = field(default_factory=dict, repr=False)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def kaplan_yorke_dimension(self):
+    def kaplan_yorke_dimension(self) -> Union[float, np.ndarray]:
         """Kaplan–Yorke (Lyapunov) dimension, per problem for a batch."""
         if self.batch_size is None:
             return kaplan_yorke_dimension(self.exponents)
         return np.array([kaplan_yorke_dimension(e) for e in self.exponents])
-
-    @property
-    def success(self) -> bool:
-        return bool(np.all(np.asarray(self.status) == 0))
 
     def __repr__(self) -> str:
         if self.batch_size is None:
@@ -267,7 +262,9 @@ def _squeeze(raw: dict, batched: bool, keys=("exponents", "stderr", "running", "
 
 
 # ----------------------------------------------------------------------------- random products
-def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Optional[int] = None,
+def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], ArrayLike]],
+                probabilities: Optional[ArrayLike] = None, *, steps: int,
+                n_exponents: Optional[int] = None,
                 transient: Optional[int] = None, seed: int = 0, renorm_interval: int = 1,
                 threads: Optional[int] = None, n_blocks: int = 32,
                 n_running: int = 200, throw: bool = True) -> LyapunovResult:
@@ -297,6 +294,8 @@ def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Option
         not depend on ``threads``.
     renorm_interval : int
         QR every this many steps (1 is safest; larger is faster when the spread is small).
+    threads : int, optional
+        Worker threads for the problems of a batch (default: all cores).
     throw : bool
         True (default): a product that overflows or underflows to a non-finite value raises
         :class:`delyap.IntegrationError` (``err.solution`` holds the result, ``err.failed`` the
@@ -306,6 +305,7 @@ def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Option
     :class:`delyap.ConvergenceWarning`; ``result.info["settled"]`` records the verdict.
     """
     steps = as_count(steps, "steps")
+    n_threads = as_threads(threads)
     if transient is not None:
         transient = as_count(transient, "transient", minimum=0)
     renorm_interval = as_count(renorm_interval, "renorm_interval")
@@ -338,21 +338,22 @@ def iid_product(matrices, probabilities=None, *, steps: int, n_exponents: Option
             raise ValueError("probabilities: must be non-negative")
         total = probs.sum(axis=1)
         if np.any(np.abs(total - 1) > 1e-9):
-            raise ValueError(f"probabilities: must sum to 1, got {total.min():.6g}…{total.max():.6g}")
+            raise ValueError(f"probabilities: must sum to 1, got "
+                             f"{total.min():.6g}…{total.max():.6g}")
     cumulative = np.cumsum(probs, axis=1)
     cumulative[:, -1] = 1.0
     k = d if n_exponents is None else as_count(n_exponents, "n_exponents", maximum=d)
-    time_scale = None
+    time_scale: Union[None, float, np.ndarray] = None
     if d <= MEAN_MAP_MAX_DIM:
         mean_map = np.einsum("pm,pmij->pij", probs, mats)
         with np.errstate(divide="ignore"):
-            time_scale = mean_map_time_scale(np.log(np.abs(np.linalg.eigvals(mean_map))), k)
-        time_scale = time_scale if batched else float(time_scale[0])
+            scales = mean_map_time_scale(np.log(np.abs(np.linalg.eigvals(mean_map))), k)
+        time_scale = scales if batched else float(scales[0])
     if transient is None:
         transient = auto_transient(time_scale, steps)
     raw = _core.iid_product(np.ascontiguousarray(mats), np.ascontiguousarray(cumulative), k, steps,
                             transient, renorm_interval, seed, n_blocks, n_running,
-                            0 if threads is None else as_count(threads, "threads", maximum=4096))
+                            n_threads)
     return _finish_product(raw, batched, P, steps, transient, time_scale, throw)
 
 
@@ -365,7 +366,8 @@ def _finish_product(raw, batched, P, steps, transient, time_scale, throw) -> Lya
     """Result of iid_product (compiled or sampler): the settle check, then throw=."""
     res = LyapunovResult(**_squeeze(raw, batched), batch_size=P if batched else None,
                          info={"steps": steps, "transient": transient, "time_label": "steps"})
-    raise_if_failed("iid_product", res, throw)
+    res._origin = "iid_product"
+    raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "iid_product", time_scale=time_scale,
                                   transient=transient, window=steps, stacklevel=4))
     return res
@@ -384,9 +386,11 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
     block_sum = np.zeros((n_blocks, k))
     block_time = np.zeros(n_blocks)
     # Geometric checkpoints, as in the compiled engine (statistics.hpp).
-    checkpoints = [n_total if r + 1 >= n_running else math.ceil(n_total ** ((r + 1) / n_running) - 1e-9)
+    checkpoints = [n_total if r + 1 >= n_running
+                   else math.ceil(n_total ** ((r + 1) / n_running) - 1e-9)
                    for r in range(n_running)]
-    running, running_t = [], []
+    running: list[np.ndarray] = []
+    running_t: list[int] = []
     total, count, since, elapsed = np.zeros(k), 0, 0, 0
     status = 0
     A = first
@@ -457,7 +461,7 @@ def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: in
 ODE_RENORM_INTERVAL = 1.0
 
 
-def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: float, *,
+def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int, t_total: float, *,
                       t_transient: Optional[float] = None, method: str = "DP5", rtol: float = 1e-6,
                       atol: float = 1e-9, renorm_interval: Optional[float] = None,
                       max_step: Optional[float] = None, seed: int = 0,
@@ -497,9 +501,13 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
         its window holds the anchors that k independent tangent functions need.
     seed : int
         Seed of the random initial tangent functions.
+    threads : int, optional
+        Worker threads for the trajectories of a batch (default: all cores).
+    throw : bool
+        True (default): a trajectory that fails raises :class:`delyap.IntegrationError`
+        carrying the result; False: see ``result.status``.
     """
-    python_system = isinstance(system, PythonDDE)
-    if python_system:
+    if isinstance(system, PythonDDE):
         if system.jac is None:
             raise TypeError("system: a Python system needs its Jacobian for Lyapunov spectra: "
                             "pass jac=… to delyap.rhs.python")
@@ -512,6 +520,7 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
                         f"{type(system).__name__}")
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
+    n_threads = as_threads(threads)
     # The delay window is the DDE's memory: the time scale of the default transient.
     window = system.max_delay
     ode = window == 0.0
@@ -539,14 +548,15 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
                                                                    minimum=2), seed)
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
-            0 if threads is None else as_count(threads, "threads", maximum=4096))
-    if python_system:
+            n_threads)
+    if isinstance(system, PythonDDE):
         raw = _core.lyapunov_python(system.f, system.jac, system.dim, system.tau, t, x, f, y0,
                                     t_transient, t_total, renorm, k, anchors_needed, opt,
                                     args[-3], args[-2])
     elif isinstance(system, MackeyGlass):
         raw = _core.lyapunov_mackey_glass(system._params, *args)
     else:
+        assert isinstance(system, LinearDDE)  # checked on entry
         raw = _core.lyapunov_linear(system._params, *args)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.
@@ -556,7 +566,8 @@ def lyapunov_spectrum(system: DDESystem, history, n_exponents: int, t_total: flo
                          info={"t_total": t_total, "t_transient": t_transient,
                                "renorm_interval": renorm_interval or (renorm if ode else "τmax/2"),
                                "stats": raw["stats"], "time_label": "time after transient"})
-    raise_if_failed("lyapunov_spectrum", res, throw)
+    res._origin = "lyapunov_spectrum"
+    raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window if not ode else None,
                                   transient=t_transient, window=t_total, unit="time units",
                                   scale_name="τmax (the delay window)"))

@@ -15,12 +15,12 @@ edges) with the delays permuted along.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._system import ArrayLike, DDESystem, check_delays
+from ._system import ArrayLike, DDESystem, GraphLike, check_delays
 from ._validate import as_float_array
 
 __all__ = ["KuramotoDDE", "StuartLandauDDE", "kuramoto", "stuart_landau"]
@@ -38,7 +38,7 @@ def _sparse():
     return sp
 
 
-def _entries(matrix, name: str) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def _entries(matrix, name: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """(N, rows, cols, values) of a square matrix's entries in edge order, as fresh arrays."""
     sp = _sparse()
     if sp.issparse(matrix):
@@ -49,7 +49,7 @@ def _entries(matrix, name: str) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray
             matrix = matrix.copy().tocsr()
             matrix.sum_duplicates()
         shape = matrix.shape
-        rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(matrix.indptr))
+        rows: np.ndarray = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(matrix.indptr))
         cols = np.array(matrix.indices, dtype=np.int64)
         values = as_float_array(matrix.data, name)
     else:
@@ -84,7 +84,8 @@ def _graph(adjacency, tau):
         pos = np.searchsorted(tkey[order], key).clip(0, max(tkey.size - 1, 0))
         if tkey.size == 0 or not np.array_equal(tkey[order][pos], key) or \
                 np.setdiff1d(tkey, key).size:
-            raise ValueError("tau: a sparse delay matrix must have the adjacency's sparsity pattern")
+            raise ValueError("tau: a sparse delay matrix must have the adjacency's sparsity "
+                             "pattern")
         per_edge = tvals[order][pos]
     else:
         t = as_float_array(tau, "tau", ndim=(0, 1))
@@ -100,7 +101,8 @@ def _graph(adjacency, tau):
     # caller's order among them); already canonical input (the common case) is not sorted.
     if np.any(key[1:] <= key[:-1]):
         order = np.argsort(key, kind="stable")
-        key, rows, cols, weights, per_edge = (a[order] for a in (key, rows, cols, weights, per_edge))
+        key, rows, cols, weights, per_edge = (a[order]
+                                              for a in (key, rows, cols, weights, per_edge))
     first = np.ones(rows.size, dtype=bool)
     first[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(first)
@@ -128,8 +130,9 @@ def _delay_classes(per_edge: np.ndarray):
     values, klass = np.unique(per_edge, return_inverse=True)
     check_delays(values)
     if values.shape[0] > MAX_DELAY_CLASSES:
-        raise ValueError(f"tau: {values.shape[0]} distinct edge delays; at most {MAX_DELAY_CLASSES} "
-                         "are supported (round them to a grid of delay classes)")
+        raise ValueError(f"tau: {values.shape[0]} distinct edge delays; at most "
+                         f"{MAX_DELAY_CLASSES} are supported (round them to a grid of delay "
+                         "classes)")
     if values.shape[0] == 1:
         return values, None
     return values, klass.astype(np.uint8)
@@ -245,7 +248,8 @@ class StuartLandauDDE(_Network):
         return f"StuartLandauDDE(N={self.n_nodes}, edges={self.adjacency.nnz}, λ={self.lam:g}, {b})"
 
 
-def kuramoto(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.0, *,
+def kuramoto(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 1.0,
+             tau: GraphLike = 1.0, *,
              normalization: Union[str, np.ndarray] = "in_degree") -> KuramotoDDE:
     """Delay-coupled Kuramoto phase oscillators on a sparse directed graph (compiled).
 
@@ -272,7 +276,8 @@ def kuramoto(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.0, *,
     return KuramotoDDE(omega, adjacency, coupling, tau, normalization)
 
 
-def stuart_landau(omega: ArrayLike, adjacency, coupling: ArrayLike = 1.0, tau=1.0, *,
+def stuart_landau(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 1.0,
+                  tau: GraphLike = 1.0, *,
                   lam: float = 1.0,
                   normalization: Union[str, np.ndarray] = "in_degree") -> StuartLandauDDE:
     """Delay-coupled Stuart–Landau (Hopf normal form) oscillators on a sparse digraph.

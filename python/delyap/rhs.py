@@ -6,7 +6,7 @@ with its own adaptive steps. ``python`` wraps any vectorised Python function.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -20,7 +20,7 @@ __all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "KuramotoDDE", 
            "mackey_glass", "linear", "python", "kuramoto", "stuart_landau"]
 
 
-def _broadcast_batch(params: dict) -> Tuple[dict, Optional[int]]:
+def _broadcast_batch(params: dict) -> tuple[dict, Optional[int]]:
     """Broadcast scalar-or-1-D parameters to a common batch length (None: all scalars)."""
     arrays = {k: as_float_array(v, k, ndim=(0, 1)) for k, v in params.items()}
     lengths = {k: a.shape[0] for k, a in arrays.items() if a.ndim == 1}
@@ -72,11 +72,13 @@ class MackeyGlass(DDESystem):
 
     def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
         """f(t, x, x_delayed) of trajectory ``index`` (x: (1,), x_delayed: (1, 1))."""
-        return _core.mackey_glass_rhs(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
+        return _core.mackey_glass_rhs(self._params, as_index(index, self.n_trajectories), float(t),
+                                      *self._point(x, x_delayed))
 
     def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
         """(∂f/∂x of shape (1, 1), ∂f/∂x(t−τ) of shape (1, 1, 1)) of trajectory ``index``."""
-        return _core.mackey_glass_jacobian(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
+        return _core.mackey_glass_jacobian(self._params, as_index(index, self.n_trajectories),
+                                           float(t), *self._point(x, x_delayed))
 
     def _point(self, x, xd):
         return (as_float_array(x, "x").reshape(1), as_float_array(xd, "x_delayed").reshape(1, 1))
@@ -150,11 +152,13 @@ class LinearDDE(DDESystem):
         return self.tau
 
     def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
-        return _core.linear_rhs(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
+        return _core.linear_rhs(self._params, as_index(index, self.n_trajectories), float(t),
+                                *self._point(x, x_delayed))
 
     def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
         """(A of shape (dim, dim), B of shape (n_delays, dim, dim)) for trajectory ``index``."""
-        return _core.linear_jacobian(self._params, as_index(index, self.n_trajectories), float(t), *self._point(x, x_delayed))
+        return _core.linear_jacobian(self._params, as_index(index, self.n_trajectories), float(t),
+                                     *self._point(x, x_delayed))
 
     def _point(self, x, xd):
         return (as_float_array(x, "x").reshape(self.dim),
@@ -205,7 +209,7 @@ class PythonDDE(DDESystem):
                 raise ValueError("tau: delay functions are supported for single trajectories "
                                  "(batch_size=None)")
             self.tau_fn = tau
-            self.declared_max_delay = as_float_array(max_delay, "max_delay", ndim=(0,)).item()
+            self.declared_max_delay = float(as_float_array(max_delay, "max_delay", ndim=(0,)))
             if self.declared_max_delay <= 0:
                 raise ValueError("max_delay: must be positive")
             self.n_delays = as_count(n_delays if n_delays is not None else 1, "n_delays")
@@ -254,7 +258,8 @@ class PythonDDE(DDESystem):
         return f"PythonDDE({getattr(self.f, '__name__', 'f')}, dim={self.dim}, {lag}{kind}, {b})"
 
 
-def python(f: Callable, dim: int, tau, batch_size: Optional[int] = None, *,
+def python(f: Callable, dim: int, tau: Union[ArrayLike, Callable[..., ArrayLike]],
+           batch_size: Optional[int] = None, *,
            max_delay: Optional[float] = None, n_delays: Optional[int] = None,
            neutral: bool = False, jac: Optional[Callable] = None) -> PythonDDE:
     """A DDE x' = f(t, x, x_delayed) with a vectorised Python function.

@@ -1,21 +1,22 @@
 """The result of :func:`delyap.solve_dde`."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
+from ._result import STATUS_NAMES, Result
 
 __all__ = ["DDESolution", "STATUS_NAMES"]
 
-STATUS_NAMES: Dict[int, str] = {int(k): v for k, v in _core.STATUS_NAMES.items()}
 STAT_FIELDS = ("accepted", "rejected", "rhs_evals", "overlap_steps", "history_peak")
 _NON_FINITE = next(k for k, v in STATUS_NAMES.items() if v == "non_finite")
 
 
-def _no_success_with_non_finite(y: np.ndarray, y_final: np.ndarray, status: np.ndarray) -> np.ndarray:
+def _no_success_with_non_finite(y: np.ndarray, y_final: np.ndarray,
+                                status: np.ndarray) -> np.ndarray:
     """The invariant every result keeps: a trajectory whose status is success holds only
     finite numbers. The core should never break it (each failure has its own status); should
     one slip through, it becomes ``non_finite`` here rather than a silent wrong answer."""
@@ -27,7 +28,7 @@ def _no_success_with_non_finite(y: np.ndarray, y_final: np.ndarray, status: np.n
 
 
 @dataclass
-class DDESolution:
+class DDESolution(Result):
     """Solution of a DDE or a batch of DDEs.
 
     Attributes
@@ -45,46 +46,44 @@ class DDESolution:
         smallest delay) and ``history_peak`` (most history anchors held at once), per trajectory.
     t_final, y_final :
         How far each trajectory got and its state there.
+    info : dict
+        ``output`` (what ``y`` holds) and, on a GPU, the device (formerly ``extras``).
+
+    ``success``, ``failed``, ``status_names``, ``message``, ``raise_for_status()`` and
+    ``to_dict()`` are those of every delyap result (:class:`delyap._result.Result`).
     """
 
     t: np.ndarray
     y: np.ndarray
     status: Union[int, np.ndarray]
-    stats: Dict[str, Union[int, np.ndarray]]
+    stats: dict[str, Union[int, np.ndarray]]
     t_final: Union[float, np.ndarray]
     y_final: np.ndarray
     method: str
     batch_size: Optional[int]
     wall_time: float = 0.0
-    extras: dict = field(default_factory=dict, repr=False)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+    _origin = "solve_dde"
 
     @property
-    def success(self) -> bool:
-        """True when every trajectory reached the end of the time span."""
-        return bool(np.all(np.asarray(self.status) == 0))
-
-    @property
-    def failed(self) -> np.ndarray:
-        """Indices of the trajectories that did not finish (empty on success)."""
-        return np.flatnonzero(np.atleast_1d(self.status) != 0)
-
-    @property
-    def status_names(self):
-        """The status codes as names (``'success'``, ``'step_underflow'``, ...)."""
-        if self.batch_size is None:
-            return STATUS_NAMES[int(self.status)]
-        return [STATUS_NAMES[int(s)] for s in self.status]
+    def extras(self) -> dict[str, Any]:
+        """Deprecated name of :attr:`info` (every result's metadata is ``info``)."""
+        warnings.warn("DDESolution.extras is deprecated; use DDESolution.info",
+                      DeprecationWarning, stacklevel=2)
+        return self.info
 
     @property
     def message(self) -> str:
+        """Success, or how many trajectories failed, how, and where (the first five)."""
         if self.success:
             return "all trajectories reached t_final" if self.batch_size else "reached t_final"
         failed = self.failed
         if self.batch_size is None:
             return f"{STATUS_NAMES[int(self.status)]} at t = {float(self.t_final):.6g}"
-        codes = np.asarray(self.status)[failed]
+        status, t_final = np.asarray(self.status), np.asarray(self.t_final)
+        codes = status[failed]
         kinds = {STATUS_NAMES[int(c)]: int(np.sum(codes == c)) for c in np.unique(codes)}
-        shown = ", ".join(f"#{i} ({STATUS_NAMES[int(self.status[i])]} at t = {self.t_final[i]:.6g})"
+        shown = ", ".join(f"#{i} ({STATUS_NAMES[int(status[i])]} at t = {t_final[i]:.6g})"
                           for i in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         return f"{len(failed)} of {self.batch_size} trajectories failed {kinds}: {shown}{more}"
@@ -97,7 +96,8 @@ class DDESolution:
                 f"{self.message}, {self.wall_time:.3g} s)")
 
     def to_dict(self) -> dict:
-        """Plain-data export (numpy arrays and numbers) for saving with ``np.savez``."""
+        """Plain-data export (numpy arrays and strings, stats flattened to ``stats_<name>``)
+        for saving with ``np.savez``; ``info`` stays on the result."""
         out = {"t": self.t, "y": self.y, "status": np.asarray(self.status),
                "t_final": np.asarray(self.t_final), "y_final": self.y_final,
                "method": self.method}
@@ -105,7 +105,8 @@ class DDESolution:
         return out
 
     @classmethod
-    def _from_core(cls, raw: dict, method: str, batch_size: Optional[int], wall: float) -> "DDESolution":
+    def _from_core(cls, raw: dict, method: str, batch_size: Optional[int],
+                   wall: float) -> DDESolution:
         stats = {name: raw["stats"][:, i] for i, name in enumerate(STAT_FIELDS)}
         y, status, t_final, y_final = raw["y"], raw["status"], raw["t_final"], raw["y_final"]
         status = _no_success_with_non_finite(y, y_final, status)

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import numpy as np
 
 from . import _core
 from ._fixed import check_supported, solve_fixed
-from ._validate import as_count, as_float_array, as_positive
+from ._result import raise_if_failed
+from ._system import ArrayLike, HistoryLike
+from ._validate import as_count, as_float_array, as_positive, as_threads
 from .device import cuda_backend, device_info, resolve_device, to_host
-from .errors import IntegrationError
 from .history import build_history
 from .networks import _Network
 from .rhs import DDESystem, PythonDDE
@@ -23,7 +25,7 @@ METHODS = {"DP5": _core.Method.DP5, "BS3": _core.Method.BS3, "RK4": _core.Method
 _FIXED_STEP = {"RK4", "EULER"}
 
 
-def _time_span(t_span) -> Tuple[float, float]:
+def _time_span(t_span) -> tuple[float, float]:
     span = as_float_array(t_span, "t_span", ndim=(1,))
     if span.shape != (2,):
         raise ValueError(f"t_span: expected (t0, t_final), got {span.shape[0]} values")
@@ -48,13 +50,16 @@ def _times(t_eval, t0: float, tf: float) -> Optional[np.ndarray]:
     return np.ascontiguousarray(np.clip(te, t0, tf))
 
 
-def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, *,
+def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
+              t_eval: Optional[ArrayLike] = None, *,
               method: str = "DP5", rtol: float = 1e-6, atol: float = 1e-9,
               dt: Optional[float] = None, max_step: Optional[float] = None,
               min_step: Optional[float] = None, max_steps: int = 10_000_000,
-              threads: Optional[int] = None, throw: bool = True, y0=None,
+              threads: Optional[int] = None, throw: bool = True, y0: Optional[ArrayLike] = None,
               track_discontinuities: bool = True, history_points: Optional[int] = None,
-              history_jumps=None, history_grid=None, output=None, device: Optional[str] = None,
+              history_jumps: Optional[ArrayLike] = None,
+              history_grid: Optional[ArrayLike] = None,
+              output: Union[None, str, Sequence[int]] = None, device: Optional[str] = None,
               history_capacity: Optional[int] = None) -> DDESolution:
     """Integrate a delay differential equation, or a batch of them, by the method of steps.
 
@@ -113,10 +118,11 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         Where to integrate. ``"cuda"`` runs one GPU thread per trajectory (built-in
         ``mackey_glass`` with constant delays and small ``linear`` systems; dense output at
         ``t_eval``), with the same per-trajectory code as the CPU. For ``kuramoto`` and
-        ``stuart_landau`` networks it runs one trajectory at a time with its state, stages and history in GPU memory (one
-        thread per oscillator and per edge row); the CPU's step control reads back one error
-        norm per step. None: "cuda" when the history is a GPU array, else "cpu". Without a
-        CUDA build or a GPU, :class:`delyap.device.CudaUnavailableError` says which is missing.
+        ``stuart_landau`` networks it runs one trajectory at a time with its state, stages and
+        history in GPU memory (one thread per oscillator and per edge row); the CPU's step
+        control reads back one error norm per step. None: "cuda" when the history is a GPU
+        array, else "cpu". Without a CUDA build or a GPU,
+        :class:`delyap.device.CudaUnavailableError` says which is missing.
     history_capacity : int, optional
         ``device="cuda"`` only: history anchors stored per trajectory (rounded up to a power of
         two; default 128 or more). A trajectory that needs more stops with status
@@ -151,9 +157,10 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
         raise ValueError(f"min_step: {min_step} is larger than max_step = {max_step}")
     opt.max_steps = as_count(max_steps, "max_steps")
     opt.track_discontinuities = bool(track_discontinuities)
-    n_threads = 0 if threads is None else as_count(threads, "threads", maximum=4096)
+    n_threads = as_threads(threads)
     if history_points is None:
-        history_points = int(min(1001, max(33, 10**6 // max(1, system.dim * system.n_trajectories))))
+        history_points = int(min(1001, max(33, 10**6 // max(1, system.dim
+                                                            * system.n_trajectories))))
     where = resolve_device(device, history)
     history = to_host(history)
     hist = build_history(history, system, t0, y0,
@@ -185,18 +192,17 @@ def solve_dde(system: DDESystem, history, t_span: Sequence[float], t_eval=None, 
     method_name = "Euler" if name == "EULER" else name
     lockstep = isinstance(system, PythonDDE) and system.batch_size is not None
     sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
-    sol.extras["output"] = "state" if output is None else output
+    sol.info["output"] = "state" if output is None else output
     if where == "cuda":
-        sol.extras.update(device_info("cuda"))
-    if lockstep:
+        sol.info.update(device_info("cuda"))
+    if lockstep and isinstance(system, PythonDDE):  # isinstance: for the type checker
         # A Python batch is one lockstep state: report one status for every trajectory.
         sol = _split_python_batch(sol, system)
-    if throw and not sol.success:
-        raise IntegrationError(f"solve_dde: {sol.message}", solution=sol, failed=sol.failed)
+    raise_if_failed(sol, throw)
     return sol
 
 
-def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
+def _output_spec(output, system: DDESystem, times) -> _core.OutputSpec:
     return _core.OutputSpec(*_output_mode(output, system, times))
 
 
@@ -204,7 +210,7 @@ def _output_spec(output, system: DDESystem, times) -> "_core.OutputSpec":
 _ORDER_PARAMETER_MODES = {"phases": 2, "phasors": 3}
 
 
-def _output_mode(output, system: DDESystem, times) -> Tuple[int, list]:
+def _output_mode(output, system: DDESystem, times) -> tuple[int, list]:
     """(mode, components): 0 full state, 1 the listed components, 2 or 3 the order parameter
     of phases or of phasors (``system.order_parameter``)."""
     if output is None:
@@ -233,7 +239,7 @@ def _output_mode(output, system: DDESystem, times) -> Tuple[int, list]:
 
 
 def _split_python_batch(sol: DDESolution, system: PythonDDE) -> DDESolution:
-    b, d = system.batch_size, system.dim
+    b, d = system.n_trajectories, system.dim  # the batch size of a batched system
     y = sol.y  # (n_t, b·d) as the core saw it
     sol.y = np.ascontiguousarray(y.reshape(y.shape[0], b, d).transpose(1, 0, 2))
     sol.y_final = sol.y_final.reshape(b, d)

@@ -14,8 +14,15 @@ Which path applies:
   minima. Matrix-free: Hessian-vector products give the normal space (Lanczos) and the
   per-sample Hessians restricted to it; memory O(D·r + N·r²), r the normal dimension.
 """
-from .gram import (GramSpectrum, MeanSquareExponent, SGDLyapunovResult, gd_exponent,
-                   gram_lyapunov, gram_spectrum, mean_square_exponent)
+from .gram import (
+                   GramSpectrum,
+                   MeanSquareExponent,
+                   SGDLyapunovResult,
+                   gd_exponent,
+                   gram_lyapunov,
+                   gram_spectrum,
+                   mean_square_exponent,
+)
 from .hessian_path import hessian_lyapunov
 from .stability_map import StabilityMap, stability_map
 from .torch_model import gram_matrix, lyapunov, train_to_interpolation

@@ -40,7 +40,8 @@ def demo_problem(n_samples: int = N_SAMPLES, width: int = 32, seed: int = 0):
     return model, X, Y
 
 
-def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24,
+                batch_sizes=(1, 2, 4, 8, 16, 32, 64),
                 steps: int = 10_000, threads: Optional[int] = None, progress: bool = True,
                 plots: bool = True, device: str = "cpu"):
     """Train the demo MLP to interpolation, map λ₁ over (η, B), print a summary, write a PNG.
@@ -79,10 +80,11 @@ def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24, batch_sizes=(1,
           f"{steps} steps each, {wall:.1f} s; sharpness λmax(H) = {sharp:.4g}, "
           f"GD limit η = {2 / sharp:.4g}, normal-space dimension {m.normal_dim}")
     print(f"{'B':>5}  {'largest stable η':>17}  {'÷ GD limit':>10}")
-    for b, l in zip(m.batch_size, m.largest_stable_lr()):
-        print(f"{b:>5}  {l:>17.4g}  {l * sharp / 2:>10.3f}")
+    for b, eta in zip(m.batch_size, m.largest_stable_lr()):
+        print(f"{b:>5}  {eta:>17.4g}  {eta * sharp / 2:>10.3f}")
     if plots:
         path = os.path.join(out_dir, "sgd_stability_map.png")
-        m.plot(path, title=f"SGD stability at an interpolating minimum (MLP, D = {D}, N = {X.shape[0]})")
+        m.plot(path, title=f"SGD stability at an interpolating minimum (MLP, D = {D}, "
+                           f"N = {X.shape[0]})")
         print(f"wrote {path}")
     return m

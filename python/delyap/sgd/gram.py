@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import _core
-from .._validate import as_count, as_float_array, as_positive
+from .._result import Result, raise_if_failed
+from .._system import ArrayLike
+from .._validate import as_count, as_float_array, as_positive, as_threads
 from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
 from ..errors import ConvergenceWarning
-from ..lyapunov import auto_transient, check_settled, mean_map_time_scale, raise_if_failed
+from ..lyapunov import auto_transient, check_settled, mean_map_time_scale
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
            "mean_square_exponent", "MeanSquareExponent", "gram_spectrum", "SAMPLING",
@@ -69,7 +71,7 @@ class GramSpectrum:
         return self.rank == self.K.shape[0]
 
 
-def gram_spectrum(K, outputs: int = 1, rank_tol: Optional[float] = None) -> GramSpectrum:
+def gram_spectrum(K: ArrayLike, outputs: int = 1, rank_tol: Optional[float] = None) -> GramSpectrum:
     """Validate K and split off its null space (rank-deficient K: duplicated samples, N·c > D…).
 
     rank_tol: eigenvalues below rank_tol·max(eigenvalue) count as zero (default n·1e-12).
@@ -81,7 +83,7 @@ def gram_spectrum(K, outputs: int = 1, rank_tol: Optional[float] = None) -> Gram
     outputs = as_count(outputs, "outputs")
     if n % outputs:
         raise ValueError(f"outputs: K has {n} rows, not a multiple of {outputs} outputs per sample")
-    asym = np.max(np.abs(K - K.T))
+    asym = float(np.max(np.abs(K - K.T)))
     if asym > 1e-8 * max(1.0, np.max(np.abs(K))):
         raise ValueError(f"K: must be symmetric (max |K − Kᵀ| = {asym:.3g})")
     K = np.ascontiguousarray(0.5 * (K + K.T))
@@ -97,7 +99,7 @@ def gram_spectrum(K, outputs: int = 1, rank_tol: Optional[float] = None) -> Gram
                         basis=np.ascontiguousarray(V[:, keep][:, order]), outputs=outputs)
 
 
-def gd_exponent(spectrum: GramSpectrum, lr) -> np.ndarray:
+def gd_exponent(spectrum: GramSpectrum, lr: ArrayLike) -> np.ndarray:
     """Full-batch GD: μ = log max_i |1 − η κ_i / N| over the nonzero eigenvalues κ_i of K."""
     lr = np.asarray(lr, dtype=float)
     kappa = spectrum.eigenvalues / spectrum.n_samples
@@ -187,7 +189,7 @@ def _lanczos_top(apply, x0: np.ndarray, m: int):
 _CW_SHIFTS = np.geomspace(1e-8, 1.0, 9)
 
 
-def _cw_bracket(S: np.ndarray, TS: np.ndarray, TI: np.ndarray) -> Tuple[float, float]:
+def _cw_bracket(S: np.ndarray, TS: np.ndarray, TI: np.ndarray) -> tuple[float, float]:
     """Certified bounds lower ≤ ρ(T̃) ≤ upper from a symmetric S, T̃(S) and T̃(I).
 
     T̃ is linear, self-adjoint and maps the PSD cone into itself, so ρ(T̃) is its largest
@@ -203,7 +205,7 @@ def _cw_bracket(S: np.ndarray, TS: np.ndarray, TI: np.ndarray) -> Tuple[float, f
     """
     if np.trace(S) < 0:  # the dominant eigen-matrix is PSD: pick the sign closer to the cone
         S, TS = -S, -TS
-    nS = np.sum(S * S)
+    nS = float(np.sum(S * S))
     lower = max(float(np.sum(S * TS) / nS), 0.0) if nS > 0 else 0.0
     s, Qm = np.linalg.eigh(S)
     scale = max(abs(s[0]), abs(s[-1]))
@@ -238,6 +240,10 @@ class MeanSquareExponent(tuple):
     iterations : int
         Applications of the map used.
     """
+
+    bracket: tuple[float, float]
+    certified: bool
+    iterations: int
 
     def __new__(cls, value, matrix, bracket, certified, iterations):
         self = super().__new__(cls, (value, matrix))
@@ -333,7 +339,7 @@ def mean_square_exponent(spectrum: GramSpectrum, lr: float, batch_size: int, *,
 
 
 @dataclass
-class SGDLyapunovResult:
+class SGDLyapunovResult(Result):
     """Lyapunov exponents of SGD linearised at a minimum, for one or many (η, B).
 
     Attributes
@@ -347,6 +353,12 @@ class SGDLyapunovResult:
         bracket is ``info["mean_square_bracket"]``.
     normal_dim : int
         Dimension of the normal space = rank of K.
+    status : int or ndarray of int
+        0 where a configuration ran to the end (see :data:`delyap.STATUS_NAMES`).
+    info : dict
+        The transient used, the time scale, the device and the settle check.
+
+    ``success``, ``message``, ``raise_for_status()`` and ``to_dict()`` as every delyap result.
     """
 
     exponents: np.ndarray
@@ -361,7 +373,7 @@ class SGDLyapunovResult:
     running: Optional[np.ndarray] = None
     running_t: Optional[np.ndarray] = None
     status: Union[int, np.ndarray] = 0
-    info: dict = field(default_factory=dict, repr=False)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def top(self):
@@ -372,11 +384,6 @@ class SGDLyapunovResult:
     def stable(self):
         """True where λ₁ < 0: SGD can converge to this minimum."""
         return self.top < 0
-
-    @property
-    def success(self) -> bool:
-        """True when every configuration ran to the end (status 0)."""
-        return bool(np.all(np.asarray(self.status) == 0))
 
     @property
     def confident(self):
@@ -391,7 +398,8 @@ class SGDLyapunovResult:
             return (f"SGDLyapunovResult(η={self.lr:g}, B={self.batch_size}, λ1={self.top:+.5g} ± "
                     f"{self.stderr[0]:.2g} ({verdict}), GD μ={self.gd_exponent:+.4g}{ms}, "
                     f"normal_dim={self.normal_dim})")
-        return (f"SGDLyapunovResult({len(self.lr)} configurations, normal_dim={self.normal_dim}, "
+        return (f"SGDLyapunovResult({np.size(self.lr)} configurations, "
+                f"normal_dim={self.normal_dim}, "
                 f"{int(np.sum(self.stable))} stable)")
 
 
@@ -422,8 +430,7 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
                                      np.ascontiguousarray(streams, dtype=np.uint64),
                                      n_blocks, n_running, current_stream())
     return _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common, seed,
-                               n_blocks, n_running,
-                               0 if threads is None else as_count(threads, "threads", maximum=4096))
+                               n_blocks, n_running, as_threads(threads))
 
 
 def _resolve_transient(spec: GramSpectrum, lr, n_exponents: int, steps: int, transient):
@@ -456,7 +463,8 @@ def _check_configs(lr, batch_size, n_samples: int, sampling: str):
     return lr, b
 
 
-def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int = 1,
+def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: ArrayLike, *,
+                  steps: int, n_exponents: int = 1,
                   sampling: str = DEFAULT_SAMPLING, transient: Optional[int] = None,
                   seed: int = 0, outputs: int = 1, renorm_interval: int = 10,
                   mean_square: bool = False, rank_tol: Optional[float] = None,
@@ -503,6 +511,7 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
     ``steps`` is shorter than τ (``info["settled"]`` records the verdict).
     """
     device = resolve_device(device, K)
+    as_threads(threads)  # checked before any work (used by the CPU path)
     K = to_host(K)
     sampling = _sampling_name(sampling)
     spec = K if isinstance(K, GramSpectrum) else gram_spectrum(K, outputs, rank_tol)
@@ -516,7 +525,8 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
     mu = gd_exponent(spec, lr_v)
     ms = None
     if mean_square:
-        ms_runs = [mean_square_exponent(spec, l, b, sampling=sampling) for l, b in zip(lr_v, b_v)]
+        ms_runs = [mean_square_exponent(spec, eta, b, sampling=sampling)
+                   for eta, b in zip(lr_v, b_v)]
         ms = np.array([run.value for run in ms_runs])
         ms_bracket = np.array([run.bracket for run in ms_runs])
     pick = (lambda a: a[0]) if scalar else (lambda a: a)
@@ -531,7 +541,8 @@ def gram_lyapunov(K, lr: float, batch_size: int, *, steps: int, n_exponents: int
         info={**device_info(device), "transient": transient})
     if mean_square:  # certified bounds of the mean-square exponent, (lower, upper)
         res.info["mean_square_bracket"] = tuple(ms_bracket[0]) if scalar else ms_bracket
-    raise_if_failed("gram_lyapunov", res, throw)
+    res._origin = "gram_lyapunov"
+    raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "gram_lyapunov", time_scale=tau, transient=transient,
                                   window=res.steps))
     if scalar:

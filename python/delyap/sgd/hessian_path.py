@@ -15,14 +15,18 @@ moderate. For squared loss at interpolation both paths agree (tested).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 
-from .._validate import as_count, as_positive
+from .._result import raise_if_failed
+from .._validate import as_count, as_positive, as_threads
 from ..lyapunov import auto_transient, iid_product, mean_map_time_scale
 from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, _check_configs, _sampling_name
 from .torch_model import _check_model_and_data, _torch
+
+if TYPE_CHECKING:  # torch is optional and imported on first use
+    import torch
 
 __all__ = ["hessian_lyapunov", "per_sample_loss"]
 
@@ -67,22 +71,27 @@ def _flat_loss_functions(model, X, Y, loss_fn):
     return theta0, sample_loss, full_loss
 
 
-def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] = "cross_entropy",
+def hessian_lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: float,
+                     batch_size: int, *, loss: Union[str, Callable] = "cross_entropy",
                      steps: int, n_exponents: int = 1, normal_dim: Optional[int] = None,
                      rank_tol: float = 1e-8, sampling: str = DEFAULT_SAMPLING, seed: int = 0,
                      transient: Optional[int] = None, renorm_interval: int = 1,
-                     chunk_size: int = 16) -> SGDLyapunovResult:
+                     chunk_size: int = 16, threads: Optional[int] = None,
+                     throw: bool = True) -> SGDLyapunovResult:
     """Lyapunov exponents of SGD linearised at the model's parameters, for any per-sample loss.
 
     ``normal_dim`` caps the Lanczos basis (default: min(N·c, D − 1)); eigenvalues of H below
     ``rank_tol``·max are treated as tangent (zero) directions and dropped. ``sampling`` and
     ``transient`` as in :func:`delyap.sgd.gram_lyapunov` (the automatic transient from the
-    time scale of GD, log|1 − η h_j| over the Hessian's eigenvalues h_j).
+    time scale of GD, log|1 − η h_j| over the Hessian's eigenvalues h_j). ``threads``: worker
+    threads of the compiled product (B = 1); ``throw`` as in :func:`delyap.sgd.gram_lyapunov`
+    (a product that overflows raises :class:`delyap.IntegrationError` carrying the result).
     """
     torch = _torch()
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     sampling = _sampling_name(sampling)
+    n_threads = as_threads(threads)
     _check_model_and_data(model, X, Y)
     lr_a, b_a = _check_configs(lr, batch_size, X.shape[0], sampling)
     if lr_a.ndim or b_a.ndim:
@@ -135,7 +144,8 @@ def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] 
         transient = auto_transient(tau, as_count(steps, "steps"))
     if B == 1 and sampling != "epochs":  # one index: with and without replacement coincide
         res = iid_product(eye[None] - eta * Hn, steps=steps, n_exponents=k, transient=transient,
-                          seed=seed, renorm_interval=renorm_interval)
+                          seed=seed, renorm_interval=renorm_interval, threads=n_threads or None,
+                          throw=False)
     else:
         state = {"perm": None, "pos": N}
 
@@ -152,12 +162,15 @@ def hessian_lyapunov(model, X, Y, lr, batch_size, *, loss: Union[str, Callable] 
             return eye - (eta / B) * Hn[idx].sum(axis=0)
 
         res = iid_product(sampler, steps=steps, n_exponents=k, transient=transient, seed=seed,
-                          renorm_interval=renorm_interval)
+                          renorm_interval=renorm_interval, throw=False)
     hess_eigs = w
     mu = float(np.log(np.max(np.abs(1 - eta * hess_eigs))))
-    return SGDLyapunovResult(exponents=res.exponents, stderr=res.stderr, gd_exponent=mu,
-                             mean_square_exponent=None, normal_dim=r, lr=eta, batch_size=B,
-                             sampling=sampling, steps=int(steps), running=res.running,
-                             running_t=res.running_t, status=res.status,
-                             info={**res.info, "hessian_eigenvalues": hess_eigs,
-                                   "path": "hessian", "time_scale": tau})
+    out = SGDLyapunovResult(exponents=res.exponents, stderr=res.stderr, gd_exponent=mu,
+                            mean_square_exponent=None, normal_dim=r, lr=eta, batch_size=B,
+                            sampling=sampling, steps=int(steps), running=res.running,
+                            running_t=res.running_t, status=res.status,
+                            info={**res.info, "hessian_eigenvalues": hess_eigs,
+                                  "path": "hessian", "time_scale": tau})
+    out._origin = "hessian_lyapunov"
+    raise_if_failed(out, throw)
+    return out

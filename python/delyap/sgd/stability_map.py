@@ -4,14 +4,29 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from .._result import Result, raise_if_failed
+from .._system import ArrayLike
+from .._validate import as_threads
 from ..device import device_info, resolve_device, to_host
-from ..lyapunov import check_settled, raise_if_failed
-from .gram import (DEFAULT_SAMPLING, GramSpectrum, _check_configs, _resolve_transient, _run_core,
-                   _sampling_name, gd_exponent, gram_spectrum, mean_square_exponent)
+from ..lyapunov import check_settled
+from .gram import (
+    DEFAULT_SAMPLING,
+    GramSpectrum,
+    _check_configs,
+    _resolve_transient,
+    _run_core,
+    _sampling_name,
+    gd_exponent,
+    gram_spectrum,
+    mean_square_exponent,
+)
+
+if TYPE_CHECKING:  # torch is optional and imported on first use
+    import torch
 
 __all__ = ["StabilityMap", "stability_map"]
 
@@ -19,13 +34,15 @@ N_BLOCKS = 32  # batch-means blocks per cell
 
 
 @dataclass
-class StabilityMap:
+class StabilityMap(Result):
     """λ₁ (and friends) of linearised SGD on a grid of learning rates × batch sizes.
 
     Arrays are indexed [batch index, lr index] (and a last exponent index for ``exponents``).
     ``gd_exponent`` depends on lr only; ``gd_lr_limit`` = 2 / λ_max(H) is the GD edge of
     stability; ``mean_square`` is ½ log ρ(E[A⊗A]) (NaN where not computed). ``status`` is 0
     where a configuration ran to the end; ``info`` holds the transient used and the settle check.
+    ``success``, ``failed`` (flat indices into [batch, lr]), ``message``,
+    ``raise_for_status()`` and ``to_dict()`` as every delyap result.
     """
 
     lr: np.ndarray
@@ -38,12 +55,12 @@ class StabilityMap:
     sharpness: float  # λ_max of the Hessian H = (1/N) Jᵀ J
     sampling: str
     steps: int
-    status: np.ndarray = None
-    info: dict = field(default_factory=dict, repr=False)
+    status: Optional[np.ndarray] = None  # None: every cell ran to the end
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @property
-    def success(self) -> bool:
-        return self.status is None or bool(np.all(self.status == 0))
+    def __post_init__(self) -> None:
+        if self.status is None:
+            self.status = np.zeros((len(self.batch_size), len(self.lr)), dtype=int)
 
     @property
     def top(self) -> np.ndarray:
@@ -71,7 +88,8 @@ class StabilityMap:
         rows = []
         for i, b in enumerate(self.batch_size):
             for j, lr in enumerate(self.lr):
-                rows.append({"lr": float(lr), "batch_size": int(b), "lambda1": float(self.top[i, j]),
+                rows.append({"lr": float(lr), "batch_size": int(b),
+                             "lambda1": float(self.top[i, j]),
                              "stderr": float(self.stderr[i, j, 0]),
                              "gd_exponent": float(self.gd_exponent[j]),
                              "mean_square": float(self.mean_square[i, j]),
@@ -139,7 +157,10 @@ class StabilityMap:
         return ax
 
 
-def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps: int,
+def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
+                  X: Optional[torch.Tensor] = None, Y: Optional[torch.Tensor] = None,
+                  lr: Optional[ArrayLike] = None, batch_size: Optional[ArrayLike] = None, *,
+                  steps: int,
                   n_exponents: int = 1, sampling: str = DEFAULT_SAMPLING, seed: int = 0,
                   transient: Optional[int] = None, renorm_interval: int = 10,
                   mean_square: bool = True, outputs: int = 1, check: str = "raise",
@@ -162,6 +183,7 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     (``info["settled"]``, per-cell ``info["settle_z"]`` indexed [batch, lr, exponent]).
     """
     device = resolve_device(device, model_or_K, X)
+    as_threads(threads)  # checked before any work (used by the CPU path)
     model_or_K = to_host(model_or_K)  # a Gram matrix on the GPU (the map copies it once)
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
@@ -188,7 +210,7 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
     ex = np.full((len(bs), len(lrs), k), np.nan)
     se = np.full_like(ex, np.nan)
     ms = np.full((len(bs), len(lrs)), np.nan)
-    status = np.zeros((len(bs), len(lrs)), dtype=int)
+    status: np.ndarray = np.zeros((len(bs), len(lrs)), dtype=int)
     transient, tau = _resolve_transient(spec, lrs, k, steps, transient)
     # The blocks of every cell, for one settle check over the whole map.
     blocks = {"block_sum": np.zeros((len(bs), len(lrs), N_BLOCKS, k)),
@@ -198,7 +220,8 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
         n_lr = len(lrs)
         raw = _run_core(spec, np.tile(lrs, len(bs)), np.repeat(bs, n_lr), steps=steps,
                         n_exponents=k, sampling=sampling, transient=transient, seed=seed,
-                        renorm_interval=renorm_interval, threads=None, n_blocks=N_BLOCKS, n_running=2,
+                        renorm_interval=renorm_interval, threads=None, n_blocks=N_BLOCKS,
+                        n_running=2,
                         device="cuda",
                         seeds=np.repeat(seed + 7919 * np.arange(len(bs)), n_lr).astype(np.uint64),
                         streams=np.tile(np.arange(n_lr), len(bs)).astype(np.uint64))
@@ -218,8 +241,8 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
                 blocks[key][i] = raw[key]
         if mean_square:
             warm = None
-            for j, l in enumerate(lrs):  # warm start along the lr axis
-                ms[i, j], warm = mean_square_exponent(spec, l, int(b), sampling=sampling,
+            for j, eta in enumerate(lrs):  # warm start along the lr axis
+                ms[i, j], warm = mean_square_exponent(spec, eta, int(b), sampling=sampling,
                                                       start=warm)
         if progress:
             done = i + 1
@@ -230,7 +253,8 @@ def stability_map(model_or_K, X=None, Y=None, lr=None, batch_size=None, *, steps
                        gd_exponent=gd_exponent(spec, lrs), mean_square=ms, normal_dim=spec.rank,
                        sharpness=float(spec.eigenvalues[0] / spec.n_samples), sampling=sampling,
                        steps=int(steps), status=status, info=info)
-    raise_if_failed("stability_map", out, throw)
+    out._origin = "stability_map"
+    raise_if_failed(out, throw)
     flat = {"status": status.reshape(-1), **{key: v.reshape(-1, *v.shape[2:])
                                               for key, v in blocks.items()}}
     settle = check_settled(flat, "stability_map", time_scale=np.tile(tau, len(bs)),

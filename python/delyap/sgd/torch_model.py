@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from .._system import ArrayLike
 from .._validate import as_count, as_positive
 from ..errors import ConvergenceWarning
-from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, gram_lyapunov, gram_spectrum
+from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, gram_lyapunov
+
+if TYPE_CHECKING:  # torch is optional and imported on first use
+    import torch
 
 __all__ = ["gram_matrix", "lyapunov", "train_to_interpolation", "interpolation_report"]
 
@@ -130,8 +134,8 @@ def _jacobian_rows(f, params, X_chunk):
     return J.reshape(n * J.shape[1], -1).to(torch.float64)
 
 
-def gram_matrix(model, X, *, chunk_size: Optional[int] = None,
-                memory_budget: int = 2 * 1024**3) -> Tuple[np.ndarray, int]:
+def gram_matrix(model: torch.nn.Module, X: torch.Tensor, *, chunk_size: Optional[int] = None,
+                memory_budget: int = 2 * 1024**3) -> tuple[np.ndarray, int]:
     """K = J Jᵀ of the model's per-sample output gradients, and c (outputs per sample).
 
     Rows are grouped by sample (sample i owns rows i·c … i·c + c − 1).
@@ -192,7 +196,8 @@ def _check_interpolation(model, X, Y, tol: float, check: str) -> dict:
     return rep
 
 
-def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
+def lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: ArrayLike,
+             batch_size: ArrayLike, *, steps: int, n_exponents: int = 1,
              loss: str = "mse", sampling: str = DEFAULT_SAMPLING, seed: int = 0,
              transient: Optional[int] = None, renorm_interval: int = 10,
              mean_square: bool = False, check: str = "raise", tol: float = 1e-5,
@@ -228,7 +233,8 @@ def lyapunov(model, X, Y, lr, batch_size, *, steps: int, n_exponents: int = 1,
     return res
 
 
-def train_to_interpolation(model, X, Y, *, tol: float = 1e-16, max_iter: int = 200,
+def train_to_interpolation(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
+                           tol: float = 1e-16, max_iter: int = 200,
                            memory_budget: int = 1024**3, verbose: bool = False) -> dict:
     """Drive a (small, over-parameterised) model to an interpolating minimum of the squared loss.
 
