@@ -4,7 +4,7 @@ import pytest
 from scipy.special import digamma
 
 import delyap as dl
-from delyap import _core
+from delyap import _testing
 from delyap.lyapunov import iid_product, kaplan_yorke_dimension
 
 Z = 4.0  # tolerance in standard errors
@@ -17,7 +17,7 @@ def within(result, expected, z=Z):
 
 def test_householder_qr_matches_numpy():
     a = np.random.default_rng(0).standard_normal((9, 4))
-    q, r = _core.householder_qr(a)
+    q, r = _testing.householder_qr(a)
     np.testing.assert_allclose(q @ r, a, atol=1e-13)
     np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
     assert np.all(np.diag(r) > 0) and np.allclose(np.tril(r, -1), 0)
@@ -134,7 +134,7 @@ def test_bad_input(kwargs, exc, match):
 def test_blocked_qr_matches_numpy(n, k, scipy):
     a = np.random.default_rng(n + k).standard_normal((n, k))
     a_in = a.copy()
-    q, r = _core.blocked_qr(a, scipy=scipy)
+    q, r = _testing.blocked_qr(a, scipy=scipy)
     np.testing.assert_array_equal(a, a_in)
     np.testing.assert_allclose(q @ r, a, atol=1e-12)
     np.testing.assert_allclose(q.T @ q, np.eye(k), atol=1e-13)
@@ -150,7 +150,7 @@ def _start_directions(seed, stream, d, k):
         return ((x & (2**53 - 1)) + 0.5) * 2.0**-53
     z = np.empty(d * k + 1)
     for c in range((d * k + 1) // 2):
-        v = [int(w) for w in _core.philox4x32(seed, stream, 2**62 + c)]
+        v = [int(w) for w in _testing.philox4x32(seed, stream, 2**62 + c)]
         u0, u1 = uniform((v[0] << 21) ^ v[1]), uniform((v[2] << 21) ^ v[3])
         rho = np.sqrt(-2.0 * np.log(u0))
         z[2 * c], z[2 * c + 1] = rho * np.cos(2 * np.pi * u1), rho * np.sin(2 * np.pi * u1)
@@ -160,10 +160,10 @@ def _start_directions(seed, stream, d, k):
 def test_scipy_lapack_backend_is_used():
     """scipy is a dependency, so its BLAS/LAPACK must be found: the tests below then cover both
     the Eigen and the scipy kernels, not the Eigen ones twice."""
-    assert _core.dense_backend(20, 10) == ("portable", "portable")
-    assert _core.dense_backend(120, 10) == ("scipy", "scipy")
-    assert _core.dense_backend(120, 120) == ("eigen", "eigen")
-    assert _core.dense_backend(1000, 1000) == ("scipy", "scipy")
+    assert _testing.dense_backend(20, 10) == ("portable", "portable")
+    assert _testing.dense_backend(120, 10) == ("scipy", "scipy")
+    assert _testing.dense_backend(120, 120) == ("eigen", "eigen")
+    assert _testing.dense_backend(1000, 1000) == ("scipy", "scipy")
 
 
 @pytest.mark.parametrize("d, k, m", [(120, 120, 1), (120, 10, 1), (110, 110, 3), (1000, 14, 2),
@@ -178,7 +178,7 @@ def test_large_d_matches_numpy_qr_accumulation(d, k, m):
     steps, transient, seed = 24, 16, 5
     res = iid_product(mats, probs, steps=steps, n_exponents=k, seed=seed, transient=transient,
                       renorm_interval=m)
-    u = _core.philox_uniforms(seed, 0, transient + steps)[0::2]  # step n: uniform 2n
+    u = _testing.philox_uniforms(seed, 0, transient + steps)[0::2]  # step n: uniform 2n
     choice = np.minimum(np.searchsorted(np.cumsum(probs), u, side="right"), 2)
     q, _ = np.linalg.qr(_start_directions(seed, 0, d, k))
     logs, since = np.zeros(k), 0

@@ -220,7 +220,7 @@ def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable, parts):
     """The SGD step's inner kernel (register-blocked 4 rows × 4 columns, with remainders), in the
     ISA-dispatched host build and in the portable build the device runs -- also split into
     strided parts as a thread block splits it (64 parts > n: idle threads) -- against numpy."""
-    from delyap import _core
+    from delyap import _testing
 
     rng = np.random.default_rng()
     n = 37
@@ -231,7 +231,7 @@ def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable, parts):
             q = rng.standard_normal((k, n))
             rows = rng.integers(0, n, size=m).astype(np.uint32)  # repeats allowed, as in i.i.d.
             g = rng.standard_normal((m, k))
-            got = _core._gram_subtract_rows(q, K, rows, g, portable, parts)
+            got = _testing.gram_subtract_rows(q, K, rows, g, portable, parts)
             want = q - (K[rows].T @ g).T
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
@@ -239,14 +239,14 @@ def test_gram_row_kernel_equals_numpy_for_every_block_shape(portable, parts):
 @pytest.mark.parametrize("portable, parts", [(False, 1), (True, 1), (True, 5)])
 def test_reduced_coordinate_gather_equals_numpy(portable, parts):
     """Rank-deficient K: G = scale · U[rows] Q, with every column-chunk remainder."""
-    from delyap import _core
+    from delyap import _testing
 
     rng = np.random.default_rng()
     U = rng.standard_normal((40, 23))
     for k in range(1, 10):
         q = rng.standard_normal((k, 23))
         rows = rng.integers(0, 40, size=11).astype(np.uint32)
-        got = _core._gram_gather_rows(U, rows, q, 0.3, portable, parts)
+        got = _testing.gram_gather_rows(U, rows, q, 0.3, portable, parts)
         np.testing.assert_allclose(got, 0.3 * U[rows] @ q.T, rtol=1e-12, atol=1e-12)
 
 

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from delyap import _core
+from delyap import _core, _testing
 
 METHODS = {"Euler": 1, "RK4": 4, "BS3": 3, "DP5": 5}
 
 
 def tab(name):
-    t = _core.tableau(getattr(_core.Method, name))
+    t = _testing.tableau(getattr(_core.Method, name))
     s = t["stages"]
     a = np.array([row + [0.0] * (s - len(row)) for row in t["a"]])
     return t, a, np.array(t["b"]), np.array(t["c"]), np.array(t["e"])

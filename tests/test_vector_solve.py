@@ -1,5 +1,5 @@
 """The driver for one large trajectory with its state on an executor (dde/vector_solve.hpp),
-which the GPU runs with one thread per component. Its CPU twin (_core.solve_network_vector,
+which the GPU runs with one thread per component. Its CPU twin (_testing.solve_network_vector,
 the same code with the host executor) must reproduce the regular solver bit for bit: every
 per-component loop, the history in executor memory, its growth, the overlap iteration of
 steps longer than a delay, discontinuity landing and each output mode."""
@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import delyap as dl
-from delyap import _core
+from delyap import _core, _testing
 from delyap.solve import METHODS, _output_spec
 
 
@@ -62,7 +62,7 @@ def test_vector_driver_is_the_regular_solver_bit_for_bit(method, output, kind):
     spec = _output_spec(output, sys, te)
     opt = options(method)
     regular = sys._solve(hist, 0.0, 25.0, te, opt, 1, spec)
-    vector = sys._solve_vector(hist, 0.0, 25.0, te, opt, spec)
+    vector = _testing.solve_network_vector(sys, hist, 0.0, 25.0, te, opt, spec)
     assert np.all(np.asarray(vector["status"]) == 0)
     assert_same(regular, vector)
     stats = np.asarray(vector["stats"])
@@ -80,8 +80,8 @@ def test_vector_driver_every_step_output_and_jumps():
     hist = history(sys, rng, y0=y0, jumps=[-0.45])
     opt = options("BS3")
     regular = sys._solve(hist, 0.0, 12.0, None, opt, 1, _output_spec(None, sys, None))
-    vector = sys._solve_vector(hist, 0.0, 12.0, None, opt,
-                                         _output_spec(None, sys, None))
+    vector = _testing.solve_network_vector(sys, hist, 0.0, 12.0, None, opt,
+                                           _output_spec(None, sys, None))
     assert_same(regular, vector)
     t = np.asarray(vector["t"])
     # Steps land on the propagated discontinuities t0 + k, -0.45 + k.
@@ -97,7 +97,7 @@ def test_vector_driver_reports_failure_per_trajectory():
     opt.max_steps = 5
     te = np.linspace(0, 10, 11)
     spec = _output_spec(None, sys, te)
-    vector = sys._solve_vector(hist, 0.0, 10.0, te, opt, spec)
+    vector = _testing.solve_network_vector(sys, hist, 0.0, 10.0, te, opt, spec)
     regular = sys._solve(hist, 0.0, 10.0, te, opt, 1, spec)
     assert_same(regular, vector)
     status = np.asarray(vector["status"])

@@ -90,15 +90,16 @@ DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, d
 }  // namespace
 
 void register_lyapunov(py::module_& m) {
-  m.def(
+  py::module_ testing = m.def_submodule("_testing");  // test-only entry points (module.cpp)
+  testing.def(
       "philox4x32",
       [](uint64_t seed, uint64_t stream, uint64_t counter) {
         const Philox4x32 r = philox4x32(seed, stream, counter);
         return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
       },
       py::arg("seed"), py::arg("stream"), py::arg("counter"),
-      "Philox4x32-10 block for key = seed, counter = (counter, stream) (for tests).");
-  m.def(
+      "Philox4x32-10 block for key = seed, counter = (counter, stream).");
+  testing.def(
       "philox_uniforms",
       [](uint64_t seed, uint64_t stream, long long n) {
         py::array_t<double> out(2 * n);
@@ -114,7 +115,7 @@ void register_lyapunov(py::module_& m) {
         py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
   m.def("blocked_linalg_isa", &bindings::blocked_linalg_isa,
         "Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).");
-  m.def(
+  testing.def(
       "householder_qr",
       [](const DArray& a) {
         return thin_qr(a, [](double* q, Index n, Index k, double* r) {
@@ -123,7 +124,7 @@ void register_lyapunov(py::module_& m) {
         });
       },
       py::arg("a"), "Thin QR (Q, R) with positive diag(R), by the core's Householder routine.");
-  m.def(
+  testing.def(
       "blocked_qr",
       [](const DArray& a, bool scipy) {
         const FortranLapack* f = scipy ? bindings::scipy_lapack() : nullptr;
@@ -139,8 +140,8 @@ void register_lyapunov(py::module_& m) {
       },
       py::arg("a"), py::arg("scipy") = false,
       "Thin QR (Q, R) with positive diag(R), by the blocked host kernel on Eigen or on scipy's "
-      "LAPACK (for tests).");
-  m.def(
+      "LAPACK.");
+  testing.def(
       "dense_backend",
       [](int d, int k) {
         const bindings::HostDense dense = bindings::host_dense(d);
@@ -150,7 +151,7 @@ void register_lyapunov(py::module_& m) {
       },
       py::arg("d"), py::arg("k"),
       "Which kernels iid_product runs for d × k directions: (product, QR), each 'portable', 'eigen' "
-      "or 'scipy' (for tests and the benchmark).");
+      "or 'scipy'.");
   m.def(
       "lyapunov_mackey_glass",
       [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,

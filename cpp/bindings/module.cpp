@@ -74,8 +74,11 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("min_factor", &SolverOptions::min_factor)
       .def_readwrite("max_factor", &SolverOptions::max_factor);
 
-  m.def("tableau", [](Method meth) { return tableau_dict(tableau_for(meth)); }, py::arg("method"),
-        "The Butcher tableau the core uses for a method (for tests and documentation).");
+  // Entry points for tests only, kept out of the public module (python/delyap/_testing.py).
+  py::module_ testing = m.def_submodule(
+      "_testing", "Test-only entry points of the core; not part of the API (delyap._testing).");
+  testing.def("tableau", [](Method meth) { return tableau_dict(tableau_for(meth)); },
+              py::arg("method"), "The Butcher tableau the core uses for a method.");
 
   register_dde_systems(m);
   register_lyapunov(m);

@@ -91,7 +91,8 @@ void register_network_systems(py::module_& m) {
   // The GPU driver's CPU twin (vector_runner.hpp with HostVectorExec): the same per-component
   // code on host memory, for Kuramoto (lam None) or Stuart–Landau. For tests; bitwise equal to
   // the regular solver with one thread.
-  m.def(
+  py::module_ testing = m.def_submodule("_testing");  // test-only entry points (module.cpp)
+  testing.def(
       "solve_network_vector",
       [](const NetworkArgs& a, std::optional<double> lam, const HistoryArgs& h, double t0,
          double t_final, std::optional<DArray> t_eval, const SolverOptions& opt,

@@ -135,10 +135,11 @@ void register_sgd(py::module_& m) {
         py::arg("n_running"), py::arg("threads"), py::arg("group_threads") = 0,
         "group_threads > 0 (tests): run each configuration as the GPU does — portable kernel, "
         "work split over a group of that many host threads with barriers.");
-  m.def("_gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"), py::arg("rows"),
-        py::arg("g"), py::arg("portable"), py::arg("parts") = 1);
-  m.def("_gram_gather_rows", &gram_gather_rows, py::arg("U"), py::arg("rows"), py::arg("q"),
-        py::arg("scale"), py::arg("portable"), py::arg("parts") = 1);
+  py::module_ testing = m.def_submodule("_testing");  // test-only entry points (module.cpp)
+  testing.def("gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"),
+              py::arg("rows"), py::arg("g"), py::arg("portable"), py::arg("parts") = 1);
+  testing.def("gram_gather_rows", &gram_gather_rows, py::arg("U"), py::arg("rows"), py::arg("q"),
+              py::arg("scale"), py::arg("portable"), py::arg("parts") = 1);
   m.def("gram_kernel_isa", &bindings::gram_kernel_isa,
         "Which build of the SGD Gram kernel runs on this CPU: 'x86-64-v3' (AVX2/FMA) or "
         "'portable'.");
