@@ -30,7 +30,9 @@ def method_of_steps(f, history, taus, t_end, y0=None, t0=0.0, rtol=1e-13, atol=1
     t = t0
     while t < t_end - 1e-14:
         t1 = min(t + step, t_end)
-        rhs = lambda s, x: f(s, x, np.array([x_at(s - tau) for tau in taus]))
+        def rhs(s, x):
+            return f(s, x, np.array([x_at(s - tau) for tau in taus]))
+
         sol = solve_ivp(rhs, (t, t1), x0, method="DOP853", rtol=rtol, atol=atol, dense_output=True)
         assert sol.success, sol.message
         starts.append(t)

@@ -303,7 +303,7 @@ def test_bad_y0(y0, exc, match):
         S(lin2(), 1.0, (0.0, 5.0), y0=y0)
 
 
-# --------------------------------------------------------------------------- Python right-hand sides
+# ------------------------------------------------------------------------- Python right-hand sides
 @pytest.mark.parametrize("ret, dim, batch, match", [
     (lambda x: np.ones(3), 1, None, r"shape \(3,\).*\(1, 1\)"),
     (lambda x: np.ones((1, 2)), 1, None, r"shape \(1, 2\).*\(1, 1\)"),
@@ -453,7 +453,7 @@ def test_mackey_glass_rhs_negative_index():
         mg().rhs(0.0, 1.0, 1.0, index=-2)
 
 
-# --------------------------------------------------------------------------- failures in an ensemble
+# ------------------------------------------------------------------------- failures in an ensemble
 T_EVAL = np.linspace(0.0, 10.0, 6)
 
 
@@ -478,7 +478,8 @@ def _underflow_case():
 @pytest.mark.parametrize("case", [_max_steps_case, _underflow_case], ids=["max_steps", "underflow"])
 def test_ensemble_failure_throw(case):
     system, _, bad, name, opts = case()
-    with pytest.raises(dl.IntegrationError, match=rf"1 of 4 trajectories failed.*#{bad} \({name}") as ei:
+    with pytest.raises(dl.IntegrationError,
+                       match=rf"1 of 4 trajectories failed.*#{bad} \({name}") as ei:
         S(system, 1.0, (0.0, 10.0), t_eval=T_EVAL, **opts)
     err = ei.value
     assert list(err.failed) == [bad]

@@ -51,7 +51,8 @@ def test_checker_rejects_what_would_not_run(tmp_path, monkeypatch):
     checker = _load_checker()
     bad = {
         "`python benchmarks/bench_nonexistent.py`": "no such script",
-        "`python benchmarks/bench_network_threads.py --no-such-option`": "has no option --no-such-option",
+        "`python benchmarks/bench_network_threads.py --no-such-option`":
+            "has no option --no-such-option",
         "`python benchmarks/bench_network_threads.py --repeats two`": "rejects its arguments",
         "`python benchmarks/bench_network_threads.py --repeats`": "rejects its arguments",
         "`PYTHONPATH=python python benchmarks/bench_network_threads.py`": "source tree",

@@ -7,9 +7,9 @@ Step sizes do not divide the delay: without tracking, steps straddle the derivat
 """
 import numpy as np
 import pytest
+from reference_solver import method_of_steps
 
 import delyap as dl
-from reference_solver import method_of_steps
 
 A, B, T = -0.3, -1.6, 6.0
 

@@ -104,15 +104,13 @@ def test_python_calls_match_the_cuda_module_signatures(monkeypatch):
     monkeypatch.delenv("DELYAP_CUDA_EMULATION", raising=False)  # about the real module
     if dl.has_cuda():
         pytest.skip("a GPU is present: tests/test_cuda.py runs these for real")
-    import scipy.sparse as sparse
-
-    import delyap.device
-    import delyap.sgd.gram
-
     import importlib
 
-    solve_module = importlib.import_module("delyap.solve")
-    for module in (delyap.device, delyap.sgd.gram, solve_module):
+    import scipy.sparse as sparse
+
+    # importlib, not `import delyap.device` here: that would make `delyap` a local name.
+    for module in map(importlib.import_module,
+                      ("delyap.device", "delyap.sgd.gram", "delyap.solve")):
         monkeypatch.setattr(module, "cuda_backend", lambda: _cuda)
     no_device = pytest.raises(RuntimeError, match="no CUDA device")
     with no_device:

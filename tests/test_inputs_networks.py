@@ -51,7 +51,8 @@ def test_issue_example_unsorted_csr_delays_follow_the_callers_order():
 
 def shuffled_rows(A, rng):
     """A with each row's stored entries permuted (unsorted indices), and the permutation."""
-    perm = np.concatenate([lo + rng.permutation(hi - lo) for lo, hi in zip(A.indptr[:-1], A.indptr[1:])])
+    perm = np.concatenate([lo + rng.permutation(hi - lo)
+                           for lo, hi in zip(A.indptr[:-1], A.indptr[1:])])
     return sp.csr_matrix((A.data[perm], A.indices[perm], A.indptr.copy()), shape=A.shape), perm
 
 
@@ -190,7 +191,8 @@ def test_component_indices_outside_0_dim_are_rejected(output):
     lambda tau: dl.rhs.linear([[0.0]], [[[-1.0]]], tau),
     lambda tau: dl.rhs.python(lambda t, x, xd: -xd[:, 0, :], 1, [1.0, tau]),
     lambda tau: dl.rhs.kuramoto(1.0, random_graph(5, 38), tau=tau),
-    lambda tau: dl.rhs.stuart_landau(1.0, random_graph(5, 38), tau=np.full(random_graph(5, 38).nnz, tau)),
+    lambda tau: dl.rhs.stuart_landau(1.0, random_graph(5, 38),
+                                     tau=np.full(random_graph(5, 38).nnz, tau)),
 ])
 @pytest.mark.parametrize("tau", [1e-300, 1e-20, 5e-13])
 def test_delays_below_the_floor_are_rejected(make, tau):

@@ -62,7 +62,8 @@ CASES = {
                    dl.rhs.mackey_glass().jacobian(0.0, i["x"], i["xd"]))),
     "linear": (lambda: dict(A=np.array([[0.0, 1.0], [-1.0, 0.0]]),
                             B=np.array([[[-0.5, 0.0], [0.0, -0.5]]]), tau=np.array([1.0])),
-               lambda i: dl.rhs.linear(i["A"], i["B"], i["tau"]).rhs(0.0, np.ones(2), np.ones((1, 2)))),
+               lambda i: dl.rhs.linear(i["A"], i["B"], i["tau"]).rhs(0.0, np.ones(2),
+                                                                     np.ones((1, 2)))),
     "python": (lambda: dict(tau=np.array([1.0, 2.0])),
                lambda i: dl.rhs.python(lambda t, x, xd: -xd[:, 0, :], 1, i["tau"])),
     "kuramoto (unsorted CSR, per-edge tau)": (
@@ -72,7 +73,8 @@ CASES = {
                                   np.where(np.arange(i["A"].nnz) % 2, 0.5, 1.5),
                                   normalization=i["normalization"])),
     "kuramoto (tau array, sparse tau)": (
-        lambda: dict(A=unsorted_csr(7, 2), tau=np.where(np.arange(unsorted_csr(7, 2).nnz) % 3, 0.4, 1.1)),
+        lambda: dict(A=unsorted_csr(7, 2),
+                     tau=np.where(np.arange(unsorted_csr(7, 2).nnz) % 3, 0.4, 1.1)),
         lambda i: (dl.rhs.kuramoto(1.0, i["A"], 1.0, i["tau"]),
                    dl.rhs.kuramoto(1.0, i["A"], 1.0, sp.csr_matrix(
                        (i["tau"], i["A"].indices, i["A"].indptr), shape=i["A"].shape)))),

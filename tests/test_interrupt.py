@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from cuda_backends import BACKENDS, SKIP_REASON, environment
@@ -106,7 +105,8 @@ CATCH_DEADLINE = 1.0  # seconds from SIGINT to the KeyboardInterrupt in the chil
 def _check(rc, out, err, latency, caught):
     assert rc is not None, f"child still running {latency:.2f} s after SIGINT (hung)"
     assert rc == 0, f"child exit code {rc}\nstdout:\n{out}\nstderr:\n{err}"
-    assert "interrupted" in out.split(), f"no KeyboardInterrupt reported\nstdout:\n{out}\nstderr:\n{err}"
+    assert "interrupted" in out.split(), \
+        f"no KeyboardInterrupt reported\nstdout:\n{out}\nstderr:\n{err}"
     assert "reusable" in out.split(), f"library unusable after interrupt\nstderr:\n{err}"
     # The latency includes the small check solve after the interrupt (milliseconds).
     assert latency < EXIT_DEADLINE, f"child took {latency:.2f} s to stop after SIGINT"

@@ -105,7 +105,8 @@ def test_warm_starts_along_lr_agree_with_cold_starts():
         warm = hot.matrix
         # Both certified, so their brackets overlap and the values agree within the tolerance.
         assert hot.certified and cold.certified
-        assert hot.bracket[0] <= cold.bracket[1] + 1e-12 and cold.bracket[0] <= hot.bracket[1] + 1e-12
+        assert hot.bracket[0] <= cold.bracket[1] + 1e-12
+        assert cold.bracket[0] <= hot.bracket[1] + 1e-12
         assert hot.value == pytest.approx(cold.value, abs=1e-7)
     # The returned eigen-matrix is the PSD dominant eigen-matrix of M ↦ E[A M Aᵀ].
     assert np.linalg.eigvalsh(warm).min() > -1e-8

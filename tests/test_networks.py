@@ -96,7 +96,8 @@ def test_per_edge_delay_classes_match_python_reference():
     ref = dl.solve_dde(py, theta0, (0, 20), t_eval=t, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(sol.y, ref.y, atol=1e-8)
     # The same delays as a sparse matrix with A's pattern.
-    kur2 = dl.rhs.kuramoto(omega, A, coupling=1.5, tau=sp.csr_matrix((tau, A.indices, A.indptr), shape=A.shape))
+    kur2 = dl.rhs.kuramoto(omega, A, coupling=1.5,
+                           tau=sp.csr_matrix((tau, A.indices, A.indptr), shape=A.shape))
     np.testing.assert_array_equal(dl.solve_dde(kur2, theta0, (0, 20), t_eval=t, rtol=1e-10,
                                                atol=1e-10).y, sol.y)
 

@@ -112,8 +112,8 @@ def _kuramoto_rhs(omega, W, K):
 
 
 def test_undelayed_kuramoto_matches_scipy():
-    from scipy.integrate import solve_ivp
     import scipy.sparse as sp
+    from scipy.integrate import solve_ivp
     rng = np.random.default_rng(3)
     n = 12
     W = (rng.random((n, n)) < 0.4).astype(float)

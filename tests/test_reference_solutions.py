@@ -1,10 +1,10 @@
 """Known answers: REFERENCES.md cases 1, 2, 3 and 4, and scipy method-of-steps references."""
 import numpy as np
 import pytest
+from reference_solver import method_of_steps
 from scipy.special import lambertw
 
 import delyap as dl
-from reference_solver import method_of_steps
 
 # Case 1: x' = −x(t − 1), x = 1 for t ≤ 0; polynomial pieces known exactly.
 CASE1 = {1: 0.0, 2: -1 / 2, 3: -1 / 6, 4: 5 / 24, 5: 19 / 120, 6: -41 / 720}
@@ -90,8 +90,11 @@ def test_callable_history_against_scipy():
     """A non-constant history h(t) = cos(t) sampled on a grid, 2-D linear system."""
     A = np.array([[-0.4, 0.3], [-0.2, -0.1]])
     B = np.array([[-0.5, 0.1], [0.2, -0.8]])
-    hist = lambda t: np.stack([np.cos(t), np.sin(2 * t)], axis=-1)
-    ref = method_of_steps(lambda t, x, xd: A @ x + B @ xd[0], lambda s: hist(np.array(s)), [1.3], 6.0)
+    def hist(t):
+        return np.stack([np.cos(t), np.sin(2 * t)], axis=-1)
+
+    ref = method_of_steps(lambda t, x, xd: A @ x + B @ xd[0], lambda s: hist(np.array(s)),
+                          [1.3], 6.0)
     lin = dl.rhs.linear(A, B, 1.3)
     t = np.linspace(0, 6, 25)
     sol = dl.solve_dde(lin, hist, (0, 6), t_eval=t, rtol=1e-10, atol=1e-12)

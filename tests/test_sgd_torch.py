@@ -39,7 +39,7 @@ def per_sample_hessians(model, X, Y):
                                                          _split(theta, params))), (X[i:i + 1],))
         return 0.5 * ((out.reshape(-1) - Y[i:i + 1].reshape(-1)) ** 2).sum()
 
-    H = [torch.autograd.functional.hessian(lambda th: loss_i(th, i), theta0).numpy()
+    H = [torch.autograd.functional.hessian(lambda th, i=i: loss_i(th, i), theta0).numpy()
          for i in range(X.shape[0])]
     torch.nn.utils.vector_to_parameters(theta0, params)
     return np.array(H)
@@ -224,7 +224,8 @@ def test_hessian_path_cross_entropy_matches_dense_hessians():
     torch.manual_seed(3)
     X = torch.randn(6, 2, dtype=torch.float64)
     y = (X[:, 0] + 0.3 * X[:, 1] > 0).long()
-    clf = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    clf = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 2)).double()
     opt = torch.optim.SGD(clf.parameters(), lr=0.5)
     for _ in range(3000):  # near an interpolating solution: CE below 0.05, Hessians sizeable
         opt.zero_grad()
@@ -238,10 +239,12 @@ def test_hessian_path_cross_entropy_matches_dense_hessians():
     theta0 = torch.nn.utils.parameters_to_vector(params).detach()
 
     def loss_i(theta, i):
-        out = torch.func.functional_call(clf, dict(zip(names, _split(theta, params))), (X[i:i + 1],))
+        out = torch.func.functional_call(clf, dict(zip(names, _split(theta, params))),
+                                         (X[i:i + 1],))
         return torch.nn.functional.cross_entropy(out, y[i:i + 1])
 
-    H = np.array([torch.autograd.functional.hessian(lambda th: loss_i(th, i), theta0).numpy()
+    H = np.array([torch.autograd.functional.hessian(lambda th, i=i: loss_i(th, i),
+                                                    theta0).numpy()
                   for i in range(6)])
     eta = 20.0
     ref, ref_se, r = brute_force_exponents(H, eta, 1, 20_000, 1, seed=5)

@@ -55,7 +55,8 @@ def test_train_mode_layer_says_call_eval(layer, entry):
     X, Y = data()
     model = net(TRAIN_MODE_LAYERS[layer]())
     before = state(model)
-    with pytest.raises(ValueError, match=rf"model: '1' \({layer}\) is in training mode.*model\.eval\(\)"):
+    with pytest.raises(ValueError,
+                       match=rf"model: '1' \({layer}\) is in training mode.*model\.eval\(\)"):
         ENTRY_POINTS[entry](model, X, Y)
     assert_same_state(model, before)  # running statistics untouched, mode unchanged
 
