@@ -5,7 +5,7 @@
 // kernels and reads back only the error norm. The right-hand sides are one thread per delayed
 // value (sin, cos) and one per node (CSR in-edges); the per-element maths is delayed_sin_cos,
 // kuramoto_rate and stuart_landau_rates (dde/rhs/network.hpp), which the CPU right-hand sides
-// run too. The same driver with the host executor is _core.solve_network_vector, which the CPU
+// run too. The same driver with the host executor is delyap._testing.solve_network_vector, which the CPU
 // tests compare bit for bit with the regular solver.
 // The driver's DELYAP_HD templates are instantiated here with host-only executor and history
 // types (their methods launch kernels); nvcc warns that the device side would call host code,

@@ -202,11 +202,6 @@ class _Network(DDESystem):
             c(history.jumps, dtype=float), float(t0), float(t_final), t_eval,
             options_dict(options), output_mode[0], list(output_mode[1]), current_stream())
 
-    def _solve_vector(self, history, t0, t_final, t_eval, options, output):
-        """The GPU driver's CPU twin (tests): same code, host memory."""
-        return _core.solve_network_vector(self._args, self._lam, history.to_core(), t0, t_final,
-                                          t_eval, options, output)
-
 
 class KuramotoDDE(_Network):
     """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i). Use :func:`kuramoto`."""
