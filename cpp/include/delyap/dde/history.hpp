@@ -60,24 +60,39 @@ struct HistoryRing : Layout {
   // The interval that a read at time s uses. At an anchor time both neighbours contain s, and at
   // a jump (a repeated time) they disagree: a read that integrates forward from s takes the
   // right-hand limit (largest i ≤ size − 2 with t_i ≤ s), a read at the end of the lagged
-  // window of a step (`left`) the left-hand limit (smallest i with t_{i+1} ≥ s). Binary search:
-  // reads are rare enough per step that a cursor does not pay for its bookkeeping across
-  // rejected steps.
-  DELYAP_HD Index find_interval(double s, bool left = false) const {
-    Index lo = 0, hi = size - 2;
-    if (left) {
-      while (lo < hi) {
-        const Index mid = (lo + hi) >> 1;
-        if (time(mid + 1) >= s) hi = mid; else lo = mid + 1;
+  // window of a step (`left`) the left-hand limit (smallest i with t_{i+1} ≥ s). Both are the
+  // first i ≤ size − 2 that is `past` s (or size − 2 when none is), a monotone predicate.
+  // `hint`: where a search should start, e.g. the interval the same delay read last time (a
+  // read cursor). The stages of a step move a lagged read by about one interval, so checking
+  // the hint and a few neighbours finds it without the binary search; the hint is only a start,
+  // so a stale one (eviction, growth, a rejected step, a provisional interval popped) costs a
+  // search and never changes the answer.
+  DELYAP_HD bool past(Index i, double s, bool left) const {
+    const double end = time(i + 1);
+    return left ? end >= s : end > s;
+  }
+  DELYAP_HD Index find_interval(double s, bool left = false, Index hint = -1) const {
+    const Index last = size - 2;
+    Index lo = 0, hi = last;  // the answer is in [lo, hi]; hi counts as past
+    if (hint >= 0 && hint <= last) {
+      Index i = hint;
+      if (i == last || past(i, s, left)) {  // the answer is i or earlier
+        for (int n = 0; n < kCursorScan; ++n, --i)
+          if (i == 0 || !past(i - 1, s, left)) return i;
+        hi = i;
+      } else {  // later than i
+        for (int n = 0; n < kCursorScan; ++n)
+          if (++i == last || past(i, s, left)) return i;
+        lo = i + 1;
       }
-      return lo;
     }
     while (lo < hi) {
-      const Index mid = (lo + hi + 1) >> 1;
-      if (time(mid) <= s) lo = mid; else hi = mid - 1;
+      const Index mid = (lo + hi) >> 1;
+      if (past(mid, s, left)) hi = mid; else lo = mid + 1;
     }
     return lo;
   }
+  static constexpr int kCursorScan = 3;  // neighbours of a hint checked before searching
 
   // How far a read may sit from a jump and still be a read *at* it: the lag of a step that
   // landed on d + τ is fl(fl(d + τ) − τ), an ulp or so off d, and a step that landed on a
@@ -91,8 +106,9 @@ struct HistoryRing : Layout {
   // delay extrapolates there), older than the window (a delay beyond the declared maximum), or
   // interval *i (s is clamped onto the window's start when a rounding error short of it). A
   // read within jump_tolerance of a jump is moved onto it and takes the side `left` asks for,
-  // whichever side rounding put it on.
-  DELYAP_HD Read locate(double* s, Index* i, bool left = false) const {
+  // whichever side rounding put it on. `cursor` (optional): a search hint (find_interval), and
+  // where the interval found is left for the next read.
+  DELYAP_HD Read locate(double* s, Index* i, bool left = false, Index* cursor = nullptr) const {
     const double t_last = last_time();
     const double tol = jump_tolerance(*s);
     if (*s > t_last) {
@@ -107,7 +123,7 @@ struct HistoryRing : Layout {
       if (*s < t_first - slack) return Read::TooOld;
       *s = t_first;
     }
-    Index k = find_interval(*s, left);
+    Index k = find_interval(*s, left, cursor ? *cursor : -1);
     // A jump at d is a zero-length interval (d, d). Left reads want the interval ending at its
     // first anchor, right reads the one starting at its second.
     if (left && k >= 2 && time(k - 1) == time(k) && *s - time(k) <= tol) {
@@ -117,6 +133,7 @@ struct HistoryRing : Layout {
       *s = time(k + 1);  // just short of a jump: its right limit (the zero-length interval)
       k += 1;
     }
+    if (cursor) *cursor = k;
     *i = k;
     return Read::Interval;
   }
@@ -196,11 +213,11 @@ struct HistoryViewT : HistoryRing<Layout> {
 
   // x(s) for s in the window (Ring::locate); false when s is older than the window.
   // With `derivative`, x'(s) is written there too (neutral equations). `left`: at a jump, the
-  // left-hand limit (Ring::find_interval).
-  DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr,
-                      bool left = false) const {
+  // left-hand limit (Ring::find_interval). `cursor`: the caller's read cursor (Ring::locate).
+  DELYAP_HD bool eval(double s, double* out, double* derivative = nullptr, bool left = false,
+                      Index* cursor = nullptr) const {
     Index i = 0;
-    const typename Ring::Read where = this->locate(&s, &i, left);
+    const typename Ring::Read where = this->locate(&s, &i, left, cursor);
     if (where == Ring::Read::TooOld) return false;
     if (where == Ring::Read::PastEnd) {
       const double t_last = this->last_time();

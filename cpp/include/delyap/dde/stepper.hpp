@@ -68,6 +68,11 @@ struct DdeStepper {
   // evaluation at the start of a step (t0, or after landing on a discontinuity) the right-hand
   // one. Steps land on the points where a lag meets a jump, so no stage reads one from inside.
   bool read_left = false;
+  // Read cursors: the history interval each delay read last (HistoryRing::find_interval's
+  // hint), so a read usually costs a comparison or two instead of a binary search. Delays
+  // beyond kCursors share one (still correct: a cursor is only where the search starts).
+  static constexpr int kCursors = 4;
+  Index cursor[kCursors] = {0, 0, 0, 0};
 
   DELYAP_HD DdeStepper(const System& s, const Tableau& tb, const SolverOptions& o, View& h,
                        StepWorkspace& w, SolveStats& st, Exec e = Exec{})
@@ -100,7 +105,8 @@ struct DdeStepper {
       }
       const double s = t - tau;
       if (s > t_base) read_ahead = true;
-      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, read_left))
+      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, read_left,
+                     &cursor[k < kCursors ? k : kCursors - 1]))
         return Status::DelayOutOfRange;
     }
     ++stats.rhs_evals;

@@ -51,10 +51,11 @@ struct VectorHistoryView : HistoryRing<ContiguousLayout> {
 
   // x(s) for s in the window; false when s is older than the window. Neutral equations (which
   // read x'(s)) are not solved this way: a derivative request is refused.
-  bool eval(double s, double* out, double* derivative = nullptr, bool left = false) const {
+  bool eval(double s, double* out, double* derivative = nullptr, bool left = false,
+            Index* cursor = nullptr) const {
     if (derivative) return false;
     Index i = 0;
-    const Read where = locate(&s, &i, left);
+    const Read where = locate(&s, &i, left, cursor);
     if (where == Read::TooOld) return false;
     if (where == Read::PastEnd) {
       exec.for_each(dim, LinearExtrapolation{state(size - 1), deriv(size - 1), s - last_time(),
