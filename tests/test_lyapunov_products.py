@@ -114,7 +114,8 @@ def test_kaplan_yorke_dimension():
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(matrices=np.ones((2, 2, 3)), steps=10), ValueError, "square"),
     (dict(matrices=np.ones((2, 2, 2)), probabilities=[0.5, 0.6], steps=10), ValueError, "sum to 1"),
-    (dict(matrices=np.ones((2, 2, 2)), probabilities=[1.5, -0.5], steps=10), ValueError, "non-negative"),
+    (dict(matrices=np.ones((2, 2, 2)), probabilities=[1.5, -0.5], steps=10), ValueError,
+     "non-negative"),
     (dict(matrices=np.ones((2, 2, 2)), steps=0), ValueError, "steps"),
     (dict(matrices=np.ones((2, 2, 2)), steps=10, n_exponents=3), ValueError, "n_exponents"),
     (dict(matrices=np.full((2, 2, 2), np.nan), steps=10), ValueError, "NaN"),
