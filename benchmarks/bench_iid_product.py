@@ -17,10 +17,10 @@ import argparse
 import time
 
 import numpy as np
+from _common import add_json_option, write_json
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import delyap as dl
-from _common import add_json_option, write_json
 from delyap import _core
 
 try:  # the kernels' test-only entry points

@@ -68,11 +68,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 import peers_jitcdde_kuramoto as pkj
 import peers_numpy_kuramoto as pnp
-from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread,
-                     tolerance_ladder, write_json)
+from _common import (
+    add_json_option,
+    best_of,
+    pick_tolerance,
+    single_blas_thread,
+    tolerance_ladder,
+    write_json,
+)
 
 TARGET_RATIO = 0.2  # delyap integration time / jitcdde integration time must not exceed this
 
@@ -439,7 +444,7 @@ def run_jitcdde(mode, args, size_rows, cache, acc, ar, ladder_j, ladder_d, dl, r
     print(f"    matched at N={n_c}: jitcdde rtol={tol_j:.0e} {t_jc:.2f} s, delyap rtol={tol_dc:.0e} "
           f"{t_dc:.3f} s (ratio {t_dc / t_jc:.4f}); jitcdde {steps_eq} step attempts to t={T_END:g}, "
           f"{sps_c * 1e3:.2f} ms per step (x steps = {steps_eq * sps_c:.2f} s)")
-    del mc
+    mc = None  # free the compiled model (not `del`: run_j's closure still names it)
 
     p_count, n_count = pc, n_c
     if args.count_n:

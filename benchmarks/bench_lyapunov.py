@@ -39,7 +39,6 @@ import argparse
 import time
 
 import numpy as np
-
 import peers_jitcdde_lyap as pjl
 from _common import add_json_option, best_of, single_blas_thread, write_json
 

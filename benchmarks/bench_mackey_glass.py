@@ -24,10 +24,16 @@ import os
 import time
 
 import numpy as np
-
 import peers_jitcdde as pj
-from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread, stats_str,
-                     tolerance_ladder, write_json)
+from _common import (
+    add_json_option,
+    best_of,
+    pick_tolerance,
+    single_blas_thread,
+    stats_str,
+    tolerance_ladder,
+    write_json,
+)
 
 TARGET_RATIO = {"a": 0.5, "b": 0.1}  # delyap time / jitcdde time must not exceed these
 TAU_SINGLE = 17.0

@@ -26,10 +26,15 @@ import time
 import warnings
 
 import numpy as np
-
 import peers_jitcdde as pj
-from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread,
-                     tolerance_ladder, write_json)
+from _common import (
+    add_json_option,
+    best_of,
+    pick_tolerance,
+    single_blas_thread,
+    tolerance_ladder,
+    write_json,
+)
 
 BETA, GAMMA, NEXP, HIST = pj.BETA, pj.GAMMA, pj.EXPONENT, pj.HISTORY
 TAU = 17.0

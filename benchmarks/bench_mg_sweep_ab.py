@@ -34,7 +34,6 @@ import sys
 import time
 
 import numpy as np
-
 from _common import add_json_option, single_blas_thread, write_json
 
 BETA, GAMMA, EXPONENT, HISTORY = 0.2, 0.1, 10.0, 0.5

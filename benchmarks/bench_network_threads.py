@@ -13,7 +13,6 @@ import argparse
 
 import numpy as np
 import scipy.sparse as sp
-
 from _common import add_json_option, best_of, timed, write_json
 
 

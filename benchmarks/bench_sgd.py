@@ -45,7 +45,6 @@ import os
 import time
 
 import numpy as np
-
 import peers_sgd as ps
 from _common import add_json_option, best_of, single_blas_thread, write_json
 from _common import timed_cpu as timed
@@ -171,6 +170,7 @@ def main():
 
 def run(args):
     import torch
+
     from delyap import sgd
 
     steps = args.steps or (2000 if args.quick else 10_000)

@@ -33,10 +33,17 @@ import os
 import time
 
 import numpy as np
-
 import peers_jitcdde_sd as pj
-from _common import (add_json_option, best_of, pick_tolerance, single_blas_thread, stats_str, timed,
-                     tolerance_ladder, write_json)
+from _common import (
+    add_json_option,
+    best_of,
+    pick_tolerance,
+    single_blas_thread,
+    stats_str,
+    timed,
+    tolerance_ladder,
+    write_json,
+)
 
 TARGET_RATIO = 1.0  # issue: "delyap no slower than jitcdde at matched accuracy"
 T_CHECK = (50.0, 100.0)  # error is reported at both; the tolerance is picked on t=100

@@ -37,8 +37,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from _common import jitcdde_cache_key, jitcdde_compile_once, jitcdde_sample_started, single_blas_thread
+from _common import (
+    jitcdde_cache_key,
+    jitcdde_compile_once,
+    jitcdde_sample_started,
+    single_blas_thread,
+)
 
 BETA, GAMMA, EXPONENT = 0.2, 0.1, 10
 HISTORY = 0.5

@@ -61,7 +61,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from _common import quiet_stderr
 
 
@@ -171,6 +170,7 @@ def build(prob, cache_dir=None, chunk_size: int = 5, compile_args=None,
         # Same as save_compiled() without its second compilation: the module was
         # built under the cache name, so the file only has to be copied.
         import shutil
+
         from jitcxde_common.modules import get_module_path
 
         cache_dir.mkdir(parents=True, exist_ok=True)

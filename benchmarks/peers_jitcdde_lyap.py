@@ -45,7 +45,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 import peers_jitcdde as pj
 from _common import jitcdde_cache_key, jitcdde_compile_once, single_blas_thread
 

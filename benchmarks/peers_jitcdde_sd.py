@@ -46,7 +46,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from _common import jitcdde_cache_key, jitcdde_compile_once, single_blas_thread
 from _common import jitcdde_sample_started as sample_started
 
