@@ -31,8 +31,8 @@ def test_backend_is_the_one_asked_for(backend):
 
     assert cuda_backend().emulated == (backend == "emulated")
     sol = dl.solve_dde(dl.rhs.mackey_glass(tau=[5.0, 6.0]), 0.5, (0.0, 10.0), device="cuda")
-    assert sol.extras["device"] == "cuda"
-    assert sol.extras["emulated"] == (backend == "emulated")
+    assert sol.info["device"] == "cuda"
+    assert sol.info["emulated"] == (backend == "emulated")
 
 
 def test_device_draws_the_cpu_philox_stream():
@@ -157,7 +157,7 @@ def test_kuramoto_on_the_gpu_matches_cpu(per_edge_delays, method):
     cpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, **kw)
     gpu = dl.solve_dde(sys, theta0, (0.0, 20.0), te, device="cuda", **kw)
     assert np.all(gpu.status == 0)
-    assert gpu.extras["device"] == "cuda"
+    assert gpu.info["device"] == "cuda"
     np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-5)
     np.testing.assert_allclose(gpu.y_final, cpu.y_final, atol=1e-5)
 
@@ -235,7 +235,7 @@ def test_inputs_on_a_cuda_device_select_the_gpu(wrap):
     h0 = rng.uniform(0.3, 1.2, size=(5, 1))
     sys = dl.rhs.mackey_glass(tau=rng.uniform(2.0, 12.0, size=5))
     gpu = dl.solve_dde(sys, wrap(h0), (0.0, 50.0), [0.0, 25.0, 50.0], rtol=1e-8)
-    assert gpu.extras.get("device") == "cuda"
+    assert gpu.info.get("device") == "cuda"
     cpu = dl.solve_dde(sys, h0, (0.0, 50.0), [0.0, 25.0, 50.0], rtol=1e-8)
     np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-6)
 
