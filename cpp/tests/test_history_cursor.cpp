@@ -1,6 +1,7 @@
 // Read cursors (dde/history.hpp): find_interval and locate started from any hint, stale or out
 // of range, give the interval a plain linear scan of the definition gives, and locate keeps
-// its snap onto jumps; integer powers (dde/rhs/mackey_glass.hpp) agree with std::pow.
+// its snap onto jumps; a read at an interval's end anchor is the stored state; integer powers
+// (dde/rhs/mackey_glass.hpp) agree with std::pow.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -106,6 +107,26 @@ TEST_CASE("locate with a cursor snaps onto jumps as without one and leaves the i
         REQUIRE(v.eval(s0, &b, nullptr, left, &again));
         CHECK(a == b);
       }
+}
+
+TEST_CASE("a read at an interval's end anchor is the anchor's state, not the polynomial's",
+          "[history]") {
+  // Coefficients whose polynomial ends at 1.9 while the anchor holds 2 (a method's dense output
+  // misses its own end point by rounding; exaggerated here so any leak shows).
+  HistoryBuffer buf(1, 4, 8);
+  HistoryView& v = buf.view();
+  const double x0 = 1.0, f0 = 0.0, x1 = 2.0, c[4] = {0.2, 0.3, 0.2, 0.2};
+  v.push_anchor(0.0, &x0, &f0);
+  v.push_interval(c, 0.5, &x1, &f0);
+  for (bool left : {false, true}) {
+    double out = NAN;
+    REQUIRE(v.eval(0.5, &out, nullptr, left));
+    CHECK(out == 2.0);
+    REQUIRE(v.eval(0.0, &out, nullptr, left));
+    CHECK(out == 1.0);
+    REQUIRE(v.eval(0.25, &out, nullptr, left));  // inside: the polynomial
+    CHECK(out == Approx(1.0 + 0.5 * (0.2 * 0.5 + 0.3 * 0.25 + 0.2 * 0.125 + 0.2 * 0.0625)));
+  }
 }
 
 TEST_CASE("Mackey–Glass's integer power agrees with pow and keeps pow's special values",

@@ -181,10 +181,12 @@ struct HistoryViewT : HistoryRing<Layout> {
     push_anchor(t1, x1, f1);
   }
 
-  // x(s) on interval i (s may lie slightly outside it).
+  // x(s) on interval i (s may lie slightly outside it). At its end anchor the stored state
+  // itself, as at its start (θ = 0): the polynomial at θ = 1 rounds a few ulps away from it, so
+  // an output at a step's end would differ from the state the next step starts from.
   DELYAP_HD void eval_interval(Index i, double s, double* out) const {
     const double h = time(i + 1) - time(i);
-    if (!(h > 0.0)) {
+    if (!(h > 0.0) || s == time(i + 1)) {
       const double* xe = state(i + 1);
       for (int d = 0; d < dim; ++d) out[d] = xe[d * stride()];
       return;

@@ -39,9 +39,9 @@ struct VectorHistoryView : HistoryRing<ContiguousLayout> {
     push_anchor(t1, x1, f1);
   }
 
-  void eval_interval(Index i, double s, double* out) const {
+  void eval_interval(Index i, double s, double* out) const {  // as HistoryViewT's
     const double h = time(i + 1) - time(i);
-    if (!(h > 0.0)) {
+    if (!(h > 0.0) || s == time(i + 1)) {
       exec.for_each(dim, CopyElements{out, state(i + 1)});
       return;
     }
