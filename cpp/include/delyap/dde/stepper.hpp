@@ -99,8 +99,10 @@ struct DdeStepper {
       // A lag computed from a NaN/inf state is a symptom: report the state, not the lag.
       if (!is_finite(tau)) return Status::NonFinite;
       if (!(tau >= -ahead_slack && tau <= window + slack)) return Status::DelayOutOfRange;
-      if (tau == 0.0) {  // an undelayed coupling (e.g. a network with τ = 0): the stage state
-        exec.for_each(dim, CopyElements{ws.xd + k * dim, x});  // itself, no history read
+      // An undelayed coupling (e.g. a network with τ = 0) reads the stage state itself, not the
+      // history (a neutral equation also needs x'(t − τ): it keeps the history read).
+      if (tau == 0.0 && !neutral) {
+        exec.for_each(dim, CopyElements{ws.xd + k * dim, x});
         continue;
       }
       const double s = t - tau;
