@@ -9,6 +9,7 @@
 
 #include "delyap/dde/history_buffer.hpp"
 #include "delyap/dde/rhs/mackey_glass.hpp"
+#include "history_fixtures.hpp"
 
 using namespace delyap;
 
@@ -79,16 +80,8 @@ TEST_CASE("locate with a cursor snaps onto jumps as without one and leaves the i
           "[history][cursor][jump]") {
   // History 1 on [-2, 0], a jump at 0 to 3, slope 0.5 on [0, 1]: anchors -2, -1, 0, 0, 1.
   HistoryBuffer buf(1, 3, 8);
+  testing::load_jump(buf);
   HistoryView& v = buf.view();
-  const double one = 1.0, zero = 0.0, c0[3] = {0.0, 0.0, 0.0};
-  v.push_anchor(-2.0, &one, &zero);
-  v.push_interval(c0, -1.0, &one, &zero);
-  v.push_interval(c0, 0.0, &one, &zero);
-  const double y0 = 3.0, f0 = 0.5, y1 = 3.5;
-  v.push_anchor(0.0, &y0, &f0);
-  double c[3];
-  hermite_coefficients(&y0, &f0, &y1, &f0, 1.0, 1, 3, c);
-  v.push_interval(c, 1.0, &y1, &f0);
   using Ring = HistoryRing<ContiguousLayout>;
   for (double s0 : {-1.5, -1e-13, -4e-16, 0.0, 4e-16, 1e-13, 0.5, 1.0})
     for (bool left : {false, true})
