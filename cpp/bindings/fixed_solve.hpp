@@ -65,7 +65,7 @@ struct FixedSolve {
     t_end = py::array_t<double>(b);
     status = py::array_t<int>(b);
     for (Index i = 0; i < b; ++i) status.mutable_at(i) = int(Status::NotRun);
-    stats = py::array_t<Index>(std::vector<py::ssize_t>{b, Index(kFixedStatFields)});
+    stats = py::array_t<Index>(std::vector<py::ssize_t>{b, Index(kStatFields)});
   }
 
   int n_coef() const {

@@ -6,11 +6,9 @@
 #include <atomic>
 #include <vector>
 
-#include "delyap/dde/discontinuities.hpp"
 #include "delyap/dde/history_buffer.hpp"
-#include "delyap/dde/integrate.hpp"
 #include "delyap/dde/output.hpp"
-#include "delyap/dde/system_traits.hpp"
+#include "delyap/dde/trajectory.hpp"
 #include "delyap/parallel/parallel_for.hpp"
 
 namespace delyap {
@@ -31,22 +29,12 @@ struct Trajectory {
   Index n_jumps = 0;
 };
 
-inline int coefficients_for(const Tableau& tab) { return tab.n_dense > 0 ? tab.n_dense : 3; }
-
+// The initial function of trajectory b into a growing history.
 inline void load_initial_history(HistoryBuffer& buf, const InitialHistory& h, Index b, int dim) {
   buf.ensure(h.n + 8);
-  HistoryView& v = buf.view();
-  const double* xb = h.x + b * h.stride;
-  const double* fb = h.f + b * h.stride;
-  std::vector<double> c(Index(v.n_coef) * dim);
-  v.push_anchor(h.t[0], xb, fb);
-  for (Index i = 1; i < h.n; ++i) {
-    const double* x0 = xb + (i - 1) * dim;
-    const double* x1 = xb + i * dim;
-    hermite_coefficients(x0, fb + (i - 1) * dim, x1, fb + i * dim, h.t[i] - h.t[i - 1], dim,
-                         v.n_coef, c.data());
-    v.push_interval(c.data(), h.t[i], x1, fb + i * dim);
-  }
+  std::vector<double> coef(Index(buf.view().n_coef) * dim);
+  push_initial_history(buf.view(), h.t, h.n, h.x + b * h.stride, h.f + b * h.stride, dim,
+                       coef.data());
 }
 
 // Where the solution may be non-smooth to begin with: t0 and the history's jumps.
@@ -62,12 +50,11 @@ template <class System>
 std::vector<double> propagated_discontinuities(const System& sys, const SolverOptions& opt,
                                                const Tableau& tab, const Trajectory& tr) {
   if (!opt.track_discontinuities || dependent_delays(sys)) return {};
-  const int nd = sys.n_delays();
   const std::vector<double> base = discontinuity_sources(tr);
-  std::vector<double> tau(nd);
-  for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
-  return discontinuity_points(base.data(), Index(base.size()), tr.t0, tr.t_final, tau.data(), nd,
-                              tab.order + 1);
+  std::vector<double> tau(size_t(sys.n_delays()));
+  for (int k = 0; k < sys.n_delays(); ++k) tau[size_t(k)] = sys.delay(k);
+  return discontinuity_points(base.data(), Index(base.size()), tr.t0, tr.t_final, tau.data(),
+                              sys.n_delays(), tab.order + 1);
 }
 
 // One trajectory on the host with any sink. Returns its status; fills stats and x_final.
@@ -80,45 +67,23 @@ Status solve_single(const System& sys, const SolverOptions& opt, const InitialHi
   HistoryBuffer buffer(dim, coefficients_for(tab));
   load_initial_history(buffer, hist, b, dim);
 
-  const std::vector<double> base = discontinuity_sources(tr);
   std::vector<double> disc = propagated_discontinuities(sys, opt, tab, tr), known;
   std::vector<int> known_level;
-  const bool dependent = dependent_delays(sys);
-  if (dependent) {  // found on the fly where a lag crosses one of these
-    known = base;
+  IntegrationProblem p{tr.t0, tr.t_final, tr.y0, disc.data(), Index(disc.size())};
+  if (dependent_delays(sys)) {  // found on the fly where a lag crosses one of these
+    known = discontinuity_sources(tr);
+    p.n_known = Index(known.size());
     known.resize(4096);
     known_level.assign(4096, 0);
-  }
-  std::vector<double> scratch(StepWorkspace::doubles_needed(dim, nd) + 2 * Index(dim));
-  StepWorkspace ws = StepWorkspace::carve(scratch.data(), dim, nd);
-  double* x = scratch.data() + StepWorkspace::doubles_needed(dim, nd);
-  double* f = x + dim;
-
-  IntegrationProblem p{tr.t0, tr.t_final, tr.y0, disc.data(), Index(disc.size())};
-  if (dependent) {
     p.known = known.data();
     p.known_level = known_level.data();
-    p.n_known = Index(base.size());
     p.known_capacity = Index(known.size());
     p.max_level = tab.order + 1;
   }
+  std::vector<double> scratch(TrajectoryScratch::doubles(dim, nd));
+  TrajectoryScratch s = TrajectoryScratch::carve(scratch.data(), dim, nd);
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-  const Status st = integrate(sys, tab, opt, buffer, ws, p, x, f, sink, stats, is_cancelled);
-  buffer.ensure(0);  // records the final peak
-  stats.history_peak = buffer.peak_size();
-  for (int d = 0; d < dim; ++d) x_final[d] = x[d];
-  return st;
-}
-
-// The per-trajectory statistics row the Python layer reads: accepted, rejected, rhs_evals,
-// overlap_steps (steps that read inside themselves), history_peak.
-constexpr int kStatFields = 5;
-inline void write_stats(const SolveStats& s, Index* row) {
-  row[0] = s.accepted;
-  row[1] = s.rejected;
-  row[2] = s.rhs_evals;
-  row[3] = s.overlap_steps;
-  row[4] = s.history_peak;
+  return run_trajectory(sys, tab, opt, buffer, s, p, sink, stats, x_final, is_cancelled);
 }
 
 struct EnsembleOutput {

@@ -1,16 +1,15 @@
 // One trajectory of an ensemble on preallocated storage, host and device alike: the history
 // lives in a fixed-capacity ring (interleaved with the other trajectories' so that a warp's
 // reads of one slot coalesce), the scratch is the caller's, and the discontinuity points are
-// generated in place. The CUDA ensemble kernel runs `solve_fixed` once per thread; the CPU
+// generated in place (trajectory.hpp: the set-up every driver shares). The CUDA ensemble kernel runs `solve_fixed` once per thread; the CPU
 // tests run the very same function and compare it with the growing-buffer host driver.
 #pragma once
 
 #include <cmath>
 
 #include "delyap/common/work_poll.hpp"
-#include "delyap/dde/integrate.hpp"
 #include "delyap/dde/output.hpp"
-#include "delyap/dde/system_traits.hpp"
+#include "delyap/dde/trajectory.hpp"
 
 namespace delyap {
 
@@ -24,6 +23,7 @@ struct FixedHistoryBuffer {
     if (v.size > peak) peak = v.size;
     return needed <= v.cap;
   }
+  DELYAP_HD Index peak_size() const { return peak; }
 };
 
 // The histories of n_traj trajectories, slot-major and trajectory-minor: element e of
@@ -62,53 +62,6 @@ struct InterleavedHistories {
   }
 };
 
-// The same points as discontinuity_points (discontinuities.hpp) for the base {t0}, in fixed
-// storage: sorted points of (t0, t_final] that are t0 + a sum of 1..max_level delays, merged
-// within 1e-12 relative. Returns the count, or −1 when more than `cap` would be needed.
-DELYAP_HD inline Index constant_delay_points(double t0, double t_final, const double* tau,
-                                             int n_delays, int max_level, double* out,
-                                             Index cap) {
-  const double tol = 1e-12 * (1.0 + std::fabs(t0) + std::fabs(t_final));
-  auto insert = [&](double q, Index& n) -> bool {  // sorted insert, merging near-duplicates
-    Index i = n;
-    while (i > 0 && out[i - 1] > q) --i;
-    if ((i > 0 && std::fabs(out[i - 1] - q) <= tol) || (i < n && std::fabs(out[i] - q) <= tol))
-      return true;
-    if (n >= cap) return false;
-    for (Index j = n; j > i; --j) out[j] = out[j - 1];
-    out[i] = q;
-    ++n;
-    return true;
-  };
-  Index n = 0;
-  // Depth-first over non-decreasing delay indices: every multiset of ≤ max_level delays once.
-  int idx[16];
-  double sum[17];
-  if (max_level > 16) max_level = 16;
-  int depth = 0;
-  sum[0] = t0;
-  idx[0] = 0;
-  while (depth >= 0) {
-    if (idx[depth] >= n_delays) {  // exhausted this level: back up
-      --depth;
-      if (depth >= 0) ++idx[depth];
-      continue;
-    }
-    const double q = sum[depth] + tau[idx[depth]];
-    if (q <= t_final + tol) {
-      if (q > t0 + tol && !insert(q, n)) return -1;
-      if (depth + 1 < max_level) {
-        sum[depth + 1] = q;
-        idx[depth + 1] = idx[depth];
-        ++depth;
-        continue;
-      }
-    }
-    ++idx[depth];
-  }
-  return n;
-}
-
 // Per-trajectory inputs of a fixed-storage solve.
 struct FixedTrajectory {
   double t0, t_final;
@@ -124,7 +77,7 @@ struct FixedTrajectory {
 // Integrates one trajectory (constant delays) on fixed storage. `scratch` holds
 // fixed_scratch_doubles(dim, n_delays) doubles. Writes x(t_final) to x_final.
 DELYAP_HD constexpr Index fixed_scratch_doubles(int dim, int n_delays) {
-  return StepWorkspace::doubles_needed(dim, n_delays) + 2 * Index(dim);
+  return TrajectoryScratch::doubles(dim, n_delays);
 }
 
 template <class System, class Sink, class Cancel>
@@ -136,35 +89,22 @@ DELYAP_HD Status solve_fixed(const System& sys, const SolverOptions& opt,
   const int dim = sys.dim(), nd = sys.n_delays();
   stats.t_final = tr.t0;
   if (dependent_delays(sys)) return Status::Unsupported;  // crossings need host storage
-  InterleavedHistoryView& v = buffer.view();
   if (!buffer.ensure(tr.n_hist + 2)) return Status::HistoryFull;
-  StepWorkspace ws = StepWorkspace::carve(scratch, dim, nd);
-  double* x = scratch + StepWorkspace::doubles_needed(dim, nd);
-  double* f = x + dim;
+  TrajectoryScratch s = TrajectoryScratch::carve(scratch, dim, nd);
   // The initial function as Hermite intervals (ws.coef is free until the first step).
-  v.push_anchor(tr.hist_t[0], tr.hist_x, tr.hist_f);
-  for (Index i = 1; i < tr.n_hist; ++i) {
-    const double* x0 = tr.hist_x + (i - 1) * dim;
-    const double* x1 = tr.hist_x + i * dim;
-    hermite_coefficients(x0, tr.hist_f + (i - 1) * dim, x1, tr.hist_f + i * dim,
-                         tr.hist_t[i] - tr.hist_t[i - 1], dim, v.n_coef, ws.coef);
-    v.push_interval(ws.coef, tr.hist_t[i], x1, tr.hist_f + i * dim);
-  }
+  push_initial_history(buffer.view(), tr.hist_t, tr.n_hist, tr.hist_x, tr.hist_f, dim,
+                       s.ws.coef);
   Index n_disc = 0;
   if (opt.track_discontinuities) {
     double tau[16];
     if (nd > 16) return Status::Unsupported;
     for (int k = 0; k < nd; ++k) tau[k] = sys.delay(k);
-    n_disc = constant_delay_points(tr.t0, tr.t_final, tau, nd, tab.order + 1, tr.disc,
-                                   tr.disc_cap);
+    n_disc = discontinuity_points(&tr.t0, 1, tr.t0, tr.t_final, tau, nd, tab.order + 1, tr.disc,
+                                  tr.disc_cap);
     if (n_disc < 0) return Status::Unsupported;
   }
   IntegrationProblem p{tr.t0, tr.t_final, tr.y0, tr.disc, n_disc};
-  const Status st = integrate(sys, tab, opt, buffer, ws, p, x, f, sink, stats, cancelled);
-  buffer.ensure(0);
-  stats.history_peak = buffer.peak;
-  for (int d = 0; d < dim; ++d) x_final[d] = x[d];
-  return st;
+  return run_trajectory(sys, tab, opt, buffer, s, p, sink, stats, x_final, cancelled);
 }
 
 // Everything an ensemble member needs, as flat arrays (device or host memory alike).
@@ -183,7 +123,7 @@ struct FixedEnsembleArgs {
   double* y;             // batch × n_eval × dim (pre-filled with NaN)
   double* y_final;       // batch × dim
   int* status;           // batch
-  Index* stats;          // batch × kFixedStatFields
+  Index* stats;          // batch × kStatFields (trajectory.hpp)
   double* t_end;         // batch
   SolverOptions opt;
   // Set to nonzero to stop every member (Ctrl-C); null: never. Read by work done
@@ -192,13 +132,10 @@ struct FixedEnsembleArgs {
   const volatile int* cancel = nullptr;
 };
 
-constexpr int kFixedStatFields = 5;  // accepted, rejected, rhs_evals, overlap_steps, history_peak
-// Room for the discontinuity points of n_delays constant delays: sums of up to 6 delays
-// (DP5: order + 1), at most C(n_delays + 6, 6) − 1 distinct values.
+// Storage for the discontinuity points of n_delays constant delays: sums of up to 6 delays
+// (DP5: order + 1), with the levels discontinuity_points builds them in.
 DELYAP_HD constexpr Index discontinuity_capacity(int n_delays) {
-  Index c = 1;
-  for (int i = 1; i <= 6; ++i) c = c * (n_delays + i) / i;
-  return c - 1;
+  return discontinuity_storage(n_delays, 6);
 }
 
 // Ensemble member b: the body of the CUDA kernel's thread b and of the host mirror that tests
@@ -227,12 +164,7 @@ DELYAP_HD void solve_fixed_member(const System& sys, const FixedEnsembleArgs& a,
   const Status st =
       solve_fixed(sys, a.opt, buffer, tr, sink, stats, scratch, a.y_final + b * dim, cancelled);
   a.status[b] = int(st);
-  Index* row = a.stats + b * kFixedStatFields;
-  row[0] = stats.accepted;
-  row[1] = stats.rejected;
-  row[2] = stats.rhs_evals;
-  row[3] = stats.overlap_steps;
-  row[4] = stats.history_peak;
+  write_stats(stats, a.stats + b * kStatFields);
   a.t_end[b] = stats.t_final;
 }
 

@@ -83,7 +83,8 @@ struct VectorStepSink {
   }
 };
 
-// The initial function's anchors (host arrays) into an executor-memory history.
+// The initial function's anchors (host arrays) into an executor-memory history. Not the shared
+// push_initial_history: the coefficients are computed on the host and uploaded one by one.
 template <class Exec>
 void load_initial_history(VectorHistoryBuffer<Exec>& buf, const InitialHistory& h, Index b,
                           int dim, Exec exec) {
@@ -124,26 +125,18 @@ Status solve_vector(const System& sys, const SolverOptions& opt, const InitialHi
   load_initial_history(buffer, hist, b, dim, exec);
   std::vector<double> disc = propagated_discontinuities(sys, opt, tab, tr);
 
-  const Index ws_size = StepWorkspace::doubles_needed(dim, nd);
-  typename Exec::template Array<double> scratch(ws_size + 3 * Index(dim));
-  StepWorkspace ws = StepWorkspace::carve(scratch.get(), dim, nd);
+  // The trajectory's scratch, then y0, in executor memory.
+  const Index run_size = TrajectoryScratch::doubles(dim, nd);
+  typename Exec::template Array<double> scratch(run_size + Index(dim));
+  TrajectoryScratch s = TrajectoryScratch::carve(scratch.get(), dim, nd);
   std::vector<double> taus(static_cast<size_t>(nd));
-  ws.taus = taus.data();  // the lags are read on the host
-  double* x = scratch.get() + ws_size;
-  double* f = x + dim;
-  double* y0 = f + dim;
+  s.ws.taus = taus.data();  // the lags are read on the host
+  double* y0 = scratch.get() + run_size;
   exec.upload(y0, tr.y0, dim);
 
   IntegrationProblem p{tr.t0, tr.t_final, y0, disc.data(), Index(disc.size())};
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-  Integrator<System, VectorHistoryBuffer<Exec>, Exec> run(sys, tab, opt, buffer, ws, p, stats, x,
-                                                          f, exec);
-  Status st = run.start(sink);
-  if (st == Status::Success) st = run.advance(p.t_final, sink, is_cancelled);
-  buffer.ensure(0);  // records the final peak
-  stats.history_peak = buffer.peak_size();
-  exec.download(x_final, x, dim);
-  return st;
+  return run_trajectory(sys, tab, opt, buffer, s, p, sink, stats, x_final, is_cancelled, exec);
 }
 
 }  // namespace delyap

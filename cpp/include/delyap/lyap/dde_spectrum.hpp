@@ -71,13 +71,14 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     for (int m = 0; m < nd; ++m) tau[m] = sys.delay(m);
     disc = discontinuity_points(lp.t0, t_end, tau.data(), nd, tab.order + 1);
   }
-  std::vector<double> scratch(StepWorkspace::doubles_needed(Da, nd) + 2 * Index(Da));
-  StepWorkspace ws = StepWorkspace::carve(scratch.data(), Da, nd);
-  double* x = scratch.data() + StepWorkspace::doubles_needed(Da, nd);
-  double* f = x + Da;
+  std::vector<double> scratch(TrajectoryScratch::doubles(Da, nd));
+  TrajectoryScratch s = TrajectoryScratch::carve(scratch.data(), Da, nd);
+  double* x = s.x;
+  double* f = s.f;
 
+  // Driven stop by stop (renormalising in between), not by run_trajectory.
   IntegrationProblem p{lp.t0, t_end, y0, disc.data(), Index(disc.size())};
-  Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, ws, p, stats, x,
+  Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, s.ws, p, stats, x,
                                                      f);
   NullSink sink;
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
