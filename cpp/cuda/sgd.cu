@@ -55,16 +55,8 @@ __global__ void gram_map_kernel(GramMapArgs a) {
                 a.lr[c],   a.batch[c],      a.sampling, k,             a.steps,
                 a.transient, a.renorm_interval, a.seed[c], a.stream[c]};
   double* m = a.scratch + c * a.scratch_stride;
-  GramScratch s;
-  s.q = m; m += Index(a.dim) * k;
-  s.gathered = m; m += Index(a.max_rows) * k;
-  s.r = m; m += Index(k) * k;
-  s.work = m; m += a.dim + k;
-  s.logs = m;
-  uint32_t* w = a.words + c * a.words_stride;
-  s.perm = w; w += a.n_rows / a.outputs;
-  s.idx = w; w += a.max_rows;
-  s.rows = w;
+  GramScratch s = GramScratch::carve(m, a.words + c * a.words_stride, a.dim, k, a.max_rows,
+                                     a.n_rows / a.outputs);
   LyapunovAccumulator acc{k,
                           a.n_total,
                           a.n_blocks,
@@ -111,8 +103,8 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
   DeviceBuffer<double> d_lr(lr.data(), C, stream);
   DeviceBuffer<int> d_batch(batch.data(), C, stream);
   DeviceBuffer<uint64_t> d_seeds(seeds.data(), C, stream), d_streams(streams.data(), C, stream);
-  const Index scratch_stride = Index(dim) * k + Index(max_rows) * k + Index(k) * k + dim + 2 * k;
-  const Index words_stride = n / outputs + 2 * Index(max_rows);
+  const Index scratch_stride = GramScratch::doubles_for(dim, k, max_rows);
+  const Index words_stride = GramScratch::words_for(n / outputs, max_rows);
   DeviceBuffer<double> d_scratch(C * scratch_stride);
   DeviceBuffer<uint32_t> d_words(C * words_stride);
 

@@ -50,8 +50,27 @@ struct GramScratch {
   uint32_t* idx;     // batch
   uint32_t* rows;    // batch·c: the rows of K the step reads
 
+  // Storage for up to `rows` batch rows (batch · c) and n_samples samples: doubles, then words.
+  DELYAP_HD static Index doubles_for(int dim, int k, Index rows) {
+    return Index(dim) * k + rows * k + Index(k) * k + dim + k + k;
+  }
+  DELYAP_HD static Index words_for(Index n_samples, Index rows) { return n_samples + 2 * rows; }
   static Index doubles(int dim, int k, int batch, int c) {
-    return Index(dim) * k + Index(batch) * c * k + Index(k) * k + dim + k + k;
+    return doubles_for(dim, k, Index(batch) * c);
+  }
+  // The one layout of that storage (host runner and GPU kernel alike).
+  DELYAP_HD static GramScratch carve(double* m, uint32_t* w, int dim, int k, Index rows,
+                                     Index n_samples) {
+    GramScratch s;
+    s.q = m; m += Index(dim) * k;
+    s.gathered = m; m += rows * k;
+    s.r = m; m += Index(k) * k;
+    s.work = m; m += dim + k;
+    s.logs = m;
+    s.perm = w; w += n_samples;
+    s.idx = w; w += rows;
+    s.rows = w;
+    return s;
   }
 };
 
