@@ -31,7 +31,7 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
   for (Index b = 0; b < batch; ++b) res.status.mutable_at(b) = int(Status::NotRun);
 
   if (!t_eval && batch == 1) {
-    VectorStepSink<Exec> sink{exec, dim, {}, {}};
+    StepSinkT<Exec> sink(dim, exec);
     SolveStats st;
     Status status = Status::NotRun;
     run_interruptible(cancel, [&]() {
@@ -60,9 +60,8 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
       if (n_comp) exec.upload(comps.get(), output.components.data(), n_comp);
       for (Index b = 0; b < batch && !cancel.load(); ++b) {
         double* y_b = y_all + b * n_eval * width;
-        VectorEvalSink<Exec> sink{exec,   te.data(),     n_eval,       dim,
-                                  mode,   comps.get(),   n_comp,       y_exec.get(),
-                                  y_b,    scratch.get()};
+        EvalSinkT<Exec> sink{te.data(), n_eval,        y_exec.get(), dim, mode,
+                             comps.get(), n_comp, scratch.get(), y_b,          exec};
         SolveStats st;
         const Status status = solve_vector(make_system(b), opt, hist, b, trajectory(b), sink,
                                            st, res.y_final.mutable_data() + b * dim, cancel,

@@ -8,6 +8,7 @@
 
 #include "delyap/dde/discontinuities.hpp"
 #include "delyap/dde/integrate.hpp"
+#include "delyap/dde/output.hpp"
 #include "delyap/dde/system_traits.hpp"
 
 namespace delyap {
@@ -63,15 +64,6 @@ DELYAP_HD void push_initial_history(View& v, const double* t, Index n, const dou
   }
 }
 
-namespace detail {
-template <class Exec, class = void>
-struct has_download : std::false_type {};
-template <class Exec>
-struct has_download<Exec, decltype(std::declval<const Exec&>().download(
-                              (double*)nullptr, (const double*)nullptr, Index(0)))>
-    : std::true_type {};
-}  // namespace detail
-
 // Runs one prepared trajectory (history loaded, problem set) to p.t_final and closes it: the
 // history's final peak into stats, x(t_final) to the host array x_final.
 template <class System, class Buffer, class Sink, class Cancel, class Exec = SerialExec>
@@ -84,11 +76,7 @@ DELYAP_HD Status run_trajectory(const System& sys, const Tableau& tab, const Sol
   if (st == Status::Success) st = run.advance(p.t_final, sink, cancelled);
   buffer.ensure(0);  // records the final peak
   stats.history_peak = buffer.peak_size();
-  if constexpr (detail::has_download<Exec>::value) {
-    exec.download(x_final, s.x, sys.dim());
-  } else {
-    for (int d = 0; d < sys.dim(); ++d) x_final[d] = s.x[d];
-  }
+  copy_to_host(exec, x_final, s.x, sys.dim());
   return st;
 }
 
