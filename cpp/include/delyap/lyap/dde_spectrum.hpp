@@ -65,12 +65,10 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   HistoryBuffer buffer(Da, coefficients_for(tab));
   load_initial_history(buffer, hist, b, Da);
   const double t_end = lp.t0 + lp.t_transient + lp.t_total;
-  std::vector<double> disc;
-  if (opt.track_discontinuities) {
-    std::vector<double> tau(nd);
-    for (int m = 0; m < nd; ++m) tau[m] = sys.delay(m);
-    disc = discontinuity_points(lp.t0, t_end, tau.data(), nd, tab.order + 1);
-  }
+  // From t0 only (the tangent history has no jumps), through the constant delays of the
+  // tangent system (it declares no lag function, so the base system's delay(m) are used).
+  const Trajectory whole{y0, lp.t0, t_end};
+  std::vector<double> disc = propagated_discontinuities(tsys, opt, tab, whole);
   std::vector<double> scratch(TrajectoryScratch::doubles(Da, nd));
   TrajectoryScratch s = TrajectoryScratch::carve(scratch.data(), Da, nd);
   double* x = s.x;
