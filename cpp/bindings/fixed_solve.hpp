@@ -68,10 +68,7 @@ struct FixedSolve {
     stats = py::array_t<Index>(std::vector<py::ssize_t>{b, Index(kStatFields)});
   }
 
-  int n_coef() const {
-    const Tableau& tab = tableau_for(opt.method);
-    return tab.n_dense > 0 ? tab.n_dense : 3;
-  }
+  int n_coef() const { return coefficients_for(tableau_for(opt.method)); }
   Index history_doubles() const {
     return InterleavedHistories::doubles(batch, dim, n_coef(), capacity);
   }
