@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 from _common import add_json_option, write_json
-from threadpoolctl import threadpool_info, threadpool_limits
 
 import delyap as dl
 from delyap import _core
@@ -71,6 +70,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a tenth of the steps (smoke test)")
     add_json_option(ap)
     args = ap.parse_args()
+    # Imported here so that --help works without the bench extra (benchmarks/check_results.py).
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     print("numpy BLAS:", ", ".join(f"{i['internal_api']} {i.get('version')} "
                                    f"kernel={i.get('architecture')}" for i in blas))

@@ -218,3 +218,31 @@ def test_ctrl_c_stops_a_gpu_sgd_map(backend):
     sgd.gram_lyapunov(J @ J.T, np.linspace(0.1, 1.0, 16), 4, steps=10**9, device="cuda")
     """
     _check(*_interrupt_child(body, environment(backend)))
+
+
+def test_ctrl_c_during_the_first_scipy_lookup_is_not_swallowed():
+    """The first large product imports scipy's BLAS (slow under load): a Ctrl-C landing there
+    must reach the caller, and must not switch scipy's kernels off for the rest of the process
+    (it used to be taken for 'no scipy', losing the interrupt)."""
+    code = textwrap.dedent("""
+        import sys, numpy as np, delyap as dl
+        from delyap import _testing
+        import scipy.linalg.cython_blas as real
+
+        class Interrupting:
+            def __getattr__(self, name):
+                raise KeyboardInterrupt
+
+        sys.modules["scipy.linalg.cython_blas"] = Interrupting()
+        mats = np.stack([np.eye(64), 0.5 * np.eye(64)])
+        try:
+            dl.iid_product(mats, steps=10, n_exponents=4, transient=0)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted")
+        sys.modules["scipy.linalg.cython_blas"] = real
+        print("backend", _testing.dense_backend(120, 10)[0])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_child_env(), timeout=60)
+    assert out.stdout.split() == ["interrupted", "backend", "scipy"], out.stdout + out.stderr

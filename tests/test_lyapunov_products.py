@@ -164,7 +164,8 @@ def test_scipy_lapack_backend_is_used():
     assert _testing.dense_backend(20, 10) == ("portable", "portable")
     assert _testing.dense_backend(120, 10) == ("scipy", "scipy")
     assert _testing.dense_backend(120, 120) == ("eigen", "eigen")
-    assert _testing.dense_backend(1000, 1000) == ("scipy", "scipy")
+    # Wide QRs stay on the blocked kernel, which polls for Ctrl-C between panels.
+    assert _testing.dense_backend(1000, 1000) == ("scipy", "eigen")
 
 
 @pytest.mark.parametrize("d, k, m", [(120, 120, 1), (120, 10, 1), (110, 110, 3), (1000, 14, 2),

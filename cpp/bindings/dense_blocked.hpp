@@ -40,8 +40,9 @@ constexpr int kBlockedQrMinDim = 96;
 // Where scipy's OpenBLAS (when found) beats the x86-64-v4 Eigen kernels, one thread each
 // (benchmarks/RESULTS.md, issue 12): a few directions (measured at k = 10) wherever the blocked
 // kernels run, 1.3–2× faster; many directions only from d ≈ 1000 on (≤ 500 Eigen is ~5 % faster,
-// at 1000 they tie, at 1500 OpenBLAS is ~12 % faster). The choice depends on d and k only,
-// never on the thread count, so `threads=` does not change results.
+// at 1000 they tie, at 1500 OpenBLAS is ~12 % faster; the wide QR stays on Eigen for Ctrl-C,
+// see orthonormalize). The choice depends on d and k only, never on the thread count, so
+// `threads=` does not change results.
 constexpr int kLapackThinColumns = 12;
 constexpr int kLapackWideMinDim = 1000;
 
@@ -50,9 +51,14 @@ constexpr int kLapackWideMinDim = 1000;
 struct HostDense {
   const FortranLapack* lapack = nullptr;
 
-  bool on_lapack(int d, int k) const {
+  bool on_lapack(int d, int k) const {  // the product
     return lapack && (k <= kLapackThinColumns || d >= kLapackWideMinDim);
   }
+  // LAPACK's QR is two calls (dgeqrf, dorgqr) that cannot be polled inside: ~0.3 s each at
+  // d = k = 1500 on an idle core, seconds when OpenBLAS's threads compete for busy cores, so
+  // Ctrl-C would miss its 1 s. Only thin QRs (microseconds) go there; wide ones run the
+  // blocked Householder QR, which polls between 48-column panels.
+  bool qr_on_lapack(int k) const { return lapack && k <= kLapackThinColumns; }
 
   template <class Poll>
   bool multiply(const double* A, int d, double* q, int k, double* tmp, Poll& poll) const {
@@ -67,7 +73,8 @@ struct HostDense {
   template <class Poll>
   bool orthonormalize(double* q, int d, int k, double* r, double* work, Poll& poll) const {
     if (d < kBlockedQrMinDim) return PortableDense{}.orthonormalize(q, d, k, r, work, poll);
-    if (on_lapack(d, k)) return lapack_qr_host(*lapack, q, d, k, r, PollRef::of(poll));
+    if (qr_on_lapack(k))
+      return lapack_qr_host(*lapack, q, d, k, r, PollRef::of(poll));
     return blocked_qr_host(q, d, k, r, PollRef::of(poll));
   }
 };

@@ -145,9 +145,10 @@ void register_lyapunov(py::module_& m) {
       "dense_backend",
       [](int d, int k) {
         const bindings::HostDense dense = bindings::host_dense(d);
-        const char* blocked = dense.on_lapack(d, k) ? "scipy" : "eigen";
-        return py::make_tuple(d < bindings::kBlockedMultiplyMinDim ? "portable" : blocked,
-                              d < bindings::kBlockedQrMinDim ? "portable" : blocked);
+        const char* product = dense.on_lapack(d, k) ? "scipy" : "eigen";
+        const char* qr = dense.qr_on_lapack(k) ? "scipy" : "eigen";
+        return py::make_tuple(d < bindings::kBlockedMultiplyMinDim ? "portable" : product,
+                              d < bindings::kBlockedQrMinDim ? "portable" : qr);
       },
       py::arg("d"), py::arg("k"),
       "Which kernels iid_product runs for d × k directions: (product, QR), each 'portable', 'eigen' "

@@ -43,8 +43,14 @@ const FortranLapack* load() {
     f.dorgqr = reinterpret_cast<decltype(f.dorgqr)>(capsule_pointer(
         "scipy.linalg.cython_lapack", "dorgqr",
         "void (int *, int *, int *, double *, int *, double *, double *, int *, int *)"));
-  } catch (const py::error_already_set&) {  // no scipy, or no such export: Eigen it is
-    return nullptr;
+  } catch (const py::error_already_set& e) {
+    // No scipy, or no such export: Eigen it is, for good. Anything else, above all a Ctrl-C
+    // that lands during the (slow) first import, propagates: swallowing it here would lose
+    // the interrupt and switch scipy off for the rest of the process; the lookup is retried.
+    if (e.matches(PyExc_ImportError) || e.matches(PyExc_AttributeError) ||
+        e.matches(PyExc_KeyError))
+      return nullptr;
+    throw;
   }
   return f.dgemm && f.dgeqrf && f.dorgqr ? &f : nullptr;
 }
@@ -52,7 +58,9 @@ const FortranLapack* load() {
 }  // namespace
 
 const FortranLapack* scipy_lapack() {
-  static const FortranLapack* f = load();  // once: a failed lookup is not retried
+  // Once: a lookup that found no scipy is not retried (one that raised, e.g. on Ctrl-C, is:
+  // a static whose initialiser throws is initialised again on the next call).
+  static const FortranLapack* f = load();
   return f;
 }
 
