@@ -1,6 +1,8 @@
 // delyap._core: the only place that knows Python. Each area registers its own functions.
 #include <pybind11/pybind11.h>
 
+#include "delyap/dde/trajectory.hpp"
+
 #include "delyap/common/status.hpp"
 #include "delyap/dde/options.hpp"
 #include "delyap/dde/tableau.hpp"
@@ -57,6 +59,9 @@ PYBIND11_MODULE(_core, m) {
   py::dict names;
   for (int s = 0; s <= int(Status::kLast); ++s) names[py::int_(s)] = status_name(Status(s));
   m.attr("STATUS_NAMES") = names;
+  py::tuple stat_fields(kStatFields);
+  for (int i = 0; i < kStatFields; ++i) stat_fields[i] = py::str(kStatFieldNames[i]);
+  m.attr("STAT_FIELDS") = stat_fields;  // the columns of every result's stats rows
 
   py::class_<SolverOptions>(m, "SolverOptions")
       .def(py::init<>())

@@ -44,18 +44,10 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       GramProblem p{update_rows, gather_rows, n, dim, outputs, lr.at(c), B,
                     Sampling(sampling), k, steps, transient, renorm_interval, seed,
                     uint64_t(c)};
-      std::vector<double> mem(GramScratch::doubles(dim, k, B, outputs));
-      std::vector<uint32_t> perm(n_samples), idx(B), rows(Index(B) * outputs);
-      double* m = mem.data();
-      GramScratch s;
-      s.q = m; m += Index(dim) * k;
-      s.gathered = m; m += Index(B) * outputs * k;
-      s.r = m; m += Index(k) * k;
-      s.work = m; m += dim + k;
-      s.logs = m;
-      s.perm = perm.data();
-      s.idx = idx.data();
-      s.rows = rows.data();
+      const Index batch_rows = Index(B) * outputs;
+      std::vector<double> mem(GramScratch::doubles_for(dim, k, batch_rows));
+      std::vector<uint32_t> words(GramScratch::words_for(n_samples, batch_rows));
+      GramScratch s = GramScratch::carve(mem.data(), words.data(), dim, k, batch_rows, n_samples);
       LyapunovAccumulator acc = out.accumulator(c, n_total);
       auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
       int status = 0;

@@ -7,6 +7,8 @@
 // error must fall as h^p.
 #include <catch2/catch.hpp>
 
+#include "delyap/dde/trajectory.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -74,7 +76,7 @@ Errors integrate_fixed(Method method, double dt, int t_end) {
   const NegativeDelayed sys;
   const ExactSolution exact(t_end + 1);
   const Tableau& tab = tableau_for(method);
-  const int n_coef = tab.n_dense > 0 ? tab.n_dense : 3;
+  const int n_coef = coefficients_for(tab);
   HistoryBuffer buffer(1, n_coef, 8);
   HistoryView& hist = buffer.view();
   const double one = 1.0, zero = 0.0;

@@ -7,11 +7,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _core
 from ._result import STATUS_NAMES, Result
 
 __all__ = ["DDESolution", "STATUS_NAMES"]
 
-STAT_FIELDS = ("accepted", "rejected", "rhs_evals", "overlap_steps", "history_peak")
+STAT_FIELDS = tuple(_core.STAT_FIELDS)  # the columns of the core's stats rows (trajectory.hpp)
 _NON_FINITE = next(k for k, v in STATUS_NAMES.items() if v == "non_finite")
 
 

@@ -17,6 +17,9 @@ namespace delyap {
 // accepted, rejected, rhs_evals, overlap_steps (steps that read inside themselves),
 // history_peak.
 constexpr int kStatFields = 5;
+// The row's columns, in order (the bindings export them as _core.STAT_FIELDS).
+constexpr const char* kStatFieldNames[kStatFields] = {"accepted", "rejected", "rhs_evals",
+                                                      "overlap_steps", "history_peak"};
 DELYAP_HD inline void write_stats(const SolveStats& s, Index* row) {
   row[0] = s.accepted;
   row[1] = s.rejected;

@@ -55,9 +55,6 @@ struct GramScratch {
     return Index(dim) * k + rows * k + Index(k) * k + dim + k + k;
   }
   DELYAP_HD static Index words_for(Index n_samples, Index rows) { return n_samples + 2 * rows; }
-  static Index doubles(int dim, int k, int batch, int c) {
-    return doubles_for(dim, k, Index(batch) * c);
-  }
   // The one layout of that storage (host runner and GPU kernel alike).
   DELYAP_HD static GramScratch carve(double* m, uint32_t* w, int dim, int k, Index rows,
                                      Index n_samples) {
