@@ -248,3 +248,70 @@ TEST_CASE("an interleaved view reads the same history as the contiguous one", "[
     CHECK(std::isnan(t[i * stride + 2]));
   }
 }
+
+namespace {
+// HostVectorExec (memory of its own, as a device executor has) that counts its loops: every
+// per-component loop of a history on an executor must run there (on a GPU a plain loop over
+// device memory would read garbage).
+struct CountingExec : HostVectorExec {
+  int* calls = nullptr;
+  template <class F>
+  void for_each(Index n, const F& f) const {
+    ++*calls;
+    SerialExec::for_each(n, f);
+  }
+};
+}  // namespace
+
+TEST_CASE("a history in an executor's memory is the host history, bit for bit",
+          "[history][exec]") {
+  const int dim = 2, n_coef = 4;
+  int calls = 0;
+  CountingExec exec;
+  exec.calls = &calls;
+  HistoryBuffer host(dim, n_coef, 4);
+  HistoryBufferT<CountingExec> dev(exec, dim, n_coef, 4);
+  auto& h = host.view();
+  auto& e = dev.view();
+  // Slide a window so the ring wraps, grow it while wrapped, with a jump in the middle.
+  double t = 0.0;
+  for (int i = 0; i < 40; ++i, t += 0.3) {
+    const double xi[2] = {std::sin(t), t * t}, fi[2] = {std::cos(t), 2 * t};
+    const Index window = i < 20 ? 2 : 12;  // a longer delay later: growth of a wrapped ring
+    h.evict_before(t - window * 0.3);
+    e.evict_before(t - window * 0.3);
+    REQUIRE(host.ensure(h.size + 1));
+    REQUIRE(dev.ensure(e.size + 1));
+    const int before = calls;
+    if (h.size == 0 || i == 25) {  // i = 25: a jump (a repeated time)
+      if (i == 25) t -= 0.3;
+      h.push_anchor(t, xi, fi);
+      e.push_anchor(t, xi, fi);
+      CHECK(calls > before);
+      continue;
+    }
+    double c[n_coef * dim];
+    for (int k = 0; k < n_coef * dim; ++k) c[k] = std::sin(1.7 * k + t);  // any coefficients
+    h.push_interval(c, t, xi, fi);
+    e.push_interval(c, t, xi, fi);
+    CHECK(calls >= before + 2);  // coefficients, then the anchor
+  }
+  REQUIRE(dev.capacity() == host.capacity());
+  REQUIRE(host.capacity() >= 16);
+  REQUIRE(e.size == h.size);
+  for (Index i = 0; i < h.size; ++i) REQUIRE(e.time(i) == h.time(i));
+  for (double s = h.time(0); s <= h.last_time() + 0.5; s += 0.01)
+    for (bool left : {false, true}) {
+      double a[2], b[2], da[2], db[2];
+      const int before = calls;
+      REQUIRE(h.eval(s, a, da, left));
+      REQUIRE(e.eval(s, b, db, left));
+      CHECK(calls >= before + 2);  // the value and the derivative
+      for (int d = 0; d < dim; ++d) {
+        CHECK(a[d] == b[d]);
+        CHECK(da[d] == db[d]);
+      }
+    }
+  double out[2];
+  CHECK_FALSE(e.eval(h.time(0) - 1.0, out));  // older than the window
+}

@@ -9,9 +9,12 @@
 // history is at p[e * stride]), so a device ensemble stores slot s of all trajectories side by
 // side (structure of arrays) and a warp's reads of the same slot coalesce. Host buffers are
 // contiguous (HistoryView), with the stride a compile-time 1 so their reads cost nothing extra.
+// One large trajectory keeps its history in an executor's memory (HistoryViewT<ContiguousLayout,
+// Exec>: a GPU thread per component, thread d of a read touching component d of every row).
 #pragma once
 
 #include "delyap/common/config.hpp"
+#include "delyap/common/exec.hpp"
 #include "delyap/dde/step_kernels.hpp"
 
 namespace delyap {
@@ -39,6 +42,7 @@ struct InterleavedLayout {
 template <class Layout>
 struct HistoryRing : Layout {
   using Layout::stride;
+  DELYAP_HD Layout layout() const { return *this; }  // the strides alone, for the loop functors
   double* t = nullptr;  // [cap], element stride stride()
   Index cap = 0;        // a power of two
   Index head = 0;
@@ -139,13 +143,20 @@ struct HistoryRing : Layout {
   }
 };
 
-// Non-owning view over the buffer storage; the same code runs on host and device.
-template <class Layout>
+// Non-owning view over the buffer storage. Its per-component loops run on `exec`
+// (common/exec.hpp): SerialExec for the CPU solvers and the one-thread-per-trajectory GPU
+// kernels (the same code on host and device; the loops compile to plain ones), or an executor
+// with memory of its own for one large trajectory (a GPU thread per component): x, f and coef
+// then live in the executor's memory and the anchor times t on the host, where the driver's
+// step control and the interval search read them. Pointers handed to push_* and eval are in
+// the executor's memory.
+template <class Layout, class Exec = SerialExec>
 struct HistoryViewT : HistoryRing<Layout> {
   using Ring = HistoryRing<Layout>;
   using Ring::cap;
   using Ring::find_interval;
   using Ring::head;
+  using Ring::layout;
   using Ring::size;
   using Ring::slot;
   using Ring::stride;
@@ -156,6 +167,7 @@ struct HistoryViewT : HistoryRing<Layout> {
   double* coef = nullptr;  // [cap * n_coef * dim], interval starting at that slot
   int dim = 0;
   int n_coef = 3;
+  Exec exec;
 
   // Anchor i's state and derivative: component d at [d * stride()].
   DELYAP_HD const double* state(Index i) const { return x + slot(i) * dim * stride(); }
@@ -167,17 +179,15 @@ struct HistoryViewT : HistoryRing<Layout> {
   DELYAP_HD void push_anchor(double ti, const double* xi, const double* fi) {
     const Index s = slot(size);
     t[s * stride()] = ti;
-    for (int d = 0; d < dim; ++d) {
-      x[(s * dim + d) * stride()] = xi[d];
-      f[(s * dim + d) * stride()] = fi[d];
-    }
+    exec.for_each(dim, StoreAnchor<Layout>{x + s * dim * stride(), f + s * dim * stride(), xi,
+                                           fi, layout()});
     ++size;
   }
 
   // Appends the interval [last anchor, t1] with its coefficients c (n_coef × dim, row per m).
   DELYAP_HD void push_interval(const double* c, double t1, const double* x1, const double* f1) {
     double* dst = coef + slot(size - 1) * n_coef * dim * stride();
-    for (int i = 0; i < n_coef * dim; ++i) dst[i * stride()] = c[i];
+    exec.for_each(Index(n_coef) * dim, StridedStore<Layout>{dst, c, layout()});
     push_anchor(t1, x1, f1);
   }
 
@@ -187,30 +197,22 @@ struct HistoryViewT : HistoryRing<Layout> {
   DELYAP_HD void eval_interval(Index i, double s, double* out) const {
     const double h = time(i + 1) - time(i);
     if (!(h > 0.0) || s == time(i + 1)) {
-      const double* xe = state(i + 1);
-      for (int d = 0; d < dim; ++d) out[d] = xe[d * stride()];
+      exec.for_each(dim, StridedLoad<Layout>{out, state(i + 1), layout()});
       return;
     }
-    eval_step_polynomial(state(i), coefficients(i), n_coef, dim, h, (s - time(i)) / h, out,
-                         stride());
+    exec.for_each(dim, StridedPolynomialRead<Layout>{state(i), coefficients(i), n_coef, dim, h,
+                                                     (s - time(i)) / h, out, layout()});
   }
 
   // x'(s) on interval i: Σ_m (m+1) c_m θ^m.
   DELYAP_HD void eval_interval_derivative(Index i, double s, double* out) const {
     const double h = time(i + 1) - time(i);
     if (!(h > 0.0)) {
-      const double* fe = deriv(i + 1);
-      for (int d = 0; d < dim; ++d) out[d] = fe[d * stride()];
+      exec.for_each(dim, StridedLoad<Layout>{out, deriv(i + 1), layout()});
       return;
     }
-    const double theta = (s - time(i)) / h;
-    const double* c = coefficients(i);
-    for (int d = 0; d < dim; ++d) {
-      double acc = n_coef * c[((n_coef - 1) * dim + d) * stride()];
-      for (int m = n_coef - 2; m >= 0; --m)
-        acc = (m + 1) * c[(m * dim + d) * stride()] + theta * acc;
-      out[d] = acc;
-    }
+    exec.for_each(dim, StridedPolynomialDerivative<Layout>{coefficients(i), n_coef, dim,
+                                                           (s - time(i)) / h, out, layout()});
   }
 
   // x(s) for s in the window (Ring::locate); false when s is older than the window.
@@ -222,12 +224,11 @@ struct HistoryViewT : HistoryRing<Layout> {
     const typename Ring::Read where = this->locate(&s, &i, left, cursor);
     if (where == Ring::Read::TooOld) return false;
     if (where == Ring::Read::PastEnd) {
-      const double t_last = this->last_time();
       const double* xl = state(size - 1);
       const double* fl = deriv(size - 1);
-      for (int d = 0; d < dim; ++d) out[d] = xl[d * stride()] + (s - t_last) * fl[d * stride()];
-      if (derivative)
-        for (int d = 0; d < dim; ++d) derivative[d] = fl[d * stride()];
+      const double ds = s - this->last_time();
+      exec.for_each(dim, StridedExtrapolation<Layout>{xl, fl, ds, out, layout()});
+      if (derivative) exec.for_each(dim, StridedLoad<Layout>{derivative, fl, layout()});
       return true;
     }
     eval_interval(i, s, out);

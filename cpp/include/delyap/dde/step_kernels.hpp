@@ -146,4 +146,82 @@ struct LinearExtrapolation {
   DELYAP_HD void operator()(Index d) const { out[d] = x[d] + s * f[d]; }
 };
 
+// The history's reads and writes (history.hpp) for every executor and storage layout: `layout`
+// gives the element stride of the history's storage (a compile-time 1 for contiguous storage,
+// the number of trajectories for interleaved storage), the other side is contiguous.
+
+// dst[i · stride] = src[i]: coefficients into a history slot.
+template <class Layout>
+struct StridedStore {
+  double* dst;
+  const double* src;
+  Layout layout;
+  DELYAP_HD void operator()(Index i) const { dst[i * layout.stride()] = src[i]; }
+};
+
+// dst[d] = src[d · stride]: a stored state read back.
+template <class Layout>
+struct StridedLoad {
+  double* dst;
+  const double* src;
+  Layout layout;
+  DELYAP_HD void operator()(Index d) const { dst[d] = src[d * layout.stride()]; }
+};
+
+// An anchor's state and derivative into a history slot (x, f: the slot's component 0).
+template <class Layout>
+struct StoreAnchor {
+  double *x, *f;
+  const double *xi, *fi;
+  Layout layout;
+  DELYAP_HD void operator()(Index d) const {
+    x[d * layout.stride()] = xi[d];
+    f[d * layout.stride()] = fi[d];
+  }
+};
+
+// One interval's polynomial at θ (polynomial_component) from strided storage.
+template <class Layout>
+struct StridedPolynomialRead {
+  const double* x;
+  const double* c;
+  int n_coef;
+  Index dim;
+  double h, theta;
+  double* out;
+  Layout layout;
+  DELYAP_HD void operator()(Index d) const {
+    out[d] = polynomial_component(x, c, n_coef, dim, h, theta, d, layout.stride());
+  }
+};
+
+// Its derivative in time, Σ_m (m+1) c_m θ^m (Horner).
+template <class Layout>
+struct StridedPolynomialDerivative {
+  const double* c;
+  int n_coef;
+  Index dim;
+  double theta;
+  double* out;
+  Layout layout;
+  DELYAP_HD void operator()(Index d) const {
+    const Index st = layout.stride();
+    double acc = n_coef * c[((n_coef - 1) * dim + d) * st];
+    for (int m = n_coef - 2; m >= 0; --m) acc = (m + 1) * c[(m * dim + d) * st] + theta * acc;
+    out[d] = acc;
+  }
+};
+
+// out[d] = x[d · stride] + s · f[d · stride]: the linear extrapolation past the last anchor.
+template <class Layout>
+struct StridedExtrapolation {
+  const double *x, *f;
+  double s;
+  double* out;
+  Layout layout;
+  DELYAP_HD void operator()(Index d) const {
+    out[d] = x[d * layout.stride()] + s * f[d * layout.stride()];
+  }
+};
+
 }  // namespace delyap

@@ -12,14 +12,14 @@
 #include <vector>
 
 #include "delyap/dde/ensemble.hpp"
-#include "delyap/dde/vector_history.hpp"
+#include "delyap/dde/history_buffer.hpp"
 
 namespace delyap {
 
 // The initial function's anchors (host arrays) into an executor-memory history. Not the shared
 // push_initial_history: the coefficients are computed on the host and uploaded one by one.
 template <class Exec>
-void load_initial_history(VectorHistoryBuffer<Exec>& buf, const InitialHistory& h, Index b,
+void load_initial_history(HistoryBufferT<Exec>& buf, const InitialHistory& h, Index b,
                           int dim, Exec exec) {
   buf.ensure(h.n + 8);
   auto& v = buf.view();
@@ -54,7 +54,7 @@ Status solve_vector(const System& sys, const SolverOptions& opt, const InitialHi
                 "solve_vector: constant delays and retarded equations only");
   const Tableau& tab = tableau_for(opt.method);
   const int dim = sys.dim(), nd = sys.n_delays();
-  VectorHistoryBuffer<Exec> buffer(exec, dim, coefficients_for(tab));
+  HistoryBufferT<Exec> buffer(exec, dim, coefficients_for(tab));
   load_initial_history(buffer, hist, b, dim, exec);
   std::vector<double> disc = propagated_discontinuities(sys, opt, tab, tr);
 
