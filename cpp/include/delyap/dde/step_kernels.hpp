@@ -125,19 +125,6 @@ DELYAP_HD inline double polynomial_component(const double* x, const double* c, i
   return x[d * stride] + h * theta * acc;
 }
 
-// One interval's polynomial at θ for every component (contiguous storage).
-struct PolynomialRead {
-  const double* x;
-  const double* c;
-  int n_coef;
-  Index dim;
-  double h, theta;
-  double* out;
-  DELYAP_HD void operator()(Index d) const {
-    out[d] = polynomial_component(x, c, n_coef, dim, h, theta, d, 1);
-  }
-};
-
 // out[d] = x[d] + s · f[d]: the linear extrapolation past the last anchor.
 struct LinearExtrapolation {
   const double *x, *f;
