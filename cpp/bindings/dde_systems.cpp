@@ -66,11 +66,7 @@ struct PythonSystem {
   double max_delay() const { return declared_window; }
   bool neutral() const { return is_neutral; }
 
-  bool delays(double t, const double* x, double* out) const {
-    if (tau_fn.is_none()) {
-      for (int k = 0; k < nd; ++k) out[k] = tau[k];
-      return true;
-    }
+  bool delays(double t, const double* x, double* out) const {  // tau_fn given (delays_at)
     if (bindings::interrupt_requested()) return false;
     py::gil_scoped_acquire gil;
     try {

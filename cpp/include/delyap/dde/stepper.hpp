@@ -63,11 +63,6 @@ struct DdeStepper {
   bool neutral;
   double t_base = HUGE_VAL;  // reads later than this are inside the step being taken
   bool read_ahead = false;   // some read of the current attempt fell inside the step
-  // Which one-sided limit a delayed read takes where the history jumps (history.hpp): a stage
-  // after the start of a step reads the end of its lagged window, so the left-hand limit; an
-  // evaluation at the start of a step (t0, or after landing on a discontinuity) the right-hand
-  // one. Steps land on the points where a lag meets a jump, so no stage reads one from inside.
-  bool read_left = false;
   // Read cursors: the history interval each delay read last (HistoryRing::find_interval's
   // hint), so a read usually costs a comparison or two instead of a binary search. Delays
   // beyond kCursors share one (still correct: a cursor is only where the search starts).
@@ -87,7 +82,12 @@ struct DdeStepper {
 
   // out = f(t, x, x(t − τ_1), …) with delayed values (and derivatives, for neutral equations)
   // read from the history. A lag outside [0, window] is a DelayOutOfRange failure.
-  DELYAP_HD Status eval_rhs(double t, const double* x, double* out) {
+  // `left`: which one-sided limit a delayed read takes where the history jumps (history.hpp).
+  // A stage after the start of a step reads the end of its lagged window, so the left-hand
+  // limit; an evaluation at the start of a step (t0, or after landing on a discontinuity) the
+  // right-hand one. Steps land on the points where a lag meets a jump, so no stage reads one
+  // from inside.
+  DELYAP_HD Status eval_rhs(double t, const double* x, double* out, bool left = false) {
     if (!delays_at(sys, t, x, ws.taus)) return Status::RhsError;
     // A vanishing lag evaluated at a stage state may come out slightly negative (the argument
     // then lies just ahead of t, inside the step, and reads the step's own interpolant, which
@@ -107,7 +107,7 @@ struct DdeStepper {
       }
       const double s = t - tau;
       if (s > t_base) read_ahead = true;
-      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, read_left,
+      if (!hist.eval(s, ws.xd + k * dim, neutral ? ws.xd_dot + k * dim : nullptr, left,
                      &cursor[k < kCursors ? k : kCursors - 1]))
         return Status::DelayOutOfRange;
     }
@@ -127,9 +127,7 @@ struct DdeStepper {
     h0 = std::fmin(h0, span);
     if (min_delay > 0) h0 = std::fmin(h0, 0.5 * min_delay);
     exec.for_each(dim, LinearExtrapolation{x0, f0, h0, ws.xs});
-    read_left = true;
-    *st = eval_rhs(t0 + h0, ws.xs, ws.f1);
-    read_left = false;
+    *st = eval_rhs(t0 + h0, ws.xs, ws.f1, /*left=*/true);
     if (*st != Status::Success) return h0;
     const double d2 =
         std::sqrt(exec.sum(dim, ScaledSquare{ws.f1, f0, x0, x0, rt, at}) / dim) / h0;
@@ -204,9 +202,7 @@ struct DdeStepper {
       for (int j = 0; j < kMaxStages; ++j) stage.w[j] = tab.a[i][j];  // whole rows: a fixed
       // bound lets the device keep the copied weights in registers (unused ones are zero)
       exec.for_each(dim, stage);
-      read_left = tab.c[i] > 0.0;
-      const Status st = eval_rhs(t + tab.c[i] * h, ws.xs, ws.k + i * dim);
-      read_left = false;
+      const Status st = eval_rhs(t + tab.c[i] * h, ws.xs, ws.k + i * dim, tab.c[i] > 0.0);
       if (st != Status::Success) return st;
     }
     WeightedStep next{x, ws.k, {}, tab.stages, dim, h, ws.x1};
@@ -218,10 +214,7 @@ struct DdeStepper {
     }
     // Not FSAL: f at the new point is still needed for the Hermite history (and is the next
     // step's first stage, so it is not wasted). It closes this step: left-hand limits.
-    read_left = true;
-    const Status st = eval_rhs(t + h, ws.x1, ws.f1);
-    read_left = false;
-    return st;
+    return eval_rhs(t + h, ws.x1, ws.f1, /*left=*/true);
   }
 };
 

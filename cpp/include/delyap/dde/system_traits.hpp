@@ -42,15 +42,16 @@ DELYAP_HD bool is_neutral(const S& sys) {
   else return false;
 }
 
-// The lags at (t, x); false when the system's delay function failed.
+// The lags at (t, x); false when the system's delay function failed. Constant lags come from
+// delay(k) even for a system that could make them depend on the state: they must not wait for
+// (or be spoiled by) the stage state they do not depend on.
 template <class S>
 DELYAP_HD bool delays_at(const S& sys, double t, const double* x, double* tau) {
   if constexpr (detail::has_delays<S>::value) {
-    return sys.delays(t, x, tau);
-  } else {
-    for (int k = 0; k < sys.n_delays(); ++k) tau[k] = sys.delay(k);
-    return true;
+    if (sys.dependent_delays()) return sys.delays(t, x, tau);
   }
+  for (int k = 0; k < sys.n_delays(); ++k) tau[k] = sys.delay(k);
+  return true;
 }
 
 // The history window: the declared bound for dependent delays, else the largest constant lag.

@@ -49,14 +49,7 @@ struct MackeyGlass {
   DELYAP_HD double delay(int) const { return tau; }
   DELYAP_HD bool dependent_delays() const { return tau_state != 0.0; }
   DELYAP_HD double max_delay() const { return window > 0 ? window : tau; }
-  DELYAP_HD bool delays(double, const double* x, double* out) const {
-    // A constant lag is not computed from the state: τ0 + 0·x would make every delayed read
-    // wait for the stage state it does not depend on (a quarter of the run time of a τ-sweep),
-    // and a non-finite state then shows up in f, as with any constant-delay system.
-    if (tau_state == 0.0) {
-      out[0] = tau;
-      return true;
-    }
+  DELYAP_HD bool delays(double, const double* x, double* out) const {  // dependent only
     out[0] = tau + tau_state * x[0];
     return true;
   }
