@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._system import DDESystem
 from .device import current_stream
-from .rhs import DDESystem, LinearDDE, MackeyGlass
 
 
 def default_capacity(n_hist: int) -> int:
@@ -28,16 +28,7 @@ def options_dict(opt) -> dict:
 
 def check_supported(system: DDESystem, hist, output) -> None:
     """Raise (naming the argument) for what the fixed-storage solver does not do."""
-    if isinstance(system, MackeyGlass):
-        if system.state_dependent:
-            raise ValueError("device: state-dependent lags (tau_state) run on the CPU only")
-    elif isinstance(system, LinearDDE):
-        if system.dim > 8 or system.n_delays > 4:
-            raise ValueError("device: the CUDA solver takes linear systems with dim <= 8 and "
-                             f"n_delays <= 4, got dim {system.dim}, n_delays {system.n_delays}")
-    else:
-        raise ValueError(f"device: the CUDA solver runs the built-in mackey_glass, linear, "
-                         f"kuramoto and stuart_landau systems, not {type(system).__name__}")
+    system._check_device(hist, output)
     if hist.jumps.size:
         raise ValueError("history_jumps: not supported with device='cuda'")
     if output is not None:
@@ -59,10 +50,4 @@ def solve_fixed(system: DDESystem, hist, t0: float, t_final: float, times: np.nd
         common["threads"] = int(threads)
     else:
         common["stream"] = current_stream()
-    b = system.n_trajectories
-    if isinstance(system, MackeyGlass):
-        full = lambda a: c(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731
-        return backend.solve_fixed_mackey_glass(full(system.beta), full(system.gamma),
-                                                full(system.n), full(system.tau), **common)
-    assert isinstance(system, LinearDDE)  # check_supported lets these two through
-    return backend.solve_fixed_linear(c(system.A), c(system.B), c(system.tau), b, **common)
+    return system._solve_fixed(backend, common)

@@ -74,6 +74,31 @@ class DDESystem:
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):  # pragma: no cover
         raise NotImplementedError
 
+    # ---- How the other entry points run this system: each class declares its own support, so
+    # the entry points never test for concrete classes. The defaults say "not supported".
+
+    def _check_lyapunov(self) -> None:
+        """Raise (naming ``system``) unless :func:`delyap.lyapunov_spectrum` can run this."""
+        raise TypeError("system: Lyapunov spectra need a system with an analytic Jacobian "
+                        "(a compiled built-in such as mackey_glass or linear, or python with "
+                        f"jac=…), got {type(self).__name__}")
+
+    def _lyapunov(self, args: tuple) -> dict:  # pragma: no cover (guarded by _check_lyapunov)
+        """The raw Lyapunov run: ``args`` = (t, x, f, y0, t0, t_transient, t_total,
+        renorm_interval, k, anchors_needed, options, n_blocks, n_running, threads)."""
+        raise NotImplementedError
+
+    def _check_device(self, hist, output) -> None:
+        """Raise (naming the argument) unless the fixed-storage ensemble (``device="cuda"``)
+        runs this system with this history and output."""
+        raise ValueError(f"device: the CUDA ensemble solver runs the compiled built-in systems, "
+                         f"not {type(self).__name__} (use device='cpu')")
+
+    def _solve_fixed(self, backend, common: dict) -> dict:  # pragma: no cover (_check_device)
+        """The fixed-storage ensemble on ``backend`` (``_core``: host mirror; ``_cuda``) with
+        the shared keyword arguments ``common`` (history, times, options, capacity, ...)."""
+        raise NotImplementedError
+
 
 def check_delays(tau: np.ndarray, name: str = "tau", *, allow_none: bool = False) -> None:
     """Constant delays are 0 (no delay: the term reads the current state) or at least

@@ -33,7 +33,7 @@ from ._system import ArrayLike, HistoryLike
 from ._validate import as_count, as_float_array, as_positive, as_threads
 from .errors import ConvergenceWarning
 from .history import build_history
-from .rhs import DDESystem, LinearDDE, MackeyGlass, PythonDDE
+from .rhs import DDESystem
 from .solve import METHODS
 
 __all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension",
@@ -507,17 +507,9 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         True (default): a trajectory that fails raises :class:`delyap.IntegrationError`
         carrying the result; False: see ``result.status``.
     """
-    if isinstance(system, PythonDDE):
-        if system.jac is None:
-            raise TypeError("system: a Python system needs its Jacobian for Lyapunov spectra: "
-                            "pass jac=… to delyap.rhs.python")
-        if system.batch_size is not None or system.tau_fn is not None or system.neutral:
-            raise ValueError("system: Lyapunov spectra of Python systems need a single "
-                             "trajectory with constant delays (retarded, not neutral)")
-    elif not isinstance(system, (MackeyGlass, LinearDDE)):
-        raise TypeError("system: Lyapunov spectra need a system with an analytic Jacobian "
-                        f"(mackey_glass, linear, or python with jac=…), got "
-                        f"{type(system).__name__}")
+    if not isinstance(system, DDESystem):
+        raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
+    system._check_lyapunov()
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
     n_threads = as_threads(threads)
@@ -549,15 +541,7 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
             n_threads)
-    if isinstance(system, PythonDDE):
-        raw = _core.lyapunov_python(system.f, system.jac, system.dim, system.tau, t, x, f, y0,
-                                    t_transient, t_total, renorm, k, anchors_needed, opt,
-                                    args[-3], args[-2])
-    elif isinstance(system, MackeyGlass):
-        raw = _core.lyapunov_mackey_glass(system._params, *args)
-    else:
-        assert isinstance(system, LinearDDE)  # checked on entry
-        raw = _core.lyapunov_linear(system._params, *args)
+    raw = system._lyapunov(args)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.
     batched = system.batch_size is not None

@@ -87,6 +87,23 @@ class MackeyGlass(DDESystem):
         return _core.solve_mackey_glass(self._params, history.to_core(), t0, t_final, t_eval,
                                         options, threads, output)
 
+    def _check_device(self, hist, output) -> None:
+        if self.state_dependent:
+            raise ValueError("device: state-dependent lags (tau_state) run on the CPU only")
+
+    def _solve_fixed(self, backend, common: dict) -> dict:
+        b = self.n_trajectories
+        full = lambda a: np.ascontiguousarray(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731
+        return backend.solve_fixed_mackey_glass(full(self.beta), full(self.gamma), full(self.n),
+                                                full(self.tau), **common)
+
+    def _check_lyapunov(self) -> None:
+        if self.state_dependent:
+            raise ValueError("tau_state: Lyapunov spectra need constant delays")
+
+    def _lyapunov(self, args: tuple) -> dict:
+        return _core.lyapunov_mackey_glass(self._params, *args)
+
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
         return f"MackeyGlass({b}, tau in [{self.tau.min():g}, {self.tau.max():g}])"
@@ -167,6 +184,22 @@ class LinearDDE(DDESystem):
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):
         return _core.solve_linear(self._params, history.to_core(), t0, t_final, t_eval, options,
                                   threads, output)
+
+    def _check_device(self, hist, output) -> None:
+        if self.dim > 8 or self.n_delays > 4:
+            raise ValueError("device: the CUDA solver takes linear systems with dim <= 8 and "
+                             f"n_delays <= 4, got dim {self.dim}, n_delays {self.n_delays}")
+
+    def _solve_fixed(self, backend, common: dict) -> dict:
+        c = np.ascontiguousarray
+        return backend.solve_fixed_linear(c(self.A), c(self.B), c(self.tau), self.n_trajectories,
+                                          **common)
+
+    def _check_lyapunov(self) -> None:
+        pass
+
+    def _lyapunov(self, args: tuple) -> dict:
+        return _core.lyapunov_linear(self._params, *args)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
@@ -249,6 +282,21 @@ class PythonDDE(DDESystem):
                                   self.declared_max_delay, self.neutral,
                                   history.to_core(self.n_trajectories), t0, t_final, t_eval,
                                   options, output)
+
+    def _check_lyapunov(self) -> None:
+        if self.jac is None:
+            raise TypeError("system: a Python system needs its Jacobian for Lyapunov spectra: "
+                            "pass jac=… to delyap.rhs.python")
+        if self.batch_size is not None or self.tau_fn is not None or self.neutral:
+            raise ValueError("system: Lyapunov spectra of Python systems need a single "
+                             "trajectory with constant delays (retarded, not neutral)")
+
+    def _lyapunov(self, args: tuple) -> dict:
+        t, x, f, y0, _, t_transient, t_total, renorm, k, anchors, opt, n_blocks, n_running = \
+            args[:13]
+        return _core.lyapunov_python(self.f, self.jac, self.dim, self.tau, t, x, f, y0,
+                                     t_transient, t_total, renorm, k, anchors, opt, n_blocks,
+                                     n_running)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
