@@ -6,13 +6,13 @@
 #include <pybind11/stl.h>
 
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "delyap/dde/rhs/linear.hpp"
-#include "delyap/dde/rhs/mackey_glass.hpp"
+#include "builtin_systems.hpp"
 #include "interruptible.hpp"
 #include "lyapunov_runner.hpp"
 #include "solve_runner.hpp"
@@ -24,25 +24,54 @@ using delyap::bindings::DArray;
 using delyap::bindings::HistoryArgs;
 using delyap::bindings::OutputSpec;
 using delyap::bindings::require_shape;
-using delyap::bindings::LinearParams;
-using delyap::bindings::MackeyGlassParams;
+using delyap::bindings::Builtin;
+using delyap::bindings::ParamArrays;
 
 namespace {
 
-py::dict solve_mackey_glass(const MackeyGlassParams& p, const HistoryArgs& h, double t0,
-                            double t_final, std::optional<DArray> t_eval,
-                            const SolverOptions& opt, int threads, const OutputSpec& output) {
-  p.check();
-  return bindings::run_solve(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt, h, t0,
-                             t_final, t_eval, threads, output);
+// The parameter names of a built-in system, in the order its arrays are passed.
+template <class System>
+std::string parameter_list() {
+  std::string s;
+  for (const char* p : System::kParameters) s += (s.empty() ? "" : ", ") + std::string(p);
+  return s;
 }
 
-py::dict solve_linear(const LinearParams& p, const HistoryArgs& h, double t0, double t_final,
-                      std::optional<DArray> t_eval, const SolverOptions& opt, int threads,
-                      const OutputSpec& output) {
-  p.check();
-  return bindings::run_solve(p.batch, p.dim(), [&p](Index b) { return p.at(b); }, opt, h, t0,
-                             t_final, t_eval, threads, output);
+// solve_<name>, <name>_rhs and <name>_jacobian of a registered built-in system.
+template <class System>
+void register_solve(py::module_& m, const std::string& name) {
+  const std::string params = "params: the arrays [" + parameter_list<System>() + "]";
+  // The order in which the Python class passes its arrays (tests check the two agree).
+  py::tuple names(std::size(System::kParameters));
+  for (std::size_t i = 0; i < std::size(System::kParameters); ++i)
+    names[i] = py::str(System::kParameters[i]);
+  m.attr("BUILTIN_PARAMETERS")[name.c_str()] = names;
+  m.def(
+      ("solve_" + name).c_str(),
+      [name](const ParamArrays& p, const HistoryArgs& h, double t0, double t_final,
+             std::optional<DArray> t_eval, const SolverOptions& opt, int threads,
+             const OutputSpec& output) {
+        const Builtin<System> sys(p, name);
+        return bindings::run_solve(sys.size, sys.dim, [&sys](Index b) { return sys.at(b); },
+                                   opt, h, t0, t_final, t_eval, threads, output);
+      },
+      py::arg("params"), py::arg("history"), py::arg("t0"), py::arg("t_final"),
+      py::arg("t_eval"), py::arg("options"), py::arg("threads"), py::arg("output"),
+      ("Solve a batch of " + name + " systems; " + params + ".").c_str());
+  m.def(
+      (name + "_rhs").c_str(),
+      [name](const ParamArrays& p, Index b, double t, const DArray& x, const DArray& xd) {
+        return bindings::rhs_at(Builtin<System>(p, name).checked_at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"),
+      ("f(t, x, x_delayed) of trajectory `index`; " + params + ".").c_str());
+  m.def(
+      (name + "_jacobian").c_str(),
+      [name](const ParamArrays& p, Index b, double t, const DArray& x, const DArray& xd) {
+        return bindings::jacobian_at(Builtin<System>(p, name).checked_at(b), t, x, xd);
+      },
+      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"),
+      ("(df/dx, df/dx_delayed) of trajectory `index`; " + params + ".").c_str());
 }
 
 // ---- Python right-hand side -----------------------------------------------------------------
@@ -208,54 +237,18 @@ void register_dde_systems(py::module_& m) {
   py::class_<OutputSpec>(m, "OutputSpec")
       .def(py::init<int, std::vector<Index>>(), py::arg("mode") = 0,
            py::arg("components") = std::vector<Index>{});
-  py::class_<MackeyGlassParams>(m, "MackeyGlassParams")
-      .def(py::init<DArray, DArray, DArray, DArray, DArray, double>(), py::arg("beta"),
-           py::arg("gamma"), py::arg("n"), py::arg("tau"), py::arg("tau_state"),
-           py::arg("window"));
-  py::class_<LinearParams>(m, "LinearParams")
-      .def(py::init<DArray, DArray, DArray, Index>(), py::arg("A"), py::arg("B"), py::arg("tau"),
-           py::arg("batch"));
   py::class_<HistoryArgs>(m, "HistoryArgs")
       .def(py::init<DArray, DArray, DArray, DArray, DArray>(), py::arg("t"), py::arg("x"),
            py::arg("f"), py::arg("y0"), py::arg("jumps"));
 
-  m.def("solve_mackey_glass", &solve_mackey_glass, py::arg("params"), py::arg("history"),
-        py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
-        py::arg("threads"), py::arg("output"));
-  m.def("solve_linear", &solve_linear, py::arg("params"), py::arg("history"), py::arg("t0"),
-        py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("threads"),
-        py::arg("output"));
   m.def("solve_python", &solve_python, py::arg("f"), py::arg("batch"), py::arg("dim"),
         py::arg("tau"), py::arg("tau_fn"), py::arg("max_delay"), py::arg("neutral"),
         py::arg("history"), py::arg("t0"), py::arg("t_final"),
         py::arg("t_eval"), py::arg("options"), py::arg("output"));
 
-  m.def(
-      "mackey_glass_rhs",
-      [](const MackeyGlassParams& p, Index b, double t, const DArray& x, const DArray& xd) {
-        p.check();
-        return bindings::rhs_at(p.at(b), t, x, xd);
-      },
-      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
-  m.def(
-      "mackey_glass_jacobian",
-      [](const MackeyGlassParams& p, Index b, double t, const DArray& x, const DArray& xd) {
-        p.check();
-        return bindings::jacobian_at(p.at(b), t, x, xd);
-      },
-      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
-  m.def(
-      "linear_rhs",
-      [](const LinearParams& p, Index b, double t, const DArray& x, const DArray& xd) {
-        p.check();
-        return bindings::rhs_at(p.at(b), t, x, xd);
-      },
-      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
-  m.def(
-      "linear_jacobian",
-      [](const LinearParams& p, Index b, double t, const DArray& x, const DArray& xd) {
-        p.check();
-        return bindings::jacobian_at(p.at(b), t, x, xd);
-      },
-      py::arg("params"), py::arg("index"), py::arg("t"), py::arg("x"), py::arg("x_delayed"));
+  // The registry: every built-in system's entry points and parameter names.
+  m.attr("BUILTIN_PARAMETERS") = py::dict();
+#define DELYAP_REGISTER_SOLVE(System, name) register_solve<System>(m, #name);
+  DELYAP_BUILTIN_SYSTEMS(DELYAP_REGISTER_SOLVE)
+#undef DELYAP_REGISTER_SOLVE
 }

@@ -5,8 +5,10 @@
 #include <pybind11/pybind11.h>
 
 #include <atomic>
+#include <string>
 #include <vector>
 
+#include "builtin_systems.hpp"
 #include "delyap/parallel/parallel_for.hpp"
 #include "fixed_solve.hpp"
 #include "interruptible.hpp"
@@ -32,37 +34,30 @@ py::dict run_fixed_host(const Batch& systems, FixedSolve& fs, int threads) {
   return fs.to_dict();
 }
 
-py::dict solve_fixed_mackey_glass(const DArray& beta, const DArray& gamma, const DArray& n,
-                                  const DArray& tau, const DArray& ht, const DArray& hx,
-                                  const DArray& hf, const DArray& y0, double t0, double t_final,
-                                  const DArray& t_eval, const py::dict& options, Index capacity,
-                                  int threads) {
-  const Index batch = beta.ndim() == 1 ? beta.shape(0) : 0;
-  FixedSolve fs(batch, 1, 1, ht, hx, hf, y0, t0, t_final, t_eval, options, capacity);
-  return run_fixed_host(bindings::mackey_glass_batch(batch, beta, gamma, n, tau), fs, threads);
-}
-
-py::dict solve_fixed_linear(const DArray& A, const DArray& B, const DArray& tau, Index batch,
-                            const DArray& ht, const DArray& hx, const DArray& hf,
-                            const DArray& y0, double t0, double t_final, const DArray& t_eval,
-                            const py::dict& options, Index capacity, int threads) {
-  const LinearBatch systems = bindings::linear_batch(batch, A, B, tau);
-  FixedSolve fs(batch, systems.d, systems.nd, ht, hx, hf, y0, t0, t_final, t_eval, options,
-                capacity);
-  return run_fixed_host(systems, fs, threads);
+// solve_fixed_<name> of a registered built-in system: the host mirror of its CUDA kernel.
+template <class System>
+void register_fixed(py::module_& m, const std::string& name) {
+  m.def(
+      ("solve_fixed_" + name).c_str(),
+      [name](const bindings::ParamArrays& p, const DArray& ht, const DArray& hx,
+             const DArray& hf, const DArray& y0, double t0, double t_final,
+             const DArray& t_eval, const py::dict& options, Index capacity, int threads) {
+        const bindings::Builtin<System> sys(p, name);
+        sys.check_device_limits(name);
+        FixedSolve fs(sys.size, sys.dim, sys.n_delays, ht, hx, hf, y0, t0, t_final, t_eval,
+                      options, capacity);
+        return run_fixed_host(sys.batch, fs, threads);
+      },
+      py::arg("params"), py::arg("hist_t"), py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"),
+      py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
+      py::arg("capacity"), py::arg("threads"),
+      ("Host mirror of the CUDA " + name + " ensemble kernel (fixed history storage).").c_str());
 }
 
 }  // namespace
 
 void register_fixed_solve(py::module_& m) {
-  m.def("solve_fixed_mackey_glass", &solve_fixed_mackey_glass, py::arg("beta"),
-        py::arg("gamma"), py::arg("n"), py::arg("tau"), py::arg("hist_t"), py::arg("hist_x"),
-        py::arg("hist_f"), py::arg("y0"), py::arg("t0"), py::arg("t_final"), py::arg("t_eval"),
-        py::arg("options"), py::arg("capacity"), py::arg("threads"),
-        "Host mirror of the CUDA Mackey–Glass ensemble kernel (fixed history storage).");
-  m.def("solve_fixed_linear", &solve_fixed_linear, py::arg("A"), py::arg("B"), py::arg("tau"),
-        py::arg("batch"), py::arg("hist_t"), py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"),
-        py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
-        py::arg("capacity"), py::arg("threads"),
-        "Host mirror of the CUDA linear-DDE ensemble kernel (fixed history storage).");
+#define DELYAP_REGISTER_FIXED(System, name) register_fixed<System>(m, #name);
+  DELYAP_BUILTIN_SYSTEMS(DELYAP_REGISTER_FIXED)
+#undef DELYAP_REGISTER_FIXED
 }

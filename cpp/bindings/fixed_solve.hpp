@@ -13,7 +13,7 @@
 
 #include "arrays.hpp"
 #include "delyap/dde/fixed_ensemble.hpp"
-#include "delyap/dde/rhs/batches.hpp"
+#include "system_params.hpp"
 
 namespace delyap::bindings {
 
@@ -121,33 +121,5 @@ struct FixedSolve {
     return r;
   }
 };
-
-// Per-trajectory parameter arrays → batches (validated; pointers into the numpy arrays).
-inline MackeyGlassBatch mackey_glass_batch(Index batch, const DArray& beta, const DArray& gamma,
-                                           const DArray& n, const DArray& tau) {
-  for (const DArray* a : {&beta, &gamma, &n, &tau})
-    require_shape(*a, "mackey_glass parameter", {batch});
-  return MackeyGlassBatch{beta.data(), gamma.data(), n.data(), tau.data()};
-}
-
-inline LinearBatch linear_batch(Index batch, const DArray& A, const DArray& B,
-                                const DArray& tau) {
-  require_shape(A, "A", {-1, -1, -1});
-  const int d = int(A.shape(1));
-  require_shape(tau, "tau", {-1, -1});
-  const int nd = int(tau.shape(1));
-  require_shape(A, "A", {-1, d, d});
-  require_shape(B, "B", {-1, nd, d, d});
-  for (const DArray* a : {&A, &B, &tau})
-    if (a->shape(0) != 1 && a->shape(0) != batch)
-      throw py::value_error("linear: parameter batch sizes do not match");
-  if (d > LinearBatch::kDim || nd > LinearBatch::kDelays)
-    throw py::value_error("linear: the fixed-storage (device) solver supports dim <= " +
-                          std::to_string(LinearBatch::kDim) + " and n_delays <= " +
-                          std::to_string(LinearBatch::kDelays));
-  return LinearBatch{A.data(), B.data(), tau.data(), A.shape(0) == 1 ? 0 : Index(d) * d,
-                     B.shape(0) == 1 ? 0 : Index(nd) * d * d, tau.shape(0) == 1 ? 0 : nd,
-                     d, nd};
-}
 
 }  // namespace delyap::bindings

@@ -4,10 +4,11 @@
 #include <pybind11/pybind11.h>
 
 #include <atomic>
+#include <string>
 #include <vector>
 
-#include "delyap/dde/rhs/linear.hpp"
-#include "delyap/dde/rhs/mackey_glass.hpp"
+#include "builtin_systems.hpp"
+#include "delyap/dde/system_traits.hpp"
 #include "delyap/lyap/iid_product.hpp"
 #include "dense_blocked.hpp"
 #include "lyapunov_runner.hpp"
@@ -87,6 +88,31 @@ DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, d
   return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k, anchors_needed};
 }
 
+// lyapunov_<name> of a registered built-in system.
+template <class System>
+void register_lyapunov_of(py::module_& m, const std::string& name) {
+  m.def(
+      ("lyapunov_" + name).c_str(),
+      [name](const bindings::ParamArrays& p, const DArray& ht, const DArray& hx,
+             const DArray& hf, const DArray& y0, double t0, double t_transient, double t_total,
+             double renorm, int k, int anchors, const SolverOptions& opt, int n_blocks,
+             Index n_running, int threads) {
+        const bindings::Builtin<System> sys(p, name);
+        // The tangent integration reads the delayed tangent at fixed lags.
+        for (Index b = 0; b < sys.size; ++b)
+          if (dependent_delays(sys.at(b)))
+            throw py::value_error(name + ": Lyapunov spectra need constant delays");
+        return bindings::run_dde_lyapunov(
+            sys.size, sys.dim, [&sys](Index b) { return sys.at(b); }, opt, ht, hx, hf, y0,
+            make_problem(t0, t_transient, t_total, renorm, k, anchors), n_blocks, n_running,
+            threads);
+      },
+      py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
+      py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
+      py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"), py::arg("n_running"),
+      py::arg("threads"), ("Lyapunov spectra of a batch of " + name + " systems.").c_str());
+}
+
 }  // namespace
 
 void register_lyapunov(py::module_& m) {
@@ -153,36 +179,7 @@ void register_lyapunov(py::module_& m) {
       py::arg("d"), py::arg("k"),
       "Which kernels iid_product runs for d × k directions: (product, QR), each 'portable', 'eigen' "
       "or 'scipy'.");
-  m.def(
-      "lyapunov_mackey_glass",
-      [](const bindings::MackeyGlassParams& p, const DArray& ht, const DArray& hx,
-         const DArray& hf, const DArray& y0, double t0, double t_transient, double t_total,
-         double renorm, int k, int anchors, const SolverOptions& opt, int n_blocks,
-         Index n_running, int threads) {
-        p.check();
-        for (Index b = 0; b < p.batch(); ++b)
-          if (p.tau_state.at(b) != 0.0)
-            throw py::value_error("tau_state: Lyapunov spectra need constant delays");
-        return bindings::run_dde_lyapunov(p.batch(), 1, [&p](Index b) { return p.at(b); }, opt,
-                                          ht, hx, hf, y0,
-                                          make_problem(t0, t_transient, t_total, renorm, k, anchors),
-                                          n_blocks, n_running, threads);
-      },
-      py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
-      py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
-      py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
-  m.def(
-      "lyapunov_linear",
-      [](const bindings::LinearParams& p, const DArray& ht, const DArray& hx, const DArray& hf,
-         const DArray& y0, double t0, double t_transient, double t_total, double renorm, int k,
-         int anchors, const SolverOptions& opt, int n_blocks, Index n_running, int threads) {
-        p.check();
-        return bindings::run_dde_lyapunov(p.batch, p.dim(), [&p](Index b) { return p.at(b); },
-                                          opt, ht, hx, hf, y0,
-                                          make_problem(t0, t_transient, t_total, renorm, k, anchors),
-                                          n_blocks, n_running, threads);
-      },
-      py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),
-      py::arg("t_transient"), py::arg("t_total"), py::arg("renorm_interval"), py::arg("k"),
-      py::arg("anchors_needed"), py::arg("options"), py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+#define DELYAP_REGISTER_LYAPUNOV(System, name) register_lyapunov_of<System>(m, #name);
+  DELYAP_BUILTIN_SYSTEMS(DELYAP_REGISTER_LYAPUNOV)
+#undef DELYAP_REGISTER_LYAPUNOV
 }

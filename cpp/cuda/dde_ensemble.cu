@@ -6,7 +6,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "builtin_systems.hpp"
 #include "common.cuh"
 #include "fixed_solve.hpp"
 
@@ -71,37 +74,36 @@ py::dict run_fixed_device(Batch systems, FixedSolve& fs, std::uintptr_t stream_h
   return fs.to_dict();
 }
 
-py::dict solve_fixed_mackey_glass(const DArray& beta, const DArray& gamma, const DArray& n,
-                                  const DArray& tau, const DArray& ht, const DArray& hx,
-                                  const DArray& hf, const DArray& y0, double t0, double t_final,
-                                  const DArray& t_eval, const py::dict& options, Index capacity,
-                                  std::uintptr_t stream, int threads_per_block) {
-  require_device();
-  const Index batch = beta.ndim() == 1 ? beta.shape(0) : 0;
-  FixedSolve fs(batch, 1, 1, ht, hx, hf, y0, t0, t_final, t_eval, options, capacity);
-  MackeyGlassBatch host = bindings::mackey_glass_batch(batch, beta, gamma, n, tau);
-  DeviceBuffer<double> d_beta(host.beta, batch, as_stream(stream)),
-      d_gamma(host.gamma, batch, as_stream(stream)), d_n(host.n, batch, as_stream(stream)),
-      d_tau(host.tau, batch, as_stream(stream));
-  const MackeyGlassBatch dev{d_beta.get(), d_gamma.get(), d_n.get(), d_tau.get()};
-  return run_fixed_device(dev, fs, stream, threads_per_block);
-}
-
-py::dict solve_fixed_linear(const DArray& A, const DArray& B, const DArray& tau, Index batch,
-                            const DArray& ht, const DArray& hx, const DArray& hf,
-                            const DArray& y0, double t0, double t_final, const DArray& t_eval,
-                            const py::dict& options, Index capacity, std::uintptr_t stream,
-                            int threads_per_block) {
-  require_device();
-  const LinearBatch host = bindings::linear_batch(batch, A, B, tau);
-  FixedSolve fs(batch, host.d, host.nd, ht, hx, hf, y0, t0, t_final, t_eval, options, capacity);
-  DeviceBuffer<double> d_A(A.data(), A.size(), as_stream(stream)),
-      d_B(B.data(), B.size(), as_stream(stream)), d_tau(tau.data(), tau.size(), as_stream(stream));
-  LinearBatch dev = host;
-  dev.A = d_A.get();
-  dev.B = d_B.get();
-  dev.tau = d_tau.get();
-  return run_fixed_device(dev, fs, stream, threads_per_block);
+// solve_fixed_<name> of a registered built-in system: its parameter arrays are copied to the
+// device and the pack is built on those copies, with the strides checked on the host arrays.
+template <class System>
+void register_fixed_device(py::module_& m, const std::string& name) {
+  m.def(
+      ("solve_fixed_" + name).c_str(),
+      [name](const bindings::ParamArrays& p, const DArray& ht, const DArray& hx,
+             const DArray& hf, const DArray& y0, double t0, double t_final,
+             const DArray& t_eval, const py::dict& options, Index capacity,
+             std::uintptr_t stream, int threads_per_block) {
+        require_device();
+        const bindings::Builtin<System> host(p, name);
+        host.check_device_limits(name);
+        FixedSolve fs(host.size, host.dim, host.n_delays, ht, hx, hf, y0, t0, t_final, t_eval,
+                      options, capacity);
+        std::vector<DeviceBuffer<double>> copies;
+        std::vector<const double*> pointers;
+        copies.reserve(p.size());
+        for (const DArray& a : p) {
+          copies.emplace_back(a.data(), std::size_t(a.size()), as_stream(stream));
+          pointers.push_back(copies.back().get());
+        }
+        using Batch = BatchOf<System>;
+        const Batch dev = bindings::BatchArrays<Batch>::make(p, pointers.data());
+        return run_fixed_device(dev, fs, stream, threads_per_block);
+      },
+      py::arg("params"), py::arg("hist_t"), py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"),
+      py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
+      py::arg("capacity"), py::arg("stream") = 0, py::arg("threads_per_block") = 128,
+      (name + " ensemble, one GPU thread per trajectory.").c_str());
 }
 
 }  // namespace
@@ -109,14 +111,7 @@ py::dict solve_fixed_linear(const DArray& A, const DArray& B, const DArray& tau,
 
 void register_cuda_dde(py::module_& m) {
   using namespace delyap::cuda;
-  m.def("solve_fixed_mackey_glass", &solve_fixed_mackey_glass, py::arg("beta"), py::arg("gamma"),
-        py::arg("n"), py::arg("tau"), py::arg("hist_t"), py::arg("hist_x"), py::arg("hist_f"),
-        py::arg("y0"), py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
-        py::arg("capacity"), py::arg("stream") = 0, py::arg("threads_per_block") = 128,
-        "Mackey–Glass ensemble, one GPU thread per trajectory.");
-  m.def("solve_fixed_linear", &solve_fixed_linear, py::arg("A"), py::arg("B"), py::arg("tau"),
-        py::arg("batch"), py::arg("hist_t"), py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"),
-        py::arg("t0"), py::arg("t_final"), py::arg("t_eval"), py::arg("options"),
-        py::arg("capacity"), py::arg("stream") = 0, py::arg("threads_per_block") = 128,
-        "Linear DDE ensemble (dim <= 8, n_delays <= 4), one GPU thread per trajectory.");
+#define DELYAP_REGISTER_DEVICE(System, name) register_fixed_device<delyap::System>(m, #name);
+  DELYAP_BUILTIN_SYSTEMS(DELYAP_REGISTER_DEVICE)
+#undef DELYAP_REGISTER_DEVICE
 }

@@ -6,7 +6,7 @@ with its own adaptive steps. ``python`` wraps any vectorised Python function.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, ClassVar, Optional, Union
 
 import numpy as np
 
@@ -16,8 +16,9 @@ from ._system import check_delays as _check_delays
 from ._validate import as_count, as_float_array, as_index
 from .networks import KuramotoDDE, StuartLandauDDE, kuramoto, stuart_landau
 
-__all__ = ["DDESystem", "MackeyGlass", "LinearDDE", "PythonDDE", "KuramotoDDE", "StuartLandauDDE",
-           "mackey_glass", "linear", "python", "kuramoto", "stuart_landau"]
+__all__ = ["DDESystem", "MackeyGlass", "DelayedLogistic", "LinearDDE", "PythonDDE",
+           "KuramotoDDE", "StuartLandauDDE", "mackey_glass", "delayed_logistic", "linear",
+           "python", "kuramoto", "stuart_landau"]
 
 
 def _broadcast_batch(params: dict) -> tuple[dict, Optional[int]]:
@@ -36,19 +37,118 @@ def _broadcast_batch(params: dict) -> tuple[dict, Optional[int]]:
     return {k: np.ascontiguousarray(np.broadcast_to(a, (batch,))) for k, a in arrays.items()}, batch
 
 
-class MackeyGlass(DDESystem):
+class CompiledSystem(DDESystem):
+    """Base of the compiled built-in systems: each entry point is the C++ registry's function
+    for ``_core_name`` (``_core.solve_<name>``, ``lyapunov_<name>``, ``<name>_rhs``,
+    ``<name>_jacobian``, ``solve_fixed_<name>``), called with the system's parameter arrays in
+    the order of ``_core.BUILTIN_PARAMETERS[_core_name]`` (its C++ declaration)."""
+
+    _core_name: ClassVar[str]
+
+    def _parameter_arrays(self) -> list[np.ndarray]:
+        """The parameter arrays in the C++ declaration's order (contiguous float64)."""
+        raise NotImplementedError
+
+    def _core_function(self, backend, pattern: str) -> Callable:
+        return getattr(backend, pattern.format(self._core_name))
+
+    def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
+        """f(t, x, x_delayed) of trajectory ``index`` (x: (dim,), x_delayed: (n_delays, dim))."""
+        return self._core_function(_core, "{}_rhs")(
+            self._parameter_arrays(), as_index(index, self.n_trajectories), float(t),
+            *self._point(x, x_delayed))
+
+    def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike,
+                 index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(∂f/∂x of shape (dim, dim), ∂f/∂x(t − τ_k) of shape (n_delays, dim, dim)) of
+        trajectory ``index``."""
+        return self._core_function(_core, "{}_jacobian")(
+            self._parameter_arrays(), as_index(index, self.n_trajectories), float(t),
+            *self._point(x, x_delayed))
+
+    def _point(self, x: ArrayLike, xd: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        return (as_float_array(x, "x").reshape(self.dim),
+                as_float_array(xd, "x_delayed").reshape(self.n_delays, self.dim))
+
+    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
+        return self._core_function(_core, "solve_{}")(
+            self._parameter_arrays(), history.to_core(), t0, t_final, t_eval, options, threads,
+            output)
+
+    def _check_device(self, hist, output) -> None:
+        pass
+
+    def _solve_fixed(self, backend, common: dict) -> dict:
+        return self._core_function(backend, "solve_fixed_{}")(self._parameter_arrays(), **common)
+
+    def _check_lyapunov(self) -> None:
+        pass
+
+    def _lyapunov(self, args: tuple) -> dict:
+        return self._core_function(_core, "lyapunov_{}")(self._parameter_arrays(), *args)
+
+
+class ScalarParameterSystem(CompiledSystem):
+    """Base of the compiled built-ins with scalar parameters, each a number or a 1-D array
+    (arrays broadcast to a batch, one trajectory per element).
+
+    A subclass declares ``_core_name``, ``dim``, ``n_delays``, ``_parameters`` (the attribute
+    names in the order of the C++ declaration), ``_delay_parameters`` (those that are constant
+    delays) and calls :meth:`_set_parameters` from its constructor.
+    """
+
+    _parameters: ClassVar[tuple[str, ...]]
+    _delay_parameters: ClassVar[tuple[str, ...]] = ("tau",)
+    # Parameters shown by repr (default: all of _parameters).
+    _shown: ClassVar[Optional[tuple[str, ...]]] = None
+
+    def _set_parameters(self, **values: ArrayLike) -> None:
+        """Validate and broadcast the constructor's parameters to the batch (as attributes)."""
+        p, self.batch_size = _broadcast_batch(values)
+        for name in self._delay_parameters:
+            _check_delays(p[name], name)
+        for name, value in p.items():
+            setattr(self, name, value)
+
+    def _parameter_arrays(self) -> list[np.ndarray]:
+        arrays = self.__dict__.get("_arrays")
+        if arrays is None:  # built once: the parameters do not change after construction
+            arrays = [np.ascontiguousarray(getattr(self, n), dtype=np.float64).reshape(-1)
+                      for n in self._parameters]
+            self._arrays = arrays
+        return arrays
+
+    @property
+    def delays(self) -> np.ndarray:
+        return np.stack([getattr(self, n) for n in self._delay_parameters], axis=1)
+
+    def __repr__(self) -> str:
+        parts = ["single" if self.batch_size is None else f"batch={self.batch_size}"]
+        for name in self._shown or self._parameters:
+            a = np.asarray(getattr(self, name))
+            lo, hi = float(a.min()), float(a.max())
+            parts.append(f"{name}={lo:g}" if lo == hi else f"{name} in [{lo:g}, {hi:g}]")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class MackeyGlass(ScalarParameterSystem):
     """Mackey–Glass: x' = β x(t−τ) / (1 + x(t−τ)ⁿ) − γ x. Use :func:`mackey_glass`."""
 
+    _core_name = "mackey_glass"
+    _parameters = ("beta", "gamma", "n", "tau", "tau_state", "window")
+    _shown = ("beta", "gamma", "n", "tau", "tau_state")
     dim = 1
     n_delays = 1
+    beta: np.ndarray
+    gamma: np.ndarray
+    n: np.ndarray
+    tau: np.ndarray
+    tau_state: np.ndarray
+    window: float
 
     def __init__(self, beta: ArrayLike, gamma: ArrayLike, n: ArrayLike, tau: ArrayLike,
                  tau_state: ArrayLike = 0.0, max_delay: Optional[float] = None):
-        p, self.batch_size = _broadcast_batch(dict(beta=beta, gamma=gamma, n=n, tau=tau,
-                                                   tau_state=tau_state))
-        _check_delays(p["tau"])
-        self.beta, self.gamma, self.n, self.tau = p["beta"], p["gamma"], p["n"], p["tau"]
-        self.tau_state = p["tau_state"]
+        self._set_parameters(beta=beta, gamma=gamma, n=n, tau=tau, tau_state=tau_state)
         self.state_dependent = bool(np.any(self.tau_state != 0))
         if self.state_dependent:
             if max_delay is None:
@@ -59,54 +159,18 @@ class MackeyGlass(DDESystem):
         else:
             window = 0.0
         self.window = window
-        self._params = _core.MackeyGlassParams(self.beta, self.gamma, self.n, self.tau,
-                                               self.tau_state, window)
 
     @property
     def max_delay(self) -> float:
         return self.window if self.state_dependent else float(self.tau.max())
 
-    @property
-    def delays(self) -> np.ndarray:
-        return self.tau.reshape(-1, 1)
-
-    def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
-        """f(t, x, x_delayed) of trajectory ``index`` (x: (1,), x_delayed: (1, 1))."""
-        return _core.mackey_glass_rhs(self._params, as_index(index, self.n_trajectories), float(t),
-                                      *self._point(x, x_delayed))
-
-    def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
-        """(∂f/∂x of shape (1, 1), ∂f/∂x(t−τ) of shape (1, 1, 1)) of trajectory ``index``."""
-        return _core.mackey_glass_jacobian(self._params, as_index(index, self.n_trajectories),
-                                           float(t), *self._point(x, x_delayed))
-
-    def _point(self, x, xd):
-        return (as_float_array(x, "x").reshape(1), as_float_array(xd, "x_delayed").reshape(1, 1))
-
-    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
-        return _core.solve_mackey_glass(self._params, history.to_core(), t0, t_final, t_eval,
-                                        options, threads, output)
-
     def _check_device(self, hist, output) -> None:
         if self.state_dependent:
             raise ValueError("device: state-dependent lags (tau_state) run on the CPU only")
 
-    def _solve_fixed(self, backend, common: dict) -> dict:
-        b = self.n_trajectories
-        full = lambda a: np.ascontiguousarray(np.broadcast_to(a, (b,)), dtype=np.float64)  # noqa: E731
-        return backend.solve_fixed_mackey_glass(full(self.beta), full(self.gamma), full(self.n),
-                                                full(self.tau), **common)
-
     def _check_lyapunov(self) -> None:
         if self.state_dependent:
             raise ValueError("tau_state: Lyapunov spectra need constant delays")
-
-    def _lyapunov(self, args: tuple) -> dict:
-        return _core.lyapunov_mackey_glass(self._params, *args)
-
-    def __repr__(self) -> str:
-        b = "single" if self.batch_size is None else f"batch={self.batch_size}"
-        return f"MackeyGlass({b}, tau in [{self.tau.min():g}, {self.tau.max():g}])"
 
 
 def mackey_glass(beta: ArrayLike = 0.2, gamma: ArrayLike = 0.1, n: ArrayLike = 10.0,
@@ -122,8 +186,42 @@ def mackey_glass(beta: ArrayLike = 0.2, gamma: ArrayLike = 0.1, n: ArrayLike = 1
     return MackeyGlass(beta, gamma, n, tau, tau_state, max_delay)
 
 
-class LinearDDE(DDESystem):
+class DelayedLogistic(ScalarParameterSystem):
+    """The delayed logistic (Hutchinson) equation x' = r x (1 − x(t−τ)/K). Use
+    :func:`delayed_logistic`."""
+
+    _core_name = "delayed_logistic"
+    _parameters = ("r", "K", "tau")
+    dim = 1
+    n_delays = 1
+    r: np.ndarray
+    K: np.ndarray
+    tau: np.ndarray
+
+    def __init__(self, r: ArrayLike = 1.0, K: ArrayLike = 1.0, tau: ArrayLike = 1.0):
+        self._set_parameters(r=r, K=K, tau=tau)
+        if np.any(self.K <= 0):
+            raise ValueError(f"K: the carrying capacity must be positive, got {self.K.min():g}")
+
+
+def delayed_logistic(r: ArrayLike = 1.0, K: ArrayLike = 1.0,
+                     tau: ArrayLike = 1.0) -> DelayedLogistic:
+    """The delayed logistic (Hutchinson) equation x' = r x (1 − x(t−τ)/K) (compiled).
+
+    Growth at rate ``r`` limited by the population ``x`` one maturation time ``tau`` ago,
+    relative to the carrying capacity ``K``. The equilibrium x = K is stable for r τ < π/2 and
+    gives way to a stable limit cycle (a supercritical Hopf bifurcation) beyond. Any parameter
+    may be a 1-D array; arrays broadcast to a batch, one trajectory each, e.g.
+    ``delayed_logistic(r=1.0, tau=np.linspace(1, 2, 100))`` sweeps across the Hopf point.
+    Runs on every solver, on ``device="cuda"`` and in :func:`delyap.lyapunov_spectrum`.
+    """
+    return DelayedLogistic(r, K, tau)
+
+
+class LinearDDE(CompiledSystem):
     """x' = A x + Σ_k B_k x(t − τ_k). Use :func:`linear`."""
+
+    _core_name = "linear"
 
     def __init__(self, A: ArrayLike, B: Optional[ArrayLike] = None,
                  tau: Optional[ArrayLike] = None):
@@ -162,44 +260,18 @@ class LinearDDE(DDESystem):
         self.batch_size = (sizes.pop() if sizes else 1) if batched else None
         self.A, self.B, self.tau = A3, B4, np.ascontiguousarray(tau)
         self.dim, self.n_delays = d, nd
-        self._params = _core.LinearParams(self.A, self.B, self.tau, self.n_trajectories)
 
     @property
     def delays(self) -> np.ndarray:
         return self.tau
 
-    def rhs(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0) -> np.ndarray:
-        return _core.linear_rhs(self._params, as_index(index, self.n_trajectories), float(t),
-                                *self._point(x, x_delayed))
-
-    def jacobian(self, t: float, x: ArrayLike, x_delayed: ArrayLike, index: int = 0):
-        """(A of shape (dim, dim), B of shape (n_delays, dim, dim)) for trajectory ``index``."""
-        return _core.linear_jacobian(self._params, as_index(index, self.n_trajectories), float(t),
-                                     *self._point(x, x_delayed))
-
-    def _point(self, x, xd):
-        return (as_float_array(x, "x").reshape(self.dim),
-                as_float_array(xd, "x_delayed").reshape(self.n_delays, self.dim))
-
-    def _solve(self, history, t0, t_final, t_eval, options, threads, output):
-        return _core.solve_linear(self._params, history.to_core(), t0, t_final, t_eval, options,
-                                  threads, output)
+    def _parameter_arrays(self) -> list[np.ndarray]:
+        return [self.A, self.B, self.tau]
 
     def _check_device(self, hist, output) -> None:
         if self.dim > 8 or self.n_delays > 4:
             raise ValueError("device: the CUDA solver takes linear systems with dim <= 8 and "
                              f"n_delays <= 4, got dim {self.dim}, n_delays {self.n_delays}")
-
-    def _solve_fixed(self, backend, common: dict) -> dict:
-        c = np.ascontiguousarray
-        return backend.solve_fixed_linear(c(self.A), c(self.B), c(self.tau), self.n_trajectories,
-                                          **common)
-
-    def _check_lyapunov(self) -> None:
-        pass
-
-    def _lyapunov(self, args: tuple) -> dict:
-        return _core.lyapunov_linear(self._params, *args)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"

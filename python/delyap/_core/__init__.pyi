@@ -13,7 +13,7 @@ import numpy
 import numpy.typing
 import typing
 from . import _testing
-__all__: list[str] = ['HistoryArgs', 'LinearParams', 'MackeyGlassParams', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
+__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
 class Method:
     """
     Members:
@@ -139,12 +139,6 @@ class SolverOptions:
 class OutputSpec:
     def __init__(self, mode: typing.SupportsInt | typing.SupportsIndex = 0, components: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> None:
         ...
-class MackeyGlassParams:
-    def __init__(self, beta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau_state: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], window: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-class LinearParams:
-    def __init__(self, A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], B: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], batch: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
 class HistoryArgs:
     def __init__(self, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], jumps: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
         ...
@@ -154,6 +148,14 @@ class NetworkArgs:
 def blocked_linalg_isa() -> str:
     """
     Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).
+    """
+def delayed_logistic_jacobian(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    (df/dx, df/dx_delayed) of trajectory `index`; params: the arrays [r, K, tau].
+    """
+def delayed_logistic_rhs(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    f(t, x, x_delayed) of trajectory `index`; params: the arrays [r, K, tau].
     """
 def gram_kernel_isa() -> str:
     """
@@ -165,38 +167,67 @@ def gram_lyapunov(K: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], ba
     """
 def iid_product(matrices: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], cumulative: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], k: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, transient: typing.SupportsInt | typing.SupportsIndex, renorm_interval: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     ...
-def linear_jacobian(params: LinearParams, index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
-    ...
-def linear_rhs(params: LinearParams, index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
-    ...
-def lyapunov_linear(params: LinearParams, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
-    ...
-def lyapunov_mackey_glass(params: MackeyGlassParams, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
-    ...
+def linear_jacobian(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    (df/dx, df/dx_delayed) of trajectory `index`; params: the arrays [A, B, tau].
+    """
+def linear_rhs(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    f(t, x, x_delayed) of trajectory `index`; params: the arrays [A, B, tau].
+    """
+def lyapunov_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Lyapunov spectra of a batch of delayed_logistic systems.
+    """
+def lyapunov_linear(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Lyapunov spectra of a batch of linear systems.
+    """
+def lyapunov_mackey_glass(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Lyapunov spectra of a batch of mackey_glass systems.
+    """
 def lyapunov_python(f: typing.Any, jac: typing.Any, dim: typing.SupportsInt | typing.SupportsIndex, tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f_hist: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex) -> dict:
     ...
-def mackey_glass_jacobian(params: MackeyGlassParams, index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
-    ...
-def mackey_glass_rhs(params: MackeyGlassParams, index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
-    ...
-def solve_fixed_linear(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], B: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], batch: typing.SupportsInt | typing.SupportsIndex, hist_t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: dict, capacity: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def mackey_glass_jacobian(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
     """
-    Host mirror of the CUDA linear-DDE ensemble kernel (fixed history storage).
+    (df/dx, df/dx_delayed) of trajectory `index`; params: the arrays [beta, gamma, n, tau, tau_state, window].
     """
-def solve_fixed_mackey_glass(beta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], n: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: dict, capacity: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def mackey_glass_rhs(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Host mirror of the CUDA Mackey–Glass ensemble kernel (fixed history storage).
+    f(t, x, x_delayed) of trajectory `index`; params: the arrays [beta, gamma, n, tau, tau_state, window].
+    """
+def solve_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
+    """
+    Solve a batch of delayed_logistic systems; params: the arrays [r, K, tau].
+    """
+def solve_fixed_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], hist_t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: dict, capacity: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Host mirror of the CUDA delayed_logistic ensemble kernel (fixed history storage).
+    """
+def solve_fixed_linear(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], hist_t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: dict, capacity: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Host mirror of the CUDA linear ensemble kernel (fixed history storage).
+    """
+def solve_fixed_mackey_glass(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], hist_t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], hist_f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: dict, capacity: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Host mirror of the CUDA mackey_glass ensemble kernel (fixed history storage).
     """
 def solve_kuramoto(network: NetworkArgs, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     ...
-def solve_linear(params: LinearParams, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
-    ...
-def solve_mackey_glass(params: MackeyGlassParams, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
-    ...
+def solve_linear(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
+    """
+    Solve a batch of linear systems; params: the arrays [A, B, tau].
+    """
+def solve_mackey_glass(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
+    """
+    Solve a batch of mackey_glass systems; params: the arrays [beta, gamma, n, tau, tau_state, window].
+    """
 def solve_python(f: typing.Any, batch: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex, tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau_fn: typing.Any, max_delay: typing.SupportsFloat | typing.SupportsIndex, neutral: bool, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, output: OutputSpec) -> dict:
     ...
 def solve_stuart_landau(network: NetworkArgs, lam: typing.SupportsFloat | typing.SupportsIndex, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     ...
+BUILTIN_PARAMETERS: dict = {'mackey_glass': ('beta', 'gamma', 'n', 'tau', 'tau_state', 'window'), 'linear': ('A', 'B', 'tau'), 'delayed_logistic': ('r', 'K', 'tau')}
 STATUS_NAMES: dict = {0: 'success', 1: 'max_steps', 2: 'step_underflow', 3: 'non_finite', 4: 'rhs_error', 5: 'delay_out_of_range', 6: 'cancelled', 7: 'history_full', 8: 'not_run', 9: 'unsupported', 10: 'time_resolution'}
 STAT_FIELDS: tuple = ('accepted', 'rejected', 'rhs_evals', 'overlap_steps', 'history_peak')
 __version__: str = '0.1.0'

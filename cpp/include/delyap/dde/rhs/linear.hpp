@@ -6,7 +6,14 @@
 
 namespace delyap {
 
+struct LinearBatch;
+
 struct LinearDde {
+  // The registry's declaration: matrix parameters travel in their own pack (LinearBatch,
+  // below), built from the arrays named here (bindings/system_params.hpp).
+  using Batch = LinearBatch;
+  static constexpr const char* kParameters[] = {"A", "B", "tau"};
+
   const double* A;    // dim × dim, row-major
   const double* B;    // n_delays × dim × dim
   const double* tau;  // n_delays
@@ -35,6 +42,19 @@ struct LinearDde {
   DELYAP_HD void jacobian(double, const double*, const double*, double* jx, double* jd) const {
     for (int i = 0; i < d * d; ++i) jx[i] = A[i];
     for (Index i = 0; i < Index(nd) * d * d; ++i) jd[i] = B[i];
+  }
+};
+
+// Linear systems of a batch, each array shared (stride 0) or per trajectory.
+struct LinearBatch {
+  const double* A;    // (1 | batch) × d × d
+  const double* B;    // (1 | batch) × nd × d × d
+  const double* tau;  // (1 | batch) × nd
+  Index stride_A, stride_B, stride_tau;
+  int d, nd;
+  static constexpr int kDim = 8, kDelays = 4;  // the device build's limits (local scratch)
+  DELYAP_HD LinearDde at(Index b) const {
+    return LinearDde{A + b * stride_A, B + b * stride_B, tau + b * stride_tau, d, nd};
   }
 };
 

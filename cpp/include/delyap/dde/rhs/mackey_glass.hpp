@@ -31,6 +31,12 @@ struct MackeyGlass {
   unsigned n_int = 0;
   bool n_integral = false;
 
+  // The registry's declaration (dde/rhs/batches.hpp): the parameters in constructor order and
+  // the device limits. window is the declared max_delay of a state-dependent lag (0: none).
+  static constexpr const char* kParameters[] = {"beta", "gamma", "n", "tau", "tau_state",
+                                                "window"};
+  static constexpr int kMaxDim = 1, kMaxDelays = 1;
+
   DELYAP_HD MackeyGlass(double beta_, double gamma_, double n_, double tau_,
                         double tau_state_ = 0.0, double window_ = 0.0)
       : beta(beta_), gamma(gamma_), n(n_), tau(tau_), tau_state(tau_state_), window(window_) {
