@@ -153,7 +153,8 @@ def jitcdde_compile_once(make, cache_dir, modulename: str):
     t0 = time.perf_counter()
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
-        so_path = next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir() else None
+        so_path = (next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir()
+                   else None)
         if so_path is not None:
             return make(str(so_path)), time.perf_counter() - t0, True
     dde = make(None)

@@ -259,7 +259,8 @@ def main():
     ap.add_argument("--n", type=int, default=10_000, help="network size (default 1e4)")
     ap.add_argument("--accuracy", type=float, default=1e-4,
                     help="required max |r - r_ref| over t = 10, 50, 100 (default 1e-4)")
-    ap.add_argument("--atol-ratio", type=float, default=1e-3, help="atol = rtol * ratio, every tool")
+    ap.add_argument("--atol-ratio", type=float, default=1e-3,
+                    help="atol = rtol * ratio, every tool")
     ap.add_argument("--repeats", type=int, default=3, help="best-of-N for the delyap timings")
     ap.add_argument("--calib-n", type=int, default=200,
                     help="size at which jitcdde runs to t=100 (accuracy and step count)")
@@ -273,9 +274,11 @@ def main():
                     help="jitcdde at --n itself: 'auto' (default; --quick: 'skip') loads a cached "
                          "module if there is one and times steps with it, else extrapolates; "
                          "'compile' compiles it if needed (~8 min per delay mode, cached after)")
-    ap.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "_cache", "jitcdde_kuramoto"),
+    ap.add_argument("--cache-dir",
+                    default=os.path.join(os.path.dirname(__file__), "_cache", "jitcdde_kuramoto"),
                     help="compiled jitcdde modules (+ their compile times); '' disables")
-    ap.add_argument("--skip", nargs="*", default=[], choices=("numpy", "torchdde", "ddeint", "jitcdde"),
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=("numpy", "torchdde", "ddeint", "jitcdde"),
                     help="peers to leave out")
     add_json_option(ap)
     args = ap.parse_args()
@@ -284,7 +287,8 @@ def main():
     if args.jitcdde_big is None:
         args.jitcdde_big = "skip" if quick else "auto"
     repeats = 1 if quick else args.repeats
-    sizes = args.jitcdde_sizes if args.jitcdde_sizes is not None else ([500] if quick else [1000, 3000])
+    sizes = (args.jitcdde_sizes if args.jitcdde_sizes is not None
+             else ([500] if quick else [1000, 3000]))
     skip = set(args.skip) | ({"numpy", "torchdde", "ddeint"} if quick else set())
     for peer, module in (("torchdde", "torchdde"), ("ddeint", "ddeint"), ("jitcdde", "jitcdde")):
         if peer not in skip and importlib.util.find_spec(module) is None:
@@ -317,7 +321,8 @@ def main():
             ref = r_ref[I_CHECK]
             res["ref"] = ref
             print(f"  reference delyap rtol={ref_rtol:g}: r(10,50,100) = "
-                  + " ".join(f"{v:.6f}" for v in ref) + f"  ({s_ref:.1f} s, {st_ref['accepted']} steps)")
+                  + " ".join(f"{v:.6f}" for v in ref)
+                  + f"  ({s_ref:.1f} s, {st_ref['accepted']} steps)")
             stats_d = {}
 
             def run_d(rtol):
@@ -351,17 +356,19 @@ def main():
                 import peers_torchdde_kuramoto as ptd
 
                 for rtol in (1e-5, 1e-6, 1e-7):
-                    r_t, t_t, st = ptd.solve(prob, np.concatenate([[0.0], T_CHECK]), rtol, rtol * ar)
+                    r_t, t_t, st = ptd.solve(prob, np.concatenate([[0.0], T_CHECK]), rtol,
+                                             rtol * ar)
                     e = r_t[1:] - ref
-                    print(f"    torchdde float32 rtol={rtol:.0e}: {t_t:.2f} s, {st['rhs_evals']} RHS evals, "
-                          f"err {err_str(e)}")
+                    print(f"    torchdde float32 rtol={rtol:.0e}: {t_t:.2f} s, "
+                          f"{st['rhs_evals']} RHS evals, err {err_str(e)}")
                     res["torchdde"] = dict(rtol=rtol, sec=t_t, err=e, ok=max_err(e) <= acc)
                     if max_err(e) <= acc:
                         break
 
             # ---- jitcdde: accuracy and step count at calib-n, where it can run to t = 100
             if "jitcdde" not in skip:
-                res["jitcdde"] = run_jitcdde(mode, args, results["sizes"], cache, acc, ar, ladder_j, ladder_d, dl, repeats)
+                res["jitcdde"] = run_jitcdde(mode, args, results["sizes"], cache, acc, ar,
+                                             ladder_j, ladder_d, dl, repeats)
 
         # ---- ddeint: small N only
         if "ddeint" not in skip:
@@ -417,7 +424,8 @@ def run_jitcdde(mode, args, size_rows, cache, acc, ar, ladder_j, ladder_d, dl, r
     (r_ref_c, _), _ = dl.solve(pc, 1e-11, 1e-11 * ar)
     ref_c = r_ref_c[I_CHECK]
     mc = pkj.build(pc, cache_dir=cache)
-    print(f"    compile at N={n_c}: {mc.compile_seconds:.1f} s{' (cached)' if mc.from_cache else ''}")
+    print(f"    compile at N={n_c}: {mc.compile_seconds:.1f} s"
+          f"{' (cached)' if mc.from_cache else ''}")
     steps_j = {}
 
     def run_j(rtol):
@@ -426,23 +434,27 @@ def run_jitcdde(mode, args, size_rows, cache, acc, ar, ladder_j, ladder_d, dl, r
         return (r,), sec
 
     tol_j, errs_j, secs_j = scan(run_j, ladder_j, acc, ref_c)
-    print_scan("jitcdde", errs_j, {r: f"({secs_j[r]:.2f} s, {steps_j[r]} step attempts)" for r in secs_j})
+    print_scan("jitcdde", errs_j,
+               {r: f"({secs_j[r]:.2f} s, {steps_j[r]} step attempts)" for r in secs_j})
     tol_dc, errs_dc, secs_dc = scan(lambda r: dl.at_check(pc, r, r * ar), ladder_d, acc, ref_c)
     print_scan("delyap", errs_dc, {r: f"({secs_dc[r]:.3f} s)" for r in secs_dc})
     if tol_j is None:
         tol_j = min(errs_j)
-        print(f"    jitcdde reached no accuracy {acc:g} at N={n_c}; using its tightest rtol {tol_j:.0e}")
+        print(f"    jitcdde reached no accuracy {acc:g} at N={n_c}; "
+              f"using its tightest rtol {tol_j:.0e}")
     if tol_dc is None:
         tol_dc = min(errs_dc)
     t_jc = timed(repeats, lambda: run_j(tol_j), secs_j[tol_j])
     t_dc = timed(repeats, lambda: dl.solve(pc, tol_dc, tol_dc * ar), secs_dc[tol_dc])
     sps_c = pkj.seconds_per_step(mc, pc, n_steps=50)
-    steps_eq = steps_j[tol_j]  # deterministic; time = steps x cost per step (+ small Python overhead)
+    # deterministic; time = steps x cost per step (+ small Python overhead)
+    steps_eq = steps_j[tol_j]
     out["calib"] = dict(n=n_c, edges=pc.A.nnz, tol_j=tol_j, tol_d=tol_dc, t_j=t_jc, t_d=t_dc,
                         err_j=errs_j[tol_j], err_d=errs_dc[tol_dc], compile=mc.compile_seconds,
                         sps=sps_c, steps_eq=steps_eq)
-    print(f"    matched at N={n_c}: jitcdde rtol={tol_j:.0e} {t_jc:.2f} s, delyap rtol={tol_dc:.0e} "
-          f"{t_dc:.3f} s (ratio {t_dc / t_jc:.4f}); jitcdde {steps_eq} step attempts to t={T_END:g}, "
+    print(f"    matched at N={n_c}: jitcdde rtol={tol_j:.0e} {t_jc:.2f} s, "
+          f"delyap rtol={tol_dc:.0e} {t_dc:.3f} s (ratio {t_dc / t_jc:.4f}); "
+          f"jitcdde {steps_eq} step attempts to t={T_END:g}, "
           f"{sps_c * 1e3:.2f} ms per step (x steps = {steps_eq * sps_c:.2f} s)")
     mc = None  # free the compiled model (not `del`: run_j's closure still names it)
 
@@ -452,7 +464,8 @@ def run_jitcdde(mode, args, size_rows, cache, acc, ar, ladder_j, ladder_d, dl, r
         pk2 = make_problem(args.count_n, mode)
         m2 = pkj.build(pk2, cache_dir=cache)
         (r2,), sec2 = run_j_at(m2, pk2, tol_j, ar)
-        print(f"    jitcdde at N={args.count_n}, rtol={tol_j:.0e}: {sec2:.1f} s, {m2.last_steps} step attempts "
+        print(f"    jitcdde at N={args.count_n}, rtol={tol_j:.0e}: {sec2:.1f} s, "
+              f"{m2.last_steps} step attempts "
               f"(x{m2.last_steps / steps_eq:.2f} the N={n_c} count); used for N={args.n}")
         out["calib"]["steps_count_n"] = (args.count_n, m2.last_steps)
         steps_eq = m2.last_steps
@@ -465,14 +478,17 @@ def run_jitcdde(mode, args, size_rows, cache, acc, ar, ladder_j, ladder_d, dl, r
     (_, sb_N), _ = dl.solve(pN, tol_j, tol_j * ar, method="BS3")
     growth = (sb_N["accepted"] + sb_N["rejected"]) / (sb_c["accepted"] + sb_c["rejected"])
     print(f"    step-count growth N={n_count} -> {args.n} (delyap BS3 at rtol={tol_j:.0e}): "
-          f"{sb_c['accepted'] + sb_c['rejected']} -> {sb_N['accepted'] + sb_N['rejected']} attempts, x{growth:.2f}")
+          f"{sb_c['accepted'] + sb_c['rejected']} -> "
+          f"{sb_N['accepted'] + sb_N['rejected']} attempts, x{growth:.2f}")
 
     # ---- jitcdde at N: measured per-step cost when a module is at hand, else extrapolated
     pts = sorted({(n_c, sps_c)} | {(r["n"], r["sps"]) for r in size_rows})
-    c_fit, p_fit = power_fit([n for n, _ in pts], [s for _, s in pts]) if len(pts) >= 2 else (None, None)
+    c_fit, p_fit = (power_fit([n for n, _ in pts], [s for _, s in pts]) if len(pts) >= 2
+                    else (None, None))
     m_big = None
     if args.jitcdde_big != "skip":
-        m_big = pkj.load_cached(pN, cache) if args.jitcdde_big == "auto" else pkj.build(pN, cache_dir=cache)
+        m_big = (pkj.load_cached(pN, cache) if args.jitcdde_big == "auto"
+                 else pkj.build(pN, cache_dir=cache))
     if m_big is not None:
         sps_N = pkj.seconds_per_step(m_big, pN, n_steps=2)
         sps_src = "measured"
@@ -504,7 +520,8 @@ def run_ddeint(args, dl, ar):
         tt, r, sec, nr = pdi.solve(prob, T_END, dt)
         e = np.interp(T_CHECK, tt, r) - ref
         rows.append(dict(dt=dt, sec=sec, err=e, n_rhs=nr))
-        print(f"  ddeint N={n} per-edge, output step {dt:g}: {sec:.2f} s, {nr} RHS evals, err {err_str(e)}")
+        print(f"  ddeint N={n} per-edge, output step {dt:g}: {sec:.2f} s, {nr} RHS evals, "
+              f"err {err_str(e)}")
     return dict(n=n, rows=rows, delyap_sec=t_d, delyap_err=r_d[I_CHECK] - ref)
 
 
@@ -513,7 +530,8 @@ def run_ddeint(args, dl, ar):
 def report(results, args, acc):
     N = args.n
     print("\n" + "=" * 100)
-    print(f"Integration time to t={T_END:g}, matched accuracy max|r - r_ref|(t=10,50,100) <= {acc:g}, one core each")
+    print(f"Integration time to t={T_END:g}, "
+          f"matched accuracy max|r - r_ref|(t=10,50,100) <= {acc:g}, one core each")
     print(f"{'workload':<53} {'delyap s':>9} {'jitcdde s':>11} {'ratio':>9} {'target':>7}  ok")
     for mode in MODES:
         res = results[mode]
@@ -532,15 +550,20 @@ def report(results, args, acc):
         wl = f"{lab}, N={N} (jitcdde est.)"
         print(f"{wl:<53} {d['sec']:>9.3f} {fmt_s(jn['est_lo']):>11} {r:>9.1e} "
               f"{TARGET_RATIO:>7.2f}  {'yes' if r <= TARGET_RATIO else 'NO'}")
-    cn = [results[m]["jitcdde"]["calib"].get("steps_count_n") for m in MODES if results[m].get("jitcdde")]
+    cn = [results[m]["jitcdde"]["calib"].get("steps_count_n") for m in MODES
+          if results[m].get("jitcdde")]
     where = f"N={cn[0][0]}" if cn and cn[0] else "the calibration N"
-    print(f"  jitcdde est. at N = (its step attempts to t=100 at {where}, counted) x (its cost per step\n"
-          "  at N, measured or extrapolated); the step count is not scaled up to N (favours jitcdde:\n"
+    print(f"  jitcdde est. at N = (its step attempts to t=100 at {where}, counted) x "
+          "(its cost per step\n"
+          "  at N, measured or extrapolated); the step count is not scaled up to N "
+          "(favours jitcdde:\n"
           "  its attempts grow with N); scaled by delyap-BS3's step growth it would be: "
-          + ", ".join(f"{m}: {fmt_s(results[m]['jitcdde']['N']['est'])} (x{results[m]['jitcdde']['N']['growth']:.2f})"
+          + ", ".join(f"{m}: {fmt_s(results[m]['jitcdde']['N']['est'])} "
+                      f"(x{results[m]['jitcdde']['N']['growth']:.2f})"
                       for m in MODES if results[m].get("jitcdde")))
 
-    print(f"\nAccuracy (signed error of r at t=10, 50, 100 against delyap rtol={results['ref_rtol']:g} at N={N}; "
+    print("\nAccuracy (signed error of r at t=10, 50, 100 against delyap "
+          f"rtol={results['ref_rtol']:g} at N={N}; "
           "1e-11 at the calibration N)")
     for mode in MODES:
         res = results[mode]
@@ -560,8 +583,10 @@ def report(results, args, acc):
         j = res.get("jitcdde")
         if j:
             c = j["calib"]
-            print(f"    jitcdde  N={c['n']:<6} rtol={c['tol_j']:.0e}            {err_str(c['err_j'])}")
-            print(f"    delyap   N={c['n']:<6} rtol={c['tol_d']:.0e}            {err_str(c['err_d'])}")
+            print(f"    jitcdde  N={c['n']:<6} rtol={c['tol_j']:.0e}            "
+                  f"{err_str(c['err_j'])}")
+            print(f"    delyap   N={c['n']:<6} rtol={c['tol_d']:.0e}            "
+                  f"{err_str(c['err_d'])}")
     if "ddeint" in results:
         x = results["ddeint"]
         print(f"  ddeint (per-edge, N={x['n']}; delyap rtol=1e-7 there: {x['delyap_sec']:.3f} s, "
@@ -570,8 +595,10 @@ def report(results, args, acc):
             print(f"    output step {row['dt']:<5g} {row['sec']:.2f} s  err {err_str(row['err'])}")
 
     if any(results[m].get("jitcdde") for m in MODES):
-        print("\njitcdde compile (symengine -> C -> gcc -O3, excluded from the timings above) and cost per step")
-        print(f"  {'N':>6} {'edges':>7} {'delays':<9} {'wall s':>8} {'CPU s':>8} {'ms/step':>9} {'ns/term':>8}  detail")
+        print("\njitcdde compile (symengine -> C -> gcc -O3, excluded from the timings above) "
+              "and cost per step")
+        print(f"  {'N':>6} {'edges':>7} {'delays':<9} {'wall s':>8} {'CPU s':>8} "
+              f"{'ms/step':>9} {'ns/term':>8}  detail")
         rows = [dict(r, mode="per-edge") for r in results.get("sizes", [])]
         rows += [dict(results[m]["jitcdde"]["compile_N"], mode=m) for m in MODES
                  if results[m].get("jitcdde") and results[m]["jitcdde"].get("compile_N")]
@@ -579,14 +606,16 @@ def report(results, args, acc):
             cpu = f"{r['compile_cpu']:8.1f}" if r["compile_cpu"] is not None else f"{'-':>8}"
             print(f"  {r['n']:>6} {r['edges']:>7} {r['mode']:<9} {r['compile']:8.1f} {cpu} "
                   f"{r['sps'] * 1e3:9.1f} {r['sps'] / r['edges'] * 1e9:8.0f}  {r['breakdown']}"
-                  + (" [cached module: times as recorded when it was built]" if r["cached"] else ""))
+                  + (" [cached module: times as recorded when it was built]"
+                     if r["cached"] else ""))
         small = [r for r in results.get("sizes", []) if r["n"] != N]
         if len(small) >= 2:
             use_cpu = all(r["compile_cpu"] is not None for r in small)
             key = "compile_cpu" if use_cpu else "compile"
             c, p = power_fit([r["n"] for r in small], [r[key] for r in small])
             print(f"  compile {'CPU' if use_cpu else 'wall'} time fit ~N^{p:.2f} over N="
-                  + ", ".join(str(r["n"]) for r in small) + f": N={N} -> {fmt_s(c * N ** p)} per delay setting")
+                  + ", ".join(str(r["n"]) for r in small)
+                  + f": N={N} -> {fmt_s(c * N ** p)} per delay setting")
 
 
 if __name__ == "__main__":

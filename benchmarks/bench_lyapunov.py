@@ -73,8 +73,8 @@ def stratified_subset(n: int, m: int, seed: int) -> np.ndarray:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="(a) t_total 1e4 / transient 1000; (b) 20 taus, t_total 2e3 / transient 500, "
-                         "jitcdde on 5 of them; one repeat")
+                    help="(a) t_total 1e4 / transient 1000; (b) 20 taus, "
+                         "t_total 2e3 / transient 500, jitcdde on 5 of them; one repeat")
     ap.add_argument("--n-exp", type=int, default=4)
     ap.add_argument("--rtol", type=float, default=1e-6, help="both tools")
     ap.add_argument("--atol", type=float, default=1e-9, help="both tools")
@@ -85,11 +85,13 @@ def main():
     ap.add_argument("--sweep-t-total", type=float, default=2e4)
     ap.add_argument("--sweep-transient", type=float, default=2000.0)
     ap.add_argument("--sweep-subset", type=int, default=80,
-                    help="jitcdde runs this many taus (stratified random) and extrapolates; 0 = all")
+                    help="jitcdde runs this many taus (stratified random) and extrapolates; "
+                         "0 = all")
     ap.add_argument("--repeats", type=int, default=5, help="best-of-N for delyap")
     ap.add_argument("--jit-repeats", type=int, default=2, help="best-of-N for jitcdde_lyap (a)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="delyap threads for (b) (default: delyap's choice); (b) is also run with 1")
+                    help="delyap threads for (b) (default: delyap's choice); "
+                         "(b) is also run with 1")
     ap.add_argument("--seed", type=int, default=0, help="tangent initial functions; tau subset")
     ap.add_argument("--cache-dir", default="",
                     help="cache the compiled jitcdde_lyap module here (default: compile fresh, "
@@ -122,11 +124,12 @@ def main():
         # ---- (a) tau = 17
         print(f"(a) tau=17, {k} exponents, transient {t_trans_a:g}, t_total {t_total_a:g}, "
               f"rtol={args.rtol:g}, atol={args.atol:g}, jitcdde sample {args.sample:g}")
-        rd, td = best_of(repeats, lambda: delyap_spectrum(17.0, k, t_total_a, t_trans_a, threads=None,
-                                                          seed=args.seed, **tol))
+        rd, td = best_of(repeats, lambda: delyap_spectrum(17.0, k, t_total_a, t_trans_a,
+                                                          threads=None, seed=args.seed, **tol))
 
         def jit_a():
-            r = pjl.lyapunov(model, 17.0, t_total_a, t_trans_a, sample=args.sample, seed=args.seed, **tol)
+            r = pjl.lyapunov(model, 17.0, t_total_a, t_trans_a, sample=args.sample,
+                             seed=args.seed, **tol)
             return r, r.seconds
 
         rj, tj = best_of(jit_repeats, jit_a)
@@ -153,7 +156,8 @@ def main():
             r, t = best_of(max(1, min(repeats, 2)),
                            lambda: delyap_spectrum(taus, k, t_total_b, t_trans_b, threads=th,
                                                    seed=args.seed, **tol))
-            if rb is None:  # exponents from the default-threads run (results do not depend on threads)
+            # exponents from the default-threads run (results do not depend on threads)
+            if rb is None:
                 rb = r
             sweep_rows.append((th, t))
         idx = stratified_subset(n_taus, subset, args.seed)
@@ -161,13 +165,15 @@ def main():
         se_j = np.empty((len(idx), k))
         t_loop = 0.0
         for m, i in enumerate(idx):
-            r = pjl.lyapunov(model, taus[i], t_total_b, t_trans_b, sample=args.sample, seed=args.seed, **tol)
+            r = pjl.lyapunov(model, taus[i], t_total_b, t_trans_b, sample=args.sample,
+                             seed=args.seed, **tol)
             lam_j[m], se_j[m] = r.exponents, r.stderr
             t_loop += r.seconds
         scale = n_taus / len(idx)
         tj_b = t_loop * scale
         note = ("" if len(idx) == n_taus else
-                f" (extrapolated: {len(idx)} stratified-random taus took {t_loop:.1f} s, x{scale:g})")
+                f" (extrapolated: {len(idx)} stratified-random taus took {t_loop:.1f} s, "
+                f"x{scale:g})")
         print(f"    jitcdde_lyap loop: {tj_b:.1f} s{note}")
 
         lam_d, se_d = rb.exponents[idx], rb.stderr[idx]
@@ -177,7 +183,8 @@ def main():
         print(f"    top exponent on the {len(idx)} shared taus: max |Δλ1| = {d1.max():.2e}, "
               f"max |Δλ1|/comb.se = {np.max(np.abs(z1)):.2f}, median {np.median(np.abs(z1)):.2f}, "
               f"{int(np.sum(np.abs(z1) > Z_MAX))} beyond {Z_MAX:g}; "
-              f"chaotic (λ1 > 3 se in both): {int(np.sum((lam_d[:, 0] > 3 * se_d[:, 0]) & (lam_j[:, 0] > 3 * se_j[:, 0])))}")
+              "chaotic (λ1 > 3 se in both): "
+              f"{int(np.sum((lam_d[:, 0] > 3 * se_d[:, 0]) & (lam_j[:, 0] > 3 * se_j[:, 0])))}")
         print("    worst taus:  " + "; ".join(
             f"τ={taus[idx[w]]:.3f}: {lam_d[w, 0]:+.5f}±{se_d[w, 0]:.5f} vs "
             f"{lam_j[w, 0]:+.5f}±{se_j[w, 0]:.5f} (z={z1[w]:+.1f})" for w in worst))
@@ -187,7 +194,8 @@ def main():
 
     # ---- table
     print()
-    print(f"jitcdde_lyap compile: {compile_s:.2f} s{' (cached module load)' if model.from_cache else ''}, "
+    print(f"jitcdde_lyap compile: {compile_s:.2f} s"
+          f"{' (cached module load)' if model.from_cache else ''}, "
           f"not included below; delyap is compiled ahead of time")
     print(f"{'workload':<58} {'delyap s':>9} {'jitcdde s':>10} {'ratio':>7} {'target':>7}  ok")
     r_a = td / rj.seconds
@@ -212,7 +220,8 @@ def main():
               "jitcdde_taus_run": len(idx), "jitcdde_seconds": tj_b,
               "jitcdde_extrapolated": bool(len(idx) < n_taus),
               "delyap": [{"threads": th, "seconds": t, "ratio": t / tj_b} for th, t in sweep_rows],
-              "max_abs_z_lambda1": np.max(np.abs(z1)), "median_abs_z_lambda1": np.median(np.abs(z1)),
+              "max_abs_z_lambda1": np.max(np.abs(z1)),
+              "median_abs_z_lambda1": np.median(np.abs(z1)),
               "beyond_z_max": int(np.sum(np.abs(z1) > Z_MAX))},
     })
 

@@ -88,8 +88,10 @@ def main():
     ap.add_argument("--sweep-output", choices=("dense", "sparse"), default="dense",
                     help="dense: output every 1.0 as in (a); sparse: only t=100 and t=500")
     ap.add_argument("--threads", type=int, default=None,
-                    help="delyap threads for (b) (default: delyap's choice); (b) is also run with 1")
-    ap.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
+                    help="delyap threads for (b) (default: delyap's choice); "
+                         "(b) is also run with 1")
+    ap.add_argument("--cache-dir",
+                    default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
                     help="where the compiled jitcdde module is cached ('' disables)")
     ap.add_argument("--jitcdde-only", action="store_true",
                     help="skip delyap (use the published reference); for checking the peer side")
@@ -144,14 +146,16 @@ def main():
                            tolerance_ladder(1e-3, 1e-11))
             tol_d = pick_tolerance(dl_errs, args.accuracy)
             print("delyap  err x(100) by rtol: "
-                  + ", ".join(f"{r:.1e}:{e:+.1e}" for r, e in sorted(dl_errs.items(), reverse=True)))
+                  + ", ".join(f"{r:.1e}:{e:+.1e}"
+                              for r, e in sorted(dl_errs.items(), reverse=True)))
         print(f"matched accuracy {args.accuracy:g}: jitcdde rtol={tol_j:.1e}"
               + (f", delyap rtol={tol_d:.1e}" if dl is not None else "")
               + f" (atol = rtol*{args.atol_ratio:g})")
 
         # ---- (a) single trajectory
         def jit_a():
-            _, x, sec = pj.integrate_single(model, TAU_SINGLE, t_end_a, 1.0, tol_j, tol_j * args.atol_ratio)
+            _, x, sec = pj.integrate_single(model, TAU_SINGLE, t_end_a, 1.0, tol_j,
+                                            tol_j * args.atol_ratio)
             return x, sec
 
         xj_a, tj_a = best_of(repeats, jit_a)

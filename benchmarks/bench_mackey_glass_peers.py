@@ -239,7 +239,8 @@ def main():
               + ", ".join(f"{r:.0e}:{e:.1e}" for r, e in dlb_errs.items()))
         xb, td_b = best_of(3, lambda: dl_solve(TAUS_B, T_END_B, tol_db, tol_db * 1e-3, t_eval_b))
         e_dl_b = np.quantile(np.abs(xb[:, 100] - ref_b100), 0.9)
-        rows.append(("a", "delyap", f"DP5 rtol={tol_d:.0e} atol={tol_d * 1e-3:.0e}", e_dl_a, td_a, ""))
+        rows.append(("a", "delyap", f"DP5 rtol={tol_d:.0e} atol={tol_d * 1e-3:.0e}",
+                     e_dl_a, td_a, ""))
         rows.append(("b", "delyap", f"DP5 rtol={tol_db:.0e} atol={tol_db * 1e-3:.0e} thr=1",
                      e_dl_b, td_b, ""))
         print("delyap err x(100) by rtol: "
@@ -290,7 +291,8 @@ def main():
             errs.append(x[100])
         e_tb = np.quantile(np.abs(np.array(errs) - ref_b100[::100]), 0.9)
         rows.append(("b", "torchdde f32", f"Dopri5 rtol={r_t:.0e}, loop", e_tb,
-                     sec * len(TAUS_B) / len(sub), f"scaled x{len(TAUS_B) // len(sub)} from {len(sub)} taus"))
+                     sec * len(TAUS_B) / len(sub),
+                     f"scaled x{len(TAUS_B) // len(sub)} from {len(sub)} taus"))
 
         # ---------------- ddeint (accuracy set by the output spacing dt; no tolerance)
         dd_errs = {}

@@ -131,7 +131,8 @@ def jitcdde_sparse(repeats: int, cache_dir: str | None) -> dict:
 
     with single_blas_thread():
         model = pj.build_mackey_glass(cache_dir)
-        runs = [_timed(lambda: pj.integrate_sweep(model, TAUS, SPARSE, JIT_RTOL, JIT_RTOL * 1e-3)[0])
+        runs = [_timed(lambda: pj.integrate_sweep(model, TAUS, SPARSE, JIT_RTOL,
+                                                  JIT_RTOL * 1e-3)[0])
                 for _ in range(repeats)]
     return {"compile_s": model.compile_seconds, "from_cache": model.from_cache,
             "wall": min(r[1] for r in runs), "cpu": min(r[2] for r in runs),
@@ -140,13 +141,16 @@ def jitcdde_sparse(repeats: int, cache_dir: str | None) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--a", metavar="DIR", help="folder holding build A's delyap package (PYTHONPATH)")
+    ap.add_argument("--a", metavar="DIR",
+                    help="folder holding build A's delyap package (PYTHONPATH)")
     ap.add_argument("--b", metavar="DIR", help="folder holding build B's delyap package")
     ap.add_argument("--rounds", type=int, default=3, help="A/B rounds (each side once per round)")
     ap.add_argument("--repeats", type=int, default=3, help="best-of-N inside each run")
-    ap.add_argument("--kuramoto-n", type=int, default=2000, help="network size of the kuramoto rows")
+    ap.add_argument("--kuramoto-n", type=int, default=2000,
+                    help="network size of the kuramoto rows")
     ap.add_argument("--jitcdde", action="store_true", help="also time jitcdde's sparse sweep")
-    ap.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
+    ap.add_argument("--cache-dir",
+                    default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
                     help="where jitcdde's compiled module is cached ('' disables)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     add_json_option(ap)

@@ -151,7 +151,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="delyap threads (default: delyap's choice); threads=1 is also timed")
     ap.add_argument("--repeats", type=int, default=2, help="best-of-N for delyap")
-    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads for (b) (default 1)")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch threads for (b) (default 1)")
     ap.add_argument("--numpy-budget", type=float, default=180.0,
                     help="seconds (a) may take; beyond it a subset of lrs per B is run and scaled")
     ap.add_argument("--dense-budget", type=float, default=None,
@@ -418,7 +419,8 @@ def run(args):
               f"{fmt_s(s['dense_map']):>10} {s['dense_map'] / s['dl_map']:>9.0f}")
 
     print()
-    print(f"stability map: {n_cfg} configurations × {steps} steps, {K_EXP} exponents, N={N_SAMPLES}, "
+    print(f"stability map: {n_cfg} configurations × {steps} steps, {K_EXP} exponents, "
+          f"N={N_SAMPLES}, "
           f"D={D} (Gram build {t_gram:.2f} s and training {t_train:.1f} s not included); "
           f"CPU = process CPU time, all threads")
     print(f"{'workload':<62} {'wall':>9} {'CPU':>9} {'(a)/this':>9} {'(b)/this':>9}")

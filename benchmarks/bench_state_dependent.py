@@ -60,7 +60,10 @@ class Delyap:
         self.track = track_discontinuities
 
     def values_at(self, c, t_eval, rtol, atol, threads=None):
-        """((x at t_eval, sol), seconds); c scalar -> (len(t_eval),), array -> (len(c), len(t_eval))."""
+        """((x at t_eval, sol), seconds).
+
+        c scalar -> (len(t_eval),), array -> (len(c), len(t_eval)).
+        """
         t_eval = np.asarray(t_eval, dtype=float)
         mg = self.dl.rhs.mackey_glass(beta=pj.BETA, gamma=pj.GAMMA, n=pj.EXPONENT, tau=pj.TAU0,
                                       tau_state=c, max_delay=pj.MAX_DELAY)
@@ -99,7 +102,8 @@ def pick_or_none(errors, accuracy):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="20-value sweep, one repeat, shorter ladders")
+    ap.add_argument("--quick", action="store_true",
+                    help="20-value sweep, one repeat, shorter ladders")
     ap.add_argument("--cs", type=float, nargs="+", default=[2.0, 5.0], help="c values for (a)")
     ap.add_argument("--t-end", type=float, default=1000.0, help="horizon of (a)")
     ap.add_argument("--sweep-n", type=int, default=100, help="number of c values in (b)")
@@ -112,17 +116,22 @@ def main():
                     help="(a): pick the tolerance on |err x(100)| (default), on max(|err x(50)|, "
                          "|err x(100)|), or on max |err| over t = 0, 1, ..., 100")
     ap.add_argument("--delyap-no-tracking", action="store_true",
-                    help="diagnostic: delyap with track_discontinuities=False (reference still tracks)")
-    ap.add_argument("--atol-ratio", type=float, default=1e-3, help="atol = rtol * ratio (both tools)")
+                    help="diagnostic: delyap with track_discontinuities=False "
+                         "(reference still tracks)")
+    ap.add_argument("--atol-ratio", type=float, default=1e-3,
+                    help="atol = rtol * ratio (both tools)")
     ap.add_argument("--repeats", type=int, default=5, help="best-of-N for (a) and delyap (b)")
     ap.add_argument("--sweep-repeats", type=int, default=2, help="best-of-N for jitcdde (b)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="delyap threads for (b) (default: delyap's choice); (b) is also run with 1")
+                    help="delyap threads for (b) (default: delyap's choice); "
+                         "(b) is also run with 1")
     ap.add_argument("--jitcdde-mode", choices=("adjust_diff", "blind", "adjust_diff+blind"),
-                    default="adjust_diff", help="how jitcdde handles the t=0 kink (see peers_jitcdde_sd.py)")
+                    default="adjust_diff",
+                    help="how jitcdde handles the t=0 kink (see peers_jitcdde_sd.py)")
     ap.add_argument("--blind-step", type=float, default=pj.BLIND_STEP,
                     help="fixed step of jitcdde's blind phase (modes with 'blind')")
-    ap.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
+    ap.add_argument("--cache-dir",
+                    default=os.path.join(os.path.dirname(__file__), ".jitcdde_cache"),
                     help="where the compiled jitcdde module is cached ('' disables)")
     ap.add_argument("--jitcdde-only", action="store_true",
                     help="skip delyap; jitcdde at its tightest tolerance is the reference")
@@ -163,13 +172,15 @@ def main():
             xj_ref, tol_tight = jit_tightest(model, c, t_scan)  # always adjust_diff
             if dl is not None:
                 (ref, _), _ = dl_ref.values_at(c, t_scan, REF_TOL, REF_TOL)
-                print(f"reference delyap rtol=atol={REF_TOL:g}: x(50)={ref[j50_]:.10f} x(100)={ref[j100_]:.10f}; "
+                print(f"reference delyap rtol=atol={REF_TOL:g}: "
+                      f"x(50)={ref[j50_]:.10f} x(100)={ref[j100_]:.10f}; "
                       f"jitcdde rtol=atol={tol_tight:g} (adjust_diff) differs by "
                       f"{xj_ref[j50_] - ref[j50_]:+.1e} / {xj_ref[j100_] - ref[j100_]:+.1e} "
                       f"(max on t<=100: {np.max(np.abs(xj_ref - ref)):.1e})")
             else:
                 ref = xj_ref
-                print(f"reference jitcdde rtol=atol={tol_tight:g}: x(50)={ref[j50_]:.10f} x(100)={ref[j100_]:.10f}")
+                print(f"reference jitcdde rtol=atol={tol_tight:g}: "
+                      f"x(50)={ref[j50_]:.10f} x(100)={ref[j100_]:.10f}")
 
             def scan(fn, ladder):
                 """{rtol: (err x(50), err x(100), max |err| on t<=100)}"""
@@ -181,7 +192,8 @@ def main():
 
             def crit(errs):
                 k = {"t100": 1, "both": None, "window": 2}[args.criterion]
-                return {r: (e[k] if k is not None else max(abs(e[0]), abs(e[1]))) for r, e in errs.items()}
+                return {r: (e[k] if k is not None else max(abs(e[0]), abs(e[1])))
+                        for r, e in errs.items()}
 
             je = scan(lambda r, a: jit_vals(c, t_scan, r, a), jit_ladder)
             tol_j = pick_or_none(crit(je), args.accuracy)
@@ -194,7 +206,8 @@ def main():
             for r in sorted(set(jit_ladder) | set(de), reverse=True):
                 cells = []
                 for d in (de, je):
-                    cells += ([f"{d[r][0]:+.2e}", f"{d[r][1]:+.2e}", f"{d[r][2]:.1e}"] if r in d else ["-"] * 3)
+                    cells += ([f"{d[r][0]:+.2e}", f"{d[r][1]:+.2e}", f"{d[r][2]:.1e}"] if r in d
+                              else ["-"] * 3)
                 mark = " <- delyap" if dl is not None and r == tol_d else ""
                 mark += " <- jitcdde" if r == tol_j else ""
                 print(f"{r:7.0e} | {cells[0]:>12} {cells[1]:>9} {cells[2]:>8} | "
@@ -206,15 +219,18 @@ def main():
                   + f" (atol = rtol*{ar:g})")
             if tol_j is None or (dl is not None and tol_d is None):
                 continue
-            xj_a, tj_a = best_of(repeats, lambda: timed(lambda: jit_vals(c, t_eval_a, tol_j, tol_j * ar)))
+            xj_a, tj_a = best_of(repeats,
+                                 lambda: timed(lambda: jit_vals(c, t_eval_a, tol_j, tol_j * ar)))
             label = f"(a) c={c:g}, t_end={args.t_end:g}"
             if dl is not None:
-                (xd_a, sol_a), td_a = best_of(repeats, lambda: dl.values_at(c, t_eval_a, tol_d, tol_d * ar))
+                (xd_a, sol_a), td_a = best_of(
+                    repeats, lambda: dl.values_at(c, t_eval_a, tol_d, tol_d * ar))
                 print(f"max |err| on t<=100 (output every 1.0): delyap "
                       f"{np.max(np.abs(xd_a[early_a] - ref)):.1e}, jitcdde "
                       f"{np.max(np.abs(xj_a[early_a] - ref)):.1e}; max |delyap - jitcdde| there "
                       f"{np.max(np.abs(xd_a[early_a] - xj_a[early_a])):.1e}")
-                print(f"delyap {stats_str(sol_a)}, history_peak={int(np.max(sol_a.stats.get('history_peak', 0)))}")
+                print(f"delyap {stats_str(sol_a)}, "
+                      f"history_peak={int(np.max(sol_a.stats.get('history_peak', 0)))}")
                 rows.append((label, td_a, tj_a))
             else:
                 rows.append((label, None, tj_a))
@@ -222,12 +238,14 @@ def main():
         # ------------------------------------------------------------ (b) sweep over c
         if not args.no_sweep:
             cs = np.linspace(0.0, 5.0, sweep_n)
-            print(f"\n== (b) sweep: {sweep_n} c in [0, 5], t_end={args.sweep_t_end:g}, output every 1.0")
+            print(f"\n== (b) sweep: {sweep_n} c in [0, 5], t_end={args.sweep_t_end:g}, "
+                  "output every 1.0")
             xj_ref = np.array([jit_tightest(model, c, t_check)[0] for c in cs])
             if dl is not None:
                 (ref_b, _), _ = dl_ref.values_at(cs, t_check, REF_TOL, REF_TOL)
                 dref = np.abs(ref_b[:, i100] - xj_ref[:, i100])
-                print(f"reference delyap rtol=atol={REF_TOL:g}; |jitcdde tightest - ref| at t=100 over c: "
+                print(f"reference delyap rtol=atol={REF_TOL:g}; "
+                      "|jitcdde tightest - ref| at t=100 over c: "
                       f"median {np.median(dref):.1e}, max {dref.max():.1e}")
             else:
                 ref_b = xj_ref
@@ -241,7 +259,8 @@ def main():
                 return out
 
             def pick_b(errs):
-                return pick_tolerance({r: np.quantile(e, q) for r, e in errs.items()}, args.accuracy)
+                return pick_tolerance({r: np.quantile(e, q) for r, e in errs.items()},
+                                      args.accuracy)
 
             jb = scan_b(lambda r, a: np.array([jit_vals(c, t_check, r, a) for c in cs]), jit_ladder)
             tol_jb = pick_b(jb)  # raises if nothing reaches the accuracy
@@ -257,12 +276,14 @@ def main():
 
             t_eval_b = np.arange(0.0, args.sweep_t_end + 0.5, 1.0)
             i100_b = int(np.searchsorted(t_eval_b, 100.0))
-            xj_b, tj_b = best_of(sweep_repeats, lambda: pj.sweep(model, cs, t_eval_b, tol_jb, tol_jb * ar, jm, hb))
+            xj_b, tj_b = best_of(sweep_repeats,
+                                 lambda: pj.sweep(model, cs, t_eval_b, tol_jb, tol_jb * ar, jm, hb))
             label_b = f"(b) sweep {sweep_n} c, t_end={args.sweep_t_end:g}"
             if dl is not None:
                 for th in [args.threads] + ([1] if args.threads != 1 else []):
                     (xd_b, sol_b), td_b = best_of(
-                        repeats, lambda: dl.values_at(cs, t_eval_b, tol_db, tol_db * ar, threads=th))
+                        repeats,
+                        lambda: dl.values_at(cs, t_eval_b, tol_db, tol_db * ar, threads=th))
                     rows.append((f"{label_b}, delyap threads={th}", td_b, tj_b))
                 d = np.abs(xd_b[:, i100_b] - xj_b[:, i100_b])
                 acc = np.asarray(sol_b.stats["accepted"])
@@ -270,7 +291,8 @@ def main():
                       f"90% {np.quantile(d, 0.9):.1e}, max {d.max():.1e} -> "
                       f"{'agree' if np.quantile(d, 0.9) <= 10 * args.accuracy else 'DISAGREE'}")
                 print(f"delyap {stats_str(sol_b)}; accepted per trajectory min/median/max "
-                      f"{acc.min()}/{int(np.median(acc))}/{acc.max()} (worst c={cs[np.argmax(acc)]:.3f})")
+                      f"{acc.min()}/{int(np.median(acc))}/{acc.max()} "
+                      f"(worst c={cs[np.argmax(acc)]:.3f})")
             else:
                 rows.append((label_b, None, tj_b))
 

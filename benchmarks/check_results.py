@@ -1,5 +1,7 @@
-"""Check that the commands in benchmarks/RESULTS.md (and jitcdde_notes.md) still run: each names an existing script,
-with options that script's argparse accepts, and none runs the source tree.
+"""Check that the commands in benchmarks/RESULTS.md (and jitcdde_notes.md) still run.
+
+That is: each names an existing script, with options that script's argparse accepts, and none
+runs the source tree.
 
 Each command ``python benchmarks/x.py ARGS`` found in RESULTS.md (in `code` spans and ```
 blocks) is run as ``python benchmarks/x.py ARGS --help``: argparse consumes ARGS before it meets
@@ -62,7 +64,8 @@ def commands(text: str) -> tuple[list[tuple[str, list[str], str]], list[str], li
             j = i + 1
             while j < len(tokens) and tokens[j].startswith("-"):  # interpreter flags
                 j += 2 if tokens[j] in PYTHON_FLAGS_WITH_VALUE else 1
-            if j < len(tokens) and tokens[j].startswith("benchmarks/") and tokens[j].endswith(".py"):
+            if (j < len(tokens) and tokens[j].startswith("benchmarks/")
+                    and tokens[j].endswith(".py")):
                 args = []
                 for t in tokens[j + 1:]:
                     if t in ("&&", "||", ";", "|", ">", "2>&1") or t.startswith(">"):
@@ -126,7 +129,8 @@ def check(results: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, nargs="+",
-                    default=[ROOT / "benchmarks" / "RESULTS.md", ROOT / "benchmarks" / "jitcdde_notes.md"],
+                    default=[ROOT / "benchmarks" / "RESULTS.md",
+                             ROOT / "benchmarks" / "jitcdde_notes.md"],
                     help="the documents to check (default: RESULTS.md and jitcdde_notes.md)")
     args = ap.parse_args()
     failed, seen = False, set()

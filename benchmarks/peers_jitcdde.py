@@ -151,7 +151,8 @@ def _scan(tols, atol_ratio, sweep_n, sweep_t_end, repeats, cache_dir):
     taus = np.linspace(5.0, 30.0, sweep_n)
     dense = np.arange(0.0, sweep_t_end + 0.5, 1.0)
     sparse = np.array([100.0, sweep_t_end])
-    print("| rtol | atol | err x(10) | err x(50) | err x(100) | (a) s | (b) s, out every 1.0 | (b) s, out at {100, T} |")
+    print("| rtol | atol | err x(10) | err x(50) | err x(100) | (a) s | "
+          "(b) s, out every 1.0 | (b) s, out at {100, T} |")
     print("|---|---|---|---|---|---|---|---|")
     for rtol in tols:
         atol = rtol * atol_ratio
@@ -159,7 +160,8 @@ def _scan(tols, atol_ratio, sweep_n, sweep_t_end, repeats, cache_dir):
         ta = min(integrate_single(m, rtol=rtol, atol=atol)[2] for _ in range(repeats))
         _, tb_dense = integrate_sweep(m, taus, dense, rtol, atol)
         _, tb_sparse = integrate_sweep(m, taus, sparse, rtol, atol)
-        print(f"| {rtol:.0e} | {atol:.0e} | " + " | ".join(f"{err[t]:+.2e}" for t in (10.0, 50.0, 100.0))
+        print(f"| {rtol:.0e} | {atol:.0e} | "
+              + " | ".join(f"{err[t]:+.2e}" for t in (10.0, 50.0, 100.0))
               + f" | {ta:.3f} | {tb_dense:.2f} | {tb_sparse:.2f} |", flush=True)
 
 
@@ -168,7 +170,8 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scan", action="store_true", help="print the accuracy/time table")
-    ap.add_argument("--tols", type=float, nargs="+", default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10])
+    ap.add_argument("--tols", type=float, nargs="+",
+                    default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10])
     ap.add_argument("--atol-ratio", type=float, default=1.0, help="atol = rtol * ratio")
     ap.add_argument("--sweep-n", type=int, default=1000)
     ap.add_argument("--sweep-t-end", type=float, default=500.0)
@@ -178,7 +181,8 @@ if __name__ == "__main__":
 
     with single_blas_thread():
         if args.scan:
-            _scan(args.tols, args.atol_ratio, args.sweep_n, args.sweep_t_end, args.repeats, args.cache_dir)
+            _scan(args.tols, args.atol_ratio, args.sweep_n, args.sweep_t_end, args.repeats,
+                  args.cache_dir)
         else:
             # Smoke test: compile, accuracy at one tolerance, short runs.
             m = build_mackey_glass(args.cache_dir)

@@ -91,8 +91,8 @@ def _problem_key(prob, chunk_size, compile_args) -> str:
     h = hashlib.sha1()
     for arr in (prob.A.indptr, prob.A.indices, prob.A.data, prob.omega, prob.tau_edge):
         h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(repr((float(prob.K), chunk_size, compile_args, jitcdde.__version__, symengine.__version__,
-                   sys.version)).encode())
+    h.update(repr((float(prob.K), chunk_size, compile_args, jitcdde.__version__,
+                   symengine.__version__, sys.version)).encode())
     return h.hexdigest()[:12]
 
 
@@ -113,7 +113,8 @@ def _f_sym(prob):
         for i in range(prob.n):
             lo, hi = indptr[i], indptr[i + 1]
             yi = y(i)
-            terms = [float(data[e]) * symengine.sin(y(int(indices[e]), delay_expr[float(tau_edge[e])]) - yi)
+            terms = [float(data[e])
+                     * symengine.sin(y(int(indices[e]), delay_expr[float(tau_edge[e])]) - yi)
                      for e in range(lo, hi)]
             coupling = symengine.Add(*terms) if terms else 0
             yield float(prob.omega[i]) + float(prob.K * inv_deg[i]) * coupling
@@ -136,7 +137,8 @@ def build(prob, cache_dir=None, chunk_size: int = 5, compile_args=None,
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         modulename = f"kuramoto_jitcdde_{_problem_key(prob, chunk_size, compile_args)}"
-        so_path = next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir() else None
+        so_path = (next(iter(cache_dir.glob(modulename + ".*so")), None) if cache_dir.is_dir()
+                   else None)
         meta_path = cache_dir / (modulename + ".json")
         if so_path is not None and meta_path.is_file():
             meta = json.loads(meta_path.read_text())

@@ -68,7 +68,8 @@ class JitLyapResult:
     t_averaged: float  # sum of the integration times of the averaged samples
 
 
-def build_mackey_glass_lyap(n_lyap: int = 4, cache_dir: str | os.PathLike | None = None) -> CompiledMGLyap:
+def build_mackey_glass_lyap(n_lyap: int = 4,
+                            cache_dir: str | os.PathLike | None = None) -> CompiledMGLyap:
     """Compile (or load from ``cache_dir``) jitcdde_lyap for Mackey–Glass with symbolic tau."""
     from jitcdde import jitcdde_lyap
 
@@ -96,7 +97,8 @@ def _start(model: CompiledMGLyap, tau: float, rtol: float, atol: float, seed: in
     rng = np.random.default_rng(seed)
     dde.purge_past()
     times = np.linspace(-float(tau), 0.0, n_anchors)
-    states = np.concatenate([np.full((n_anchors, 1), HISTORY), rng.standard_normal((n_anchors, k))], axis=1)
+    states = np.concatenate([np.full((n_anchors, 1), HISTORY),
+                             rng.standard_normal((n_anchors, k))], axis=1)
     diffs = np.concatenate([np.zeros((n_anchors, 1)), rng.standard_normal((n_anchors, k))], axis=1)
     dde.add_past_points(list(zip(times, states, diffs)))
     dde.set_parameters(float(tau))  # after the past: it builds the C integrator from it

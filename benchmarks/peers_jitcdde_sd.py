@@ -118,7 +118,8 @@ def sample(dde, c: float, t_eval, rtol: float, atol: float, mode: str = "adjust_
     return sample_started(dde, _start(dde, c, rtol, atol, mode, blind_step), t_eval)
 
 
-def timed_sample(model: CompiledSD, c, t_eval, rtol, atol, mode="adjust_diff", blind_step=BLIND_STEP):
+def timed_sample(model: CompiledSD, c, t_eval, rtol, atol, mode="adjust_diff",
+                 blind_step=BLIND_STEP):
     """Returns (x at t_eval, seconds)."""
     t0 = time.perf_counter()
     x = sample(model.dde, c, t_eval, rtol, atol, mode, blind_step)
@@ -126,7 +127,10 @@ def timed_sample(model: CompiledSD, c, t_eval, rtol, atol, mode="adjust_diff", b
 
 
 def sweep(model: CompiledSD, cs, t_eval, rtol, atol, mode="adjust_diff", blind_step=BLIND_STEP):
-    """Sequential sweep over cs with the one compiled module. Returns (values (len(cs), len(t_eval)), seconds)."""
+    """Sequential sweep over cs with the one compiled module.
+
+    Returns (values (len(cs), len(t_eval)), seconds).
+    """
     cs = np.asarray(cs, dtype=float)
     out = np.empty((len(cs), len(np.atleast_1d(t_eval))))
     t0 = time.perf_counter()

@@ -93,7 +93,8 @@ def batch_means(logs: np.ndarray, weights: np.ndarray, n_blocks: int = N_BLOCKS)
         if np.any(sel):
             est.append(logs[sel].sum(axis=0) / weights[sel].sum())
     est = np.array(est)
-    se = est.std(axis=0, ddof=1) / np.sqrt(len(est)) if len(est) > 1 else np.full(exps.shape, np.nan)
+    se = (est.std(axis=0, ddof=1) / np.sqrt(len(est)) if len(est) > 1
+          else np.full(exps.shape, np.nan))
     return exps, se
 
 

@@ -65,8 +65,8 @@ def solve(prob, t_eval, rtol: float, atol: float, max_steps: int = 200_000):
         Ak = sp.csr_matrix((w[sel], (rows[sel], A.indices[sel])), shape=(n, n))
         mats.append(torch.sparse_csr_tensor(torch.from_numpy(Ak.indptr.astype(np.int64)),
                                             torch.from_numpy(Ak.indices.astype(np.int64)),
-                                            torch.from_numpy(Ak.data).to(dtype), size=(n, n), dtype=dtype,
-                                            check_invariants=True))
+                                            torch.from_numpy(Ak.data).to(dtype), size=(n, n),
+                                            dtype=dtype, check_invariants=True))
     omega = torch.from_numpy(prob.omega).to(dtype)
     theta0 = torch.from_numpy(prob.theta0).to(dtype)
 
@@ -86,11 +86,13 @@ def solve(prob, t_eval, rtol: float, atol: float, max_steps: int = 200_000):
 
     ts = torch.as_tensor(np.asarray(t_eval, dtype=float), dtype=dtype)
     # dtmax below the smallest delay: see the module docstring (step-cap bug).
-    ctrl = torchdde.AdaptiveStepSizeController(atol=atol, rtol=rtol, dtmax=0.999 * float(delays.min()))
+    ctrl = torchdde.AdaptiveStepSizeController(atol=atol, rtol=rtol,
+                                               dtmax=0.999 * float(delays.min()))
     t0 = time.perf_counter()
     with torch.no_grad():
         ys = torchdde.integrate(field, torchdde.Dopri5(), ts[0], ts[-1], ts, history, None,
-                                stepsize_controller=ctrl, delays=torch.as_tensor(delays, dtype=dtype),
+                                stepsize_controller=ctrl,
+                                delays=torch.as_tensor(delays, dtype=dtype),
                                 max_steps=max_steps)
     sec = time.perf_counter() - t0
     theta = ys[0].numpy()  # (len(t_eval), N)

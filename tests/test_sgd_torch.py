@@ -94,7 +94,7 @@ def test_lyapunov_matches_brute_force_hessian_product(trained, eta, B):
     model, X, Y = trained
     H = per_sample_hessians(model, X, Y)
     ref, ref_se, r = brute_force_exponents(H, eta, B, 20_000, 2, seed=1)
-    res = sgd.lyapunov(model, X, Y, eta, B, steps=40_000, n_exponents=2, seed=3)
+    res = sgd.model_lyapunov(model, X, Y, eta, B, steps=40_000, n_exponents=2, seed=3)
     assert res.normal_dim == r == X.shape[0]
     se = np.sqrt(res.stderr**2 + ref_se**2)
     assert np.all(np.abs(res.exponents - ref) < Z * se + 1e-3), (res.exponents, ref, se)
@@ -106,7 +106,7 @@ def test_vector_outputs():
     assert c == 2 and K.shape == (10, 10)
     H = per_sample_hessians(model, X, Y)
     ref, ref_se, r = brute_force_exponents(H, 0.4, 2, 20_000, 1, seed=2)
-    res = sgd.lyapunov(model, X, Y, 0.4, 2, steps=40_000, seed=4)
+    res = sgd.model_lyapunov(model, X, Y, 0.4, 2, steps=40_000, seed=4)
     assert res.normal_dim == r == 10
     assert abs(res.top - ref[0]) < Z * np.hypot(res.stderr[0], ref_se[0]) + 1e-3
 
@@ -120,7 +120,7 @@ def test_model_with_buffers_batchnorm_eval():
     model(X)  # populate running statistics, then freeze them
     model.eval()
     sgd.train_to_interpolation(model, X, Y)
-    res = sgd.lyapunov(model, X, Y, 0.1, 2, steps=2000)
+    res = sgd.model_lyapunov(model, X, Y, 0.1, 2, steps=2000)
     assert np.isfinite(res.top) and res.normal_dim == 6
 
 
@@ -161,8 +161,8 @@ def test_real_sgd_follows_the_sign_of_lambda():
     spec = sgd.gram_spectrum(K)
     lr_stable = 0.5 * 4 / spec.eigenvalues[0]       # well inside the stable region
     lr_unstable = 3.5 * 4 / spec.eigenvalues[0]     # beyond GD's limit for every batch size
-    stable = sgd.lyapunov(model, X, Y, lr_stable, 1, steps=20_000)
-    unstable = sgd.lyapunov(model, X, Y, lr_unstable, 1, steps=20_000)
+    stable = sgd.model_lyapunov(model, X, Y, lr_stable, 1, steps=20_000)
+    unstable = sgd.model_lyapunov(model, X, Y, lr_unstable, 1, steps=20_000)
     assert stable.top < -3 * stable.stderr[0] and stable.top < -1e-3
     assert unstable.top > 3 * unstable.stderr[0] and unstable.top > 0.05
     n_steps = int(8 / abs(stable.top))  # e^{2λT} ≈ e^{-16} on the loss, expected
@@ -175,27 +175,27 @@ def test_real_sgd_follows_the_sign_of_lambda():
 def test_bad_input(trained):
     model, X, Y = trained
     with pytest.raises(ValueError, match="lengths differ"):
-        sgd.lyapunov(model, X, Y[:-1], 0.1, 2, steps=10)
+        sgd.model_lyapunov(model, X, Y[:-1], 0.1, 2, steps=10)
     with pytest.raises(ValueError, match="larger than the data set"):
-        sgd.lyapunov(model, X, Y, 0.1, 100, steps=10)
+        sgd.model_lyapunov(model, X, Y, 0.1, 100, steps=10)
     with pytest.raises(ValueError, match="batch_size"):
-        sgd.lyapunov(model, X, Y, 0.1, 0, steps=10)
+        sgd.model_lyapunov(model, X, Y, 0.1, 0, steps=10)
     with pytest.raises(ValueError, match="lr"):
-        sgd.lyapunov(model, X, Y, -0.1, 2, steps=10)
+        sgd.model_lyapunov(model, X, Y, -0.1, 2, steps=10)
     with pytest.raises(TypeError, match="X"):
-        sgd.lyapunov(model, X.numpy(), Y, 0.1, 2, steps=10)
+        sgd.model_lyapunov(model, X.numpy(), Y, 0.1, 2, steps=10)
     with pytest.raises(ValueError, match="loss"):
-        sgd.lyapunov(model, X, Y, 0.1, 2, steps=10, loss="hinge")
+        sgd.model_lyapunov(model, X, Y, 0.1, 2, steps=10, loss="hinge")
     frozen = torch.nn.Linear(3, 1).double().requires_grad_(False)
     with pytest.raises(ValueError, match="no parameters"):
-        sgd.lyapunov(frozen, X, Y, 0.1, 2, steps=10)
+        sgd.model_lyapunov(frozen, X, Y, 0.1, 2, steps=10)
     untrained = torch.nn.Linear(3, 1).double()
     with pytest.raises(ValueError, match="does not interpolate.*residual rms"):
-        sgd.lyapunov(untrained, X, Y, 0.1, 2, steps=10)
+        sgd.model_lyapunov(untrained, X, Y, 0.1, 2, steps=10)
     with pytest.warns(dl.ConvergenceWarning, match="does not interpolate"):
-        sgd.lyapunov(untrained, X, Y, 0.1, 2, steps=10, check="warn")
+        sgd.model_lyapunov(untrained, X, Y, 0.1, 2, steps=10, check="warn")
     with pytest.raises(ValueError, match="NaN"):
-        sgd.lyapunov(model, X * float("nan"), Y, 0.1, 2, steps=10)
+        sgd.model_lyapunov(model, X * float("nan"), Y, 0.1, 2, steps=10)
 
 
 def test_stability_map_of_a_model(trained, tmp_path):
@@ -212,7 +212,7 @@ def test_hessian_path_agrees_with_gram_path_for_squared_loss(trained):
     for eta, B in [(0.3, 1), (1.5, 2)]:
         a = sgd.hessian_lyapunov(model, X, Y, eta, B, loss="mse", steps=20_000, n_exponents=2,
                                  seed=1)
-        b = sgd.lyapunov(model, X, Y, eta, B, steps=20_000, n_exponents=2, seed=2)
+        b = sgd.model_lyapunov(model, X, Y, eta, B, steps=20_000, n_exponents=2, seed=2)
         assert a.normal_dim == b.normal_dim
         se = np.sqrt(a.stderr**2 + b.stderr**2)
         assert np.all(np.abs(a.exponents - b.exponents) < Z * se + 1e-3)
@@ -253,3 +253,23 @@ def test_hessian_path_cross_entropy_matches_dense_hessians():
                                normal_dim=r, rank_tol=1e-9)
     assert res.normal_dim == r
     assert abs(res.top - ref[0]) < Z * np.hypot(res.stderr[0], ref_se[0]) + 1e-3
+
+
+def test_renamed_entry_points_keep_working():
+    """sgd.lyapunov (read as the delyap.lyapunov module) is now model_lyapunov: the old name
+    warns and gives the same result; gram_matrix returns a named (K, n_outputs) pair."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    model = model.double()
+    X = torch.randn(5, 2, dtype=torch.float64)
+    g = sgd.gram_matrix(model, X)
+    assert isinstance(g, sgd.GramMatrix) and g.n_outputs == 2 and g.K.shape == (10, 10)
+    K, c = g
+    np.testing.assert_array_equal(K, g.K)
+    with torch.no_grad():
+        Y = model(X)  # an exact interpolating point by construction
+    new = sgd.model_lyapunov(model, X, Y, 0.05, 2, steps=200, seed=3)
+    with pytest.warns(DeprecationWarning, match="model_lyapunov"):
+        old = sgd.lyapunov(model, X, Y, 0.05, 2, steps=200, seed=3)
+    np.testing.assert_array_equal(old.exponents, new.exponents)

@@ -35,7 +35,7 @@ def assert_same_state(model, before):
 
 ENTRY_POINTS = {
     "gram_matrix": lambda m, X, Y: sgd.gram_matrix(m, X),
-    "lyapunov": lambda m, X, Y: sgd.lyapunov(m, X, Y, 0.1, 2, steps=100, check="ignore"),
+    "lyapunov": lambda m, X, Y: sgd.model_lyapunov(m, X, Y, 0.1, 2, steps=100, check="ignore"),
     "train_to_interpolation": lambda m, X, Y: sgd.train_to_interpolation(m, X, Y, max_iter=2),
     "stability_map": lambda m, X, Y: sgd.stability_map(m, X, Y, lr=[0.1], batch_size=[2],
                                                        steps=100, check="ignore"),

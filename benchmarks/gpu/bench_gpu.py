@@ -2,8 +2,8 @@
 is present), checks each kernel against the CPU path, then times it at several sizes.
 
 Prints one table: kernel, size, wall time, throughput (trajectory-steps, configuration-steps or
-right-hand-side evaluations per second) and the achieved bandwidth of the history/Gram traffic against the device-to-device
-copy ceiling measured in the same run.
+right-hand-side evaluations per second) and the achieved bandwidth of the history/Gram traffic
+against the device-to-device copy ceiling measured in the same run.
 
 Targets (issue 6, H100): a 10^6-trajectory Mackey–Glass ensemble to t = 500 in < 1 s; a
 1024-configuration stability map (N = 512, 10^4 steps, 4 exponents) in < 10 s.
@@ -33,7 +33,8 @@ from delyap.device import cuda_backend
 
 # The shared helpers sit one folder up; loaded by path so that sys.path stays as Python set it
 # (benchmarks/gpu first, then the installed packages).
-_spec = importlib.util.spec_from_file_location("_common", Path(__file__).resolve().parents[1] / "_common.py")
+_spec = importlib.util.spec_from_file_location("_common",
+                                               Path(__file__).resolve().parents[1] / "_common.py")
 _common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_common)
 

@@ -1,11 +1,11 @@
 """Dynamical stability of SGD at global minima: Lyapunov exponents and stability maps.
 
 numpy users bring a Gram matrix (:func:`gram_lyapunov`); torch users bring a model and data
-(:func:`lyapunov`, :func:`stability_map`, :func:`train_to_interpolation`; needs torch).
+(:func:`model_lyapunov`, :func:`stability_map`, :func:`train_to_interpolation`; needs torch).
 
 Which path applies:
 
-* **Gram path** (:func:`lyapunov`, :func:`stability_map`, :func:`gram_lyapunov`): squared loss
+* **Gram path** (:func:`model_lyapunov`, :func:`stability_map`, :func:`gram_lyapunov`): squared loss
   at an exact interpolating minimum (residuals ≈ 0, checked), where H_i = J_iᵀ J_i. Cost per
   SGD step O(N·B·c·k) after one Gram matrix (N·c × N·c); scales to D = 10⁶ parameters since
   only K is kept. The default choice.
@@ -25,9 +25,9 @@ from .gram import (
 )
 from .hessian_path import hessian_lyapunov
 from .stability_map import StabilityMap, stability_map
-from .torch_model import gram_matrix, lyapunov, train_to_interpolation
+from .torch_model import GramMatrix, gram_matrix, lyapunov, model_lyapunov, train_to_interpolation
 
 __all__ = ["gram_lyapunov", "gram_spectrum", "gd_exponent", "mean_square_exponent",
            "MeanSquareExponent",
-           "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "lyapunov",
-           "gram_matrix", "train_to_interpolation", "hessian_lyapunov"]
+           "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "model_lyapunov",
+           "lyapunov", "GramMatrix", "gram_matrix", "train_to_interpolation", "hessian_lyapunov"]

@@ -1,6 +1,6 @@
 """Matrix-free SGD stability for any twice-differentiable per-sample loss.
 
-The Gram path (:func:`delyap.sgd.lyapunov`) needs a squared loss at an exact interpolating
+The Gram path (:func:`delyap.sgd.model_lyapunov`) needs a squared loss at an exact interpolating
 minimum, where H_i = J_iᵀ J_i. For other losses (cross-entropy near an interpolating solution, a
 custom loss) the per-sample Hessians are used directly, never as D × D matrices:
 

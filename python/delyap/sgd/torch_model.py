@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
 
@@ -24,7 +24,8 @@ from .gram import DEFAULT_SAMPLING, SGDLyapunovResult, gram_lyapunov
 if TYPE_CHECKING:  # torch is optional and imported on first use
     import torch
 
-__all__ = ["gram_matrix", "lyapunov", "train_to_interpolation", "interpolation_report"]
+__all__ = ["GramMatrix", "gram_matrix", "model_lyapunov", "lyapunov", "train_to_interpolation",
+           "interpolation_report"]
 
 
 def _torch():
@@ -134,11 +135,22 @@ def _jacobian_rows(f, params, X_chunk):
     return J.reshape(n * J.shape[1], -1).to(torch.float64)
 
 
-def gram_matrix(model: torch.nn.Module, X: torch.Tensor, *, chunk_size: Optional[int] = None,
-                memory_budget: int = 2 * 1024**3) -> tuple[np.ndarray, int]:
-    """K = J Jᵀ of the model's per-sample output gradients, and c (outputs per sample).
+class GramMatrix(NamedTuple):
+    """What :func:`gram_matrix` returns; unpacks as ``K, n_outputs = gram_matrix(model, X)``."""
 
-    Rows are grouped by sample (sample i owns rows i·c … i·c + c − 1).
+    K: np.ndarray
+    """K = J Jᵀ, shape (N·c, N·c), rows grouped by sample (sample i owns rows i·c … i·c + c − 1)."""
+    n_outputs: int
+    """c, the model's outputs per sample (what :func:`delyap.sgd.gram_lyapunov` takes as
+    ``outputs``)."""
+
+
+def gram_matrix(model: torch.nn.Module, X: torch.Tensor, *, chunk_size: Optional[int] = None,
+                memory_budget: int = 2 * 1024**3) -> GramMatrix:
+    """The Gram matrix K = J Jᵀ of the model's per-sample output gradients.
+
+    Returns a :class:`GramMatrix` ``(K, n_outputs)``: K of shape (N·c, N·c) with rows grouped by
+    sample (sample i owns rows i·c … i·c + c − 1), and c, the outputs per sample.
     """
     torch = _torch()
     params = _check_model_and_data(model, X)
@@ -164,7 +176,7 @@ def gram_matrix(model: torch.nn.Module, X: torch.Tensor, *, chunk_size: Optional
                 blk = Ja @ Jb.T
                 K[sa.start * c: sa.stop * c, sb.start * c: sb.stop * c] = blk
                 K[sb.start * c: sb.stop * c, sa.start * c: sa.stop * c] = blk.T
-    return K.cpu().numpy(), c
+    return GramMatrix(K.cpu().numpy(), c)
 
 
 def interpolation_report(model, X, Y) -> dict:
@@ -196,13 +208,13 @@ def _check_interpolation(model, X, Y, tol: float, check: str) -> dict:
     return rep
 
 
-def lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: ArrayLike,
-             batch_size: ArrayLike, *, steps: int, n_exponents: int = 1,
-             loss: str = "mse", sampling: str = DEFAULT_SAMPLING, seed: int = 0,
-             transient: Optional[int] = None, renorm_interval: int = 10,
-             mean_square: bool = False, check: str = "raise", tol: float = 1e-5,
-             threads: Optional[int] = None, chunk_size: Optional[int] = None,
-             device: Optional[str] = None, throw: bool = True) -> SGDLyapunovResult:
+def model_lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: ArrayLike,
+                   batch_size: ArrayLike, *, steps: int, n_exponents: int = 1,
+                   loss: str = "mse", sampling: str = DEFAULT_SAMPLING, seed: int = 0,
+                   transient: Optional[int] = None, renorm_interval: int = 10,
+                   mean_square: bool = False, check: str = "raise", tol: float = 1e-5,
+                   threads: Optional[int] = None, chunk_size: Optional[int] = None,
+                   device: Optional[str] = None, throw: bool = True) -> SGDLyapunovResult:
     """Lyapunov exponents of SGD (η = lr, batch B) linearised at the model's current parameters.
 
     The model must sit at an interpolating minimum of L = (1/N) Σ ½‖f(x_i) − y_i‖² (checked:
@@ -231,6 +243,14 @@ def lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: Array
                         mean_square=mean_square, threads=threads, device=device, throw=throw)
     res.info["interpolation"] = rep
     return res
+
+
+def lyapunov(*args, **kwargs) -> SGDLyapunovResult:
+    """Deprecated name of :func:`model_lyapunov` (it read as the :mod:`delyap.lyapunov` module)."""
+    warnings.warn("delyap.sgd.lyapunov is renamed delyap.sgd.model_lyapunov (the Lyapunov "
+                  "exponents of SGD on a torch model); the old name will be removed",
+                  DeprecationWarning, stacklevel=2)
+    return model_lyapunov(*args, **kwargs)
 
 
 def train_to_interpolation(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
