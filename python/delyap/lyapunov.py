@@ -477,8 +477,9 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
 
     Parameters
     ----------
-    system : MackeyGlass, LinearDDE, or a Python system with ``jac``
-        Array parameters make a batch: one spectrum per trajectory (e.g. a τ-sweep).
+    system : DDESystem
+        A compiled built-in (MackeyGlass, DelayedLogistic, LinearDDE) or a Python system with
+        ``jac``. Array parameters make a batch: one spectrum per trajectory (e.g. a τ-sweep).
     history : as for :func:`delyap.solve_dde`
     n_exponents : int
         Number of exponents k.
