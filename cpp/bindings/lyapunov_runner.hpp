@@ -63,11 +63,22 @@ struct LyapunovOutputs {
   }
 };
 
-template <class MakeSystem>
+// The checked problem of a DDE spectrum (the arguments every lyapunov_* entry point takes).
+inline DdeLyapunovProblem dde_lyapunov_problem(double t0, double t_transient, double t_total,
+                                               double renorm, int k, int anchors_needed) {
+  if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
+  if (!(t_transient >= 0)) throw py::value_error("t_transient: must be non-negative");
+  if (k < 1) throw py::value_error("n_exponents: must be at least 1");
+  if (anchors_needed < 2) throw py::value_error("anchors_needed: must be at least 2");
+  return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k, anchors_needed};
+}
+
+// qr: the re-orthonormalisation's QR (lyap/tangent.hpp's PortableTangentQr contract).
+template <class MakeSystem, class Qr = PortableTangentQr>
 py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
                           const SolverOptions& opt, const DArray& ht, const DArray& hx,
                           const DArray& hf, const DArray& y0, const DdeLyapunovProblem& lp,
-                          int n_blocks, Index n_running, int threads) {
+                          int n_blocks, Index n_running, int threads, const Qr& qr = Qr{}) {
   if (batch <= 0) throw py::value_error("batch: no trajectories");
   const int Da = dim * (1 + lp.k);
   require_history(ht, hx, hf, y0, batch, Da);
@@ -88,7 +99,7 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
       LyapunovAccumulator acc = out.accumulator(b, lp.renorm_count(max_delay_of(sys)));
       SolveStats s;
       const Status st = dde_lyapunov(sys, opt, hist, b, y0.data() + b * y0_stride, lp, acc,
-                                     vec + b * lp.k * dim, s, cancel);
+                                     vec + b * lp.k * dim, s, cancel, qr);
       out.finish(b, acc, st);
       write_stats(s, st_out + b * kStatFields);
     });

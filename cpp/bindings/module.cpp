@@ -15,6 +15,7 @@ void register_lyapunov(py::module_& m);
 void register_sgd(py::module_& m);
 void register_network_systems(py::module_& m);
 void register_fixed_solve(py::module_& m);
+void register_neural(py::module_& m);
 
 namespace {
 
@@ -90,4 +91,5 @@ PYBIND11_MODULE(_core, m) {
   register_sgd(m);
   register_network_systems(m);
   register_fixed_solve(m);
+  register_neural(m);
 }

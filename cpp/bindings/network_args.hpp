@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <optional>
 
 #include "arrays.hpp"
@@ -26,6 +27,7 @@ struct NetworkArgs {
   DArray omega;      // (N,)
   DArray inv_norm;   // (N,)
   DArray coupling;   // (batch,)
+  double alpha = 0.0;  // Kuramoto's Sakaguchi phase lag (Stuart–Landau has none)
 
   int n() const { return int(indptr.shape(0)) - 1; }
   CsrGraph graph() const {
@@ -42,6 +44,7 @@ struct NetworkArgs {
     require_shape(inv_norm, "normalisation", {N});
     require_shape(tau, "tau", {-1});
     require_shape(coupling, "coupling", {-1});
+    if (!std::isfinite(alpha)) throw py::value_error("alpha: must be finite");
     if (indptr.at(0) != 0 || indptr.at(N) != E)
       throw py::value_error("adjacency: indptr does not match the edge count");
     for (int i = 0; i < N; ++i)

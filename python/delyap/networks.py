@@ -15,7 +15,7 @@ edges) with the delays permuted along.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from . import _core
 from ._system import ArrayLike, DDESystem, GraphLike, check_delays
 from ._validate import as_float_array
 
-__all__ = ["KuramotoDDE", "StuartLandauDDE", "kuramoto", "stuart_landau"]
+__all__ = ["KuramotoDDE", "StuartLandauDDE", "kuramoto", "stuart_landau", "sample_graph",
+           "frequencies"]
 
 MAX_DELAY_CLASSES = 255
 
@@ -189,6 +190,10 @@ class _Network(DDESystem):
 
     _lam: Optional[float] = None  # Stuart–Landau's λ; None for Kuramoto
 
+    def _check_lyapunov(self) -> None:
+        """Network spectra run on the sparse tangent products (no dense Jacobian): always
+        supported, batches over the coupling included."""
+
     def _solve_cuda(self, backend, history, t0, t_final, t_eval, options, output_mode):
         """The GPU path (``solve_dde(..., device="cuda")``): state and history on the device."""
         from ._fixed import options_dict
@@ -204,17 +209,22 @@ class _Network(DDESystem):
 
 
 class KuramotoDDE(_Network):
-    """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i). Use :func:`kuramoto`."""
+    """θ_i' = ω_i + (K/d_i) Σ_j A_ij sin(θ_j(t − τ_ij) − θ_i − α). Use :func:`kuramoto`."""
 
     order_parameter = "phases"  # the state is the phases θ_j
 
-    def __init__(self, omega, adjacency, coupling, tau, normalization):
+    def __init__(self, omega, adjacency, coupling, tau, normalization, alpha=0.0):
         super().__init__(omega, adjacency, coupling, tau, normalization)
         self.dim = self.n_nodes
+        self.alpha = float(as_float_array(alpha, "alpha", ndim=(0,)))
+        self._args.alpha = self.alpha
 
     def _solve(self, history, t0, t_final, t_eval, options, threads, output):
         return _core.solve_kuramoto(self._args, history.to_core(), t0, t_final, t_eval, options,
                                     threads, output)
+
+    def _lyapunov(self, args: tuple) -> dict:
+        return _core.lyapunov_kuramoto(self._args, *args)
 
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
@@ -238,6 +248,9 @@ class StuartLandauDDE(_Network):
         return _core.solve_stuart_landau(self._args, self.lam, history.to_core(), t0, t_final,
                                          t_eval, options, threads, output)
 
+    def _lyapunov(self, args: tuple) -> dict:
+        return _core.lyapunov_stuart_landau(self._args, self.lam, *args)
+
     def __repr__(self) -> str:
         b = "single" if self.batch_size is None else f"batch={self.batch_size}"
         return f"StuartLandauDDE(N={self.n_nodes}, edges={self.adjacency.nnz}, λ={self.lam:g}, {b})"
@@ -245,7 +258,8 @@ class StuartLandauDDE(_Network):
 
 def kuramoto(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 1.0,
              tau: GraphLike = 1.0, *,
-             normalization: Union[str, np.ndarray] = "in_degree") -> KuramotoDDE:
+             normalization: Union[str, np.ndarray] = "in_degree",
+             alpha: float = 0.0) -> KuramotoDDE:
     """Delay-coupled Kuramoto phase oscillators on a sparse directed graph (compiled).
 
     Parameters
@@ -264,11 +278,17 @@ def kuramoto(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 1.0,
         ``tau`` are copied, never modified.
     normalization : 'in_degree' (default), 'weighted_in_degree', 'n', 'none' or array (N,)
         d_i in K/d_i; nodes with d_i = 0 are uncoupled.
+    alpha : float
+        Sakaguchi phase lag α (radians) in sin(θ_j(t − τ_ij) − θ_i − α); 0 is plain Kuramoto.
+
+    ``lyapunov_spectrum`` runs these networks (with or without delays, batches over the
+    coupling) on sparse tangent products: k exponents cost about k + 1 right-hand sides per
+    stage, never an N × N Jacobian.
 
     Use ``solve_dde(..., output="order_parameter")`` to keep only r(t), ψ(t) of
     r e^{iψ} = (1/N) Σ_j e^{iθ_j} instead of all N phases.
     """
-    return KuramotoDDE(omega, adjacency, coupling, tau, normalization)
+    return KuramotoDDE(omega, adjacency, coupling, tau, normalization, alpha)
 
 
 def stuart_landau(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 1.0,
@@ -284,3 +304,201 @@ def stuart_landau(omega: ArrayLike, adjacency: GraphLike, coupling: ArrayLike = 
     r e^{iψ} = (1/N) Σ_j z_j/|z_j| (a node at z_j = 0 adds 0).
     """
     return StuartLandauDDE(omega, adjacency, coupling, tau, normalization, lam)
+
+
+# ---- Graphs from graph limits and frequency helpers ----------------------------------------
+
+# Candidate pairs drawn per chunk of the geometric-skip stream (bounds the sampler's memory).
+_SAMPLE_CHUNK = 1 << 20
+
+
+def _as_kernel(W, name: str = "W") -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray],
+                                             Optional[float]]:
+    """(vectorised kernel, its constant value or None)."""
+    if callable(W):
+        def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            v = np.asarray(W(x, y), dtype=float)
+            return np.broadcast_to(v, np.broadcast(x, y).shape)
+        return kernel, None
+    p = as_float_array(W, name, ndim=(0,))
+    value = float(p)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: a constant graphon is an edge probability in [0, 1], "
+                         f"got {value:g}")
+    return (lambda x, y: np.full(np.broadcast(x, y).shape, value)), value
+
+
+def _check_probabilities(w: np.ndarray, name: str = "W") -> None:
+    if w.size and not (np.all(np.isfinite(w)) and w.min() >= 0.0 and w.max() <= 1.0):
+        bad = w[~(np.isfinite(w) & (w >= 0) & (w <= 1))][0]
+        raise ValueError(f"{name}: W(x, y) must lie in [0, 1] (an edge probability), got {bad:g}")
+
+
+# A graphon: a constant edge probability or a vectorised W(x, y).
+GraphonLike = Union[float, Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+
+def sample_graph(W: GraphonLike, n: int, *, directed: bool = True, seed: int = 0,
+                 positions: str = "grid",
+                 node_weights: Union[None, ArrayLike, Callable[[np.ndarray], np.ndarray]] = None,
+                 w_max: Optional[float] = None):
+    """A random graph on n nodes from a graphon W(x, y), sparse, without dense n × n arrays.
+
+    Node i has latent position x_i in [0, 1]; the edge j → i (row i, column j: j drives i, as in
+    :func:`kuramoto`) is present with probability W(x_i, x_j), independently, no self-loops.
+    Pairs are proposed by geometric skips at the rate w_max ≥ sup W and accepted with
+    probability W / w_max, so the cost is O(n² · w_max + edges), memory O(edges): n = 10⁶ is
+    feasible for sparse kernels (W ~ c/n).
+
+    Parameters
+    ----------
+    W : float in [0, 1] or callable
+        The graphon: a constant edge probability p, or a vectorised W(x, y) (numpy arrays in,
+        an array of probabilities in [0, 1] out; values outside raise a ValueError).
+    n : int
+        Number of nodes.
+    directed : bool
+        True (default): every ordered pair is drawn independently (W need not be symmetric).
+        False: each unordered pair {i, j} once with probability W(x_i, x_j) (i < j), both
+        directions stored (W should be symmetric).
+    seed : int
+        Seed of the draws (the result depends on it and the arguments only).
+    positions : "grid" or "random"
+        x_i = (i + 0.5)/n (default, deterministic), or i.i.d. uniform draws, sorted.
+    node_weights : array (n,) or callable of the positions, optional
+        A digraph measure's node weights μ_j: the edge j → i carries weight μ_j (so
+        Σ_j A_ij ≈ n ∫ W(x_i, y) μ(y) dy). Default: weight 1 on every edge.
+    w_max : float, optional
+        An upper bound of W (the proposal rate). Default: the constant itself, or for a callable
+        1.25 × the maximum of W on a 256 × 256 grid of the positions (at most 1). A W value
+        above the bound at a proposed pair raises a ValueError asking for a larger ``w_max``.
+
+    Returns
+    -------
+    adjacency : scipy.sparse.csr_matrix (n, n)
+        Sorted CSR, weights 1 (or the node weights).
+    positions : ndarray (n,)
+        The latent positions x_i.
+    """
+    sp = _sparse()
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected a positive number of nodes, got {n!r}")
+    n = int(n)
+    if positions not in ("grid", "random"):
+        raise ValueError(f"positions: expected 'grid' or 'random', got {positions!r}")
+    kernel, constant = _as_kernel(W)
+    rng = np.random.default_rng(seed)
+    if positions == "grid":
+        x = (np.arange(n) + 0.5) / n
+    else:
+        x = np.sort(rng.random(n))
+    if w_max is not None:
+        bound = float(as_float_array(w_max, "w_max", ndim=(0,)))
+        if not 0.0 < bound <= 1.0:
+            raise ValueError(f"w_max: expected a bound in (0, 1], got {bound:g}")
+    elif constant is not None:
+        bound = constant
+    else:
+        g = x[np.linspace(0, n - 1, min(n, 256)).astype(np.int64)]
+        grid = kernel(g[:, None], g[None, :])
+        _check_probabilities(grid)
+        bound = min(1.0, 1.25 * float(grid.max()))
+    weights_of = None
+    if node_weights is not None:
+        mu = node_weights(x) if callable(node_weights) else node_weights
+        mu_arr = as_float_array(mu, "node_weights", ndim=(1,))
+        if mu_arr.shape != (n,):
+            raise ValueError(f"node_weights: expected shape ({n},), got {mu_arr.shape}")
+        weights_of = mu_arr
+    rows_out, cols_out = [], []
+    total = n * n  # ordered pairs, diagonal included (rejected below)
+    if bound > 0.0:
+        pos = -1  # flattened index i·n + j of the last proposal
+        while True:
+            # Gaps between proposals of a Bernoulli(bound) sequence are geometric.
+            gaps = rng.geometric(bound, size=_SAMPLE_CHUNK) if bound < 1.0 else \
+                np.ones(_SAMPLE_CHUNK, dtype=np.int64)
+            cand = pos + np.cumsum(gaps)
+            done = cand[-1] >= total
+            cand = cand[cand < total]
+            if cand.size:
+                pos = int(cand[-1])
+                ri, ci = np.divmod(cand, n)
+                keep = (ri < ci) if not directed else (ri != ci)
+                ri, ci = ri[keep], ci[keep]
+                w = kernel(x[ri], x[ci])
+                _check_probabilities(w)
+                if w.size and w.max() > bound * (1 + 1e-12):
+                    raise ValueError(f"W: W(x, y) = {w.max():g} exceeds the proposal bound "
+                                     f"w_max = {bound:g}; pass w_max ≥ sup W")
+                u = rng.random(w.size)
+                acc = u * bound < w
+                rows_out.append(ri[acc])
+                cols_out.append(ci[acc])
+            if done:
+                break
+    r: np.ndarray = np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=np.int64)
+    c: np.ndarray = np.concatenate(cols_out) if cols_out else np.zeros(0, dtype=np.int64)
+    if not directed:
+        r, c = np.concatenate([r, c]), np.concatenate([c, r])
+        order = np.lexsort((c, r))
+        r, c = r[order], c[order]
+    data = weights_of[c] if weights_of is not None else np.ones(r.size)
+    indptr: np.ndarray = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
+    index_type = np.int32 if n < 2**31 else np.int64
+    A = sp.csr_matrix((data, c.astype(index_type), indptr), shape=(n, n))
+    return A, x
+
+
+def _quantiles(n: int) -> np.ndarray:
+    return (np.arange(n) + 0.5) / n
+
+
+def frequencies(n: int, distribution: str = "lorentzian", *, center: float = 0.0,
+                width: float = 1.0, deterministic: bool = True, seed: int = 0) -> np.ndarray:
+    """n natural frequencies from a Lorentzian, Gaussian or uniform distribution.
+
+    Parameters
+    ----------
+    n : int
+        Number of frequencies.
+    distribution : "lorentzian", "gaussian" or "uniform"
+        Lorentzian (Cauchy) with half-width ``width`` (the γ of the Ott–Antonsen reduction),
+        Gaussian with standard deviation ``width``, or uniform on
+        [center − width, center + width].
+    center, width : float
+        Location and scale (width > 0).
+    deterministic : bool
+        True (default): the quantiles at (i + 0.5)/n, in increasing order, so finite-N results
+        converge to the continuum limit without sampling noise; False: i.i.d. draws.
+    seed : int
+        Seed of the draws (``deterministic=False``).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected a positive count, got {n!r}")
+    c = float(as_float_array(center, "center", ndim=(0,)))
+    w = float(as_float_array(width, "width", ndim=(0,)))
+    if not w > 0:
+        raise ValueError(f"width: must be positive, got {w:g}")
+    kinds = ("lorentzian", "gaussian", "uniform")
+    if distribution not in kinds:
+        raise ValueError(f"distribution: expected one of {kinds}, got {distribution!r}")
+    if deterministic:
+        u = _quantiles(int(n))
+        if distribution == "lorentzian":
+            z = np.tan(np.pi * (u - 0.5))
+        elif distribution == "gaussian":
+            from scipy.special import ndtri
+            z = ndtri(u)
+        else:
+            z = 2.0 * u - 1.0
+    else:
+        rng = np.random.default_rng(seed)
+        if distribution == "lorentzian":
+            z = rng.standard_cauchy(int(n))
+        elif distribution == "gaussian":
+            z = rng.standard_normal(int(n))
+        else:
+            z = rng.uniform(-1.0, 1.0, int(n))
+    return c + w * z

@@ -24,10 +24,22 @@ from .gram import (
                    mean_square_exponent,
 )
 from .hessian_path import hessian_lyapunov
+from .monitor import SharpnessMonitor
+from .sharpness import (
+                        HessianDensity,
+                        HessianEigen,
+                        HessianTrace,
+                        hessian_density,
+                        hessian_eigenvalues,
+                        hessian_trace,
+                        hvp_operator,
+)
 from .stability_map import StabilityMap, stability_map
 from .torch_model import GramMatrix, gram_matrix, lyapunov, model_lyapunov, train_to_interpolation
 
 __all__ = ["gram_lyapunov", "gram_spectrum", "gd_exponent", "mean_square_exponent",
            "MeanSquareExponent",
            "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "model_lyapunov",
-           "lyapunov", "GramMatrix", "gram_matrix", "train_to_interpolation", "hessian_lyapunov"]
+           "lyapunov", "GramMatrix", "gram_matrix", "train_to_interpolation", "hessian_lyapunov",
+           "hessian_eigenvalues", "hessian_trace", "hessian_density", "hvp_operator",
+           "HessianEigen", "HessianTrace", "HessianDensity", "SharpnessMonitor"]

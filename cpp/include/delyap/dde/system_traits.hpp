@@ -5,6 +5,12 @@
 //   double max_delay() const;                               declared bound for dependent delays
 //   bool neutral() const;                                   f also reads x'(t − τ_k)
 //   bool rhs_neutral(t, x, xd, xd_dot, out) const;          the neutral right-hand side
+//   void tangent_rhs(t, x, xd, k, V, Vd, vd_stride, out) const;
+//                                                           k Jacobian-vector products at once
+//       (out_j = ∂f/∂x·v_j + Σ_m ∂f/∂x(t−τ_m)·v_j(t−τ_m); v_j = V + j·D, its delayed value
+//       for lag m at Vd + m·vd_stride + j·D, out_j = out + j·D): the tangent equations of a
+//       large sparse system at the cost of ~one right-hand side per vector, where the dense
+//       Jacobian (D² per vector) is unaffordable
 #pragma once
 
 #include "delyap/common/config.hpp"
@@ -28,6 +34,14 @@ template <class S>
 struct has_neutral<S, std::void_t<decltype(std::declval<const S&>().rhs_neutral(
                           0.0, (const double*)nullptr, (const double*)nullptr,
                           (const double*)nullptr, (double*)nullptr))>> : std::true_type {};
+
+template <class S, class = void>
+struct has_tangent_rhs : std::false_type {};
+template <class S>
+struct has_tangent_rhs<S, std::void_t<decltype(std::declval<const S&>().tangent_rhs(
+                              0.0, (const double*)nullptr, (const double*)nullptr, 0,
+                              (const double*)nullptr, (const double*)nullptr, Index(0),
+                              (double*)nullptr))>> : std::true_type {};
 }  // namespace detail
 
 template <class S>

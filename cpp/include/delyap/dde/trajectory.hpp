@@ -51,18 +51,19 @@ struct TrajectoryScratch {
   }
 };
 
-// The initial function's anchors (t: n times, x and f: n × dim, in the view's memory) as
-// Hermite intervals in the view; `coef` is scratch of n_coef · dim doubles. The caller has made
-// room for n anchors.
-template <class View>
+// The initial function's anchors (t: n times on the host; x and f: n × dim in the memory the
+// executor computes in) as Hermite intervals in the view; `coef` is scratch of n_coef · dim
+// doubles in that memory. The caller has made room for n anchors. Every driver loads its
+// history here: the growing and fixed-capacity rings with the serial executor, the
+// executor-resident one (vector_solve.hpp) after uploading x and f.
+template <class View, class Exec = SerialExec>
 DELYAP_HD void push_initial_history(View& v, const double* t, Index n, const double* x,
-                                    const double* f, int dim, double* coef) {
+                                    const double* f, int dim, double* coef, Exec exec = Exec{}) {
   v.push_anchor(t[0], x, f);
   for (Index i = 1; i < n; ++i) {
-    const double* x0 = x + (i - 1) * dim;
     const double* x1 = x + i * dim;
-    hermite_coefficients(x0, f + (i - 1) * dim, x1, f + i * dim, t[i] - t[i - 1], dim,
-                         v.n_coef, coef);
+    exec.for_each(dim, HermiteCoefficients{x + (i - 1) * dim, f + (i - 1) * dim, x1, f + i * dim,
+                                           t[i] - t[i - 1], dim, v.n_coef, coef});
     v.push_interval(coef, t[i], x1, f + i * dim);
   }
 }

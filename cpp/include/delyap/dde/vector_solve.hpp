@@ -16,32 +16,20 @@
 
 namespace delyap {
 
-// The initial function's anchors (host arrays) into an executor-memory history. Not the shared
-// push_initial_history: the coefficients are computed on the host and uploaded one by one.
+// The initial function's anchors (host arrays) into an executor-memory history: x and f are
+// uploaded once, then loaded by the drivers' shared push_initial_history on the executor.
 template <class Exec>
 void load_initial_history(HistoryBufferT<Exec>& buf, const InitialHistory& h, Index b,
                           int dim, Exec exec) {
   buf.ensure(h.n + 8);
   auto& v = buf.view();
-  const double* xb = h.x + b * h.stride;
-  const double* fb = h.f + b * h.stride;
-  std::vector<double> c(size_t(v.n_coef) * dim);
-  typename Exec::template Array<double> stage(Index(v.n_coef + 2) * dim);
-  double* c_d = stage.get();
-  double* x_d = c_d + Index(v.n_coef) * dim;
-  double* f_d = x_d + dim;
-  for (Index i = 0; i < h.n; ++i) {
-    exec.upload(x_d, xb + i * dim, dim);
-    exec.upload(f_d, fb + i * dim, dim);
-    if (i == 0) {
-      v.push_anchor(h.t[0], x_d, f_d);
-      continue;
-    }
-    hermite_coefficients(xb + (i - 1) * dim, fb + (i - 1) * dim, xb + i * dim, fb + i * dim,
-                         h.t[i] - h.t[i - 1], dim, v.n_coef, c.data());
-    exec.upload(c_d, c.data(), Index(c.size()));
-    v.push_interval(c_d, h.t[i], x_d, f_d);
-  }
+  const Index values = h.n * dim;
+  typename Exec::template Array<double> stage(2 * values + Index(v.n_coef) * dim);
+  double* x_d = stage.get();
+  double* f_d = x_d + values;
+  exec.upload(x_d, h.x + b * h.stride, values);
+  exec.upload(f_d, h.f + b * h.stride, values);
+  push_initial_history(v, h.t, h.n, x_d, f_d, dim, f_d + values, exec);
 }
 
 // One trajectory of a large system with its state on the executor. Returns its status; fills

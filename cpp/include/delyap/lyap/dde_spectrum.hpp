@@ -46,19 +46,24 @@ double max_delay_of(const System& sys) {
   return m;
 }
 
-template <class System>
+// qr: the re-orthonormalisation's QR (tangent.hpp's PortableTangentQr contract).
+template <class System, class Qr = PortableTangentQr>
 Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const InitialHistory& hist,
                     Index b, const double* y0, const DdeLyapunovProblem& lp,
                     LyapunovAccumulator& acc, double* vectors_out, SolveStats& stats,
-                    const std::atomic<bool>& cancel) {
+                    const std::atomic<bool>& cancel, const Qr& qr = Qr{}) {
   const double tau_max = max_delay_of(sys);
   const double renorm = lp.renorm_for(tau_max);
   SolverOptions opt = user_opt;
-  const double cap = tau_max / lp.anchors_needed;
-  opt.max_step = opt.max_step > 0 ? std::fmin(opt.max_step, cap) : cap;
+  // The window must hold anchors_needed anchors; an ODE has no window (a cap of 0 would
+  // silently drop the user's max_step).
+  if (tau_max > 0) {
+    const double cap = tau_max / lp.anchors_needed;
+    opt.max_step = opt.max_step > 0 ? std::fmin(opt.max_step, cap) : cap;
+  }
   const Tableau& tab = tableau_for(opt.method);
   const int D = sys.dim(), nd = sys.n_delays(), k = lp.k;
-  std::vector<double> jac_scratch(Index(D) * D * (1 + nd) + Index(nd) * D);
+  std::vector<double> jac_scratch(TangentSystem<System>::scratch_doubles(sys));
   const TangentSystem<System> tsys{sys, k, jac_scratch.data()};
   const int Da = tsys.dim();
 
@@ -90,7 +95,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     if (Index(w.size()) < rows * k) w.resize(rows * k);
     if (Index(work.size()) < rows + k) work.resize(rows + k);
     if (!reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(), tmp.data(),
-                          logs.data(), has_window))
+                          logs.data(), has_window, qr))
       return false;
     const double* last = h.state(h.size - 1);
     const double* flast = h.deriv(h.size - 1);

@@ -17,15 +17,26 @@
 #include <cmath>
 
 #include "delyap/dde/history.hpp"
+#include "delyap/dde/system_traits.hpp"
 #include "delyap/lyap/householder.hpp"
 
 namespace delyap {
 
+// The tangent equations use the system's tangent_rhs (k sparse Jacobian-vector products,
+// system_traits.hpp) when it has one, else its dense Jacobians (D² per vector: small systems).
 template <class System>
 struct TangentSystem {
   const System& base;
   int k;
-  double* scratch;  // D² (1 + n_delays) + n_delays·D doubles
+  double* scratch;  // scratch_doubles(base) doubles
+
+  static constexpr bool matrix_free = detail::has_tangent_rhs<System>::value;
+  // The dense path holds ∂f/∂x and the n_delays ∂f/∂x(t − τ_m) (D² each); both hold the
+  // delayed base states.
+  static Index scratch_doubles(const System& s) {
+    const Index D = s.dim(), nd = s.n_delays();
+    return (matrix_free ? 0 : D * D * (1 + nd)) + nd * D;
+  }
 
   DELYAP_HD int base_dim() const { return base.dim(); }
   DELYAP_HD int dim() const { return base.dim() * (1 + k); }
@@ -35,26 +46,40 @@ struct TangentSystem {
   DELYAP_HD bool rhs(double t, const double* X, const double* Xd, double* out) const {
     const int D = base.dim(), nd = base.n_delays(), Da = dim();
     double* jx = scratch;
-    double* jd = jx + D * D;
-    double* xd = jd + Index(nd) * D * D;
+    double* jd = jx + (matrix_free ? 0 : D * D);
+    double* xd = jd + (matrix_free ? 0 : Index(nd) * D * D);
     for (int m = 0; m < nd; ++m)
       for (int i = 0; i < D; ++i) xd[m * D + i] = Xd[Index(m) * Da + i];
     if (!base.rhs(t, X, xd, out)) return false;
-    base.jacobian(t, X, xd, jx, jd);
-    for (int j = 0; j < k; ++j) {
-      const double* dj = X + D * (1 + j);
-      double* oj = out + D * (1 + j);
-      for (int i = 0; i < D; ++i) {
-        double s = 0.0;
-        for (int l = 0; l < D; ++l) s += jx[i * D + l] * dj[l];
-        for (int m = 0; m < nd; ++m) {
-          const double* jm = jd + (Index(m) * D + i) * D;
-          const double* ddj = Xd + Index(m) * Da + D * (1 + j);
-          for (int l = 0; l < D; ++l) s += jm[l] * ddj[l];
+    if constexpr (matrix_free) {
+      base.tangent_rhs(t, X, xd, k, X + D, Xd + D, Index(Da), out + D);
+    } else {
+      base.jacobian(t, X, xd, jx, jd);
+      for (int j = 0; j < k; ++j) {
+        const double* dj = X + D * (1 + j);
+        double* oj = out + D * (1 + j);
+        for (int i = 0; i < D; ++i) {
+          double s = 0.0;
+          for (int l = 0; l < D; ++l) s += jx[i * D + l] * dj[l];
+          for (int m = 0; m < nd; ++m) {
+            const double* jm = jd + (Index(m) * D + i) * D;
+            const double* ddj = Xd + Index(m) * Da + D * (1 + j);
+            for (int l = 0; l < D; ++l) s += jm[l] * ddj[l];
+          }
+          oj[i] = s;
         }
-        oj[i] = s;
       }
     }
+    return true;
+  }
+};
+
+// The QR of the re-orthonormalisation: the core's Householder routine (any k, host and
+// device). Hosts with many directions pass a blocked BLAS-3 one of the same contract
+// (lyap/blocked_linalg.hpp: w rows × k column-major, R k × k column-major with diag ≥ 0).
+struct PortableTangentQr {
+  DELYAP_HD bool operator()(double* w, Index rows, int k, double* r, double* work) const {
+    householder_qr(w, rows, rows, k, r, work);
     return true;
   }
 };
@@ -89,9 +114,10 @@ DELYAP_HD inline Index tangent_rows(const HistoryView& h, int D, bool has_window
 
 // Re-orthonormalises the k tangent functions stored in `h` (augmented dim D(1+k)).
 // w: tangent_rows × k, r: k × k, work: rows + k, tinv: k × k, tmp: k. Writes log R_jj to logs.
-DELYAP_HD inline bool reorthonormalize(HistoryView& h, int D, int k, double* w, double* r,
-                                       double* work, double* tinv, double* tmp, double* logs,
-                                       bool has_window = true) {
+template <class Qr = PortableTangentQr>
+DELYAP_HD bool reorthonormalize(HistoryView& h, int D, int k, double* w, double* r, double* work,
+                                double* tinv, double* tmp, double* logs, bool has_window = true,
+                                const Qr& qr = Qr{}) {
   const int Da = h.dim;
   const Index rows = tangent_rows(h, D, has_window);
   const Index n_intervals = tangent_intervals(h, has_window);
@@ -121,7 +147,7 @@ DELYAP_HD inline bool reorthonormalize(HistoryView& h, int D, int k, double* w, 
       }
     }
   }
-  householder_qr(w, rows, rows, k, r, work);
+  if (!qr(w, rows, k, r, work)) return false;
   for (int j = 0; j < k; ++j) {
     const double rjj = r[j * k + j];
     if (!(rjj > 0) || !is_finite(rjj)) return false;

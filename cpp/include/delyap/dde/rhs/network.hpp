@@ -6,8 +6,12 @@
 //                                                  − sin θ_i Σ_j A_ij cos θ_j(t−τ_ij),
 //                  so each edge costs two multiply-adds and no trigonometry.
 //   Stuart–Landau: Σ_j A_ij (z_j(t−τ_ij) − z_i) is linear in the delayed states.
+// Their tangent equations (Lyapunov spectra) are sparse too: tangent_rhs applies the
+// linearisation to k vectors at once in node-major order (each edge's coefficient read once,
+// then k contiguous multiply-adds), so k vectors cost about k right-hand sides, never D².
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -32,10 +36,14 @@ DELYAP_HD inline void delayed_sin_cos(Index m, const double* xd, double* sc) {
   sc[2 * m + 1] = std::cos(xd[m]);
 }
 
-// θ_i' = ω_i + K/d_i (cos θ_i Σ_j A_ij sin θ_j(t−τ_ij) − sin θ_i Σ_j A_ij cos θ_j(t−τ_ij)).
+// θ_i' = ω_i + K/d_i Σ_j A_ij sin(θ_j(t−τ_ij) − θ_i − α)
+//       = ω_i + K/d_i (cos α·(cos θ_i S_i − sin θ_i C_i) − sin α·(cos θ_i C_i + sin θ_i S_i)),
+// S_i = Σ_j A_ij sin θ_j(t−τ_ij), C_i = Σ_j A_ij cos θ_j(t−τ_ij); α = 0 (cos_a = 1,
+// sin_a = 0) gives the plain Kuramoto sum bit for bit.
 DELYAP_HD inline double kuramoto_rate(int i, const CsrGraph& g, const double* omega,
                                       const double* inv_norm, double coupling, const double* x,
-                                      const double* sc) {
+                                      const double* sc, double cos_a = 1.0,
+                                      double sin_a = 0.0) {
   double ss = 0.0, cc = 0.0;
   for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
     const Index src = 2 * (Index(g.klass ? g.klass[e] : 0) * g.n + g.indices[e]);
@@ -43,7 +51,27 @@ DELYAP_HD inline double kuramoto_rate(int i, const CsrGraph& g, const double* om
     cc += g.weights[e] * sc[src + 1];
   }
   const double si = std::sin(x[i]), ci = std::cos(x[i]);
-  return omega[i] + coupling * inv_norm[i] * (ci * ss - si * cc);
+  if (sin_a == 0.0) return omega[i] + coupling * inv_norm[i] * (ci * ss - si * cc);
+  return omega[i] +
+         coupling * inv_norm[i] * (cos_a * (ci * ss - si * cc) - sin_a * (ci * cc + si * ss));
+}
+
+// Node-major copies of k tangent vectors' delayed values, for the sparse tangent products:
+// out[(m·N + node)·k·c + j·c + l] = Vd[m·vd_stride + j·N·c + node·c + l] (c components per node).
+inline void node_major_tangents(const double* Vd, Index vd_stride, int n_classes, int n, int c,
+                                int k, double* out, WorkerPool* pool) {
+  const Index M = Index(n_classes) * n;
+  auto body = [&](Index lo, Index hi) {
+    for (Index p = lo; p < hi; ++p) {
+      const Index m = p / n, node = p % n;
+      const double* src = Vd + m * vd_stride + node * c;
+      double* dst = out + p * Index(k) * c;
+      for (int j = 0; j < k; ++j)
+        for (int l = 0; l < c; ++l) dst[j * c + l] = src[Index(j) * n * c + l];
+    }
+  };
+  if (pool) pool->run(M, body);
+  else body(0, M);
 }
 
 struct KuramotoNetwork {
@@ -55,6 +83,8 @@ struct KuramotoNetwork {
   double coupling;        // K
   mutable std::vector<double> trig;  // n_classes·N pairs (sin, cos) of delayed phases
   WorkerPool* pool = nullptr;        // splits one evaluation over threads (large single runs)
+  double alpha = 0.0;                // Sakaguchi phase lag α
+  mutable std::vector<double> vt;    // tangent_rhs: node-major delayed tangent vectors
 
   int dim() const { return g.n; }
   int n_delays() const { return n_classes; }
@@ -62,22 +92,52 @@ struct KuramotoNetwork {
 
   bool rhs(double, const double* x, const double* xd, double* out) const {
     const int N = g.n;
-    const Index M = Index(n_classes) * N;
-    if (trig.size() != size_t(2 * M)) trig.assign(size_t(2 * M), 0.0);
-    double* sc = trig.data();
+    const double* sc = delayed_trig(xd);
+    const double ca = std::cos(alpha), sa = std::sin(alpha);
     if (pool) {
-      pool->run(M, [&](Index lo, Index hi) {
-        for (Index m = lo; m < hi; ++m) delayed_sin_cos(m, xd, sc);
-      });
       pool->run(N, [&](Index lo, Index hi) {
         for (Index i = lo; i < hi; ++i)
-          out[i] = kuramoto_rate(int(i), g, omega, inv_norm, coupling, x, sc);
+          out[i] = kuramoto_rate(int(i), g, omega, inv_norm, coupling, x, sc, ca, sa);
       });
       return true;
     }
-    for (Index m = 0; m < M; ++m) delayed_sin_cos(m, xd, sc);
-    for (int i = 0; i < N; ++i) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
+    for (int i = 0; i < N; ++i)
+      out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc, ca, sa);
     return true;
+  }
+
+  // δ_i' = K/d_i Σ_j A_ij cos(θ_j(t−τ_ij) − θ_i − α) (δ_j(t−τ_ij) − δ_i) for k vectors
+  // (system_traits.hpp's tangent_rhs). The edge's cosine comes from the (sin, cos) table by
+  // the angle-difference formulas: no trigonometry per edge.
+  void tangent_rhs(double, const double* x, const double* xd, int k, const double* V,
+                   const double* Vd, Index vd_stride, double* out) const {
+    const int N = g.n;
+    const double* sc = delayed_trig(xd);
+    vt.resize(size_t(Index(n_classes) * N * k));
+    node_major_tangents(Vd, vd_stride, n_classes, N, 1, k, vt.data(), pool);
+    const double ca = std::cos(alpha), sa = std::sin(alpha);
+    auto body = [&](Index lo, Index hi) {
+      std::vector<double> acc(static_cast<size_t>(k), 0.0);
+      for (Index i = lo; i < hi; ++i) {
+        const double si = std::sin(x[i]), ci = std::cos(x[i]);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        double csum = 0.0;
+        for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
+          const Index src = Index(g.klass ? g.klass[e] : 0) * N + g.indices[e];
+          const double ss = sc[2 * src], cs = sc[2 * src + 1];
+          const double cphi = cs * ci + ss * si, sphi = ss * ci - cs * si;  // φ = θ_j^τ − θ_i
+          const double a = g.weights[e] * (ca * cphi + sa * sphi);          // w·cos(φ − α)
+          csum += a;
+          const double* v = vt.data() + src * k;
+          for (int j = 0; j < k; ++j) acc[j] += a * v[j];
+        }
+        const double kc = coupling * inv_norm[i];
+        for (int j = 0; j < k; ++j)
+          out[Index(j) * N + i] = kc * (acc[j] - csum * V[Index(j) * N + i]);
+      }
+    };
+    if (pool) pool->run(N, body);
+    else body(0, N);
   }
 
   // ∂f_i/∂θ_i and ∂f_i/∂θ_j(t − τ_k) are sparse; dense Jacobians are only for small N (tests).
@@ -89,11 +149,27 @@ struct KuramotoNetwork {
       for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
         const int k = g.klass ? g.klass[e] : 0;
         const int j = g.indices[e];
-        const double cs = std::cos(xd[Index(k) * N + j] - x[i]);
+        const double cs = std::cos(xd[Index(k) * N + j] - x[i] - alpha);
         const double a = coupling * inv_norm[i] * g.weights[e];
         jx[Index(i) * N + i] -= a * cs;
         jd[(Index(k) * N + i) * N + j] += a * cs;
       }
+  }
+
+ private:
+  // The (sin, cos) table of the delayed phases (one per class and node), in `trig`.
+  const double* delayed_trig(const double* xd) const {
+    const Index M = Index(n_classes) * g.n;
+    if (trig.size() != size_t(2 * M)) trig.assign(size_t(2 * M), 0.0);
+    double* sc = trig.data();
+    if (pool) {
+      pool->run(M, [&](Index lo, Index hi) {
+        for (Index m = lo; m < hi; ++m) delayed_sin_cos(m, xd, sc);
+      });
+    } else {
+      for (Index m = 0; m < M; ++m) delayed_sin_cos(m, xd, sc);
+    }
+    return sc;
   }
 };
 
@@ -129,6 +205,7 @@ struct StuartLandauNetwork {
   double lambda;
   double coupling;
   WorkerPool* pool = nullptr;  // splits one evaluation over threads (large single runs)
+  mutable std::vector<double> vt;  // tangent_rhs: node-major delayed tangent vectors
 
   int dim() const { return 2 * g.n; }
   int n_delays() const { return n_classes; }
@@ -141,6 +218,41 @@ struct StuartLandauNetwork {
       nodes(0, g.n, x, xd, out);
     }
     return true;
+  }
+
+  // Per node the 2 × 2 Jacobian of (λ + iω − |z|²) z − (K/d_i) w_i z (w_i = Σ_j A_ij), plus
+  // (K/d_i) Σ_j A_ij δ_j(t − τ_ij): the coupling is linear, so an edge's coefficient is A_ij.
+  void tangent_rhs(double, const double* x, const double*, int k, const double* V,
+                   const double* Vd, Index vd_stride, double* out) const {
+    const int N = g.n;
+    vt.resize(size_t(Index(n_classes) * N * 2 * k));
+    node_major_tangents(Vd, vd_stride, n_classes, N, 2, k, vt.data(), pool);
+    auto body = [&](Index lo, Index hi) {
+      std::vector<double> acc(static_cast<size_t>(2 * k), 0.0);
+      for (Index i = lo; i < hi; ++i) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        double wsum = 0.0;
+        for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
+          const Index src = Index(g.klass ? g.klass[e] : 0) * N + g.indices[e];
+          const double w = g.weights[e];
+          wsum += w;
+          const double* v = vt.data() + src * 2 * k;
+          for (int j = 0; j < 2 * k; ++j) acc[j] += w * v[j];
+        }
+        const double a = x[2 * i], b = x[2 * i + 1], r2 = a * a + b * b;
+        const double kc = coupling * inv_norm[i];
+        const double j11 = lambda - r2 - 2 * a * a - kc * wsum, j12 = -2 * a * b - omega[i];
+        const double j21 = -2 * a * b + omega[i], j22 = lambda - r2 - 2 * b * b - kc * wsum;
+        for (int j = 0; j < k; ++j) {
+          const Index o = Index(j) * 2 * N + 2 * i;
+          const double va = V[o], vb = V[o + 1];
+          out[o] = j11 * va + j12 * vb + kc * acc[2 * j];
+          out[o + 1] = j21 * va + j22 * vb + kc * acc[2 * j + 1];
+        }
+      }
+    };
+    if (pool) pool->run(N, body);
+    else body(0, N);
   }
 
  private:

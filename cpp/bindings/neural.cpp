@@ -1,0 +1,201 @@
+// Neural DDE / ODE forward and discrete adjoint (delyap/nn/neural_dde.hpp) for delyap.nn.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arrays.hpp"
+#include "delyap/nn/neural_dde.hpp"
+#include "delyap/parallel/parallel_for.hpp"
+#include "interruptible.hpp"
+
+namespace py = pybind11;
+using namespace delyap;
+using delyap::bindings::DArray;
+using delyap::bindings::require_shape;
+
+namespace {
+
+// Hands a vector to numpy without a copy (the array owns it).
+DArray to_array(std::vector<double>&& v, std::vector<py::ssize_t> shape) {
+  auto* p = new std::vector<double>(std::move(v));
+  py::capsule owner(p, [](void* q) { delete static_cast<std::vector<double>*>(q); });
+  return DArray(shape, p->data(), owner);
+}
+
+nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
+                   const DArray& tau, int activation) {
+  require_shape(W, "W", {-1, -1});
+  const py::ssize_t H = W.shape(0), D = W.shape(1);
+  require_shape(tau, "tau", {-1});
+  const py::ssize_t nd = tau.shape(0);
+  require_shape(Wd, "W_delay", {nd, H, D});
+  require_shape(b, "b", {H});
+  require_shape(Wout, "W_out", {D, H});
+  if (activation < 0 || activation > 3) throw py::value_error("activation: unknown code");
+  for (py::ssize_t k = 0; k < nd; ++k)
+    if (!(tau.at(k) > 0.0)) throw py::value_error("tau: delays must be positive");
+  nn::Field f;
+  f.dim = int(D);
+  f.hidden = int(H);
+  f.n_delays = int(nd);
+  f.W = W.data();
+  f.Wd = Wd.data();
+  f.b = b.data();
+  f.Wout = Wout.data();
+  f.act = nn::Activation(activation);
+  return f;
+}
+
+// Row ranges for `threads` workers (each at least a few rows, so GEMMs stay GEMMs).
+std::vector<Index> row_chunks(Index batch, int threads) {
+  const int nt = resolve_threads(threads, std::max<Index>(1, batch / 8));
+  std::vector<Index> edges(size_t(nt + 1));
+  for (int c = 0; c <= nt; ++c) edges[size_t(c)] = batch * c / nt;
+  return edges;
+}
+
+py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, const DArray& b,
+                        const DArray& Wout, const DArray& tau, int activation, Method method,
+                        double t_final, double rtol, double atol, double dt,
+                        const std::optional<DArray>& grid, Index max_steps, int threads) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation);
+  require_shape(h0, "h0", {-1, f.dim});
+  const Index B = h0.shape(0);
+  const Tableau& tab = tableau_for(method);
+  if (!(t_final > 0.0)) throw py::value_error("t_final: must be positive");
+  const double tau_min = nn::min_delay(tau.data(), f.n_delays);
+  nn::Trace tr;
+  tr.batch = B;
+  tr.dim = f.dim;
+  tr.stages = tab.stages;
+  std::vector<double> g;
+  const bool fixed = grid.has_value() || !tab.adaptive();
+  if (grid) {
+    require_shape(*grid, "grid", {-1});
+    g.assign(grid->data(), grid->data() + grid->size());
+    if (g.size() < 2 || g.front() != 0.0)
+      throw py::value_error("grid: need at least two times, starting at 0");
+    for (size_t i = 1; i < g.size(); ++i)
+      if (!(g[i] > g[i - 1])) throw py::value_error("grid: times must increase");
+  } else if (fixed) {
+    if (!(dt > 0.0)) throw py::value_error("dt: a fixed-step method needs dt > 0");
+    g = nn::fixed_grid(t_final, dt);
+  }
+  if (fixed) {
+    for (size_t i = 1; i < g.size(); ++i)
+      if (g[i] - g[i - 1] > tau_min * (1.0 + 1e-12))
+        throw py::value_error("dt: steps must not exceed the smallest delay (" +
+                              std::to_string(tau_min) + "); reads would reach the running step");
+    tr.resize(Index(g.size()) - 1);
+    std::copy(g.begin(), g.end(), tr.tp);
+  } else {
+    tr.resize(0);
+  }
+  std::copy(h0.data(), h0.data() + B * f.dim, tr.x(0, 0));
+  SolverOptions opt;
+  opt.rtol = rtol;
+  opt.atol = atol;
+  opt.dt = dt;
+  opt.max_steps = max_steps;
+  std::atomic<bool> cancel{false};
+  auto cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+  bindings::run_interruptible(cancel, [&]() {
+    if (!fixed) {
+      WorkPoll<decltype(cancelled)> poll(cancelled);
+      nn::forward_adaptive(f, tab, tau.data(), t_final, opt, tr, poll);
+      return;
+    }
+    const std::vector<Index> edges = row_chunks(B, threads);
+    parallel_for(Index(edges.size()) - 1, threads, cancel, [&](Index c) {
+      WorkPoll<decltype(cancelled)> poll(cancelled);
+      nn::forward_on_grid(f, tab, tau.data(), tr, edges[size_t(c)],
+                          edges[size_t(c + 1)] - edges[size_t(c)], poll);
+    });
+  });
+  const Index N = tr.steps();
+  std::vector<double> y(tr.x(N, 0), tr.x(N, 0) + B * f.dim);
+  py::dict out;
+  out["y"] = to_array(std::move(y), {B, f.dim});
+  out["t"] = to_array(std::move(tr.t), {N + 1});
+  out["X"] = to_array(std::move(tr.X), {N + 1, B, f.dim});
+  out["K"] = to_array(std::move(tr.K), {N, tab.stages, B, f.dim});
+  out["rejected"] = tr.rejected;
+  return out;
+}
+
+py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
+                         const DArray& tau, int activation, Method method, const DArray& t,
+                         const DArray& X, const DArray& K, const DArray& grad_y, int threads) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation);
+  const Tableau& tab = tableau_for(method);
+  require_shape(t, "t", {-1});
+  const Index N = t.shape(0) - 1;
+  require_shape(X, "X", {N + 1, -1, f.dim});
+  const Index B = X.shape(1);
+  require_shape(K, "K", {N, tab.stages, B, f.dim});
+  require_shape(grad_y, "grad_y", {B, f.dim});
+  nn::Trace tr;  // a view of the arrays: the backward only reads them
+  tr.batch = B;
+  tr.dim = f.dim;
+  tr.stages = tab.stages;
+  tr.n_steps = N;
+  tr.tp = const_cast<double*>(t.data());
+  tr.Xp = const_cast<double*>(X.data());
+  tr.Kp = const_cast<double*>(K.data());
+  std::vector<double> gh0(size_t(B * f.dim));
+  const std::vector<Index> edges = row_chunks(B, threads);
+  std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
+  std::atomic<bool> cancel{false};
+  auto cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
+  bindings::run_interruptible(cancel, [&]() {
+    parallel_for(Index(parts.size()), threads, cancel, [&](Index c) {
+      const Index r0 = edges[size_t(c)], rows = edges[size_t(c + 1)] - r0;
+      WorkPoll<decltype(cancelled)> poll(cancelled);
+      nn::Pass p(f, tab, tau.data(), r0, rows);
+      p.backward(tr, grad_y.data() + r0 * f.dim, gh0.data() + r0 * f.dim, parts[size_t(c)],
+                 poll);
+    });
+  });
+  nn::FieldGrad g = parts[0];
+  for (size_t c = 1; c < parts.size(); ++c) g.add(parts[c]);  // in chunk order: deterministic
+  py::dict out;
+  out["h0"] = to_array(std::move(gh0), {B, f.dim});
+  out["W"] = to_array(std::move(g.W), {f.hidden, f.dim});
+  out["W_delay"] = to_array(std::move(g.Wd), {f.n_delays, f.hidden, f.dim});
+  out["b"] = to_array(std::move(g.b), {f.hidden});
+  out["W_out"] = to_array(std::move(g.Wout), {f.dim, f.hidden});
+  out["tau"] = to_array(std::move(g.tau), {f.n_delays});
+  return out;
+}
+
+// The interpolant's read weights at θ (neural_dde.hpp: read_weights), so that the torch
+// evaluation path (delyap.nn.odeint_dde) reads delayed states exactly as the core does.
+py::tuple neural_read_weights(Method method, double theta) {
+  const Tableau& tab = tableau_for(method);
+  nn::Read r;
+  nn::read_weights(tab, theta, &r);
+  return py::make_tuple(std::vector<double>(r.w, r.w + tab.stages), r.w_end,
+                        std::vector<double>(r.dw, r.dw + tab.stages), r.dw_end);
+}
+
+}  // namespace
+
+void register_neural(py::module_& m) {
+  m.def("neural_forward", &neural_forward, py::arg("h0"), py::arg("W"), py::arg("W_delay"),
+        py::arg("b"), py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"),
+        py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
+        py::arg("max_steps"), py::arg("threads"),
+        "Batched neural DDE forward pass; returns y and the stored pass (t, X, K).");
+  m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
+        py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
+        py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
+        "Discrete adjoint of a stored neural DDE pass (step sequence held fixed).");
+  m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
+        "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");
+}

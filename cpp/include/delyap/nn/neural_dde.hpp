@@ -1,0 +1,500 @@
+// Neural DDEs (and ODEs: no delays) of the built-in vector-field family
+//     h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b),   h(s) = h0 on [−τmax, 0],
+// integrated for a batch of samples in lockstep (one step sequence for the whole batch, the
+// adaptive error norm the max over the batch), with the exact discrete adjoint of that pass.
+//
+// Forward: an explicit RK method from dde/tableau.hpp. Every stored step keeps its state X[n]
+// and its stages K[n][j] (memory O(steps·batch·dim)); the pre-activations are recomputed by
+// the backward pass (one GEMM), which keeps the hidden width out of the memory bound. Delayed
+// states are read from the stored steps by the interpolant the DDE solver uses: the method's
+// continuous extension (DP5) or the cubic Hermite interpolant of (x, f) at both ends, written
+// as weights on the step's stored vectors,
+//     x(t_i + θ h_i) = X[i] + h_i (Σ_j w_j(θ) K[i][j] + w_end(θ) F[i]),
+// F[i] = f(t_{i+1}) (the FSAL stage, or stage 0 of the next step). Steps never exceed the
+// smallest delay, so every read falls in a finished step or in the constant history, and the
+// adaptive steps land on the discontinuity points Σ n_k τ_k (dde/discontinuities.hpp) as the
+// DDE solver's do (the history's derivative jumps at t = 0).
+//
+// Backward: reverse-mode through every operation of the computed pass with its step sequence
+// held fixed (as any discrete adjoint), through the stages and the interpolation weights. The
+// gradient w.r.t. τ_k is that of the read time s = t + c_j h − τ_k: ∂x(s)/∂τ_k = −x'(s), with
+// x' the derivative of the same interpolant (0 in the constant history). It is the exact
+// derivative of the computed pass for the fixed step sequence; at a τ for which a read sits on
+// a step boundary the pass is only one-sidedly differentiable, and the interval to the right
+// is used.
+//
+// Rows of the batch are independent given the step sequence, so a fixed-grid forward and the
+// backward run on row ranges (threads over the batch); the adaptive forward runs the whole
+// batch, as its step sizes depend on all rows.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "delyap/common/config.hpp"
+#include "delyap/common/work_poll.hpp"
+#include "delyap/dde/controller.hpp"
+#include "delyap/dde/discontinuities.hpp"
+#include "delyap/dde/options.hpp"
+#include "delyap/dde/step_kernels.hpp"
+#include "delyap/dde/tableau.hpp"
+
+namespace delyap::nn {
+
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatMap = Eigen::Map<RowMat>;
+using ConstMatMap = Eigen::Map<const RowMat>;
+using ArrMap = Eigen::Map<Eigen::ArrayXd>;
+
+enum class Activation : int { Tanh = 0, Relu = 1, Softplus = 2, Sigmoid = 3 };
+
+// The Lipschitz constant of σ (sup |σ'|).
+inline double activation_lipschitz(Activation a) { return a == Activation::Sigmoid ? 0.25 : 1.0; }
+
+// a = σ(z) and, when da is given, σ'(z), on n contiguous values. Whole-array Eigen expressions
+// (vectorised where Eigen vectorises the function), never a scalar call per element in a loop.
+inline void activate(Activation act, const double* z, double* a, double* da, Index n) {
+  Eigen::Map<const Eigen::ArrayXd> Z(z, n);
+  ArrMap A(a, n);
+  switch (act) {
+    case Activation::Tanh:
+      A = Z.tanh();
+      if (da) ArrMap(da, n) = 1.0 - A.square();
+      break;
+    case Activation::Relu:
+      A = Z.max(0.0);
+      if (da) ArrMap(da, n) = (Z > 0.0).cast<double>();
+      break;
+    case Activation::Softplus:  // log(1 + e^z) without overflow; σ' is the logistic function
+      A = Z.max(0.0) + (-Z.abs()).exp().log1p();
+      if (da) ArrMap(da, n) = 0.5 * (1.0 + (0.5 * Z).tanh());
+      break;
+    case Activation::Sigmoid:
+      A = 0.5 * (1.0 + (0.5 * Z).tanh());
+      if (da) ArrMap(da, n) = A * (1.0 - A);
+      break;
+  }
+}
+
+// The vector field's parameters (row-major, non-owning): W (hidden × dim), Wd (n_delays ×
+// hidden × dim), b (hidden), Wout (dim × hidden).
+struct Field {
+  int dim = 0, hidden = 0, n_delays = 0;
+  const double *W = nullptr, *Wd = nullptr, *b = nullptr, *Wout = nullptr;
+  Activation act = Activation::Tanh;
+  // Multiply-adds of one evaluation for `rows` samples, as flops.
+  double flops(Index rows) const {
+    return 2.0 * double(rows) * hidden * dim * (2.0 + n_delays);
+  }
+};
+
+// Gradients of a loss w.r.t. the field's parameters and the delays (accumulated).
+struct FieldGrad {
+  std::vector<double> W, Wd, b, Wout, tau;
+  explicit FieldGrad(const Field& f)
+      : W(size_t(f.hidden) * f.dim), Wd(size_t(f.n_delays) * f.hidden * f.dim),
+        b(size_t(f.hidden)), Wout(size_t(f.dim) * f.hidden), tau(size_t(f.n_delays)) {}
+  void add(const FieldGrad& o) {
+    auto acc = [](std::vector<double>& a, const std::vector<double>& b) {
+      for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+    };
+    acc(W, o.W);
+    acc(Wd, o.Wd);
+    acc(b, o.b);
+    acc(Wout, o.Wout);
+    acc(tau, o.tau);
+  }
+};
+
+// The stored pass: times t[0..N], states X[n] (batch × dim, n ≤ N) and stages K[n][j]
+// (batch × dim, n < N). The forward fills its own storage; the backward may read a pass held
+// elsewhere (the arrays handed back to Python) through the same pointers.
+struct Trace {
+  Index batch = 0;
+  int dim = 0, stages = 0;
+  Index n_steps = 0;
+  double *tp = nullptr, *Xp = nullptr, *Kp = nullptr;
+  std::vector<double> t, X, K;  // owned storage (empty when viewing another's)
+  Index rejected = 0;
+  Index steps() const { return n_steps; }
+  void resize(Index n) {
+    t.resize(size_t(n + 1));
+    X.resize(size_t((n + 1) * batch * dim));
+    K.resize(size_t(n * stages * batch * dim));
+    n_steps = n;
+    tp = t.data();
+    Xp = X.data();
+    Kp = K.data();
+  }
+  double* x(Index n, Index r0) const { return Xp + (n * batch + r0) * dim; }
+  double* k(Index n, int j, Index r0) const {
+    return Kp + ((n * stages + j) * batch + r0) * dim;
+  }
+};
+
+// Where a delayed read at time s falls, and the weights of the interpolant there.
+struct Read {
+  bool history = true;  // s ≤ 0: the constant h0
+  Index i = 0;          // else the interval [t_i, t_{i+1}]
+  double h = 0.0;
+  double w[kMaxStages] = {}, dw[kMaxStages] = {};  // value and d/ds weights on K[i][j]
+  double w_end = 0.0, dw_end = 0.0;                // on F[i] = K[i+1][0] (non-FSAL methods)
+};
+
+// The read weights of the interpolant the DDE solver stores (history.hpp): the method's own
+// continuous extension, or cubic Hermite with x(t_{i+1}) = X[i] + h Σ b_j K[i][j], f(t_i) =
+// K[i][0] and f(t_{i+1}) = F[i]; for FSAL methods F[i] is K[i][S−1], folded into its weight.
+inline void read_weights(const Tableau& tab, double th, Read* r) {
+  const int S = tab.stages;
+  for (int j = 0; j < S; ++j) r->w[j] = r->dw[j] = 0.0;
+  r->w_end = r->dw_end = 0.0;
+  if (tab.n_dense > 0) {
+    for (int j = 0; j < S; ++j) {
+      double p = th;  // θ^(m+1)
+      double q = 1.0;  // θ^m
+      for (int m = 0; m < tab.n_dense; ++m) {
+        r->w[j] += tab.dense[j][m] * p;
+        r->dw[j] += (m + 1) * tab.dense[j][m] * q;
+        p *= th;
+        q *= th;
+      }
+    }
+    return;
+  }
+  const double h01 = th * th * (3.0 - 2.0 * th), d01 = 6.0 * th * (1.0 - th);
+  const double h10 = th * (1.0 - th) * (1.0 - th), d10 = (1.0 - th) * (1.0 - 3.0 * th);
+  const double h11 = th * th * (th - 1.0), d11 = th * (3.0 * th - 2.0);
+  for (int j = 0; j < S; ++j) {
+    r->w[j] = h01 * tab.b[j];
+    r->dw[j] = d01 * tab.b[j];
+  }
+  r->w[0] += h10;
+  r->dw[0] += d10;
+  if (tab.fsal) {
+    r->w[S - 1] += h11;
+    r->dw[S - 1] += d11;
+  } else {
+    r->w_end = h11;
+    r->dw_end = d11;
+  }
+}
+
+// The read at s given the finished steps t[0..n] (s ≤ t[n] up to rounding).
+inline Read locate_read(const Tableau& tab, const double* t, Index n, double s) {
+  Read r;
+  if (!(s > 0.0) || n == 0) return r;
+  r.history = false;
+  const Index i = Index(std::upper_bound(t, t + n + 1, s) - t) - 1;
+  r.i = std::min<Index>(std::max<Index>(i, 0), n - 1);
+  r.h = t[r.i + 1] - t[r.i];
+  const double th = std::min(1.0, std::max(0.0, (s - t[r.i]) / r.h));
+  read_weights(tab, th, &r);
+  return r;
+}
+
+// One batched pass (forward and backward) over rows [r0, r0 + rows) of a trace.
+class Pass {
+ public:
+  Pass(const Field& f, const Tableau& tab, const double* tau, Index r0, Index rows)
+      : f_(f), tab_(tab), tau_(tau), r0_(r0), rows_(rows),
+        u_(size_t(rows * f.dim)), y_(size_t(std::max(1, f.n_delays) * rows * f.dim)),
+        z_(size_t(rows * f.hidden)), a_(size_t(rows * f.hidden)), da_(size_t(rows * f.hidden)) {}
+
+  // x(s) for the pass's rows into out, from the finished steps t[0..n].
+  void read_value(const Trace& tr, const Read& r, Index n, double* out) const {
+    const Index m = rows_ * f_.dim;
+    if (r.history) {
+      std::copy(tr.x(0, r0_), tr.x(0, r0_) + m, out);
+      return;
+    }
+    ArrMap o(out, m);
+    o = Eigen::Map<const Eigen::ArrayXd>(tr.x(r.i, r0_), m);
+    for (int j = 0; j < tab_.stages; ++j)
+      if (r.w[j] != 0.0) o += (r.h * r.w[j]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, j, r0_), m);
+    if (r.w_end != 0.0) {
+      if (r.i + 1 > n) throw std::logic_error("neural DDE: read past the finished steps");
+      o += (r.h * r.w_end) * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
+    }
+  }
+
+  // K[n][j] for the step [t, t + h] (stages < j already in the trace).
+  void stage(Trace& tr, Index n, int j, double h) {
+    const int D = f_.dim, nd = f_.n_delays;
+    const Index m = rows_ * D;
+    const double t = tr.tp[n];
+    ArrMap u(u_.data(), m);
+    u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
+    for (int l = 0; l < j; ++l)
+      if (tab_.a[j][l] != 0.0)
+        u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
+    for (int k = 0; k < nd; ++k)
+      read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
+                 y_.data() + k * m);
+    eval(u_.data(), y_.data(), nullptr);
+    MatMap(tr.k(n, j, r0_), rows_, D).noalias() =
+        ConstMatMap(a_.data(), rows_, f_.hidden) *
+        ConstMatMap(f_.Wout, D, f_.hidden).transpose();
+  }
+
+  // X[n+1] = X[n] + h Σ b_j K[n][j].
+  void advance(Trace& tr, Index n, double h) const {
+    const Index m = rows_ * f_.dim;
+    ArrMap x1(tr.x(n + 1, r0_), m);
+    x1 = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
+    for (int j = 0; j < tab_.stages; ++j)
+      if (tab_.b[j] != 0.0)
+        x1 += (h * tab_.b[j]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, j, r0_), m);
+  }
+
+  // All stages of step n and X[n+1]. FSAL methods take stage 0 from the previous step.
+  void step(Trace& tr, Index n, double h) {
+    const Index m = rows_ * f_.dim;
+    for (int j = 0; j < tab_.stages; ++j) {
+      if (j == 0 && tab_.fsal && n > 0) {
+        std::copy(tr.k(n - 1, tab_.stages - 1, r0_), tr.k(n - 1, tab_.stages - 1, r0_) + m,
+                  tr.k(n, 0, r0_));
+        continue;
+      }
+      stage(tr, n, j, h);
+    }
+    advance(tr, n, h);
+  }
+
+  // Reverse pass over the trace's steps for these rows. lam_out: ∂L/∂X[N] (rows × dim);
+  // writes ∂L/∂h0 to grad_h0 (rows × dim) and accumulates into g. Returns false if stopped.
+  template <class Poll>
+  bool backward(const Trace& tr, const double* lam_out, double* grad_h0, FieldGrad& g,
+                Poll& poll) {
+    const int D = f_.dim, H = f_.hidden, nd = f_.n_delays, S = tab_.stages;
+    const Index N = tr.steps(), m = rows_ * D;
+    std::vector<double> lx(size_t((N + 1) * m), 0.0), lk(size_t(N * S * m), 0.0);
+    std::vector<double> lu(static_cast<size_t>(m)), ly(static_cast<size_t>(m)),
+        gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m));
+    auto LX = [&](Index n) { return ArrMap(lx.data() + n * m, m); };
+    auto LK = [&](Index n, int j) { return ArrMap(lk.data() + (n * S + j) * m, m); };
+    LX(N) = Eigen::Map<const Eigen::ArrayXd>(lam_out, m);
+    ArrMap hist_adj(grad_h0, m);
+    hist_adj.setZero();
+    MatMap gW(g.W.data(), H, D), gWout(g.Wout.data(), D, H);
+    Eigen::Map<Eigen::RowVectorXd> gb(g.b.data(), H);
+    ConstMatMap W(f_.W, H, D), Wout(f_.Wout, D, H);
+    for (Index n = N - 1; n >= 0; --n) {
+      const double t = tr.tp[n], h = tr.tp[n + 1] - t;
+      LX(n) += LX(n + 1);
+      for (int j = 0; j < S; ++j)
+        if (tab_.b[j] != 0.0) LK(n, j) += (h * tab_.b[j]) * LX(n + 1);
+      for (int j = S - 1; j >= 0; --j) {
+        if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
+          LK(n - 1, S - 1) += LK(n, 0);
+          continue;
+        }
+        if (poll(2.0 * f_.flops(rows_))) return false;
+        // Recompute the stage's inputs and pre-activation.
+        ArrMap u(u_.data(), m);
+        u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
+        for (int l = 0; l < j; ++l)
+          if (tab_.a[j][l] != 0.0)
+            u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
+        Read reads[16];
+        std::vector<Read> more;  // more than 16 delays: rare
+        if (nd > 16) more.resize(size_t(nd));
+        Read* rd = nd > 16 ? more.data() : reads;
+        for (int k = 0; k < nd; ++k) {
+          rd[k] = locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]);
+          read_value(tr, rd[k], n, y_.data() + k * m);
+        }
+        eval(u_.data(), y_.data(), da_.data());
+        ConstMatMap lam(lk.data() + (n * S + j) * m, rows_, D);
+        ConstMatMap A(a_.data(), rows_, H);
+        gWout.noalias() += lam.transpose() * A;
+        MatMap G(gz.data(), rows_, H);
+        G.noalias() = lam * Wout;
+        G.array() *= ConstMatMap(da_.data(), rows_, H).array();
+        gb += G.colwise().sum();
+        gW.noalias() += G.transpose() * ConstMatMap(u_.data(), rows_, D);
+        MatMap LU(lu.data(), rows_, D);
+        LU.noalias() = G * W;
+        const ArrMap lu_arr(lu.data(), m);
+        LX(n) += lu_arr;
+        for (int l = 0; l < j; ++l)
+          if (tab_.a[j][l] != 0.0) LK(n, l) += (h * tab_.a[j][l]) * lu_arr;
+        for (int k = 0; k < nd; ++k) {
+          const ConstMatMap Wk(f_.Wd + Index(k) * H * D, H, D);
+          MatMap(g.Wd.data() + Index(k) * H * D, H, D).noalias() +=
+              G.transpose() * ConstMatMap(y_.data() + k * m, rows_, D);
+          MatMap LY(ly.data(), rows_, D);
+          LY.noalias() = G * Wk;
+          const Read& r = rd[k];
+          const ArrMap ly_arr(ly.data(), m);
+          if (r.history) {
+            hist_adj += ly_arr;
+            continue;  // x' = 0 in the constant history: no τ term
+          }
+          // ∂/∂τ_k of the read: −x'(s).
+          ArrMap d(xp.data(), m);
+          d.setZero();
+          for (int l = 0; l < S; ++l)
+            if (r.dw[l] != 0.0) d += r.dw[l] * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, l, r0_), m);
+          if (r.dw_end != 0.0)
+            d += r.dw_end * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
+          g.tau[size_t(k)] -= (d * ly_arr).sum();
+          LX(r.i) += ly_arr;
+          for (int l = 0; l < S; ++l)
+            if (r.w[l] != 0.0) LK(r.i, l) += (r.h * r.w[l]) * ly_arr;
+          if (r.w_end != 0.0) LK(r.i + 1, 0) += (r.h * r.w_end) * ly_arr;
+        }
+      }
+    }
+    hist_adj += LX(0);
+    return true;
+  }
+
+  // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b and activations a (and σ'(z) if da).
+  void eval(const double* u, const double* y, double* da) {
+    const int D = f_.dim, H = f_.hidden;
+    MatMap Z(z_.data(), rows_, H);
+    Z.noalias() = ConstMatMap(u, rows_, D) * ConstMatMap(f_.W, H, D).transpose();
+    for (int k = 0; k < f_.n_delays; ++k)
+      Z.noalias() += ConstMatMap(y + Index(k) * rows_ * D, rows_, D) *
+                     ConstMatMap(f_.Wd + Index(k) * H * D, H, D).transpose();
+    Z.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(f_.b, H);
+    activate(f_.act, z_.data(), a_.data(), da, rows_ * H);
+  }
+
+  // f(h0, h0, …): the derivative at t = 0 (the history is constant), into out.
+  void initial_derivative(const double* h0, double* out) {
+    const Index m = rows_ * f_.dim;
+    for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
+    eval(h0, y_.data(), nullptr);
+    MatMap(out, rows_, f_.dim).noalias() =
+        ConstMatMap(a_.data(), rows_, f_.hidden) *
+        ConstMatMap(f_.Wout, f_.dim, f_.hidden).transpose();
+  }
+
+ private:
+  const Field& f_;
+  const Tableau& tab_;
+  const double* tau_;
+  Index r0_, rows_;
+  std::vector<double> u_, y_, z_, a_, da_;
+};
+
+// The step sequence of a fixed-step solve: n·dt (n·dt < T) and T.
+inline std::vector<double> fixed_grid(double t_final, double dt) {
+  std::vector<double> g{0.0};
+  for (Index n = 1;; ++n) {
+    const double t = double(n) * dt;
+    // A last step shorter than 1e-9·dt is a rounding remainder of T/dt, not a step.
+    if (t >= t_final - 1e-9 * dt) break;
+    g.push_back(t);
+  }
+  g.push_back(t_final);
+  return g;
+}
+
+// The smallest delay, the bound every step keeps to (reads never reach the running step).
+inline double min_delay(const double* tau, int n) {
+  double m = HUGE_VAL;
+  for (int k = 0; k < n; ++k) m = std::min(m, tau[k]);
+  return m;
+}
+
+// Forward on a given step sequence, rows [r0, r0 + rows); tr sized by the caller and t set.
+template <class Poll>
+bool forward_on_grid(const Field& f, const Tableau& tab, const double* tau, Trace& tr,
+                     Index r0, Index rows, Poll& poll) {
+  Pass p(f, tab, tau, r0, rows);
+  for (Index n = 0; n < tr.steps(); ++n) {
+    if (poll(tab.stages * f.flops(rows))) return false;
+    p.step(tr, n, tr.tp[n + 1] - tr.tp[n]);
+  }
+  return true;
+}
+
+// Adaptive forward for the whole batch in lockstep: the error norm of a step is the largest
+// over the samples of the RMS scaled error (step_kernels.hpp's terms), steps are capped by the
+// smallest delay and land on the discontinuity points. On entry tr is resize(0)d with X[0] = h0.
+template <class Poll>
+bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, double t_final,
+                      const SolverOptions& opt, Trace& tr, Poll& poll) {
+  const Index B = tr.batch;
+  const int D = f.dim;
+  const double tau_min = min_delay(tau, f.n_delays);
+  const std::vector<double> disc =
+      f.n_delays > 0 ? discontinuity_points(0.0, t_final, tau, f.n_delays, tab.order + 1)
+                     : std::vector<double>{};
+  Pass p(f, tab, tau, 0, B);
+  double h = opt.dt;
+  if (!(h > 0.0)) {  // Hairer's first guess 0.01·‖x0‖/‖f0‖ (scaled norms, max over samples)
+    std::vector<double> f0(size_t(B * D));
+    p.initial_derivative(tr.x(0, 0), f0.data());
+    double d0 = 0.0, d1 = 0.0;
+    for (Index r = 0; r < B; ++r) {
+      double s0 = 0.0, s1 = 0.0;
+      for (int d = 0; d < D; ++d) {
+        const double x = tr.Xp[r * D + d];
+        const double sc = opt.atol + opt.rtol * std::fabs(x);
+        s0 += (x / sc) * (x / sc);
+        s1 += (f0[size_t(r * D + d)] / sc) * (f0[size_t(r * D + d)] / sc);
+      }
+      d0 = std::max(d0, std::sqrt(s0 / D));
+      d1 = std::max(d1, std::sqrt(s1 / D));
+    }
+    h = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  }
+  PIController ctrl(tab.error_order);
+  size_t next_disc = 0;
+  double t = 0.0;
+  Index n = 0;
+  tr.rejected = 0;
+  while (t < t_final) {
+    const double resolution = 16.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, t);
+    if (t >= t_final - resolution) break;
+    if (n + tr.rejected >= opt.max_steps)
+      throw std::runtime_error("neural DDE: max_steps reached before t_final");
+    double hh = std::min(h, tau_min);
+    double t_next = t + hh;
+    while (next_disc < disc.size() && disc[next_disc] <= t + resolution) ++next_disc;
+    if (next_disc < disc.size() && t_next >= disc[next_disc] - 1e-6 * hh) t_next = disc[next_disc];
+    if (t_next >= t_final - 1e-13 * t_final) t_next = t_final;
+    hh = t_next - t;
+    if (!(hh > resolution)) throw std::runtime_error("neural DDE: step size underflow");
+    tr.resize(n + 1);
+    tr.tp[n + 1] = t_next;
+    if (poll(tab.stages * f.flops(B))) return false;
+    p.step(tr, n, hh);
+    // Scaled error, max over samples of the per-sample RMS.
+    double err = 0.0;
+    const double* x0 = tr.x(n, 0);
+    const double* x1 = tr.x(n + 1, 0);
+    for (Index r = 0; r < B && is_finite(err); ++r) {
+      double s = 0.0;
+      for (int d = 0; d < D; ++d) {
+        double e = 0.0;
+        for (int j = 0; j < tab.stages; ++j)
+          if (tab.e[j] != 0.0) e += tab.e[j] * tr.k(n, j, 0)[r * D + d];
+        const double sc = error_scale(x0[r * D + d], x1[r * D + d], opt.rtol, opt.atol);
+        s += (hh * e / sc) * (hh * e / sc);
+      }
+      const double rms = std::sqrt(s / D);
+      err = is_finite(rms) ? std::max(err, rms) : HUGE_VAL;
+    }
+    if (!(err <= 1.0)) {
+      ++tr.rejected;
+      h = hh * ctrl.reject(err, opt);
+      continue;
+    }
+    h = hh * ctrl.accept(err, opt);
+    t = t_next;
+    ++n;
+  }
+  tr.resize(n);
+  return true;
+}
+
+}  // namespace delyap::nn

@@ -1,0 +1,200 @@
+"""NeuralDDE / NeuralODE modules (torch needed; imported by delyap.nn on first use)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._capacity import MemoryCapacity, memory_capacity
+from ._solve import ACTIVATIONS, SolveConfig, neural_solve
+
+
+def _delays(tau: Union[float, Sequence[float]], n_delays: int) -> list[float]:
+    if isinstance(tau, (int, float)):
+        # One number and several delays: spread them evenly up to it (τ_k = τ·k/n).
+        return [float(tau) * (k + 1) / n_delays for k in range(n_delays)]
+    vals = [float(v) for v in tau]
+    if len(vals) != n_delays:
+        raise ValueError(f"tau: expected {n_delays} delays (n_delays), got {len(vals)}")
+    return vals
+
+
+class NeuralDDE(nn.Module):
+    r"""A neural delay differential equation x ↦ λ2(h(T)), with
+
+        h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b),   h(s) = λ1(x) on [−max τ, 0],
+
+    λ1 an affine lift (``in_features → dim``, followed by ``augment`` zero dimensions) and λ2
+    an affine readout (``dim + augment → out_features``). Forward and backward run in delyap's
+    C++ core: the backward pass is the exact discrete adjoint of the computed forward pass
+    (the accepted step sequence held fixed), giving gradients for λ1, λ2, W, W_k, b, W_out and,
+    with ``learn_tau=True``, τ.
+
+    Finite-depth views: with ``method="Euler"`` and ``dt = T/L`` the forward pass is the
+    L-layer network h_{l+1} = h_l + dt·W_out σ(W h_l + Σ_k W_k h_{l−m_k} + b) (h_{l} = h_0 for
+    l < 0) when every τ_k = m_k·dt: a DenseResNet whose delayed skip connections reach m_k
+    layers back; without delays (:class:`NeuralODE`) it is a ResNet.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    dim : int
+        State dimension of the (non-augmented) DDE.
+    hidden : int
+        Width of the vector field's hidden layer.
+    tau : float or sequence of float
+        The delays (positive). A single number with ``n_delays > 1`` gives τ_k = τ·k/n_delays.
+    n_delays : int
+        Number of delays (0: a neural ODE).
+    activation : {"tanh", "relu", "softplus", "sigmoid"}
+    t_final : float
+        Integration time T.
+    method : {"DP5", "BS3", "RK4", "Euler"}
+        Adaptive (DP5, BS3: ``rtol``/``atol``, error norm the max over the batch) or fixed-step
+        (RK4, Euler: ``dt`` required, dt ≤ min τ).
+    rtol, atol : float
+    dt : float, optional
+        Fixed step, or the first step of an adaptive method.
+    learn_tau : bool
+        Make τ a trainable parameter (then ``max_delay`` bounds it).
+    max_delay : float, optional
+        Upper bound of learnable delays (τ ≥ max_delay raises).
+    augment : int
+        Extra state dimensions, zero at t = 0 (augmented neural DDE).
+    threads : int
+        Worker threads over the batch (0: all cores).
+
+    Notes
+    -----
+    Steps never exceed the smallest delay, so a tiny τ means many steps. Float32 modules and
+    inputs are computed in float64 inside the core and cast back.
+    """
+
+    def __init__(self, in_features: int, out_features: int, dim: int, hidden: int, *,
+                 tau: Union[float, Sequence[float]] = 1.0, n_delays: int = 1,
+                 activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
+                 rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
+                 learn_tau: bool = False, max_delay: Optional[float] = None, augment: int = 0,
+                 threads: int = 0) -> None:
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features),
+                        ("dim", dim), ("hidden", hidden)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if not isinstance(n_delays, (int, np.integer)) or n_delays < 0:
+            raise ValueError(f"n_delays: expected a non-negative integer, got {n_delays!r}")
+        if not isinstance(augment, (int, np.integer)) or augment < 0:
+            raise ValueError(f"augment: expected a non-negative integer, got {augment!r}")
+        self.config = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
+                                  None if dt is None else float(dt), 1_000_000, int(threads))
+        self.config.check()
+        taus = _delays(tau, n_delays) if n_delays > 0 else []
+        if any(not (math.isfinite(v) and v > 0) for v in taus):
+            raise ValueError(f"tau: delays must be positive and finite, got {taus}")
+        if max_delay is not None:
+            if not (max_delay > 0):
+                raise ValueError(f"max_delay: must be positive, got {max_delay}")
+            if any(v >= max_delay for v in taus):
+                raise ValueError(f"tau: delays {taus} must be below max_delay = {max_delay}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.dim, self.hidden, self.augment = int(dim), int(hidden), int(augment)
+        self.n_delays, self.learn_tau, self.max_delay = int(n_delays), bool(learn_tau), max_delay
+        self.activation = activation
+        n = self.dim + self.augment
+        self.lift = nn.Linear(self.in_features, self.dim)
+        self.readout = nn.Linear(n, self.out_features)
+        bound_in, bound_h = 1.0 / math.sqrt(n), 1.0 / math.sqrt(self.hidden)
+        self.W = nn.Parameter(torch.empty(self.hidden, n).uniform_(-bound_in, bound_in))
+        self.W_delay = nn.Parameter(
+            torch.empty(self.n_delays, self.hidden, n).uniform_(-bound_in, bound_in))
+        self.b = nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
+        self.W_out = nn.Parameter(torch.empty(n, self.hidden).uniform_(-bound_h, bound_h))
+        tau_t = torch.tensor(taus, dtype=torch.get_default_dtype())
+        if learn_tau:
+            self.tau = nn.Parameter(tau_t)
+        else:
+            self.register_buffer("tau", tau_t)
+        self.last_info: dict = {}
+
+    @property
+    def state_dim(self) -> int:
+        """Dimension of the integrated state (dim + augment)."""
+        return self.dim + self.augment
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        """h0 = λ1(x), with the ``augment`` zero dimensions appended."""
+        self._check_input(x)
+        h0 = self.lift(x.reshape(-1, self.in_features))
+        if self.augment:
+            h0 = torch.cat([h0, h0.new_zeros(h0.shape[0], self.augment)], dim=1)
+        return h0
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected (..., {self.in_features}) features (in_features), "
+                             f"got shape {tuple(x.shape)}")
+        if x.device.type != "cpu":
+            raise ValueError(f"x: delyap.nn runs on the CPU; got a tensor on {x.device}")
+        if x.dtype != self.W.dtype:
+            raise TypeError(f"x: dtype {x.dtype} does not match the module's {self.W.dtype} "
+                            "(convert one of them, e.g. model.double())")
+
+    def _check_tau(self) -> None:
+        if self.n_delays == 0:
+            return
+        vals = self.tau.detach().cpu().numpy()
+        if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
+            raise ValueError(f"tau: delays must be positive, got {vals.tolist()}")
+        if self.max_delay is not None and np.any(vals >= self.max_delay):
+            raise ValueError(f"tau: learnable delays {vals.tolist()} reached max_delay = "
+                             f"{self.max_delay}")
+
+    def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
+        """h(T) from the constant history h0 (batch, dim + augment)."""
+        self._check_tau()
+        c = self.config
+        info: dict = {}
+        out = neural_solve(h0, self.W, self.W_delay, self.b, self.W_out, self.tau,
+                           activation=c.activation, t_final=c.t_final, method=c.method,
+                           rtol=c.rtol, atol=c.atol, dt=c.dt, grid=grid, threads=c.threads,
+                           info=info)
+        self.last_info = info
+        return out
+
+    def forward(self, x: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
+        lead = x.shape[:-1] if isinstance(x, torch.Tensor) else ()
+        y = self.readout(self.solve(self.initial_state(x), grid))
+        return y.reshape(*lead, self.out_features)
+
+    def memory_capacity(self, n_samples: int = 256, seed: int = 0,
+                        x: Optional[torch.Tensor] = None) -> MemoryCapacity:
+        """The memory capacity Kτ (:func:`delyap.nn.memory_capacity`)."""
+        return memory_capacity(self, n_samples=n_samples, seed=seed, x=x)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"in={self.in_features}, out={self.out_features}, dim={self.dim}, "
+                f"hidden={self.hidden}, augment={self.augment}, n_delays={self.n_delays}, "
+                f"activation={c.activation}, method={c.method}, T={c.t_final}")
+
+
+class NeuralODE(NeuralDDE):
+    """A neural ODE x ↦ λ2(h(T)), h' = W_out σ(W h + b), h(0) = λ1(x): :class:`NeuralDDE`
+    without delays (same parameters otherwise; with Euler and dt = T/L, an L-layer ResNet)."""
+
+    def __init__(self, in_features: int, out_features: int, dim: int, hidden: int, *,
+                 activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
+                 rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
+                 augment: int = 0, threads: int = 0) -> None:
+        super().__init__(in_features, out_features, dim, hidden, tau=1.0, n_delays=0,
+                         activation=activation, t_final=t_final, method=method, rtol=rtol,
+                         atol=atol, dt=dt, augment=augment, threads=threads)
+
+
+__all__ = ["NeuralDDE", "NeuralODE", "ACTIVATIONS"]

@@ -1,0 +1,470 @@
+"""Sharpness of a torch model's full-batch loss: Hessian eigenvalues, trace and spectral density.
+
+Matrix-free, on Hessian-vector products of L(θ) = (1/N) Σ ℓ(f(x_i; θ), y_i) from ``torch.func``
+(forward-over-reverse: one HVP costs about two backward passes):
+
+* :func:`hessian_eigenvalues`: Lanczos with full reorthogonalisation, the largest and/or
+  smallest *algebraic* eigenvalues (a saddle's negative curvature comes out negative, not as a
+  magnitude), their eigenvectors and residual norms ‖Hv − λv‖;
+* :func:`hessian_trace`: Hutchinson's estimator with Rademacher probes and its standard error;
+* :func:`hessian_density`: stochastic Lanczos quadrature (Ghorbani et al. 2019, as PyHessian).
+
+Why Lanczos rather than the power iteration of PyHessian: the power iteration converges like
+(λ₂/λ₁)ⁿ on |λ| (and finds the largest *magnitude*, which at a saddle may be negative), while a
+Krylov space of the same size holds the Chebyshev-optimal polynomial, converging like
+exp(−2n√gap); full reorthogonalisation keeps the Ritz values free of ghost copies.
+
+Sharpness is the top eigenvalue λ_max: full-batch GD with step η is linearly stable at a minimum
+iff λ_max < 2/η (heavy-ball momentum β: (2 + 2β)/η), the threshold of the edge of stability
+(Cohen et al. 2021); see :class:`delyap.sgd.SharpnessMonitor`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import numpy as np
+
+from .._result import Result, raise_if_failed
+from .._validate import as_count, as_positive
+from .hessian_path import _flat_loss_functions, per_sample_loss
+from .torch_model import _check_model_and_data, _torch
+
+if TYPE_CHECKING:  # torch is optional and imported on first use
+    import torch
+
+__all__ = ["HessianEigen", "HessianTrace", "HessianDensity", "hessian_eigenvalues",
+           "hessian_trace", "hessian_density", "hvp_operator", "lanczos"]
+
+# Status of a Lanczos run whose Ritz pairs did not reach ``tol`` within ``max_iter`` steps
+# (the code the ODE solver uses for an exhausted step budget).
+_MAX_STEPS = 1
+_WHICH = ("largest", "smallest", "both")
+
+
+# ----------------------------------------------------------------------------- operator
+class HVPOperator:
+    """v ↦ H v for the full-batch loss at the model's current parameters (flat float64 vectors).
+
+    Built once per point: the parameters are copied (``theta``), so later optimizer steps do not
+    change this operator; a monitor builds a new one at each call.
+    """
+
+    def __init__(self, model, X, Y, loss: Union[str, Callable, Any] = "mse", *,
+                 precision: str = "float64", chunk_size: Optional[int] = None):
+        torch = _torch()
+        if precision not in ("float64", "model"):
+            raise ValueError(f"precision: expected 'float64' or 'model', got {precision!r}")
+        _check_model_and_data(model, X, Y)
+        if precision == "float64" and next(model.parameters()).dtype != torch.float64:
+            # A float64 copy: float32 HVPs carry relative errors ~1e-6, as large as the
+            # tolerance users want on the sharpness. The caller's model is not touched.
+            model = copy.deepcopy(model).double()
+            X = X.double()
+            Y = Y.double() if torch.is_floating_point(Y) else Y
+        self.model, self.X, self.Y = model, X, Y
+        self.n_samples = int(X.shape[0])
+        chunk = self.n_samples if chunk_size is None else as_count(chunk_size, "chunk_size")
+        self._chunks = [slice(s, min(self.n_samples, s + chunk))
+                        for s in range(0, self.n_samples, chunk)]
+        self.theta, self._loss_of = _loss_function(model, loss)
+        self.dim = int(self.theta.numel())
+        self.dtype = self.theta.dtype
+        self.device = self.theta.device
+        self.calls = 0
+
+        def chunk_loss(theta, s):
+            # Mean over the whole data set: each chunk contributes its share.
+            return self._loss_of(theta, X[s], Y[s]) * ((s.stop - s.start) / self.n_samples)
+
+        self._grad = torch.func.grad(chunk_loss)
+        # Reverse-over-reverse: H is symmetric, so the vjp of ∇L is v ↦ Hv. Unlike forward-
+        # over-reverse it works for every loss (torch 2.x's mse_loss has no forward-mode
+        # double derivative), and with one chunk the linearisation is built once and reused.
+        self._vjp = (torch.func.vjp(lambda th: self._grad(th, self._chunks[0]), self.theta)[1]
+                     if len(self._chunks) == 1 else None)
+
+    def loss(self) -> float:
+        """L at the operator's point."""
+        torch = _torch()
+        with torch.no_grad():
+            return float(sum(float(self._loss_of(self.theta, self.X[s], self.Y[s]))
+                             * (s.stop - s.start) for s in self._chunks) / self.n_samples)
+
+    def gradient(self, theta=None):
+        """∇L (flat), at ``theta`` (default: the operator's point)."""
+        th = self.theta if theta is None else theta
+        return sum(self._grad(th, s) for s in self._chunks)
+
+    def __call__(self, v):
+        """H v for a flat vector v (torch tensor on the operator's device), in float64."""
+        torch = _torch()
+        self.calls += 1
+        v = v.to(self.dtype)
+        if self._vjp is not None:
+            return self._vjp(v)[0].detach().to(torch.float64)
+        out = None
+        for s in self._chunks:  # memory of one chunk's graph at a time
+            hv = torch.func.vjp(lambda th, s=s: self._grad(th, s), self.theta)[1](v)[0]
+            out = hv if out is None else out + hv
+        return out.detach().to(torch.float64)
+
+
+def _loss_function(model, loss):
+    """(θ₀ flat, L(θ, X, Y) batch mean) for a loss name, a per-sample callable or a torch loss
+    module (``nn.MSELoss()``, ``nn.CrossEntropyLoss()``: applied to the whole batch)."""
+    torch = _torch()
+    if isinstance(loss, torch.nn.modules.loss._Loss):
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        names = [n for n, _ in named]
+        shapes = [p.shape for _, p in named]
+        sizes = [p.numel() for _, p in named]
+        fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+        fixed.update(dict(model.named_buffers()))
+        theta0 = torch.cat([p.detach().reshape(-1) for _, p in named])
+
+        def batch_loss(theta, X, Y):
+            parts = torch.split(theta, sizes)
+            params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
+            out = torch.func.functional_call(model, {**params, **fixed}, (X,))
+            return loss(out.reshape(Y.shape) if out.numel() == Y.numel() else out, Y)
+
+        return theta0, batch_loss
+    loss_fn = per_sample_loss(loss)
+    # The per-sample losses of the Hessian path (one rule for 'mse' = ½‖f − y‖² and the rest).
+    theta0, sample_loss, _ = _flat_loss_functions(model, None, None, loss_fn)
+
+    def mean_loss(theta, X, Y):
+        return torch.func.vmap(sample_loss, in_dims=(None, 0, 0))(theta, X, Y).mean()
+
+    return theta0, mean_loss
+
+
+def hvp_operator(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor,
+                 loss: Union[str, Callable, Any] = "mse", *, precision: str = "float64",
+                 chunk_size: Optional[int] = None) -> HVPOperator:
+    """The Hessian-vector product v ↦ ∇²L(θ) v of the full-batch loss at the model's parameters.
+
+    Parameters
+    ----------
+    model, X, Y :
+        A ``torch.nn.Module`` in eval mode and the full data set (as :func:`delyap.sgd.lyapunov`).
+    loss : str, callable or torch loss module
+        'mse' (ℓ = ½‖f − y‖², delyap's convention, so that λ(H) = λ(K)/N at interpolation),
+        'cross_entropy', a per-sample callable ℓ(output, target), or a torch loss module such
+        as ``nn.MSELoss()`` applied to the whole batch (the criterion of a training loop; note
+        ``nn.MSELoss()`` = (2/c)·'mse' for c outputs).
+    precision : {'float64', 'model'}
+        'float64' (default): HVPs of a float64 copy of the model; 'model': in its own dtype.
+    chunk_size : int, optional
+        Samples per HVP pass (default: all at once); smaller bounds the memory.
+    """
+    return HVPOperator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
+
+
+# ----------------------------------------------------------------------------- Lanczos
+def lanczos(matvec: Callable, v0, k: int = 1, *, which: str = "largest", tol: float = 1e-8,
+            max_iter: int = 300, check_every: int = 1, restart: bool = True):
+    """Lanczos with full reorthogonalisation on a symmetric operator (torch float64 vectors).
+
+    Returns ``(values, vectors, residuals, steps, converged, (alpha, beta))``: the selected Ritz
+    values in decreasing order, their Ritz vectors (rows), the residual norms ‖Av − θv‖ (with
+    full reorthogonalisation the Lanczos estimate β_m |s_m| equals them up to rounding), the
+    steps (matvecs) used, whether every selected residual is below ``tol`` · max |θ|, and the
+    tridiagonal T (diagonal, off-diagonal).
+
+    When the Krylov space becomes invariant (β ≈ 0) the run stops if ``restart`` is False (its
+    Ritz pairs are then exact); otherwise it continues from a random vector orthogonal to the
+    basis, so that repeated eigenvalues and start vectors inside an invariant subspace still
+    give k pairs.
+    """
+    torch = _torch()
+    from scipy.linalg import eigh_tridiagonal
+
+    dim = v0.numel()
+    need = k if which != "both" else 2 * k
+    max_iter = min(max_iter, dim)
+    gen = torch.Generator(device="cpu").manual_seed(12345)
+    Q = torch.empty((max_iter, dim), dtype=torch.float64, device=v0.device)
+    Q[0] = v0 / torch.linalg.norm(v0)
+    alpha, beta = np.zeros(max_iter), np.zeros(max_iter)
+    m, converged = 0, False
+    theta = S = sel = None
+    for j in range(max_iter):
+        w = matvec(Q[j])
+        alpha[j] = float(Q[j] @ w)
+        for _ in range(2):  # classical Gram–Schmidt twice ("twice is enough")
+            w = w - Q[:j + 1].T @ (Q[:j + 1] @ w)
+        beta[j] = float(torch.linalg.norm(w))
+        m = j + 1
+        scale = float(np.max(np.abs(alpha[:m]))) or 1.0
+        invariant = beta[j] <= 1e-12 * scale
+        if invariant and not restart:
+            converged = True
+            break
+        if m >= need and (invariant or m == max_iter or m % check_every == 0):
+            theta, S = eigh_tridiagonal(alpha[:m], beta[:m - 1]) if m > 1 else (
+                alpha[:1].copy(), np.ones((1, 1)))
+            sel = _select(theta, k, which)
+            res = beta[j] * np.abs(S[-1, sel])
+            if np.all(res <= tol * max(float(np.max(np.abs(theta))), 1e-300)):
+                converged = True
+                break
+        if m == max_iter:
+            break
+        if invariant:
+            # Breakdown: restart from a random direction orthogonal to the basis (β_j = 0
+            # splits T into blocks; Ritz pairs of the earlier block are exact).
+            w = torch.randn(dim, generator=gen, dtype=torch.float64).to(v0.device)
+            for _ in range(2):
+                w = w - Q[:m].T @ (Q[:m] @ w)
+            beta[j] = 0.0
+            Q[m] = w / torch.linalg.norm(w)
+            continue
+        Q[m] = w / beta[j]
+    if theta is None or S is None or S.shape[0] != m:
+        theta, S = eigh_tridiagonal(alpha[:m], beta[:m - 1]) if m > 1 else (
+            alpha[:1].copy(), np.ones((1, 1)))
+        sel = _select(theta, k, which)
+    res = beta[m - 1] * np.abs(S[-1, sel])
+    vecs = torch.as_tensor(S[:, sel].T.copy(), device=v0.device) @ Q[:m]
+    return theta[sel], vecs, res, m, converged, (alpha[:m], beta[:m - 1])
+
+
+def _select(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+    """Indices (into increasing Ritz values) of the wanted ones, in decreasing order."""
+    n = theta.shape[0]
+    if which == "largest":
+        idx = np.arange(n - 1, max(n - k, 0) - 1, -1)
+    elif which == "smallest":
+        idx = np.arange(min(k, n) - 1, -1, -1)
+    else:  # both ends, without counting a Ritz value twice when the space is small
+        idx = np.unique(np.concatenate([np.arange(max(n - k, 0), n), np.arange(min(k, n))]))[::-1]
+    return idx
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class HessianEigen(Result):
+    """Extreme eigenpairs of the full-batch loss Hessian.
+
+    Attributes
+    ----------
+    values : ndarray (k,) or (2k,)
+        Eigenvalues in decreasing order (for ``which='both'``: the k largest, then the k
+        smallest).
+    vectors : ndarray (k, D)
+        Unit eigenvectors (rows), parameters flattened in ``model.named_parameters()`` order.
+    residuals : ndarray
+        ‖H v − λ v‖ per pair: |λ − λ_true| ≤ residual (Weyl), and the angle to the true
+        eigenvector is at most residual / gap.
+    iterations : int
+        Lanczos steps = Hessian-vector products used.
+    status : int
+        0 when every residual is below ``tol``·max|λ|; 1 (max_steps) otherwise.
+    info : dict
+        ``which``, ``tol``, ``loss`` (L at the point), ``dim``.
+    """
+
+    values: np.ndarray
+    vectors: np.ndarray
+    residuals: np.ndarray
+    iterations: int
+    status: int = 0
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def sharpness(self) -> float:
+        """The largest eigenvalue found (λ_max for which='largest' or 'both')."""
+        return float(self.values[0])
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{v:.6g}" for v in self.values)
+        return (f"HessianEigen([{vals}], max residual {float(np.max(self.residuals)):.2g}, "
+                f"{self.iterations} HVPs, {self.message})")
+
+
+@dataclass
+class HessianTrace(Result):
+    """Hutchinson estimate of tr(H) with its standard error (``n_probes`` Rademacher probes)."""
+
+    trace: float
+    stderr: float
+    n_probes: int
+    status: int = 0
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class HessianDensity(Result):
+    """Stochastic Lanczos quadrature of the Hessian's spectral density.
+
+    Attributes
+    ----------
+    nodes, weights : ndarray (n_probes, m)
+        Ritz values of each probe's Lanczos run and their Gauss quadrature weights (each row
+        sums to 1): the density is the average over probes of Σ_i w_i δ(λ − θ_i).
+    dim : int
+        D, the number of parameters: D · Σ w_i θ_i estimates the trace.
+    """
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    dim: int
+    status: int = 0
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def density(self, grid, width: Optional[float] = None) -> np.ndarray:
+        """The density smoothed by a Gaussian of standard deviation ``width`` (default 1 % of
+        the spectral range) on ``grid``; integrates to 1 over a grid covering the spectrum."""
+        grid = np.asarray(grid, dtype=float)
+        lo, hi = float(self.nodes.min()), float(self.nodes.max())
+        s = (0.01 * max(hi - lo, 1e-12)) if width is None else as_positive(width, "width")
+        z = (grid[..., None, None] - self.nodes) / s
+        g = np.exp(-0.5 * z * z) / (s * math.sqrt(2 * math.pi))
+        return np.sum(g * self.weights, axis=(-2, -1)) / self.nodes.shape[0]
+
+    @property
+    def trace(self) -> float:
+        """D · E[Σ_i w_i θ_i], the SLQ estimate of tr(H)."""
+        return float(self.dim * np.mean(np.sum(self.weights * self.nodes, axis=1)))
+
+
+# ----------------------------------------------------------------------------- entry points
+def _start_vector(op: HVPOperator, v0, seed: int):
+    """A unit start vector: v0 (a vector, or rows whose sum is used) plus a seeded random part of
+    relative size 1e-3, so that a warm start that is an exact eigenvector still lets Lanczos
+    see the rest of the spectrum."""
+    torch = _torch()
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    r = torch.randn(op.dim, generator=gen, dtype=torch.float64).to(op.device)
+    r = r / torch.linalg.norm(r)
+    if v0 is None:
+        return r
+    v = torch.as_tensor(np.asarray(v0, dtype=float) if not isinstance(v0, torch.Tensor) else v0,
+                        dtype=torch.float64).to(op.device)
+    if v.ndim == 2:
+        v = v.sum(dim=0)
+    if v.ndim != 1 or v.numel() != op.dim:
+        raise ValueError(f"v0: expected {op.dim} entries (one per parameter) or rows of them, got "
+                         f"shape {tuple(v.shape)}")
+    n = torch.linalg.norm(v)
+    if not torch.isfinite(n) or n == 0:
+        raise ValueError("v0: must be finite and nonzero")
+    return v / n + 1e-3 * r
+
+
+def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, k: int = 1, *,
+                        loss: Union[str, Callable, Any] = "mse", which: str = "largest",
+                        tol: float = 1e-8, max_iter: int = 300, seed: int = 0, v0=None,
+                        precision: str = "float64", chunk_size: Optional[int] = None,
+                        throw: bool = True) -> HessianEigen:
+    """Extreme eigenvalues and eigenvectors of the full-batch loss Hessian (Lanczos).
+
+    Parameters
+    ----------
+    model, X, Y, loss, precision, chunk_size :
+        As :func:`hvp_operator` (default loss 'mse': L = (1/N) Σ ½‖f_i − y_i‖²).
+    k : int
+        Eigenpairs per end of the spectrum.
+    which : {'largest', 'smallest', 'both'}
+        Largest *algebraic* eigenvalues (the sharpness), smallest (negative curvature at a
+        saddle), or k of each.
+    tol : float
+        Stop when every residual ‖Hv − λv‖ ≤ tol · max|λ|.
+    max_iter : int
+        Most Lanczos steps (= HVPs; memory max_iter × D doubles).
+    seed : int
+        Seed of the random start vector.
+    v0 : array or tensor (D,) or (m, D), optional
+        Warm start (e.g. the previous ``result.vectors``); a seeded random part is mixed in.
+    throw : bool
+        True (default): raise :class:`delyap.IntegrationError` when ``tol`` is not reached;
+        False: return the result with ``status`` 1 (max_steps).
+    """
+    if which not in _WHICH:
+        raise ValueError(f"which: expected 'largest', 'smallest' or 'both', got {which!r}")
+    k = as_count(k, "k")
+    tol = as_positive(tol, "tol")
+    max_iter = as_count(max_iter, "max_iter")
+    seed = as_count(seed, "seed", minimum=0)
+    op = hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
+    if (2 * k if which == "both" else k) > op.dim:
+        raise ValueError(f"k: at most {op.dim // (2 if which == 'both' else 1)} for a model with "
+                         f"{op.dim} parameters")
+    return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
+
+
+def _eigen(op: HVPOperator, k, which, tol, max_iter, start, throw) -> HessianEigen:
+    max_iter = max(max_iter, 2 * k if which == "both" else k)
+    values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol, max_iter=max_iter,
+                                           check_every=1 if max_iter <= 50 else 2)
+    out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
+                       residuals=np.asarray(res, dtype=float), iterations=steps,
+                       status=0 if ok else _MAX_STEPS,
+                       info={"which": which, "tol": tol, "dim": op.dim})
+    out._origin = "hessian_eigenvalues"
+    raise_if_failed(out, throw)
+    return out
+
+
+def _rademacher(dim: int, gen, device):
+    torch = _torch()
+    return (torch.randint(0, 2, (dim,), generator=gen, dtype=torch.int8).to(torch.float64)
+            * 2 - 1).to(device)
+
+
+def hessian_trace(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
+                  loss: Union[str, Callable, Any] = "mse", n_probes: int = 100, seed: int = 0,
+                  precision: str = "float64", chunk_size: Optional[int] = None) -> HessianTrace:
+    """Hutchinson's estimate tr(H) ≈ (1/n) Σ zᵀHz over Rademacher probes z (seeded), with the
+    standard error of the mean (the probes are independent)."""
+    torch = _torch()
+    n = as_count(n_probes, "n_probes", minimum=2)
+    op = hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
+    gen = torch.Generator(device="cpu").manual_seed(as_count(seed, "seed", minimum=0))
+    samples = np.empty(n)
+    for i in range(n):
+        z = _rademacher(op.dim, gen, op.device)
+        samples[i] = float(z @ op(z))
+    se = float(samples.std(ddof=1) / math.sqrt(n))
+    out = HessianTrace(trace=float(samples.mean()), stderr=se, n_probes=n,
+                       info={"samples": samples, "dim": op.dim})
+    out._origin = "hessian_trace"
+    return out
+
+
+def hessian_density(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
+                    loss: Union[str, Callable, Any] = "mse", n_probes: int = 10,
+                    n_steps: int = 80, seed: int = 0, precision: str = "float64",
+                    chunk_size: Optional[int] = None) -> HessianDensity:
+    """Spectral density of H by stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019).
+
+    Each of ``n_probes`` Rademacher probes runs ``n_steps`` Lanczos steps (fully
+    reorthogonalised); the Ritz values θ_i with weights (first component of the Ritz vector)²
+    are the Gauss quadrature of the probe's spectral measure, exact for polynomials of degree
+    < 2·n_steps. Evaluate with ``result.density(grid, width)``.
+    """
+    torch = _torch()
+    from scipy.linalg import eigh_tridiagonal
+
+    n = as_count(n_probes, "n_probes")
+    m = as_count(n_steps, "n_steps")
+    op = hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
+    m = min(m, op.dim)
+    gen = torch.Generator(device="cpu").manual_seed(as_count(seed, "seed", minimum=0))
+    nodes, weights = np.zeros((n, m)), np.zeros((n, m))
+    for p in range(n):
+        z = _rademacher(op.dim, gen, op.device)
+        # Only T is needed: its eigenpairs are the quadrature nodes and weights.
+        _, _, _, steps, _, (alpha, beta) = lanczos(op, z, 1, tol=1e-300, max_iter=m,
+                                                   check_every=m, restart=False)
+        th, S = eigh_tridiagonal(alpha, beta) if steps > 1 else (alpha.copy(), np.ones((1, 1)))
+        nodes[p, :steps], weights[p, :steps] = th, S[0] ** 2
+        if steps < m:  # an invariant subspace: the quadrature is exact; pad with zero weights
+            nodes[p, steps:] = th[-1]
+    out = HessianDensity(nodes=nodes, weights=weights, dim=op.dim, info={"n_steps": m})
+    out._origin = "hessian_density"
+    return out

@@ -1,0 +1,217 @@
+"""delyap.nn: the C++ neural DDE / ODE pass and its discrete adjoint, against independent
+references written here (an explicit ResNet / DenseResNet, delyap.solve_dde on a Python
+right-hand side, torch autograd through the torch path, finite differences)."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import delyap  # noqa: E402
+from delyap.nn import NeuralDDE, NeuralODE, neural_solve, odeint_dde  # noqa: E402
+
+
+def _weights(dim, hidden, n_delays, seed, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return (scale * torch.randn(*s, generator=g, dtype=torch.float64)).requires_grad_(True)
+
+    return (r(hidden, dim), r(n_delays, hidden, dim), r(hidden), r(dim, hidden))
+
+
+def _field(W, Wd, b, Wout, act=torch.tanh):
+    """The built-in vector field written in torch: f(t, h, h_delayed)."""
+    def f(t, h, hd):
+        z = h @ W.T + b
+        for k in range(Wd.shape[0]):
+            z = z + hd[:, k] @ Wd[k].T
+        return act(z) @ Wout.T
+    return f
+
+
+@pytest.mark.parametrize("method,kw", [("RK4", {"dt": 0.1}), ("DP5", {})])
+def test_gradcheck_all_parameter_groups_two_delays(method, kw):
+    # Every input of the pass (h0, W, W_k, b, W_out, τ) against central differences of the
+    # forward pass with its step sequence fixed: RK4 on n·dt; DP5 on the steps an adaptive pass
+    # chose for other delays (so no read sits on a step boundary, where the pass is only
+    # one-sidedly differentiable in τ).
+    W, Wd, b, Wout = _weights(2, 3, 2, seed=1, scale=0.8)
+    h0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(2),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.23, 0.37], dtype=torch.float64, requires_grad=True)
+    grid = None
+    if method == "DP5":
+        info = {}
+        neural_solve(h0, W, Wd, b, Wout, torch.tensor([0.21, 0.33], dtype=torch.float64),
+                     t_final=0.8, method="DP5", rtol=1e-4, atol=1e-6, info=info)
+        grid = info["t"]
+        assert len(grid) > 4
+
+    def fn(h0, W, Wd, b, Wout, tau):
+        return neural_solve(h0, W, Wd, b, Wout, tau, t_final=0.8, method=method, grid=grid,
+                            **kw)
+
+    assert torch.autograd.gradcheck(fn, (h0, W, Wd, b, Wout, tau), eps=1e-6, atol=1e-7,
+                                     rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softplus"])
+def test_gradcheck_other_activations(activation):
+    W, Wd, b, Wout = _weights(2, 4, 1, seed=3)
+    h0 = torch.randn(2, 2, generator=torch.Generator().manual_seed(4),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+
+    def fn(*a):
+        return neural_solve(*a, activation=activation, t_final=1.0, method="RK4", dt=0.125)
+
+    assert torch.autograd.gradcheck(fn, (h0, W, Wd, b, Wout, tau), eps=1e-6, atol=1e-7)
+
+
+def test_forward_matches_solve_dde():
+    # The same vector field through delyap.solve_dde with a Python right-hand side.
+    dim, hidden = 3, 5
+    W, Wd, b, Wout = (p.detach() for p in _weights(dim, hidden, 2, seed=5))
+    tau = [0.3, 0.55]
+    h0 = torch.randn(4, dim, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    y = neural_solve(h0, W, Wd, b, Wout, torch.tensor(tau, dtype=torch.float64), t_final=2.0,
+                     method="DP5", rtol=1e-11, atol=1e-13).numpy()
+    Wn, Wdn, bn, Won = W.numpy(), Wd.numpy(), b.numpy(), Wout.numpy()
+
+    def f(t, x, xd):
+        z = x @ Wn.T + bn + xd[:, 0] @ Wdn[0].T + xd[:, 1] @ Wdn[1].T
+        return np.tanh(z) @ Won.T
+
+    sys = delyap.rhs.python(f, dim, tau, batch_size=4)
+    sol = delyap.solve_dde(sys, h0.numpy(), (0.0, 2.0), rtol=1e-11, atol=1e-13)
+    assert sol.t[-1] == 2.0
+    ref = np.asarray(sol.y)[:, -1, :]  # (batch, time, dim)
+    np.testing.assert_allclose(y, ref, atol=1e-8, rtol=0)
+    assert np.abs(y - h0.numpy()).max() > 0.1  # a non-trivial flow
+
+
+def test_euler_is_a_resnet_and_a_dense_resnet():
+    # Euler with dt = T/L: the L-layer ResNet (no delays) and, with τ_k = m_k·dt, the
+    # DenseResNet whose skip connections reach m_k layers back (h_l = h_0 for l < 0).
+    L, T = 10, 1.0
+    dt = T / L
+    W, Wd, b, Wout = (p.detach() for p in _weights(2, 6, 2, seed=7))
+    h0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    ode = neural_solve(h0, W, Wd[:0], b, Wout, torch.zeros(0, dtype=torch.float64),
+                       t_final=T, method="Euler", dt=dt)
+    h = h0
+    for _ in range(L):
+        h = h + dt * torch.tanh(h @ W.T + b) @ Wout.T
+    torch.testing.assert_close(ode, h, atol=1e-13, rtol=0)
+
+    m = (2, 3)
+    dde = neural_solve(h0, W, Wd, b, Wout, torch.tensor([m[0] * dt, m[1] * dt],
+                       dtype=torch.float64), t_final=T, method="Euler", dt=dt)
+    hs = [h0]
+    for layer in range(L):
+        z = hs[layer] @ W.T + b
+        for k in range(2):
+            z = z + hs[max(layer - m[k], 0)] @ Wd[k].T
+        hs.append(hs[layer] + dt * torch.tanh(z) @ Wout.T)
+    torch.testing.assert_close(dde, hs[-1], atol=1e-12, rtol=0)
+
+
+def test_small_tau_converges_to_the_ode_linearly():
+    # As τ → 0, h(t − τ) → h(t): the DDE tends to the ODE with weight W + Σ_k W_k, at O(τ).
+    W, Wd, b, Wout = (p.detach() for p in _weights(2, 4, 1, seed=9))
+    h0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    kw = dict(t_final=1.0, method="DP5", rtol=1e-10, atol=1e-12)
+    ref = neural_solve(h0, W + Wd[0], Wd[:0], b, Wout, torch.zeros(0, dtype=torch.float64), **kw)
+    errs = [float((neural_solve(h0, W, Wd, b, Wout, torch.tensor([tau], dtype=torch.float64),
+                                **kw) - ref).abs().max()) for tau in (1e-2, 1e-3)]
+    assert errs[1] < errs[0] < 0.1
+    assert 5 < errs[0] / errs[1] < 20  # first order in τ
+
+
+def test_module_ode_equals_dde_with_zero_delay_weights():
+    torch.manual_seed(11)
+    ode = NeuralODE(3, 2, dim=4, hidden=8, rtol=1e-9, atol=1e-11).double()
+    dde = NeuralDDE(3, 2, dim=4, hidden=8, tau=0.4, rtol=1e-9, atol=1e-11).double()
+    dde.load_state_dict({**ode.state_dict(), "W_delay": torch.zeros(1, 8, 4),
+                         "tau": torch.tensor([0.4])}, strict=True)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    torch.testing.assert_close(dde(x), ode(x), atol=1e-7, rtol=0)
+
+
+def test_torch_path_matches_builtin_values_and_gradients():
+    # odeint_dde with the built-in field written in torch: the same pass, and torch's autograd
+    # through its stages gives the C++ adjoint's gradients (τ included), for RK4 and a DP5
+    # step sequence.
+    W, Wd, b, Wout = _weights(2, 5, 2, seed=12)
+    h0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(13),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.25, 0.4], dtype=torch.float64, requires_grad=True)
+    params = (h0, W, Wd, b, Wout, tau)
+    info = {}
+    neural_solve(h0, W, Wd, b, Wout, torch.tensor([0.2, 0.35], dtype=torch.float64),
+                 t_final=1.0, method="DP5", rtol=1e-5, atol=1e-7, info=info)
+    for method, kw in (("RK4", dict(dt=0.1)), ("DP5", dict(grid=info["t"]))):
+        y1 = neural_solve(h0, W, Wd, b, Wout, tau, t_final=1.0, method=method, **kw)
+        g1 = torch.autograd.grad(y1.pow(2).sum(), params)
+        y2 = odeint_dde(_field(W, Wd, b, Wout), h0, tau, 1.0, method=method, **kw)
+        g2 = torch.autograd.grad(y2.pow(2).sum(), params)
+        torch.testing.assert_close(y1, y2, atol=1e-12, rtol=0)
+        for a, c in zip(g1, g2):
+            torch.testing.assert_close(a, c, atol=1e-10, rtol=1e-10)
+
+
+def test_float32_module_and_learnable_tau_trains():
+    torch.manual_seed(14)
+    model = NeuralDDE(1, 1, dim=2, hidden=16, tau=0.5, learn_tau=True, max_delay=2.0,
+                      method="RK4", dt=0.125)
+    x = torch.linspace(-1, 1, 32).unsqueeze(1)
+    y = x ** 2
+    assert model(x).dtype == torch.float32
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    tau0 = float(model.tau.detach())
+    for _ in range(15):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        assert model.tau.grad is not None and model.tau.grad.dtype == torch.float32
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0]
+    assert float(model.tau.detach()) != tau0
+
+
+def test_bad_inputs_raise_named_errors():
+    model = NeuralDDE(3, 1, dim=2, hidden=4, tau=0.5, learn_tau=True, max_delay=1.0,
+                      method="RK4", dt=0.1).double()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="in_features"):
+        model(torch.randn(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        model(x.float())
+    with pytest.raises(ValueError, match="CPU"):
+        model(x.to("meta"))
+    with torch.no_grad():
+        model.tau.fill_(1.5)
+    with pytest.raises(ValueError, match="max_delay"):
+        model(x)
+    with pytest.raises(ValueError, match="tau"):
+        NeuralDDE(3, 1, dim=2, hidden=4, tau=-0.1)
+    with pytest.raises(ValueError, match="max_delay"):
+        NeuralDDE(3, 1, dim=2, hidden=4, tau=2.0, learn_tau=True, max_delay=1.0)
+    with pytest.raises(ValueError, match="dt"):
+        NeuralDDE(3, 1, dim=2, hidden=4, tau=0.05, method="RK4", dt=0.1).double()(x)
+    with pytest.raises(ValueError, match="dt"):
+        NeuralDDE(3, 1, dim=2, hidden=4, method="RK4")
+    with pytest.raises(ValueError, match="activation"):
+        NeuralDDE(3, 1, dim=2, hidden=4, activation="gelu")
+    h0 = torch.zeros(2, 2, dtype=torch.float64)
+    W, Wd, b, Wout = (p.detach() for p in _weights(2, 3, 1, seed=0))
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        neural_solve(h0.float(), W, Wd, b, Wout, torch.tensor([0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="tau"):
+        neural_solve(h0, W, Wd, b, Wout, torch.tensor([0.0], dtype=torch.float64))
+    # Inputs are never modified.
+    x_copy = x.clone()
+    NeuralDDE(3, 1, dim=2, hidden=4, tau=0.5).double()(x)
+    assert torch.equal(x, x_copy)
