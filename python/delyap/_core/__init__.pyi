@@ -13,7 +13,7 @@ import numpy
 import numpy.typing
 import typing
 from . import _testing
-__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
+__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_kuramoto', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'lyapunov_stuart_landau', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'neural_backward', 'neural_forward', 'neural_read_weights', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
 class Method:
     """
     Members:
@@ -145,6 +145,12 @@ class HistoryArgs:
 class NetworkArgs:
     def __init__(self, indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], klass: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None, tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], omega: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], inv_norm: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], coupling: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
         ...
+    @property
+    def alpha(self) -> float:
+        ...
+    @alpha.setter
+    def alpha(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
 def blocked_linalg_isa() -> str:
     """
     Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).
@@ -179,6 +185,8 @@ def lyapunov_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[
     """
     Lyapunov spectra of a batch of delayed_logistic systems.
     """
+def lyapunov_kuramoto(network: NetworkArgs, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    ...
 def lyapunov_linear(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """
     Lyapunov spectra of a batch of linear systems.
@@ -189,6 +197,8 @@ def lyapunov_mackey_glass(params: collections.abc.Sequence[typing.Annotated[nump
     """
 def lyapunov_python(f: typing.Any, jac: typing.Any, dim: typing.SupportsInt | typing.SupportsIndex, tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f_hist: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex) -> dict:
     ...
+def lyapunov_stuart_landau(network: NetworkArgs, lam: typing.SupportsFloat | typing.SupportsIndex, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t0: typing.SupportsFloat | typing.SupportsIndex, t_transient: typing.SupportsFloat | typing.SupportsIndex, t_total: typing.SupportsFloat | typing.SupportsIndex, renorm_interval: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, anchors_needed: typing.SupportsInt | typing.SupportsIndex, options: SolverOptions, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    ...
 def mackey_glass_jacobian(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
     """
     (df/dx, df/dx_delayed) of trajectory `index`; params: the arrays [beta, gamma, n, tau, tau_state, window].
@@ -196,6 +206,18 @@ def mackey_glass_jacobian(params: collections.abc.Sequence[typing.Annotated[nump
 def mackey_glass_rhs(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
     """
     f(t, x, x_delayed) of trajectory `index`; params: the arrays [beta, gamma, n, tau, tau_state, window].
+    """
+def neural_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], W_delay: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], W_out: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], activation: typing.SupportsInt | typing.SupportsIndex, method: Method, t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], K: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad_y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Discrete adjoint of a stored neural DDE pass (step sequence held fixed).
+    """
+def neural_forward(h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], W: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], W_delay: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], W_out: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], activation: typing.SupportsInt | typing.SupportsIndex, method: Method, t_final: typing.SupportsFloat | typing.SupportsIndex, rtol: typing.SupportsFloat | typing.SupportsIndex, atol: typing.SupportsFloat | typing.SupportsIndex, dt: typing.SupportsFloat | typing.SupportsIndex, grid: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, max_steps: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Batched neural DDE forward pass; returns y and the stored pass (t, X, K).
+    """
+def neural_read_weights(method: Method, theta: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.
     """
 def solve_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     """
