@@ -556,3 +556,4 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
                                   transient=t_transient, window=t_total, unit="time units",
                                   scale_name="τmax (the delay window)"))
     return res
+from .layer_spectrum import LayerSpectrum, LayerSweep, layer_spectrum, layer_spectrum_sweep  # noqa: E402,F401,I001  (issue 14)
