@@ -149,3 +149,40 @@ def test_bad_input():
         dl.rhs.kuramoto(0.0, complete(3), 1.0, tau=0.0, alpha=np.nan)
     with pytest.raises(ValueError, match="n_exponents"):
         lyapunov_spectrum(dl.rhs.kuramoto(0.0, complete(3), 1.0, tau=0.0), 0.0, 4, 1.0)
+
+
+def _two_oscillators(alpha):
+    """θ1' = ω1 + K sin(θ2 − θ1 − α), θ2' = ω2 + K sin(θ1 − θ2 − α): locked with
+    sin φ = (ω2 − ω1)/(2K cos α) (φ = θ2 − θ1) at Ω = (ω1 + ω2)/2 − K cos φ sin α."""
+    w1, w2, K = 0.3, 0.8, 1.0
+    phi = np.arcsin((w2 - w1) / (2 * K * np.cos(alpha)))
+    Om = 0.5 * (w1 + w2) - K * np.cos(phi) * np.sin(alpha)
+    A = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    return dl.rhs.kuramoto([w1, w2], A, K, tau=0.0, alpha=alpha), Om, phi
+
+
+def test_phase_lag_locked_frequency_cpu():
+    sys, Om, phi = _two_oscillators(0.6)
+    sol = dl.solve_dde(sys, [0.0, 0.1], (0, 100), t_eval=[80.0, 100.0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose((sol.y[1] - sol.y[0]) / 20.0, [Om, Om], atol=1e-8)
+    assert abs(sol.y[1, 1] - sol.y[1, 0] - phi) < 1e-7
+    # α = 0 is the plain model.
+    plain, Om0, _ = _two_oscillators(0.0)
+    sol0 = dl.solve_dde(plain, [0.0, 0.1], (0, 100), t_eval=[80.0, 100.0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose((sol0.y[1] - sol0.y[0]) / 20.0, [Om0, Om0], atol=1e-8)
+
+
+def test_phase_lag_on_the_device_path(monkeypatch):
+    """The CUDA network solver (or its CPU emulation) takes α too: same locked state."""
+    from cuda_backends import BACKENDS, environment
+
+    if not BACKENDS:
+        pytest.skip("needs the CUDA build or its CPU emulation")
+    for name, value in environment(BACKENDS[-1]).items():
+        monkeypatch.setenv(name, value)
+    sys, Om, phi = _two_oscillators(0.6)
+    kw = dict(t_eval=[80.0, 100.0], rtol=1e-10, atol=1e-12)
+    gpu = dl.solve_dde(sys, [0.0, 0.1], (0, 100), device="cuda", **kw)
+    cpu = dl.solve_dde(sys, [0.0, 0.1], (0, 100), **kw)
+    np.testing.assert_allclose(gpu.y, cpu.y, atol=1e-7)
+    np.testing.assert_allclose((gpu.y[1] - gpu.y[0]) / 20.0, [Om, Om], atol=1e-8)

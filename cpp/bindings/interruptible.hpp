@@ -7,6 +7,14 @@
 // How often the work itself looks at the flag is one rule, by work done rather than by steps
 // (delyap/common/work_poll.hpp). Work that calls back into Python (a Python right-hand side:
 // each call may take long) asks interrupt_requested() before each call instead.
+//
+// Progress rides on the same wake-ups: the work counts finished items (trajectories,
+// configurations, problems) in an atomic that the outermost parallel_for bumps without the GIL
+// (delyap/parallel/parallel_for.hpp); the waiting thread, which holds the GIL anyway when it
+// checks for signals, passes a changed count to this Python thread's progress callback
+// (set_progress_callback: delyap._progress installs it around a call), and the final count
+// once the work is done. An exception from the callback cancels the run like Ctrl-C and
+// propagates.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -18,6 +26,8 @@
 #include <mutex>
 #include <thread>
 
+#include "delyap/parallel/parallel_for.hpp"
+
 namespace delyap::bindings {
 
 namespace py = pybind11;
@@ -27,7 +37,19 @@ namespace detail {
 // lets a Python callback deep inside the core stop between two calls without a flag argument
 // threaded through every layer. Python systems run on the worker thread itself (threads = 1).
 inline thread_local const std::atomic<bool>* worker_cancel = nullptr;
+// This Python thread's progress callback f(items_done) for its runs (an owned reference, or
+// null): thread-local so that concurrent calls from several Python threads (a Dask worker's
+// threads) each report to their own bar.
+inline thread_local PyObject* progress_callback = nullptr;
 }  // namespace detail
+
+// Installs `fn` (None: no callback) as this thread's progress callback and returns the previous
+// one (None if there was none), for the caller to restore. Call with the GIL held.
+inline py::object set_progress_callback(const py::object& fn) {
+  PyObject* previous = detail::progress_callback;
+  detail::progress_callback = fn.is_none() ? nullptr : fn.inc_ref().ptr();
+  return previous ? py::reinterpret_steal<py::object>(previous) : py::object(py::none());
+}
 
 // True once Ctrl-C (or an error elsewhere) has cancelled the run this thread works for.
 inline bool interrupt_requested() {
@@ -39,6 +61,20 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work,
                        OnInterrupt&& on_interrupt = [] {}) {
   std::exception_ptr error;
   bool interrupted = false;
+  std::atomic<Index> items_done{0};
+  // A strong reference: the callback may replace itself while the run goes on.
+  const py::object callback = py::reinterpret_borrow<py::object>(detail::progress_callback);
+  Index reported = 0;
+  // Passes a changed count to the callback (GIL held); false when the callback raised (the
+  // Python error is then set, as after a failed PyErr_CheckSignals).
+  auto report = [&]() {
+    const Index n = items_done.load(std::memory_order_relaxed);
+    if (!callback || n == reported) return true;
+    reported = n;
+    PyObject* r = PyObject_CallFunction(callback.ptr(), "n", static_cast<Py_ssize_t>(n));
+    Py_XDECREF(r);
+    return r != nullptr;
+  };
   {
     py::gil_scoped_release release;
     std::mutex m;
@@ -46,6 +82,7 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work,
     bool done = false;
     std::thread runner([&]() {
       detail::worker_cancel = &cancel;
+      if (callback) progress_counter() = &items_done;
       try {
         work();
       } catch (...) {
@@ -62,7 +99,7 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work,
       }
       if (!interrupted) {
         py::gil_scoped_acquire acquire;
-        if (PyErr_CheckSignals() != 0) {
+        if (PyErr_CheckSignals() != 0 || !report()) {
           interrupted = true;
           cancel.store(true);
           on_interrupt();
@@ -73,6 +110,7 @@ void run_interruptible(std::atomic<bool>& cancel, Work&& work,
   }
   if (interrupted) throw py::error_already_set();
   if (error) std::rethrow_exception(error);
+  if (!report()) throw py::error_already_set();
 }
 
 }  // namespace delyap::bindings

@@ -24,7 +24,7 @@ namespace {
 
 py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, Index steps,
                      Index transient, int renorm_interval, uint64_t seed, int n_blocks,
-                     Index n_running, int threads) {
+                     Index n_running, int threads, uint64_t stream_offset) {
   require_shape(matrices, "matrices", {-1, -1, -1, -1});
   const Index P = matrices.shape(0);
   const int M = int(matrices.shape(1)), d = int(matrices.shape(2));
@@ -43,7 +43,7 @@ py::dict iid_product(const DArray& matrices, const DArray& cumulative, int k, In
   bindings::run_interruptible(cancel, [&]() {
     parallel_for(P, threads, cancel, [&](Index i) {
       IidProductProblem p{mats + i * M * d * d, cum + i * M, M, d, k, steps, transient,
-                          renorm_interval, seed, uint64_t(i)};
+                          renorm_interval, seed, stream_offset + uint64_t(i)};
       LyapunovAccumulator acc = out.accumulator(i, n_total);
       std::vector<double> scratch(2 * Index(d) * k + Index(k) * k + d + 2 * Index(k));
       std::vector<double> q(Index(d) * k);
@@ -138,7 +138,10 @@ void register_lyapunov(py::module_& m) {
       "The first 2n uniforms of (seed, stream), as the CUDA module draws them.");
   m.def("iid_product", &iid_product, py::arg("matrices"), py::arg("cumulative"), py::arg("k"),
         py::arg("steps"), py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"),
-        py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"));
+        py::arg("n_blocks"), py::arg("n_running"), py::arg("threads"),
+        py::arg("stream_offset") = 0,
+        "Problem i draws from Philox stream stream_offset + i: a sub-batch run elsewhere (a "
+        "Dask chunk) passes its global offset and reproduces the whole batch's results.");
   m.def("blocked_linalg_isa", &bindings::blocked_linalg_isa,
         "Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).");
   testing.def(

@@ -16,6 +16,8 @@ void register_sgd(py::module_& m);
 void register_network_systems(py::module_& m);
 void register_fixed_solve(py::module_& m);
 void register_neural(py::module_& m);
+void register_progress(py::module_& m);
+void register_layer_spectrum(py::module_& m);
 
 namespace {
 
@@ -92,4 +94,6 @@ PYBIND11_MODULE(_core, m) {
   register_network_systems(m);
   register_fixed_solve(m);
   register_neural(m);
+  register_progress(m);
+  register_layer_spectrum(m);
 }

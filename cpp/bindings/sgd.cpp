@@ -29,7 +29,8 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
                        const std::optional<DArray>& eigenvalues, int outputs, const DArray& lr,
                        const py::array_t<int, py::array::c_style>& batch, int sampling, int k,
                        Index steps, Index transient, int renorm_interval, uint64_t seed,
-                       int n_blocks, Index n_running, int threads, int group_threads) {
+                       int n_blocks, Index n_running, int threads, int group_threads,
+                       uint64_t stream_offset) {
   const bindings::GramArgs args(K, basis, eigenvalues, outputs, lr, batch, sampling, k);
   const Index n = args.n, n_samples = args.n_samples, C = lr.shape(0);
   const int dim = args.dim;
@@ -43,7 +44,7 @@ py::dict gram_lyapunov(const DArray& K, const std::optional<DArray>& basis,
       const int B = batch.at(c);
       GramProblem p{update_rows, gather_rows, n, dim, outputs, lr.at(c), B,
                     Sampling(sampling), k, steps, transient, renorm_interval, seed,
-                    uint64_t(c)};
+                    stream_offset + uint64_t(c)};
       const Index batch_rows = Index(B) * outputs;
       std::vector<double> mem(GramScratch::doubles_for(dim, k, batch_rows));
       std::vector<uint32_t> words(GramScratch::words_for(n_samples, batch_rows));
@@ -125,8 +126,10 @@ void register_sgd(py::module_& m) {
         py::arg("lr"), py::arg("batch"), py::arg("sampling"), py::arg("k"), py::arg("steps"),
         py::arg("transient"), py::arg("renorm_interval"), py::arg("seed"), py::arg("n_blocks"),
         py::arg("n_running"), py::arg("threads"), py::arg("group_threads") = 0,
+        py::arg("stream_offset") = 0,
         "group_threads > 0 (tests): run each configuration as the GPU does — portable kernel, "
-        "work split over a group of that many host threads with barriers.");
+        "work split over a group of that many host threads with barriers. Configuration c "
+        "draws from stream stream_offset + c (a Dask chunk passes its global offset).");
   py::module_ testing = m.def_submodule("_testing");  // test-only entry points (module.cpp)
   testing.def("gram_subtract_rows", &gram_subtract_rows, py::arg("q"), py::arg("K"),
               py::arg("rows"), py::arg("g"), py::arg("portable"), py::arg("parts") = 1);

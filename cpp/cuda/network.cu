@@ -37,9 +37,10 @@ __global__ void sin_cos_kernel(const double* xd, Index m_total, double* sc) {
 }
 
 __global__ void kuramoto_kernel(CsrGraph g, const double* omega, const double* inv_norm,
-                                double coupling, const double* x, const double* sc, double* out) {
+                                double coupling, const double* x, const double* sc, double cos_a,
+                                double sin_a, double* out) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i < g.n) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc);
+  if (i < g.n) out[i] = kuramoto_rate(i, g, omega, inv_norm, coupling, x, sc, cos_a, sin_a);
 }
 
 __global__ void stuart_landau_kernel(CsrGraph g, const double* omega, const double* inv_norm,
@@ -72,6 +73,7 @@ struct KuramotoDevice {
   double coupling;
   std::shared_ptr<DeviceBuffer<double>> sc;  // (sin, cos) of the delayed phases
   cudaStream_t stream;
+  double alpha;  // Sakaguchi phase lag
 
   int dim() const { return net->n; }
   int n_delays() const { return n_classes; }
@@ -82,7 +84,8 @@ struct KuramotoDevice {
     const Index M = Index(n_classes) * N;
     launch("sin_cos_kernel", sin_cos_kernel, blocks_for(M, 256), 256, stream, xd, M, sc->get());
     launch("kuramoto_kernel", kuramoto_kernel, blocks_for(N, 128), 128, stream, net->graph(),
-           net->omega.get(), net->inv_norm.get(), coupling, x, sc->get(), out);
+           net->omega.get(), net->inv_norm.get(), coupling, x, sc->get(), std::cos(alpha),
+           std::sin(alpha), out);
     return true;
   }
 };
@@ -119,10 +122,12 @@ py::dict solve_network(const IndexArray& indptr, const IntArray& indices, const 
                        const DArray& hist_f, const DArray& y0, const DArray& jumps, double t0,
                        double t_final, const std::optional<DArray>& t_eval,
                        const py::dict& options, int output_mode,
-                       const std::vector<Index>& components, std::uintptr_t stream_handle) {
+                       const std::vector<Index>& components, std::uintptr_t stream_handle,
+                       double alpha) {
   require_device();
+  if (lam && alpha != 0.0) throw py::value_error("alpha: Stuart–Landau networks have no phase lag");
   const bindings::NetworkArgs args{indptr, indices, weights, klass, tau, omega, inv_norm,
-                                   coupling};
+                                   coupling, alpha};
   args.check();
   const int N = args.n();
   const Index E = indices.shape(0);
@@ -164,7 +169,7 @@ py::dict solve_network(const IndexArray& indptr, const IntArray& indices, const 
   }
   auto sc = std::make_shared<DeviceBuffer<double>>(2 * Index(n_classes) * N);
   auto make = [&](Index b) {
-    return KuramotoDevice{net, tau.data(), n_classes, coupling.at(b), sc, stream};
+    return KuramotoDevice{net, tau.data(), n_classes, coupling.at(b), sc, stream, alpha};
   };
   return bindings::run_vector_solve(coupling.shape(0), dim, make, opt, h, t0, t_final, t_eval,
                                     out_spec, CudaExec(stream), select_device);
@@ -179,7 +184,7 @@ void register_cuda_network(py::module_& m) {
         py::arg("inv_norm"), py::arg("coupling"), py::arg("lam"), py::arg("hist_t"),
         py::arg("hist_x"), py::arg("hist_f"), py::arg("y0"), py::arg("jumps"), py::arg("t0"),
         py::arg("t_final"), py::arg("t_eval"), py::arg("options"), py::arg("output_mode"),
-        py::arg("components"), py::arg("stream") = 0,
-        "Kuramoto (lam None) or Stuart–Landau networks with state and history in device "
+        py::arg("components"), py::arg("stream") = 0, py::arg("alpha") = 0.0,
+        "Kuramoto (lam None, Sakaguchi lag alpha) or Stuart–Landau networks with state and history in device "
         "memory.");
 }

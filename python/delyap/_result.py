@@ -86,6 +86,19 @@ class Result:
         what = self._origin or type(self).__name__
         raise IntegrationError(f"{what}: {self.message}{hint}", solution=self, failed=self.failed)
 
+    def to_xarray(self) -> Any:
+        """The result as an ``xarray.Dataset`` with named dimensions and the swept parameters
+        as coordinates (needs the optional ``xarray``: ``pip install 'delyap[xarray]'``)."""
+        raise TypeError(f"{type(self).__name__} has no labelled form (to_xarray)")
+
+    def to_netcdf(self, path: Any, **kwargs: Any) -> None:
+        """Write :meth:`to_xarray` to a netCDF file (``xarray.Dataset.to_netcdf``)."""
+        self.to_xarray().to_netcdf(path, **kwargs)
+
+    def to_zarr(self, store: Any, **kwargs: Any) -> None:
+        """Write :meth:`to_xarray` to a zarr store (``xarray.Dataset.to_zarr``; needs zarr)."""
+        self.to_xarray().to_zarr(store, **kwargs)
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain data (numpy arrays, numbers, strings); ``info`` as a copy."""
         out: dict[str, Any] = {}
@@ -97,6 +110,28 @@ class Result:
 
 def _status_name(code: int) -> str:
     return STATUS_NAMES.get(code, str(code))
+
+
+def import_xarray() -> Any:
+    """xarray, or an ImportError naming the extra that installs it."""
+    try:
+        import xarray
+    except ImportError:
+        raise ImportError("to_xarray / to_netcdf / to_zarr need xarray: "
+                          "pip install 'delyap[xarray]' (or pip install xarray)") from None
+    return xarray
+
+
+def dataset_attrs(info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The plain scalar entries of ``info`` (and ``extra``) as dataset attributes: what netCDF
+    can store (numbers, strings, booleans as 0/1)."""
+    out: dict[str, Any] = {}
+    for key, value in {**info, **extra}.items():
+        if isinstance(value, (bool, np.bool_)):
+            out[key] = int(value)
+        elif isinstance(value, (int, float, str, np.integer, np.floating)):
+            out[key] = value
+    return out
 
 
 def raise_if_failed(res: Result, throw: bool) -> None:

@@ -5,10 +5,17 @@ network systems) and :mod:`delyap.networks` both build on it without importing e
 """
 from __future__ import annotations
 
+import copy
+import copyreg
+import functools
+import inspect
+import itertools
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from . import _core
 
 if TYPE_CHECKING:  # scipy.sparse only for the annotations (networks import it lazily)
     from scipy.sparse import sparray, spmatrix
@@ -55,6 +62,135 @@ class DDESystem:
     batch_size: Optional[int]
     order_parameter: Optional[str] = None
 
+    # ---- Pickling (Dask ships systems to its workers). A system holds compiled parameter
+    # objects (_core) that do not pickle; it is rebuilt instead from the arguments its
+    # constructor was called with, recorded by the outermost __init__ of every subclass. This
+    # needs nothing from a subclass but a constructor that builds the system from its arguments
+    # (a subclass whose __init__ calls super().__init__ records once, its own arguments).
+    _init_args: tuple[tuple, dict]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_records_args", False):
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args: Any, **kw: Any) -> None:
+            if "_init_args" not in self.__dict__:
+                # Copies: a caller may change its arrays after building the system; what pickles
+                # must be what the system was built from.
+                self.__dict__["_init_args"] = (_copied(args), _copied(kw))
+            init(self, *args, **kw)
+
+        recording_init._records_args = True  # type: ignore[attr-defined]
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    @property
+    def init_args(self) -> tuple[tuple, dict]:
+        """The (positional, keyword) arguments this system's constructor was called with
+        (copies): ``type(system)(*args, **kwargs)`` rebuilds it; pickling does just that."""
+        if "_init_args" not in self.__dict__:
+            raise TypeError(f"{type(self).__name__} was not built through its constructor, so "
+                            "it cannot be rebuilt (pickled)")
+        return self.__dict__["_init_args"]
+
+    def __reduce__(self):
+        args, kwargs = self.init_args
+        return (_rebuild_system, (type(self), args, kwargs))
+
+    def _named_init_args(self) -> dict[str, Any]:
+        """The recorded constructor arguments by parameter name."""
+        args, kwargs = self.init_args
+        init = inspect.unwrap(type(self).__init__)
+        bound = inspect.signature(init).bind(self, *args, **kwargs)
+        return {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    def _batch_arguments(self) -> dict[str, np.ndarray]:
+        """The constructor arguments with one entry per trajectory (e.g. tau of a τ-sweep,
+        coupling of a network sweep, A of shape (batch, d, d)); empty for a single trajectory.
+
+        Read from the recorded arguments, not from a class's internals, so every system built
+        by its constructor has them. Candidates are the numeric arrays whose leading axis has
+        the batch length; since a per-node or per-delay array can have that length too, the
+        largest set of candidates whose slices rebuild the first trajectory alone (checked by
+        :func:`_same_rows`) is the answer, found once per system."""
+        if self.batch_size is None:
+            return {}
+        candidates = {}
+        for name, value in self._named_init_args().items():
+            if callable(value) or isinstance(value, (str, bytes)) or value is None:
+                continue
+            try:
+                arr = np.asarray(value)
+            except Exception:  # e.g. a scipy.sparse matrix: not per trajectory
+                continue
+            if arr.dtype.kind in "biuf" and arr.ndim >= 1 and arr.shape[0] == self.batch_size:
+                candidates[name] = arr
+        names = self.__dict__.get("_batch_argument_names")
+        if names is None:
+            names = ()
+            for r in range(len(candidates), 0, -1):
+                for subset in itertools.combinations(candidates, r):
+                    if self._rebuilt({n: candidates[n][:1] for n in subset}, 0, 1) is not None:
+                        names = subset
+                        break
+                if names:
+                    break
+            self.__dict__["_batch_argument_names"] = names
+        return {n: candidates[n] for n in names}
+
+    def _rebuilt(self, replaced: dict[str, Any], start: int, stop: int) -> Optional[DDESystem]:
+        """This system's constructor called with ``replaced`` arguments, if that builds
+        trajectories [start, stop) of this batch (:func:`_same_rows`); else None."""
+        named = self._named_init_args()
+        init = inspect.unwrap(type(self).__init__)
+        args: list = []
+        kwargs: dict = {}
+        for p in list(inspect.signature(init).parameters.values())[1:]:
+            if p.name not in named:
+                continue
+            value = replaced.get(p.name, named[p.name])
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                args.append(value)
+            elif p.kind == p.VAR_POSITIONAL:
+                args.extend(value)
+            elif p.kind == p.VAR_KEYWORD:
+                kwargs.update(value)
+            else:
+                kwargs[p.name] = value
+        try:
+            sub = type(self)(*args, **kwargs)
+            ok = sub.n_trajectories == stop - start and _same_rows(sub, self, start, stop)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return sub if ok else None
+
+    def swept_parameters(self) -> dict[str, np.ndarray]:
+        """The parameters swept over a batch, one value per trajectory: the constructor's 1-D
+        array arguments that set the batch (``{"tau": ...}`` for
+        ``mackey_glass(tau=np.linspace(5, 30, 100))``, ``{"coupling": ...}`` for a network
+        sweep); empty for a single trajectory. Labelled results (``to_xarray()``) use them as
+        coordinates."""
+        return {k: v for k, v in self._batch_arguments().items() if v.ndim == 1}
+
+    def _sub_batch(self, start: int, stop: int) -> DDESystem:
+        """Trajectories [start, stop) of a batch as a system of their own (a chunk of a
+        distributed run): the constructor rebuilt with every per-trajectory argument
+        (:meth:`_batch_arguments`) sliced, checked against the full system, so a system whose
+        batch cannot be cut this way raises instead of running the wrong trajectories."""
+        if self.batch_size is None:
+            raise ValueError("system: a single trajectory has no sub-batches")
+        if start == 0 and stop == self.batch_size:
+            return self
+        per_trajectory = self._batch_arguments()
+        sub = (self._rebuilt({k: v[start:stop] for k, v in per_trajectory.items()}, start, stop)
+               if per_trajectory else None)
+        if sub is None:
+            raise ValueError(f"system: cannot split {type(self).__name__}'s batch by slicing its "
+                             "constructor arguments (run it without a client)")
+        return sub
+
     @property
     def delays(self) -> np.ndarray:
         """Delays, shape (batch_size or 1, n_delays)."""
@@ -98,6 +234,61 @@ class DDESystem:
         """The fixed-storage ensemble on ``backend`` (``_core``: host mirror; ``_cuda``) with
         the shared keyword arguments ``common`` (history, times, options, capacity, ...)."""
         raise NotImplementedError
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of constructor arguments; callables (a Python right-hand side) and anything
+    that cannot be copied are kept as they are."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # e.g. a handle to a resource: record the object itself
+        return value
+
+
+def _same_rows(sub: DDESystem, full: DDESystem, start: int, stop: int) -> bool:
+    """True when ``sub`` holds trajectories [start, stop) of ``full``: same delays, and the
+    same f at a random point for its first and last trajectory (systems with ``rhs``)."""
+    d_full, d_sub = full.delays, sub.delays
+    rows = d_full[start:stop] if d_full.shape[0] == full.n_trajectories else d_full
+    if d_sub.shape[0] == 1 and rows.shape[0] != 1:
+        d_sub = np.broadcast_to(d_sub, rows.shape)
+    if d_sub.shape != rows.shape or not np.array_equal(d_sub, rows):
+        return False
+    rhs_sub, rhs_full = getattr(sub, "rhs", None), getattr(full, "rhs", None)
+    if rhs_sub is None or rhs_full is None:
+        return True
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(full.dim)
+    xd = rng.standard_normal((full.n_delays, full.dim))
+    return all(np.array_equal(np.asarray(rhs_sub(0.3, x, xd, i)),
+                              np.asarray(rhs_full(0.3, x, xd, start + i)))
+               for i in {0, stop - start - 1})
+
+
+def _rebuild_system(cls: type, args: tuple, kwargs: dict) -> DDESystem:
+    return cls(*args, **kwargs)
+
+
+# The solver options travel with a distributed run: pickle them field by field (the compiled
+# class has no pickle support of its own).
+_OPTION_FIELDS = ("method", "rtol", "atol", "dt", "max_step", "min_step", "max_steps",
+                  "track_discontinuities", "max_overlap_iterations", "overlap_tol", "safety",
+                  "min_factor", "max_factor")
+
+
+def _rebuild_options(fields: dict) -> _core.SolverOptions:
+    opt = _core.SolverOptions()
+    for name, value in fields.items():
+        setattr(opt, name, value)
+    return opt
+
+
+def _reduce_options(opt: _core.SolverOptions):
+    return (_rebuild_options, ({name: getattr(opt, name) for name in _OPTION_FIELDS
+                                if hasattr(opt, name)},))
+
+
+copyreg.pickle(_core.SolverOptions, _reduce_options)
 
 
 def check_delays(tau: np.ndarray, name: str = "tau", *, allow_none: bool = False) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union, overload
 import numpy as np
 
 from . import _core
+from ._progress import Progress, ProgressLike, check_progress
 from ._result import STATUS_NAMES, Result, raise_if_failed
 from ._system import ArrayLike, HistoryLike
 from ._validate import as_count, as_float_array, as_positive, as_threads
@@ -232,6 +233,30 @@ class LyapunovResult(Result):
                 f"top exponent in [{np.nanmin(self.exponents[:, 0]):.4g}, "
                 f"{np.nanmax(self.exponents[:, 0]):.4g}])")
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``exponents`` and ``stderr`` with dims (parameter, exponent)
+        for a DDE sweep (the swept parameters, e.g. ``tau``, as coordinates along
+        ``parameter``), (problem, exponent) for a batch of products, (exponent,) for one run;
+        the running estimates along ``checkpoint``; ``status`` per run. Needs
+        ``delyap[xarray]``."""
+        from ._result import dataset_attrs, import_xarray
+
+        xr = import_xarray()
+        batch = self.info.get("batch_dim", "parameter")
+        lead = () if self.batch_size is None else (batch,)
+        k = self.exponents.shape[-1]
+        data = {"exponents": (lead + ("exponent",), self.exponents),
+                "stderr": (lead + ("exponent",), self.stderr),
+                "running": (lead + ("checkpoint", "exponent"), self.running),
+                "running_t": (lead + ("checkpoint",), self.running_t),
+                "status": (lead, np.asarray(self.status))}
+        coords: dict = {"exponent": np.arange(1, k + 1)}
+        if self.batch_size is not None:
+            coords[batch] = np.arange(self.batch_size)
+            coords.update({name: (batch, np.asarray(v))
+                           for name, v in self.info.get("parameters", {}).items()})
+        return xr.Dataset(data, coords=coords, attrs=dataset_attrs(self.info))
+
     def plot(self, path: Optional[str] = None, *, ax=None, index: int = 0):
         """Running estimates against elapsed time, with the final ±2 stderr bands."""
         from .plot import figure_axes, finish_figure
@@ -267,7 +292,8 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
                 n_exponents: Optional[int] = None,
                 transient: Optional[int] = None, seed: int = 0, renorm_interval: int = 1,
                 threads: Optional[int] = None, n_blocks: int = 32,
-                n_running: int = 200, throw: bool = True) -> LyapunovResult:
+                n_running: int = 200, throw: bool = True, progress: ProgressLike = None,
+                client: Any = None, store: Optional[str] = None) -> LyapunovResult:
     """Lyapunov exponents of the product A_{ξ_n} ⋯ A_{ξ_1} with ξ i.i.d.
 
     Parameters
@@ -300,6 +326,12 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
         True (default): a product that overflows or underflows to a non-finite value raises
         :class:`delyap.IntegrationError` (``err.solution`` holds the result, ``err.failed`` the
         problems); False: the result comes back with ``status`` set (``success`` False).
+    progress : None, bool or callable
+        A progress bar over the problems (see :func:`delyap.solve_dde`).
+    client, store :
+        Run a batch of problems on a Dask cluster in chunks, bit-identical to the local run
+        (problem i keeps stream i), saving finished chunks in the folder ``store`` to resume
+        from (see :func:`delyap.solve_dde` and :mod:`delyap.distributed`).
 
     A run whose estimate has not settled (see :func:`check_settled`) warns with a
     :class:`delyap.ConvergenceWarning`; ``result.info["settled"]`` records the verdict.
@@ -312,7 +344,13 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
     n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
     n_running = as_count(n_running, "n_running")
     seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
+    progress = check_progress(progress)
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
     if callable(matrices):
+        if client is not None:
+            raise ValueError("client: a Python sampler runs locally (give the matrices as an "
+                             "array to run on a cluster)")
         if transient is None:
             transient = auto_transient(None, steps)
         raw = _iid_product_python(matrices, steps, n_exponents, transient, seed, renorm_interval,
@@ -351,10 +389,19 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
         time_scale = scales if batched else float(scales[0])
     if transient is None:
         transient = auto_transient(time_scale, steps)
-    raw = _core.iid_product(np.ascontiguousarray(mats), np.ascontiguousarray(cumulative), k, steps,
-                            transient, renorm_interval, seed, n_blocks, n_running,
-                            n_threads)
-    return _finish_product(raw, batched, P, steps, transient, time_scale, throw)
+    core_args = (np.ascontiguousarray(mats), np.ascontiguousarray(cumulative), k, steps,
+                 transient, renorm_interval, seed, n_blocks, n_running, n_threads)
+    if client is not None:
+        from .distributed import iid_product_chunks
+
+        raw = iid_product_chunks(client, core_args, store=store, progress=progress)
+    else:
+        with Progress(progress, P, "iid_product", "problem") as bar, bar.stage(P):
+            raw = _core.iid_product(*core_args)
+    res = _finish_product(raw, batched, P, steps, transient, time_scale, throw)
+    if client is not None:
+        res.info["distributed"] = raw["distributed"]
+    return res
 
 
 # The mean matrix's eigenvalues cost O(d³) once, like one QR step; above this size a short run
@@ -365,7 +412,8 @@ MEAN_MAP_MAX_DIM = 256
 def _finish_product(raw, batched, P, steps, transient, time_scale, throw) -> LyapunovResult:
     """Result of iid_product (compiled or sampler): the settle check, then throw=."""
     res = LyapunovResult(**_squeeze(raw, batched), batch_size=P if batched else None,
-                         info={"steps": steps, "transient": transient, "time_label": "steps"})
+                         info={"steps": steps, "transient": transient, "time_label": "steps",
+                               "batch_dim": "problem"})
     res._origin = "iid_product"
     raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "iid_product", time_scale=time_scale,
@@ -466,7 +514,9 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
                       atol: float = 1e-9, renorm_interval: Optional[float] = None,
                       max_step: Optional[float] = None, seed: int = 0,
                       threads: Optional[int] = None, n_blocks: int = 32, n_running: int = 200,
-                      history_points: Optional[int] = None, throw: bool = True) -> LyapunovResult:
+                      history_points: Optional[int] = None, throw: bool = True,
+                      progress: ProgressLike = None, client: Any = None,
+                      store: Optional[str] = None) -> LyapunovResult:
     """Lyapunov spectrum of a DDE (compiled built-in systems; batches run in parallel).
 
     The tangent equations δ' = ∂f/∂x δ + Σ ∂f/∂x_τ δ(t − τ) use the system's analytic Jacobians
@@ -507,10 +557,19 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     throw : bool
         True (default): a trajectory that fails raises :class:`delyap.IntegrationError`
         carrying the result; False: see ``result.status``.
+    progress : None, bool or callable
+        A progress bar over the trajectories of a batch (see :func:`delyap.solve_dde`).
+    client, store :
+        Run a batch (a sweep) on a Dask cluster in chunks, bit-identical to the local run
+        (the transient is fixed from the whole batch first), saving finished chunks in the
+        folder ``store`` to resume from (see :func:`delyap.solve_dde`).
     """
     if not isinstance(system, DDESystem):
         raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
     system._check_lyapunov()
+    progress = check_progress(progress)
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
     n_threads = as_threads(threads)
@@ -542,7 +601,14 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
             n_threads)
-    raw = system._lyapunov(args)
+    if client is not None:
+        from .distributed import lyapunov_chunks
+
+        raw = lyapunov_chunks(client, system, args, store=store, progress=progress)
+    else:
+        n = system.n_trajectories
+        with Progress(progress, n, "lyapunov_spectrum", "traj") as bar, bar.stage(n):
+            raw = system._lyapunov(args)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.
     batched = system.batch_size is not None
@@ -550,10 +616,14 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     res = LyapunovResult(**out, batch_size=system.batch_size,
                          info={"t_total": t_total, "t_transient": t_transient,
                                "renorm_interval": renorm_interval or (renorm if ode else "τmax/2"),
-                               "stats": raw["stats"], "time_label": "time after transient"})
+                               "stats": raw["stats"], "time_label": "time after transient",
+                               "parameters": system.swept_parameters()})
+    if client is not None:
+        res.info["distributed"] = raw["distributed"]
     res._origin = "lyapunov_spectrum"
     raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window if not ode else None,
                                   transient=t_transient, window=t_total, unit="time units",
                                   scale_name="τmax (the delay window)"))
     return res
+from .layer_spectrum import LayerSpectrum, LayerSweep, layer_spectrum, layer_spectrum_sweep  # noqa: E402,F401,I001  (issue 14)

@@ -205,7 +205,8 @@ class _Network(DDESystem):
             self.edge_class, c(self.tau_values), self.omega, self.inv_norm, self.coupling,
             self._lam, c(history.t), c(history.x), c(history.f), c(history.y0),
             c(history.jumps, dtype=float), float(t0), float(t_final), t_eval,
-            options_dict(options), output_mode[0], list(output_mode[1]), current_stream())
+            options_dict(options), output_mode[0], list(output_mode[1]), current_stream(),
+            getattr(self, "alpha", 0.0))
 
 
 class KuramotoDDE(_Network):

@@ -105,6 +105,34 @@ class DDESolution(Result):
         out.update({f"stats_{k}": np.asarray(v) for k, v in self.stats.items()})
         return out
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``y`` with dims (trajectory, time, component) for a batch,
+        (time, component) for one trajectory; per-trajectory ``status``, ``t_final``,
+        ``y_final`` (the full state, dim ``state``) and the stats; the swept parameters of the
+        system (e.g. ``tau``, ``coupling``) as coordinates along ``trajectory``; ``component``
+        labels the kept components (``r``, ``psi`` for an order parameter). Needs
+        ``delyap[xarray]``."""
+        from ._result import dataset_attrs, import_xarray
+
+        xr = import_xarray()
+        out = self.info.get("output", "state")
+        comp = (np.array(["r", "psi"]) if isinstance(out, str) and out == "order_parameter"
+                else np.arange(self.y.shape[-1]) if isinstance(out, str)
+                else np.asarray(out))
+        lead = () if self.batch_size is None else ("trajectory",)
+        data = {"y": (lead + ("time", "component"), self.y),
+                "status": (lead, np.asarray(self.status)),
+                "t_final": (lead, np.asarray(self.t_final)),
+                "y_final": (lead + ("state",), self.y_final)}  # the full state
+        data.update({f"stats_{k}": (lead, np.asarray(v)) for k, v in self.stats.items()})
+        coords: dict = {"time": self.t, "component": comp}
+        if self.batch_size is not None:
+            coords["trajectory"] = np.arange(self.batch_size)
+            coords.update({name: ("trajectory", np.asarray(v))
+                           for name, v in self.info.get("parameters", {}).items()})
+        return xr.Dataset(data, coords=coords,
+                          attrs=dataset_attrs({}, method=self.method, output=str(out)))
+
     @classmethod
     def _from_core(cls, raw: dict, method: str, batch_size: Optional[int],
                    wall: float) -> DDESolution:

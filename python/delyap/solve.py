@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
 from ._fixed import check_supported, solve_fixed
+from ._progress import Progress, ProgressLike, check_progress
 from ._result import raise_if_failed
 from ._system import ArrayLike, HistoryLike
 from ._validate import as_count, as_float_array, as_positive, as_threads
@@ -60,7 +61,8 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
               history_jumps: Optional[ArrayLike] = None,
               history_grid: Optional[ArrayLike] = None,
               output: Union[None, str, Sequence[int]] = None, device: Optional[str] = None,
-              history_capacity: Optional[int] = None) -> DDESolution:
+              history_capacity: Optional[int] = None, progress: ProgressLike = None,
+              client: Any = None, store: Optional[str] = None) -> DDESolution:
     """Integrate a delay differential equation, or a batch of them, by the method of steps.
 
     Parameters
@@ -127,6 +129,18 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
         ``device="cuda"`` only: history anchors stored per trajectory (rounded up to a power of
         two; default 128 or more). A trajectory that needs more stops with status
         ``history_full``; the others finish.
+    progress : None, bool or callable
+        A progress bar over the trajectories on stderr (tqdm): None (default) shows it when
+        stderr is a terminal and the call runs longer than 2 s; True always; False never; a
+        callable ``f(done, total)`` receives the counts instead (:mod:`delyap._progress`).
+    client : dask.distributed.Client, optional
+        Run a batch of a compiled system on a Dask cluster: the batch is cut into chunks (one
+        per worker thread and a few more), each chunk runs this function's C++ solver on a
+        worker, and the result is assembled in order; bit-identical to the local run
+        (:mod:`delyap.distributed`; needs ``delyap[distributed]``).
+    store : str, optional
+        With ``client``: a folder where each finished chunk is saved as it completes; a rerun
+        with the same arguments loads the chunks found there instead of recomputing them.
 
     Returns
     -------
@@ -134,6 +148,9 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
     """
     if not isinstance(system, DDESystem):
         raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
+    progress = check_progress(progress)
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise ValueError(f"method: expected one of DP5, BS3, RK4, Euler, got {method!r}")
     name = method.upper()
@@ -167,6 +184,8 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
                          history_points=as_count(history_points, "history_points", minimum=2),
                          jumps=history_jumps, grid=history_grid)
 
+    if client is not None and where != "cpu":
+        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
     if where == "cuda" and isinstance(system, _Network):
         # One large trajectory at a time, its state and history in device memory.
         if history_capacity is not None:
@@ -185,14 +204,28 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
     else:
         if history_capacity is not None:
             raise ValueError("history_capacity: only used with device='cuda' (CPU histories grow)")
-        spec = _output_spec(output, system, times)
-        start = time.perf_counter()
-        raw = system._solve(hist, t0, tf, times, opt, n_threads, spec)
+        mode = _output_mode(output, system, times)
+        if client is not None:
+            from .distributed import solve_chunks
+
+            start = time.perf_counter()
+            raw = solve_chunks(client, system, hist, t0, tf, times, opt, n_threads, mode,
+                               store=store, progress=progress)
+        else:
+            start = time.perf_counter()
+            n = system.n_trajectories
+            with Progress(progress, n, "solve_dde", "traj") as bar, bar.stage(n):
+                raw = system._solve(hist, t0, tf, times, opt, n_threads,
+                                    _core.OutputSpec(*mode))
     wall = time.perf_counter() - start
     method_name = "Euler" if name == "EULER" else name
     lockstep = isinstance(system, PythonDDE) and system.batch_size is not None
     sol = DDESolution._from_core(raw, method_name, None if lockstep else system.batch_size, wall)
     sol.info["output"] = "state" if output is None else output
+    if client is not None:
+        sol.info["distributed"] = raw["distributed"]
+    if system.batch_size is not None:  # labels of the batch (to_xarray's coordinates)
+        sol.info["parameters"] = system.swept_parameters()
     if where == "cuda":
         sol.info.update(device_info("cuda"))
     if lockstep and isinstance(system, PythonDDE):  # isinstance: for the type checker

@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _core
+from .._progress import Progress, ProgressLike, check_progress
 from .._result import Result, raise_if_failed
 from .._system import ArrayLike
 from .._validate import as_count, as_float_array, as_positive, as_threads
@@ -252,6 +253,9 @@ class MeanSquareExponent(tuple):
         self.iterations = int(iterations)
         return self
 
+    def __getnewargs__(self):  # pickling: __new__ takes every field, not just the tuple's two
+        return (self[0], self[1], self.bracket, self.certified, self.iterations)
+
     @property
     def value(self) -> float:
         return self[0]
@@ -390,6 +394,30 @@ class SGDLyapunovResult(Result):
         """True where |λ₁| exceeds 3 standard errors (the sign is resolved)."""
         return np.abs(self.top) > 3 * self.stderr[..., 0]
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``exponents``, ``stderr`` with dims (config, exponent) and
+        ``lr``, ``batch_size`` as coordinates along ``config`` ((exponent,) for one
+        configuration), with ``gd_exponent``, ``mean_square_exponent`` and ``status`` per
+        configuration. Needs ``delyap[xarray]``."""
+        from .._result import dataset_attrs, import_xarray
+
+        xr = import_xarray()
+        lead = () if np.ndim(self.lr) == 0 else ("config",)
+        data = {"exponents": (lead + ("exponent",), self.exponents),
+                "stderr": (lead + ("exponent",), self.stderr),
+                "gd_exponent": (lead, np.asarray(self.gd_exponent)),
+                "status": (lead, np.asarray(self.status))}
+        if self.mean_square_exponent is not None:
+            data["mean_square_exponent"] = (lead, np.asarray(self.mean_square_exponent))
+        coords: dict = {"exponent": np.arange(1, self.exponents.shape[-1] + 1),
+                        "lr": (lead, np.asarray(self.lr)),
+                        "batch_size": (lead, np.asarray(self.batch_size))}
+        if lead:
+            coords["config"] = np.arange(np.size(self.lr))
+        return xr.Dataset(data, coords=coords,
+                          attrs=dataset_attrs(self.info, sampling=self.sampling, steps=self.steps,
+                                              normal_dim=self.normal_dim))
+
     def __repr__(self) -> str:
         if np.ndim(self.lr) == 0:
             verdict = "stable" if self.stable else "unstable"
@@ -405,9 +433,11 @@ class SGDLyapunovResult(Result):
 
 def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n_exponents,
               sampling, transient, seed, renorm_interval, threads, n_blocks, n_running,
-              device: str = "cpu", seeds=None, streams=None):
+              device: str = "cpu", seeds=None, streams=None, stream_offset: int = 0):
     """One call of the core over configurations (lr[i], batch[i]); configuration i draws from
-    Philox stream (seed, i), or (seeds[i], streams[i]) when given (device="cuda" only)."""
+    Philox stream (seed, stream_offset + i), or (seeds[i], streams[i]) when given
+    (device="cuda" only). ``stream_offset``: the position of this call's first configuration
+    in a larger set (a chunk of a distributed run keeps the whole run's streams)."""
     k = as_count(n_exponents, "n_exponents", maximum=spec.rank)
     # Rank-deficient K: the core works in the coordinates of the orthonormal basis of range(K).
     basis = None if spec.full_rank else spec.basis
@@ -430,7 +460,8 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
                                      np.ascontiguousarray(streams, dtype=np.uint64),
                                      n_blocks, n_running, current_stream())
     return _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common, seed,
-                               n_blocks, n_running, as_threads(threads))
+                               n_blocks, n_running, as_threads(threads),
+                               stream_offset=int(stream_offset))  # type: ignore[call-arg]
 
 
 def _resolve_transient(spec: GramSpectrum, lr, n_exponents: int, steps: int, transient):
@@ -469,7 +500,9 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
                   seed: int = 0, outputs: int = 1, renorm_interval: int = 10,
                   mean_square: bool = False, rank_tol: Optional[float] = None,
                   threads: Optional[int] = None, n_blocks: int = 32, n_running: int = 200,
-                  device: Optional[str] = None, throw: bool = True) -> SGDLyapunovResult:
+                  device: Optional[str] = None, throw: bool = True,
+                  progress: ProgressLike = None, client: Any = None,
+                  store: Optional[str] = None) -> SGDLyapunovResult:
     """Top Lyapunov exponents of SGD at an interpolating minimum, from its Gram matrix.
 
     Parameters
@@ -505,6 +538,12 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
     throw : bool
         True (default): a configuration whose product overflows (non-finite R) raises
         :class:`delyap.IntegrationError` carrying the result; False: see ``result.status``.
+    progress : None, bool or callable
+        A progress bar over the configurations (see :func:`delyap.solve_dde`).
+    client, store :
+        Run the configurations on a Dask cluster in chunks, bit-identical to the local run
+        (configuration i keeps stream i), saving finished chunks in the folder ``store`` to
+        resume from (see :func:`delyap.solve_dde`; the mean-square exponents stay local).
 
     A :class:`delyap.ConvergenceWarning` says when the estimate has not settled: the first and
     second half of the run disagree beyond their standard errors, or the transient or
@@ -512,6 +551,11 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
     """
     device = resolve_device(device, K)
     as_threads(threads)  # checked before any work (used by the CPU path)
+    progress = check_progress(progress)
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
+    if client is not None and device != "cpu":
+        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
     K = to_host(K)
     sampling = _sampling_name(sampling)
     spec = K if isinstance(K, GramSpectrum) else gram_spectrum(K, outputs, rank_tol)
@@ -519,9 +563,17 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
     scalar = lr_a.ndim == 0 and b_a.ndim == 0
     lr_v, b_v = np.broadcast_arrays(np.atleast_1d(lr_a), np.atleast_1d(b_a))
     transient, tau = _resolve_transient(spec, lr_v, n_exponents, steps, transient)
-    raw = _run_core(spec, lr_v, b_v, steps=steps, n_exponents=n_exponents, sampling=sampling,
-                    transient=transient, seed=seed, renorm_interval=renorm_interval,
-                    threads=threads, n_blocks=n_blocks, n_running=n_running, device=device)
+    run: dict[str, Any] = dict(steps=steps, n_exponents=n_exponents, sampling=sampling,
+                               transient=transient, seed=seed, renorm_interval=renorm_interval,
+                               threads=threads, n_blocks=n_blocks, n_running=n_running)
+    if client is not None:
+        from ..distributed import gram_chunks
+
+        raw = gram_chunks(client, spec, lr_v, b_v, run, store=store, progress=progress)
+    else:
+        with Progress(progress, lr_v.size, "gram_lyapunov", "config") as bar, \
+                bar.stage(lr_v.size):
+            raw = _run_core(spec, lr_v, b_v, device=device, **run)
     mu = gd_exponent(spec, lr_v)
     ms = None
     if mean_square:
@@ -541,6 +593,8 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
         info={**device_info(device), "transient": transient})
     if mean_square:  # certified bounds of the mean-square exponent, (lower, upper)
         res.info["mean_square_bracket"] = tuple(ms_bracket[0]) if scalar else ms_bracket
+    if client is not None:
+        res.info["distributed"] = raw["distributed"]
     res._origin = "gram_lyapunov"
     raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "gram_lyapunov", time_scale=tau, transient=transient,

@@ -1,13 +1,12 @@
 """Stability maps of SGD over learning rate × batch size."""
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from .._progress import Progress, ProgressLike, check_progress
 from .._result import Result, raise_if_failed
 from .._system import ArrayLike
 from .._validate import as_threads
@@ -31,6 +30,12 @@ if TYPE_CHECKING:  # torch is optional and imported on first use
 __all__ = ["StabilityMap", "stability_map"]
 
 N_BLOCKS = 32  # batch-means blocks per cell
+
+
+def row_seed(seed, i):
+    """The seed of batch-size row ``i`` of a map (lr index j then draws stream j): one rule for
+    the CPU rows, the GPU launch and the chunks of a distributed map."""
+    return seed + 7919 * i
 
 
 @dataclass
@@ -103,6 +108,27 @@ class StabilityMap(Result):
             for r in rows:
                 fh.write(",".join(str(v) for v in r.values()) + "\n")
 
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims (batch_size, lr) and the grids as coordinates:
+        ``exponents``/``stderr`` (with ``exponent``), ``top``, ``stable``, ``mean_square``,
+        ``status``, and ``gd_exponent`` along ``lr``. Needs ``delyap[xarray]``."""
+        from .._result import dataset_attrs, import_xarray
+
+        xr = import_xarray()
+        grid = ("batch_size", "lr")
+        data = {"exponents": (grid + ("exponent",), self.exponents),
+                "stderr": (grid + ("exponent",), self.stderr),
+                "top": (grid, self.top), "stable": (grid, self.stable),
+                "mean_square": (grid, self.mean_square),
+                "status": (grid, np.asarray(self.status)),
+                "gd_exponent": (("lr",), np.asarray(self.gd_exponent))}
+        coords = {"lr": self.lr, "batch_size": self.batch_size,
+                  "exponent": np.arange(1, self.exponents.shape[-1] + 1)}
+        return xr.Dataset(data, coords=coords,
+                          attrs=dataset_attrs(self.info, sampling=self.sampling, steps=self.steps,
+                                              normal_dim=self.normal_dim,
+                                              sharpness=self.sharpness))
+
     def __repr__(self) -> str:
         return (f"StabilityMap({len(self.lr)} lr × {len(self.batch_size)} batch sizes, "
                 f"sampling={self.sampling}, normal_dim={self.normal_dim}, "
@@ -165,14 +191,19 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
                   transient: Optional[int] = None, renorm_interval: int = 10,
                   mean_square: bool = True, outputs: int = 1, check: str = "raise",
                   tol: float = 1e-5, threads: Optional[int] = None,
-                  progress: Optional[bool] = None, device: Optional[str] = None,
-                  throw: bool = True) -> StabilityMap:
+                  progress: ProgressLike = None, device: Optional[str] = None,
+                  throw: bool = True, client: Any = None,
+                  store: Optional[str] = None) -> StabilityMap:
     """λ₁ of SGD for every (η, B) in ``lr`` × ``batch_size``.
 
     ``model_or_K`` is a torch model at an interpolating minimum (with data X, Y) or a Gram
     matrix (numpy, with ``outputs`` rows per sample). Each batch size runs all learning rates
-    in parallel on the thread pool; ``progress`` prints one line per batch size (default: when
-    stderr is a terminal). Configuration (B index i, lr index j) uses its own random stream.
+    in parallel on the thread pool; ``progress`` shows a bar over the cells (None: when stderr
+    is a terminal and the map takes more than 2 s; True, False, or a callable
+    ``f(done, total)``, as in :func:`delyap.solve_dde`). Configuration (B index i, lr index j)
+    uses its own random stream. ``client`` (a ``dask.distributed.Client``) runs the rows in
+    chunks on a Dask cluster, bit-identical to the local map, saving finished chunks in the
+    folder ``store`` to resume from (the mean-square exponents stay local).
     ``device="cuda"`` runs the whole grid in one GPU launch (one thread block per
     configuration) on the same random streams; the mean-square radius stays on the CPU.
 
@@ -184,6 +215,11 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
     """
     device = resolve_device(device, model_or_K, X)
     as_threads(threads)  # checked before any work (used by the CPU path)
+    progress = check_progress(progress)
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
+    if client is not None and device != "cpu":
+        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
     model_or_K = to_host(model_or_K)  # a Gram matrix on the GPU (the map copies it once)
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
@@ -204,8 +240,6 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
         spec = gram_spectrum(K, c)
     lrs, bs = _check_configs(lr, batch_size, spec.n_samples, sampling)
     lrs, bs = np.atleast_1d(lrs), np.atleast_1d(bs)
-    if progress is None:
-        progress = sys.stderr.isatty()
     k = n_exponents
     ex = np.full((len(bs), len(lrs), k), np.nan)
     se = np.full_like(ex, np.nan)
@@ -215,39 +249,48 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
     # The blocks of every cell, for one settle check over the whole map.
     blocks = {"block_sum": np.zeros((len(bs), len(lrs), N_BLOCKS, k)),
               "block_time": np.zeros((len(bs), len(lrs), N_BLOCKS))}
-    start = time.perf_counter()
-    if device == "cuda":  # every configuration in one launch, on the CPU's streams
-        n_lr = len(lrs)
-        raw = _run_core(spec, np.tile(lrs, len(bs)), np.repeat(bs, n_lr), steps=steps,
-                        n_exponents=k, sampling=sampling, transient=transient, seed=seed,
-                        renorm_interval=renorm_interval, threads=None, n_blocks=N_BLOCKS,
-                        n_running=2,
-                        device="cuda",
-                        seeds=np.repeat(seed + 7919 * np.arange(len(bs)), n_lr).astype(np.uint64),
-                        streams=np.tile(np.arange(n_lr), len(bs)).astype(np.uint64))
-        ex[:] = raw["exponents"].reshape(len(bs), n_lr, k)
-        se[:] = raw["stderr"].reshape(len(bs), n_lr, k)
-        status[:] = np.asarray(raw["status"]).reshape(len(bs), n_lr)
-        for key in blocks:
-            blocks[key][:] = np.asarray(raw[key]).reshape(blocks[key].shape)
-    for i, b in enumerate(bs):
-        if device == "cpu":
-            raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
-                            sampling=sampling, transient=transient, seed=seed + 7919 * i,
-                            renorm_interval=renorm_interval, threads=threads, n_blocks=N_BLOCKS,
-                            n_running=2)
-            ex[i], se[i], status[i] = raw["exponents"], raw["stderr"], raw["status"]
+    with Progress(progress, len(bs) * len(lrs), "stability_map", "cell") as bar:
+        if client is not None:  # every row's core runs on the cluster first
+            from ..distributed import stability_map_chunks
+
+            run = dict(steps=steps, n_exponents=k, sampling=sampling, transient=transient,
+                       renorm_interval=renorm_interval, threads=threads, n_blocks=N_BLOCKS,
+                       n_running=2)
+            raw = stability_map_chunks(client, spec, lrs, bs, seed, run, store=store, bar=bar)
+            ex[:], se[:], status[:] = raw["exponents"], raw["stderr"], raw["status"]
             for key in blocks:
-                blocks[key][i] = raw[key]
-        if mean_square:
-            warm = None
-            for j, eta in enumerate(lrs):  # warm start along the lr axis
-                ms[i, j], warm = mean_square_exponent(spec, eta, int(b), sampling=sampling,
-                                                      start=warm)
-        if progress:
-            done = i + 1
-            print(f"stability_map: B = {b} ({done}/{len(bs)}), {time.perf_counter() - start:.1f} s",
-                  file=sys.stderr, flush=True)
+                blocks[key][:] = raw[key]
+            info["distributed"] = raw["distributed"]
+        if device == "cuda":  # every configuration in one launch, on the CPU's streams
+            n_lr = len(lrs)
+            raw = _run_core(spec, np.tile(lrs, len(bs)), np.repeat(bs, n_lr), steps=steps,
+                            n_exponents=k, sampling=sampling, transient=transient, seed=seed,
+                            renorm_interval=renorm_interval, threads=None, n_blocks=N_BLOCKS,
+                            n_running=2,
+                            device="cuda",
+                            seeds=np.repeat(row_seed(seed, np.arange(len(bs))),
+                                            n_lr).astype(np.uint64),
+                            streams=np.tile(np.arange(n_lr), len(bs)).astype(np.uint64))
+            ex[:] = raw["exponents"].reshape(len(bs), n_lr, k)
+            se[:] = raw["stderr"].reshape(len(bs), n_lr, k)
+            status[:] = np.asarray(raw["status"]).reshape(len(bs), n_lr)
+            for key in blocks:
+                blocks[key][:] = np.asarray(raw[key]).reshape(blocks[key].shape)
+        for i, b in enumerate(bs):
+            if device == "cpu" and client is None:
+                with bar.stage(len(lrs)):
+                    raw = _run_core(spec, lrs, np.full(len(lrs), b), steps=steps, n_exponents=k,
+                                    sampling=sampling, transient=transient,
+                                    seed=row_seed(seed, i), renorm_interval=renorm_interval,
+                                    threads=threads, n_blocks=N_BLOCKS, n_running=2)
+                ex[i], se[i], status[i] = raw["exponents"], raw["stderr"], raw["status"]
+                for key in blocks:
+                    blocks[key][i] = raw[key]
+            if mean_square:
+                warm = None
+                for j, eta in enumerate(lrs):  # warm start along the lr axis
+                    ms[i, j], warm = mean_square_exponent(spec, eta, int(b), sampling=sampling,
+                                                          start=warm)
     info["transient"] = transient
     out = StabilityMap(lr=lrs, batch_size=bs, exponents=ex, stderr=se,
                        gd_exponent=gd_exponent(spec, lrs), mean_square=ms, normal_dim=spec.rank,
