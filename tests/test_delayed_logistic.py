@@ -7,6 +7,8 @@ Known answers: the linearisation at x = K is y' = −r y(t − τ), whose charac
 bifurcation. With y = x/K − 1 and s = t/τ the equation is Wright's, y' = −α y(s − 1)(1 + y),
 α = rτ, whose bifurcating cycle has the amplitude sqrt(40 ε / (3π − 2)) to leading order in
 ε = α − π/2 (Hassard, Kazarinoff & Wan, Theory and Applications of Hopf Bifurcation, 1981)."""
+import pickle
+
 import numpy as np
 import pytest
 from cuda_backends import BACKENDS, SKIP_REASON, environment
@@ -134,6 +136,15 @@ def test_parameters_broadcast_and_are_checked():
     r = np.array([1.0, 2.0])
     rhs.delayed_logistic(r=r)
     np.testing.assert_array_equal(r, [1.0, 2.0])
+
+
+def test_pickles_by_its_constructor_arguments():
+    sys = rhs.delayed_logistic(r=1.0, K=2.0, tau=[1.0, 1.8])
+    copy = pickle.loads(pickle.dumps(sys))
+    assert repr(copy) == repr(sys)
+    te = np.linspace(0.0, 20.0, 11)
+    np.testing.assert_array_equal(dl.solve_dde(copy, 2.5, (0.0, 20.0), te).y,
+                                  dl.solve_dde(sys, 2.5, (0.0, 20.0), te).y)
 
 
 def _compiled_classes(cls):

@@ -13,7 +13,7 @@ import numpy
 import numpy.typing
 import typing
 from . import _testing
-__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_kuramoto', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'lyapunov_stuart_landau', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'neural_backward', 'neural_forward', 'neural_read_weights', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
+__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_kuramoto', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'lyapunov_stuart_landau', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'neural_backward', 'neural_forward', 'neural_read_weights', 'random_network_draws', 'random_network_sweep', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
 class Method:
     """
     Members:
@@ -151,6 +151,10 @@ class NetworkArgs:
     @alpha.setter
     def alpha(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+def _set_progress_callback(fn: typing.Any) -> typing.Any:
+    """
+    Install fn(items_done) (or None) as this thread's progress callback for the runs it starts; returns the previous one. Private: use the progress= argument.
+    """
 def blocked_linalg_isa() -> str:
     """
     Which build of the blocked products and QR runs here (x86-64-v4/v3 or portable).
@@ -167,12 +171,14 @@ def gram_kernel_isa() -> str:
     """
     Which build of the SGD Gram kernel runs on this CPU: 'x86-64-v3' (AVX2/FMA) or 'portable'.
     """
-def gram_lyapunov(K: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], basis: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, eigenvalues: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, outputs: typing.SupportsInt | typing.SupportsIndex, lr: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], batch: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], sampling: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, transient: typing.SupportsInt | typing.SupportsIndex, renorm_interval: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, group_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
+def gram_lyapunov(K: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], basis: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, eigenvalues: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, outputs: typing.SupportsInt | typing.SupportsIndex, lr: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], batch: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], sampling: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, transient: typing.SupportsInt | typing.SupportsIndex, renorm_interval: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, group_threads: typing.SupportsInt | typing.SupportsIndex = 0, stream_offset: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
     """
-    group_threads > 0 (tests): run each configuration as the GPU does — portable kernel, work split over a group of that many host threads with barriers.
+    group_threads > 0 (tests): run each configuration as the GPU does — portable kernel, work split over a group of that many host threads with barriers. Configuration c draws from stream stream_offset + c (a Dask chunk passes its global offset).
     """
-def iid_product(matrices: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], cumulative: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], k: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, transient: typing.SupportsInt | typing.SupportsIndex, renorm_interval: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
-    ...
+def iid_product(matrices: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], cumulative: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], k: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, transient: typing.SupportsInt | typing.SupportsIndex, renorm_interval: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_blocks: typing.SupportsInt | typing.SupportsIndex, n_running: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, stream_offset: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
+    """
+    Problem i draws from Philox stream stream_offset + i: a sub-batch run elsewhere (a Dask chunk) passes its global offset and reproduces the whole batch's results.
+    """
 def linear_jacobian(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], index: typing.SupportsInt | typing.SupportsIndex, t: typing.SupportsFloat | typing.SupportsIndex, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x_delayed: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
     """
     (df/dx, df/dx_delayed) of trajectory `index`; params: the arrays [A, B, tau].
@@ -218,6 +224,14 @@ def neural_forward(h0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], 
 def neural_read_weights(method: Method, theta: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
     Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.
+    """
+def random_network_draws(width: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, n_inputs: typing.SupportsInt | typing.SupportsIndex, sigma_w: typing.SupportsFloat | typing.SupportsIndex, sigma_b: typing.SupportsFloat | typing.SupportsIndex, input_scale: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    The weights (L, N, N), biases (L, N), inputs (n, N) and start frame q0 (N, k) that random_network_sweep draws for grid point `stream`.
+    """
+def random_network_sweep(sigma_w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], sigma_b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], width: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, n_inputs: typing.SupportsInt | typing.SupportsIndex, input_scale: typing.SupportsFloat | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """
+    Σ_l log R_ii of the layer-Jacobian QR of random networks, one per (σ_w, σ_b) pair (stream = index): dict(logs (P, n_inputs, k), status (P,)).
     """
 def solve_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     """
