@@ -215,3 +215,27 @@ def test_bad_inputs_raise_named_errors():
     x_copy = x.clone()
     NeuralDDE(3, 1, dim=2, hidden=4, tau=0.5).double()(x)
     assert torch.equal(x, x_copy)
+
+
+def test_blas_and_eigen_layer_products_agree():
+    # The layer GEMMs run through scipy's BLAS when present, else Eigen: the same pass.
+    from delyap import _core
+
+    rng = np.random.default_rng(15)
+    D, H = 3, 7
+    W, Wd = rng.standard_normal((H, D)), rng.standard_normal((2, H, D))
+    b, Wo = rng.standard_normal(H), rng.standard_normal((D, H))
+    h0, tau = rng.standard_normal((9, D)), np.array([0.3, 0.45])
+    res: list = []
+    for blas in (False, True):
+        # The second pass replays the first one's steps (an adaptive controller's choices
+        # differ at rounding level between two products).
+        grid = res[0][0] if res else None
+        out = _core.neural_forward(h0, W, Wd, b, Wo, tau, 0, _core.Method.DP5, 1.0, 1e-6, 1e-8,
+                                   0.0, grid, 10**6, 2, blas)
+        g = _core.neural_backward(W, Wd, b, Wo, tau, 0, _core.Method.DP5, out["t"], out["X"],
+                                  out["K"], np.ones((9, D)), 2, blas)
+        res.append((out["t"], out["y"], g))
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=0, atol=1e-12)
+    for name in ("h0", "W", "W_delay", "b", "W_out", "tau"):
+        np.testing.assert_allclose(res[0][2][name], res[1][2][name], rtol=1e-11, atol=1e-12)
