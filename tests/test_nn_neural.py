@@ -239,3 +239,18 @@ def test_blas_and_eigen_layer_products_agree():
     np.testing.assert_allclose(res[0][1], res[1][1], rtol=0, atol=1e-12)
     for name in ("h0", "W", "W_delay", "b", "W_out", "tau"):
         np.testing.assert_allclose(res[0][2][name], res[1][2][name], rtol=1e-11, atol=1e-12)
+
+
+def test_thread_count_does_not_change_the_pass():
+    # Rows are split over workers; each row's arithmetic is the same whatever the split.
+    W, Wd, b, Wout = _weights(3, 8, 1, seed=16)
+    h0 = torch.randn(40, 3, generator=torch.Generator().manual_seed(17),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    outs = []
+    for threads in (1, 3):
+        y = neural_solve(h0, W, Wd, b, Wout, tau, method="RK4", dt=0.05, threads=threads)
+        outs.append((y, torch.autograd.grad(y.sum(), (h0, W, tau))))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-14, rtol=0)
+    for a, c in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, c, atol=1e-12, rtol=1e-12)

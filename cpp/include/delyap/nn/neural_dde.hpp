@@ -32,6 +32,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -56,17 +58,61 @@ enum class Activation : int { Tanh = 0, Relu = 1, Softplus = 2, Sigmoid = 3 };
 // The Lipschitz constant of σ (sup |σ'|).
 inline double activation_lipschitz(Activation a) { return a == Activation::Sigmoid ? 0.25 : 1.0; }
 
-// a = σ(z) and, when da is given, σ'(z), on n contiguous values. Whole-array Eigen expressions
-// on Eigen's vectorised exp (Eigen has no vectorised tanh for double: std::tanh per element made
-// the activation, not the GEMMs, the cost of a small network), never a scalar call per element.
-// tanh z = 1 − 2/(e^{2z} + 1): exact at ±∞ (e^{2z} = ∞ or 0), absolute error ~1e-16 near 0.
+// tanh on n contiguous doubles, as one loop of plain arithmetic the compiler vectorises:
+// tanh x = 1 − 2/(e^{2x} + 1) with e^y = 2^k·p(r), k = round(y/ln 2) (the 1.5·2^52 rounding
+// trick, whose bits also give 2^k), |r| ≤ ln 2/2, p the degree-13 Taylor polynomial (truncation
+// < 1e-17); |x| is clamped at 20, where tanh is ±1 in double. Absolute error ≤ 4e-16 (checked
+// against std::tanh over [−25, 25]). Neither Eigen (no vectorised double tanh) nor std::tanh
+// per element keeps up with torch's vectorised tanh: at hidden widths ≤ 128 the activation,
+// not the GEMMs, set the cost. On x86-64 Linux the loop is also compiled for x86-64-v3
+// (AVX2 + FMA) and picked at load time (target_clones); `static`: one copy per translation
+// unit, as the clones' resolver wants.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define DELYAP_NN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DELYAP_NN_CLONES
+#endif
+DELYAP_NN_CLONES static void tanh_array(const double* z, double* a, double* da, Index n) {
+  for (Index i = 0; i < n; ++i) {
+    double x = z[i];
+    x = x < -20.0 ? -20.0 : (x > 20.0 ? 20.0 : x);
+    const double y = 2.0 * x;
+    const double t = y * 1.4426950408889634 + 6755399441055744.0;  // 1.5·2^52: round to int
+    const double k = t - 6755399441055744.0;
+    const double r = (y - k * 0.6931471805598903) - k * 5.497923018708371e-14;  // ln 2 hi + lo
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t bits;
+    std::memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023) << 52;  // k sits in the low bits of t: 2^k's exponent field
+    double scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    const double v = 1.0 - 2.0 / (p * scale + 1.0);
+    a[i] = v;
+    if (da) da[i] = 1.0 - v * v;
+  }
+}
+
+// a = σ(z) and, when da is given, σ'(z), on n contiguous values: tanh_array, or whole-array
+// Eigen expressions on Eigen's vectorised exp; never a scalar library call per element.
 inline void activate(Activation act, const double* z, double* a, double* da, Index n) {
   Eigen::Map<const Eigen::ArrayXd> Z(z, n);
   ArrMap A(a, n);
   switch (act) {
     case Activation::Tanh:
-      A = 1.0 - 2.0 / ((2.0 * Z).exp() + 1.0);
-      if (da) ArrMap(da, n) = 1.0 - A.square();
+      tanh_array(z, a, da, n);
       break;
     case Activation::Relu:
       A = Z.max(0.0);
