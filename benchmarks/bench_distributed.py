@@ -29,13 +29,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a short sweep (a few seconds)")
     ap.add_argument("--n-tau", type=int, default=200, help="delays in the sweep (default 200)")
     ap.add_argument("--t-total", type=float, default=None,
-                    help="averaging time per τ (default 6000, --quick 300)")
+                    help="averaging time per τ (default 30000, --quick 300)")
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2)")
     add_json_option(ap)
     args = ap.parse_args()
     from distributed import Client, LocalCluster
 
-    t_total = args.t_total or (300.0 if args.quick else 6000.0)
+    t_total = args.t_total or (300.0 if args.quick else 30000.0)
     n_tau = min(args.n_tau, 40) if args.quick else args.n_tau
     system = dl.rhs.mackey_glass(tau=np.linspace(5, 30, n_tau))
     kw = dict(t_transient=500.0)

@@ -48,6 +48,27 @@ def test_solve_sweep_equals_local_run(client):
     np.testing.assert_array_equal(remote.to_xarray().tau.values, np.linspace(5, 30, 41))
 
 
+def test_network_coupling_sweep_equals_local_run(client):
+    """A Kuramoto sweep over the coupling with as many nodes as couplings: only coupling is
+    per-trajectory (slicing omega too would build the wrong networks); progress counts the
+    chunks' trajectories up to the total."""
+    import scipy.sparse as sp
+
+    n = 6
+    rows = np.arange(n)
+    A = sp.csr_matrix((np.ones(2 * n), (np.r_[rows, rows], np.r_[(rows + 1) % n, (rows + 2) % n])),
+                      shape=(n, n))
+    net = dl.rhs.kuramoto(np.linspace(-1, 1, n), A, coupling=np.linspace(0, 3, n), tau=0.4)
+    theta0 = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    te = np.linspace(0, 30, 7)
+    local = dl.solve_dde(net, theta0, (0, 30), t_eval=te, output="order_parameter", threads=1)
+    calls = []
+    remote = dl.solve_dde(net, theta0, (0, 30), t_eval=te, output="order_parameter",
+                          client=client, progress=lambda d, t: calls.append((d, t)))
+    _same(local, remote, ("y", "status", "y_final"))
+    assert calls[-1] == (n, n) and all(b >= a for (a, _), (b, _) in zip(calls, calls[1:]))
+
+
 def test_lyapunov_sweep_equals_local_run(client):
     # τmax sets the default transient: the chunks must use the whole batch's, not their own
     mg = dl.rhs.mackey_glass(tau=np.linspace(5, 20, 9))

@@ -87,5 +87,5 @@ def test_finite_network_near_mean_field():
     """N = 2000 Kuramoto oscillators (deterministic Lorentzian quantiles, a dense random graph
     W ≡ 0.05 in-degree normalised): the time-averaged r lies within 3/√N of r∞."""
     n, gamma, K = 2000, 0.5, np.array([2.0, 4.0])
-    out = meanfield.convergence([n], K, gamma=gamma, graph=0.05, t_final=30.0, t_average=15.0)
+    out = meanfield.convergence([n], K, gamma=gamma, graph=0.05, t_final=20.0, t_average=10.0)
     assert np.all(out["error"] < 3 / math.sqrt(n)), out

@@ -215,3 +215,42 @@ def test_bad_inputs_raise_named_errors():
     x_copy = x.clone()
     NeuralDDE(3, 1, dim=2, hidden=4, tau=0.5).double()(x)
     assert torch.equal(x, x_copy)
+
+
+def test_blas_and_eigen_layer_products_agree():
+    # The layer GEMMs run through scipy's BLAS when present, else Eigen: the same pass.
+    from delyap import _core
+
+    rng = np.random.default_rng(15)
+    D, H = 3, 7
+    W, Wd = rng.standard_normal((H, D)), rng.standard_normal((2, H, D))
+    b, Wo = rng.standard_normal(H), rng.standard_normal((D, H))
+    h0, tau = rng.standard_normal((9, D)), np.array([0.3, 0.45])
+    res: list = []
+    for blas in (False, True):
+        # The second pass replays the first one's steps (an adaptive controller's choices
+        # differ at rounding level between two products).
+        grid = res[0][0] if res else None
+        out = _core.neural_forward(h0, W, Wd, b, Wo, tau, 0, _core.Method.DP5, 1.0, 1e-6, 1e-8,
+                                   0.0, grid, 10**6, 2, blas)
+        g = _core.neural_backward(W, Wd, b, Wo, tau, 0, _core.Method.DP5, out["t"], out["X"],
+                                  out["K"], np.ones((9, D)), 2, blas)
+        res.append((out["t"], out["y"], g))
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=0, atol=1e-12)
+    for name in ("h0", "W", "W_delay", "b", "W_out", "tau"):
+        np.testing.assert_allclose(res[0][2][name], res[1][2][name], rtol=1e-11, atol=1e-12)
+
+
+def test_thread_count_does_not_change_the_pass():
+    # Rows are split over workers; each row's arithmetic is the same whatever the split.
+    W, Wd, b, Wout = _weights(3, 8, 1, seed=16)
+    h0 = torch.randn(40, 3, generator=torch.Generator().manual_seed(17),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    outs = []
+    for threads in (1, 3):
+        y = neural_solve(h0, W, Wd, b, Wout, tau, method="RK4", dt=0.05, threads=threads)
+        outs.append((y, torch.autograd.grad(y.sum(), (h0, W, tau))))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-14, rtol=0)
+    for a, c in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, c, atol=1e-12, rtol=1e-12)

@@ -238,3 +238,31 @@ def test_monitor_momentum_and_exponent():
     with pytest.raises(TypeError, match="optimizer"):
         with mon.attach(object()):
             pass
+
+
+# ----------------------------------------------------------------------------- gradient flow
+def test_gradient_flow_against_closed_form_quadratic():
+    from scipy.linalg import expm
+
+    model, X, Y = _regression(seed=3, N=30, d=4)
+    N = X.shape[0]
+    H = (X.T @ X).numpy() / N
+    theta_star = np.linalg.solve(H, (X.T @ Y).numpy().ravel() / N)
+    theta0 = model.weight.detach().numpy().ravel().copy()
+    lam = np.linalg.eigvalsh(H)
+    for factor, thr in ((0.3, 1e-3), (1.9, 0.05)):
+        eta = factor / lam[-1]
+        res = sgd.gradient_flow(model, X, Y, eta, 40, threshold=thr)
+        flow = np.array([theta_star + expm(-t * H) @ (theta0 - theta_star) for t in res.times])
+        gd = np.array([theta_star + np.linalg.matrix_power(np.eye(4) - eta * H, n)
+                       @ (theta0 - theta_star) for n in res.steps])
+        np.testing.assert_allclose(res.flow_final, flow[-1], atol=1e-7)
+        np.testing.assert_allclose(res.gd_final, gd[-1], atol=1e-12)
+        dist = np.linalg.norm(gd - flow, axis=1)
+        np.testing.assert_allclose(res.distance, dist, atol=1e-7)
+        over = np.flatnonzero(dist > thr)
+        assert res.departure_step == (int(over[0]) if over.size else None)
+        assert res.departure_step is not None and res.departure_step > 0
+        # The flow's loss decreases monotonically (it is a gradient flow).
+        assert np.all(np.diff(res.flow_loss) <= 1e-14)
+    assert np.array_equal(model.weight.detach().numpy().ravel(), theta0)  # not modified

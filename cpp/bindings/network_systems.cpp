@@ -41,6 +41,14 @@ std::unique_ptr<WorkerPool> rhs_pool(const NetworkArgs& a, int threads, Index ve
   return nt > 1 ? std::make_unique<WorkerPool>(nt) : nullptr;
 }
 
+// The tangent products' GEMM on dense graphs: the ISA-dispatched blocked kernel. Never polled
+// (one product is milliseconds; the integrator checks Ctrl-C between steps).
+bool dense_multiply(const double* A, Index d, const double* q, Index k, double* out) {
+  auto never = [] { return false; };
+  WorkPoll<decltype(never)> poll(never);
+  return bindings::blocked_multiply_host(A, d, q, k, out, PollRef::of(poll));
+}
+
 KuramotoNetwork kuramoto_at(const NetworkArgs& a, const CsrGraph& g, Index b, WorkerPool* pool) {
   return KuramotoNetwork{g,
                          a.omega.data(),
@@ -51,6 +59,9 @@ KuramotoNetwork kuramoto_at(const NetworkArgs& a, const CsrGraph& g, Index b, Wo
                          {},
                          pool,
                          a.alpha,
+                         {},
+                         &dense_multiply,
+                         {},
                          {}};
 }
 

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "arrays.hpp"
+#include "delyap/lyap/blocked_linalg.hpp"
 #include "delyap/nn/neural_dde.hpp"
 #include "delyap/parallel/parallel_for.hpp"
 #include "interruptible.hpp"
+#include "scipy_blas.hpp"
 
 namespace py = pybind11;
 using namespace delyap;
@@ -29,7 +31,7 @@ DArray to_array(std::vector<double>&& v, std::vector<py::ssize_t> shape) {
 }
 
 nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
-                   const DArray& tau, int activation) {
+                   const DArray& tau, int activation, bool use_blas) {
   require_shape(W, "W", {-1, -1});
   const py::ssize_t H = W.shape(0), D = W.shape(1);
   require_shape(tau, "tau", {-1});
@@ -49,6 +51,9 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   f.b = b.data();
   f.Wout = Wout.data();
   f.act = nn::Activation(activation);
+  // scipy's OpenBLAS dgemm when scipy is there (needs the GIL: called before the work starts).
+  if (const FortranLapack* blas = use_blas ? bindings::scipy_lapack() : nullptr)
+    f.gemm.dgemm = blas->dgemm;
   return f;
 }
 
@@ -63,8 +68,9 @@ std::vector<Index> row_chunks(Index batch, int threads) {
 py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, const DArray& b,
                         const DArray& Wout, const DArray& tau, int activation, Method method,
                         double t_final, double rtol, double atol, double dt,
-                        const std::optional<DArray>& grid, Index max_steps, int threads) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation);
+                        const std::optional<DArray>& grid, Index max_steps, int threads,
+                        bool use_blas) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
   require_shape(h0, "h0", {-1, f.dim});
   const Index B = h0.shape(0);
   const Tableau& tab = tableau_for(method);
@@ -131,8 +137,9 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
 
 py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
                          const DArray& tau, int activation, Method method, const DArray& t,
-                         const DArray& X, const DArray& K, const DArray& grad_y, int threads) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation);
+                         const DArray& X, const DArray& K, const DArray& grad_y, int threads,
+                         bool use_blas) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
   const Tableau& tab = tableau_for(method);
   require_shape(t, "t", {-1});
   const Index N = t.shape(0) - 1;
@@ -190,11 +197,13 @@ void register_neural(py::module_& m) {
   m.def("neural_forward", &neural_forward, py::arg("h0"), py::arg("W"), py::arg("W_delay"),
         py::arg("b"), py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"),
         py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
-        py::arg("max_steps"), py::arg("threads"),
-        "Batched neural DDE forward pass; returns y and the stored pass (t, X, K).");
+        py::arg("max_steps"), py::arg("threads"), py::arg("use_blas") = true,
+        "Batched neural DDE forward pass; returns y and the stored pass (t, X, K). use_blas: "
+        "layer products through scipy's BLAS when available (False: Eigen; tests).");
   m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
         py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
         py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
+        py::arg("use_blas") = true,
         "Discrete adjoint of a stored neural DDE pass (step sequence held fixed).");
   m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
         "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");

@@ -115,10 +115,14 @@ class DDESystem:
         the batch length; since a per-node or per-delay array can have that length too, the
         largest set of candidates whose slices rebuild the first trajectory alone (checked by
         :func:`_same_rows`) is the answer, found once per system."""
-        if self.batch_size is None:
+        if self.batch_size is None or "_init_args" not in self.__dict__:
+            return {}  # (a system made without its constructor: nothing recorded to slice)
+        try:
+            named = self._named_init_args()
+        except TypeError:  # arguments that no longer bind to the signature: nothing to slice
             return {}
         candidates = {}
-        for name, value in self._named_init_args().items():
+        for name, value in named.items():
             if callable(value) or isinstance(value, (str, bytes)) or value is None:
                 continue
             try:

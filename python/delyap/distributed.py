@@ -53,17 +53,36 @@ _chunk_hook: Optional[Callable[[int], None]] = None
 
 # ----------------------------------------------------------------------------- the worker side
 def _worker_threads(threads: int) -> int:
-    """C++ threads for one chunk: the caller's ``threads`` if given (> 0), else this worker's
-    share of its machine's cores (a worker running several tasks at once splits them)."""
+    """C++ threads for one chunk: the caller's ``threads`` if given (> 0), else this task's
+    share of its machine's cores: the cores divided by the Dask threads of all workers on that
+    host (several worker processes on one machine, as in a LocalCluster, must not each take
+    every core). Results do not depend on it."""
     if threads > 0:
         return threads
     try:
         from distributed import get_worker
 
-        per_task = get_worker().state.nthreads
+        worker = get_worker()
+        per_host = _host_threads.get(_host(worker.address)) or worker.state.nthreads
     except Exception:  # not on a worker (a local test of the chunk function)
-        per_task = 1
-    return max(1, (os.cpu_count() or 1) // max(1, per_task))
+        per_host = 1
+    return max(1, (os.cpu_count() or 1) // max(1, per_host))
+
+
+# Dask threads per host, as the client saw them when it submitted the task running here.
+_host_threads: dict = {}
+
+
+def _host(address: str) -> str:
+    return address.split("://")[-1].rsplit(":", 1)[0]
+
+
+def _task(fn: Callable, shared: tuple, index: int, start: int, stop: int, threads: int,
+          shares: dict) -> dict:
+    """One chunk on a worker: ``fn(shared, index, start, stop, threads)``, after noting how
+    many Dask threads share each host's cores."""
+    _host_threads.update(shares)
+    return fn(shared, index, start, stop, threads)
 
 
 def _slice_rows(a: np.ndarray, n: int, start: int, stop: int) -> np.ndarray:
@@ -239,9 +258,11 @@ def _run(client: Any, kind: str, fn: Callable, shared: tuple, key_payload: Any, 
     if todo:
         # Replicated on every worker: a task rerun after its worker died finds them elsewhere.
         [data] = client.scatter([shared], broadcast=True, hash=False)
+        shares = _host_shares(client)
         for c in todo:
             a, b = bounds[c]
-            fut = client.submit(fn, data, c, a, b, threads, key=f"delyap-{kind}-{key}-{a}-{b}")
+            fut = client.submit(_task, fn, data, c, a, b, threads, shares,
+                                key=f"delyap-{kind}-{key}-{a}-{b}")
             futures[fut.key] = (c, fut)
     try:
         for fut, raw in as_completed([f for _, f in futures.values()], with_results=True):
@@ -264,6 +285,14 @@ def _run(client: Any, kind: str, fn: Callable, shared: tuple, key_payload: Any, 
 
 def _threads_arg(threads: int) -> int:
     return int(threads) if threads and threads > 0 else 0
+
+
+def _host_shares(client: Any) -> dict:
+    """Dask threads per host over the cluster's workers (how many tasks share its cores)."""
+    shares: dict = {}
+    for address, n in client.nthreads().items():
+        shares[_host(address)] = shares.get(_host(address), 0) + int(n)
+    return shares
 
 
 def solve_chunks(client: Any, system, hist, t0: float, tf: float, times, opt, n_threads: int,

@@ -233,7 +233,7 @@ class LyapunovResult(Result):
                 f"top exponent in [{np.nanmin(self.exponents[:, 0]):.4g}, "
                 f"{np.nanmax(self.exponents[:, 0]):.4g}])")
 
-    def to_xarray(self):
+    def to_xarray(self) -> Any:
         """An ``xarray.Dataset``: ``exponents`` and ``stderr`` with dims (parameter, exponent)
         for a DDE sweep (the swept parameters, e.g. ``tau``, as coordinates along
         ``parameter``), (problem, exponent) for a batch of products, (exponent,) for one run;

@@ -105,7 +105,7 @@ class DDESolution(Result):
         out.update({f"stats_{k}": np.asarray(v) for k, v in self.stats.items()})
         return out
 
-    def to_xarray(self):
+    def to_xarray(self) -> Any:
         """An ``xarray.Dataset``: ``y`` with dims (trajectory, time, component) for a batch,
         (time, component) for one trajectory; per-trajectory ``status``, ``t_final``,
         ``y_final`` (the full state, dim ``state``) and the stats; the swept parameters of the

@@ -14,6 +14,7 @@ Which path applies:
   minima. Matrix-free: Hessian-vector products give the normal space (Lanczos) and the
   per-sample Hessians restricted to it; memory O(D·r + N·r²), r the normal dimension.
 """
+from .gradient_flow import GradientFlowResult, gradient_flow
 from .gram import (
                    GramSpectrum,
                    MeanSquareExponent,
@@ -26,13 +27,13 @@ from .gram import (
 from .hessian_path import hessian_lyapunov
 from .monitor import SharpnessMonitor
 from .sharpness import (
-                        HessianDensity,
-                        HessianEigen,
-                        HessianTrace,
-                        hessian_density,
-                        hessian_eigenvalues,
-                        hessian_trace,
-                        hvp_operator,
+                   HessianDensity,
+                   HessianEigen,
+                   HessianTrace,
+                   hessian_density,
+                   hessian_eigenvalues,
+                   hessian_trace,
+                   hvp_operator,
 )
 from .stability_map import StabilityMap, stability_map
 from .torch_model import GramMatrix, gram_matrix, lyapunov, model_lyapunov, train_to_interpolation
@@ -42,4 +43,5 @@ __all__ = ["gram_lyapunov", "gram_spectrum", "gd_exponent", "mean_square_exponen
            "GramSpectrum", "SGDLyapunovResult", "StabilityMap", "stability_map", "model_lyapunov",
            "lyapunov", "GramMatrix", "gram_matrix", "train_to_interpolation", "hessian_lyapunov",
            "hessian_eigenvalues", "hessian_trace", "hessian_density", "hvp_operator",
-           "HessianEigen", "HessianTrace", "HessianDensity", "SharpnessMonitor"]
+           "HessianEigen", "HessianTrace", "HessianDensity", "SharpnessMonitor",
+           "gradient_flow", "GradientFlowResult"]

@@ -394,7 +394,7 @@ class SGDLyapunovResult(Result):
         """True where |λ₁| exceeds 3 standard errors (the sign is resolved)."""
         return np.abs(self.top) > 3 * self.stderr[..., 0]
 
-    def to_xarray(self):
+    def to_xarray(self) -> Any:
         """An ``xarray.Dataset``: ``exponents``, ``stderr`` with dims (config, exponent) and
         ``lr``, ``batch_size`` as coordinates along ``config`` ((exponent,) for one
         configuration), with ``gd_exponent``, ``mean_square_exponent`` and ``status`` per

@@ -108,7 +108,7 @@ class StabilityMap(Result):
             for r in rows:
                 fh.write(",".join(str(v) for v in r.values()) + "\n")
 
-    def to_xarray(self):
+    def to_xarray(self) -> Any:
         """An ``xarray.Dataset`` with dims (batch_size, lr) and the grids as coordinates:
         ``exponents``/``stderr`` (with ``exponent``), ``top``, ``stable``, ``mean_square``,
         ``status``, and ``gd_exponent`` along ``lr``. Needs ``delyap[xarray]``."""

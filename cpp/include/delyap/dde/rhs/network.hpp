@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -74,6 +75,14 @@ inline void node_major_tangents(const double* Vd, Index vd_stride, int n_classes
   else body(0, M);
 }
 
+// out ← A q (A d × d row-major, q and out d × k column-major): a host GEMM the bindings may
+// hand to a network for its tangent products on dense graphs (false: could not run).
+using DenseMultiply = bool (*)(const double* A, Index d, const double* q, Index k, double* out);
+
+// A graph is dense enough for the tangent products to go through a GEMM on the N × N
+// coefficient matrix (BLAS-3, several times the sparse gather's speed) from this fill on.
+constexpr double kDenseTangentFill = 0.25;
+
 struct KuramotoNetwork {
   CsrGraph g;
   const double* omega;    // N natural frequencies
@@ -85,6 +94,8 @@ struct KuramotoNetwork {
   WorkerPool* pool = nullptr;        // splits one evaluation over threads (large single runs)
   double alpha = 0.0;                // Sakaguchi phase lag α
   mutable std::vector<double> vt;    // tangent_rhs: node-major delayed tangent vectors
+  DenseMultiply dense = nullptr;     // tangent_rhs on dense one-delay graphs (optional)
+  mutable std::vector<double> cmat, csum;  // dense_tangent's coefficient matrix and row sums
 
   int dim() const { return g.n; }
   int n_delays() const { return n_classes; }
@@ -113,9 +124,13 @@ struct KuramotoNetwork {
                    const double* Vd, Index vd_stride, double* out) const {
     const int N = g.n;
     const double* sc = delayed_trig(xd);
+    const double ca = std::cos(alpha), sa = std::sin(alpha);
+    if (dense && n_classes == 1 &&
+        double(g.indptr[N]) >= kDenseTangentFill * double(N) * double(N) &&
+        dense_tangent(x, sc, ca, sa, k, V, Vd, out))
+      return;
     vt.resize(size_t(Index(n_classes) * N * k));
     node_major_tangents(Vd, vd_stride, n_classes, N, 1, k, vt.data(), pool);
-    const double ca = std::cos(alpha), sa = std::sin(alpha);
     auto body = [&](Index lo, Index hi) {
       std::vector<double> acc(static_cast<size_t>(k), 0.0);
       for (Index i = lo; i < hi; ++i) {
@@ -157,6 +172,50 @@ struct KuramotoNetwork {
   }
 
  private:
+  // Dense graphs, one delay class: C_ij = (K/d_i) A_ij cos(θ_j(t−τ) − θ_i − α) as an N × N
+  // matrix, then out = C·Vd by the GEMM (the k delayed vectors are already an N × k
+  // column-major block: the augmented layout stores each vector contiguously) and
+  // out_j,i −= (Σ_j C_ij) v_j,i. The columns are split over the pool's threads.
+  bool dense_tangent(const double* x, const double* sc, double ca, double sa, int k,
+                     const double* V, const double* Vd, double* out) const {
+    const int N = g.n;
+    cmat.assign(size_t(Index(N) * N), 0.0);
+    csum.resize(size_t(N));
+    auto fill = [&](Index lo, Index hi) {
+      for (Index i = lo; i < hi; ++i) {
+        const double si = std::sin(x[i]), ci = std::cos(x[i]);
+        const double kc = coupling * inv_norm[i];
+        double s = 0.0;
+        double* row = cmat.data() + i * N;
+        for (Index e = g.indptr[i]; e < g.indptr[i + 1]; ++e) {
+          const int j = g.indices[e];
+          const double ss = sc[2 * j], cs = sc[2 * j + 1];
+          const double cphi = cs * ci + ss * si, sphi = ss * ci - cs * si;
+          const double a = kc * g.weights[e] * (ca * cphi + sa * sphi);
+          row[j] += a;
+          s += a;
+        }
+        csum[i] = s;
+      }
+    };
+    if (pool) pool->run(N, fill);
+    else fill(0, N);
+    std::atomic<bool> ok{true};
+    const int parts = pool ? pool->threads() : 1;
+    auto multiply = [&](Index lo, Index hi) {
+      for (Index p = lo; p < hi; ++p) {
+        const Index j0 = p * k / parts, j1 = (p + 1) * k / parts;
+        if (j1 > j0 && !dense(cmat.data(), N, Vd + j0 * N, j1 - j0, out + j0 * N)) ok = false;
+      }
+    };
+    if (pool) pool->run(parts, multiply);
+    else multiply(0, 1);
+    if (!ok) return false;
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < N; ++i) out[Index(j) * N + i] -= csum[i] * V[Index(j) * N + i];
+    return true;
+  }
+
   // The (sin, cos) table of the delayed phases (one per class and node), in `trig`.
   const double* delayed_trig(const double* xd) const {
     const Index M = Index(n_classes) * g.n;

@@ -1,0 +1,350 @@
+"""Critical points and architecture classes of a network's input–output map Φ: ℝ^{n₀} → ℝ.
+
+Kuehn & Kuntz (arXiv:2405.09351) classify feed-forward networks by the critical points of Φ.
+For an MLP x ↦ w_Lᵀ φ(W_{L−1} ⋯ φ(W_1 x + b_1) ⋯) with a smooth, strictly monotone activation
+(tanh, sigmoid, softplus: φ' > 0), the chain rule gives
+
+    ∇Φ(x) = W_1ᵀ D_1 W_2ᵀ D_2 ⋯ W_{L−1}ᵀ D_{L−1} w_L,      D_l = diag(φ'(h_l)) invertible,
+
+so the classes follow from the widths n₀, n₁, …, n_{L−1} and the ranks of the W_l:
+
+* **non-augmented**: n₀ ≥ n₁ ≥ … ≥ n_{L−1} with full-rank weights: every W_lᵀ is injective,
+  so ∇Φ never vanishes: Φ has *no* critical points;
+* **augmented**: some layer is wider than the ones before allow, without a bottleneck:
+  critical points can exist and, for all weights outside a Lebesgue-null set, every one is
+  non-degenerate (Φ is a Morse function);
+* **bottleneck**: a hidden layer narrower than the input (n_l < n₀) is followed by a wider one:
+  Φ factors through ℝ^{n_l}, so each critical point of the later part pulls back to a set of
+  dimension ≥ n₀ − n_l: critical points, if any, are degenerate (non-isolated);
+* **degenerate**: a weight matrix is rank-deficient (numerically): by the normal-form theorem
+  the network equals a smaller full-rank one whose widths include the ranks; its class is
+  reported too (a rank-deficient layer usually acts as a bottleneck).
+
+:func:`critical_points` finds the critical points in a box numerically (batched multi-start
+Levenberg–Marquardt on ∇Φ = 0 with ``torch.func`` Hessians) and reports their index and
+degeneracy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from ._result import Result
+from ._system import ArrayLike
+from ._validate import as_count, as_float_array, as_positive
+
+if TYPE_CHECKING:  # torch is optional and imported on first use
+    import torch
+
+__all__ = ["ArchitectureClass", "CriticalPoints", "architecture_class", "critical_points"]
+
+# Elementwise activations the theory covers (smooth, φ' > 0 everywhere).
+_SMOOTH_MONOTONE = ("Tanh", "Sigmoid", "Softplus", "Identity")
+
+
+def _torch():
+    from .sgd.torch_model import _torch as t
+
+    return t()
+
+
+@dataclass(frozen=True)
+class ArchitectureClass:
+    """The class of an MLP's input–output map (Kuehn & Kuntz 2024).
+
+    Attributes
+    ----------
+    kind : str
+        'non-augmented', 'augmented', 'bottleneck' or 'degenerate'.
+    widths : tuple of int
+        n₀ (input), n₁ … n_{L−1} (hidden), n_L (output).
+    ranks : tuple of int
+        Numerical rank of each weight matrix.
+    effective_widths : tuple of int
+        Widths of the equivalent full-rank network (a rank-deficient W_l inserts a layer of
+        width rank(W_l)).
+    effective_kind : str
+        The class of that full-rank network (equals ``kind`` unless 'degenerate').
+    reason : str
+        Why, in words.
+    theory : str
+        What the theory then says about critical points.
+    smooth_monotone : bool
+        Whether every activation is smooth with φ' > 0 (the theory's assumption).
+    """
+
+    kind: str
+    widths: tuple
+    ranks: tuple
+    effective_widths: tuple
+    effective_kind: str
+    reason: str
+    theory: str
+    smooth_monotone: bool
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason} {self.theory}"
+
+
+_THEORY = {
+    "non-augmented": "Φ has no critical points (∇Φ = W₁ᵀD₁⋯w_L never vanishes).",
+    "augmented": "Φ may have critical points; for weights outside a measure-zero set each one "
+                 "is non-degenerate (Φ is Morse).",
+    "bottleneck": "Φ factors through the narrow layer: each critical point lies on a set of "
+                  "dimension ≥ n₀ − n_min > 0, so critical points, if any, are degenerate.",
+}
+
+
+def _mlp_layers(model):
+    """(list of Linear modules, list of activation names) of an nn.Sequential MLP."""
+    torch = _torch()
+    nn = torch.nn
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model: expected an nn.Sequential MLP, got {type(model).__name__}")
+    linears, acts = [], []
+    for child in model:
+        if isinstance(child, nn.Linear):
+            linears.append(child)
+        elif any(True for _ in child.parameters()):
+            raise ValueError(f"model: {type(child).__name__} is neither nn.Linear nor a "
+                             f"parameter-free activation")
+        else:
+            acts.append(type(child).__name__)
+    if not linears:
+        raise ValueError("model: has no nn.Linear layer")
+    return linears, acts
+
+
+def _classify(widths) -> tuple[str, str]:
+    n0 = widths[0]
+    hidden = list(widths[1:-1])
+    seq = [n0] + hidden
+    if all(a >= b for a, b in zip(seq, seq[1:])):
+        return "non-augmented", (f"the widths {tuple(seq)} never increase from the input on, so "
+                                 f"every transposed weight matrix is injective")
+    for i, n in enumerate(hidden):
+        if n < n0 and any(m > n for m in hidden[i + 1:]):
+            return "bottleneck", (f"hidden layer {i + 1} (width {n}) is narrower than the input "
+                                  f"(width {n0}) and a later layer is wider")
+    wide = [i + 1 for i, n in enumerate(hidden) if n > min(seq[: i + 1])]
+    return "augmented", (f"layer(s) {wide} are wider than a layer before them, without a "
+                         f"bottleneck below the input width")
+
+
+def architecture_class(model: torch.nn.Module, *, rank_tol: Optional[float] = None
+                       ) -> ArchitectureClass:
+    """Classify an ``nn.Sequential`` MLP by the critical points its input–output map can have.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+        nn.Linear layers and parameter-free elementwise activations; scalar output (for vector
+        outputs the classification is that of each output component).
+    rank_tol : float, optional
+        Singular values below rank_tol · σ_max count as zero (default: max(shape) · eps, as
+        numpy's matrix_rank).
+    """
+    linears, acts = _mlp_layers(model)
+    widths = [int(linears[0].in_features)] + [int(m.out_features) for m in linears]
+    ranks, eff = [], [widths[0]]
+    for lin in linears[:-1]:
+        W = lin.weight.detach().cpu().double().numpy()
+        s = np.linalg.svd(W, compute_uv=False)
+        tol = (max(W.shape) * np.finfo(float).eps if rank_tol is None
+               else as_positive(rank_tol, "rank_tol")) * (s[0] if s.size else 0.0)
+        r = int(np.sum(s > tol))
+        ranks.append(r)
+        if r < min(W.shape):
+            eff.append(r)        # W = U Vᵀ passes through ℝ^r: an extra (linear) layer
+        eff.append(int(W.shape[0]))
+    ranks.append(int(np.linalg.matrix_rank(linears[-1].weight.detach().cpu().double().numpy())))
+    eff.append(1)
+    smooth = all(a in _SMOOTH_MONOTONE for a in acts)
+    kind, why = _classify([*widths[:-1], 1])
+    eff_kind, eff_why = _classify(eff)
+    deficient = [i + 1 for i, (r, lin) in enumerate(zip(ranks[:-1], linears[:-1]))
+                 if r < min(lin.weight.shape)]
+    note = "" if smooth else (f" (the theory assumes smooth activations with φ' > 0; this "
+                              f"model uses {sorted(set(acts))})")
+    if deficient:
+        reason = (f"weight matrices of layer(s) {deficient} are rank-deficient (ranks "
+                  f"{tuple(ranks)}); the equivalent full-rank network has widths {tuple(eff)} "
+                  f"and is {eff_kind}: {eff_why}.{note}")
+        return ArchitectureClass("degenerate", tuple(widths), tuple(ranks), tuple(eff), eff_kind,
+                                 reason, _THEORY[eff_kind], smooth)
+    return ArchitectureClass(kind, tuple(widths), tuple(ranks), tuple(eff), kind, why + "." + note,
+                             _THEORY[kind], smooth)
+
+
+# ----------------------------------------------------------------------------- critical points
+@dataclass
+class CriticalPoints(Result):
+    """Critical points of Φ found in a box.
+
+    Attributes
+    ----------
+    points : ndarray (m, n₀)
+        Locations (deduplicated; points on a degenerate critical manifold come out as several
+        points along it).
+    values : ndarray (m,)
+        Φ at each point.
+    hessian_eigenvalues : ndarray (m, n₀)
+        Eigenvalues of ∇²Φ, increasing.
+    index : ndarray of int (m,)
+        Number of negative eigenvalues (0 minimum, n₀ maximum, else a saddle).
+    degenerate : ndarray of bool (m,)
+        Whether ∇²Φ is singular (an eigenvalue below ``degenerate_tol`` · max(1, max|λ|)).
+    gradient_norms : ndarray (m,)
+        ‖∇Φ‖ at each point (≤ ``gtol``).
+    n_starts : int
+    status : int
+        0.
+    """
+
+    points: np.ndarray
+    values: np.ndarray
+    hessian_eigenvalues: np.ndarray
+    index: np.ndarray
+    degenerate: np.ndarray
+    gradient_norms: np.ndarray
+    n_starts: int
+    status: int = 0
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"CriticalPoints({len(self)} found from {self.n_starts} starts; indices "
+                f"{self.index.tolist()}, degenerate {self.degenerate.tolist()})")
+
+
+def _scalar_function(model):
+    torch = _torch()
+
+    def phi(x):
+        out = model(x.unsqueeze(0))
+        if out.numel() != 1:
+            raise ValueError(f"model: critical points need a scalar output, got "
+                             f"{out.numel()} outputs")
+        return out.reshape(())
+
+    return phi, torch.func.vmap(torch.func.grad(phi)), torch.func.vmap(torch.func.hessian(phi))
+
+
+def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int = 64,
+                    seed: int = 0, max_iter: int = 100, gtol: float = 1e-10,
+                    dedup_tol: float = 1e-6, degenerate_tol: float = 1e-6) -> CriticalPoints:
+    """Critical points (∇Φ = 0) of a scalar-output torch model in a box.
+
+    Batched multi-start Levenberg–Marquardt on the residual ∇Φ with Jacobian ∇²Φ
+    (``torch.func``): δ = −(H² + μI)⁻¹ H ∇Φ, μ adapted per start (smaller after a step that
+    reduces ‖∇Φ‖). Unlike a Newton step it finds maxima, minima and saddles alike and stays
+    well defined where H is singular (degenerate points, where it converges linearly).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any float64 model with scalar output (an MLP from :func:`architecture_class`, or not).
+    bounds : array (n₀, 2) or (2,)
+        Box [lo, hi] per input dimension; starts are uniform in it (seeded) and points found
+        outside are dropped.
+    n_starts, seed : int
+        Number of starts and their seed.
+    max_iter : int
+        LM iterations per start.
+    gtol : float
+        Accept a point when ‖∇Φ‖ ≤ gtol · max(1, typical |∇Φ| at the starts).
+    dedup_tol : float
+        Points closer than dedup_tol · (box diagonal) are merged (the one with the smaller
+        gradient is kept).
+    degenerate_tol : float
+        Relative threshold on the smallest |eigenvalue| of ∇²Φ for ``degenerate``.
+    """
+    torch = _torch()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    params = list(model.parameters())
+    if params and params[0].dtype != torch.float64:
+        raise TypeError("model: critical points need float64 parameters (model.double())")
+    b = as_float_array(bounds, "bounds", ndim=(1, 2))
+    b = b.reshape(1, 2) if b.ndim == 1 else b
+    if b.shape[1] != 2 or np.any(~(b[:, 0] < b[:, 1])):
+        raise ValueError(f"bounds: expected rows [lo, hi] with lo < hi, got shape {b.shape}")
+    d = b.shape[0]
+    n = as_count(n_starts, "n_starts")
+    iters = as_count(max_iter, "max_iter")
+    rng = np.random.default_rng(as_count(seed, "seed", minimum=0))
+    starts = b[:, 0] + (b[:, 1] - b[:, 0]) * rng.random((n, d))
+    phi, grad, hess = _scalar_function(model)
+    with torch.no_grad():
+        try:
+            x = torch.as_tensor(starts, dtype=torch.float64)
+            g = grad(x)
+        except RuntimeError as err:  # the model's input width differs from the bounds'
+            raise ValueError(f"bounds: {d} input dimensions do not fit the model ({err})") from None
+        gscale = max(1.0, float(g.norm(dim=1).median()))
+        mu = torch.full((n,), 1e-3 * gscale, dtype=torch.float64)
+        eye = torch.eye(d, dtype=torch.float64)
+        # Starts that leave the box by half its width are followed no further (their points
+        # would be dropped; on saturated activations they drift outwards, where ∇Φ → 0).
+        lo = torch.as_tensor(b[:, 0] - 0.5 * (b[:, 1] - b[:, 0]))
+        hi = torch.as_tensor(b[:, 1] + 0.5 * (b[:, 1] - b[:, 0]))
+
+        def inside(z):
+            return torch.all((z >= lo) & (z <= hi), dim=1)
+
+        gn = g.norm(dim=1)
+        for _ in range(iters):
+            # Active starts: not converged, and still able to move (μ not exploded: a start
+            # stuck at a positive minimum of ‖∇Φ‖, or drifting into a flat saturated region).
+            active = (gn > gtol * gscale) & (mu < 1e12 * gscale) & inside(x)
+            idx = torch.nonzero(active).reshape(-1)
+            if idx.numel() == 0:
+                break
+            xa, ga, ma = x[idx], g[idx], mu[idx]
+            H = hess(xa)
+            A = (H @ H + ma[:, None, None] * eye).numpy()
+            # numpy for the small batched solve: torch's costs ~10 ms a call on busy cores.
+            rhs = (H @ ga.unsqueeze(-1)).numpy()
+            x_new = xa - torch.as_tensor(np.linalg.solve(A, rhs)[..., 0])
+            g_new = grad(x_new)
+            gn_new = g_new.norm(dim=1)
+            ok = gn_new < gn[idx]
+            x[idx] = torch.where(ok[:, None], x_new, xa)
+            g[idx] = torch.where(ok[:, None], g_new, ga)
+            gn[idx] = torch.where(ok, gn_new, gn[idx])
+            mu[idx] = torch.where(ok, ma / 3, ma * 4).clamp(1e-300, 1e300)
+        xs = x.numpy()
+        gns = gn.numpy()
+    keep = (gns <= gtol * gscale) & np.all((xs >= b[:, 0]) & (xs <= b[:, 1]), axis=1)
+    xs, gns = xs[keep], gns[keep]
+    # Deduplicate: best gradient first; a point joins an earlier one within the radius.
+    radius = dedup_tol * float(np.linalg.norm(b[:, 1] - b[:, 0]))
+    chosen: list[int] = []
+    for i in np.argsort(gns):
+        if all(np.linalg.norm(xs[i] - xs[j]) > radius for j in chosen):
+            chosen.append(int(i))
+    pts = xs[chosen].reshape(-1, d)
+    with torch.no_grad():
+        tp = torch.as_tensor(pts, dtype=torch.float64)
+        vals = (torch.stack([phi(p) for p in tp]).numpy() if len(pts) else np.zeros(0))
+        H = hess(tp).numpy() if len(pts) else np.zeros((0, d, d))
+    ev = np.linalg.eigvalsh(0.5 * (H + H.transpose(0, 2, 1))) if len(pts) else np.zeros((0, d))
+    scale = np.maximum(1.0, np.abs(ev).max(axis=1)) if len(pts) else np.zeros(0)
+    degenerate = (np.abs(ev).min(axis=1) <= degenerate_tol * scale) if len(pts) else \
+        np.zeros(0, bool)
+    index = np.sum(ev < -degenerate_tol * scale[:, None], axis=1) if len(pts) else \
+        np.zeros(0, int)
+    order = np.lexsort(pts.T[::-1]) if len(pts) else np.zeros(0, int)
+    out = CriticalPoints(points=pts[order], values=np.asarray(vals)[order],
+                         hessian_eigenvalues=ev[order], index=np.asarray(index)[order],
+                         degenerate=np.asarray(degenerate)[order],
+                         gradient_norms=gns[chosen][order] if len(pts) else np.zeros(0),
+                         n_starts=n, info={"converged_starts": int(keep.sum()),
+                                           "gradient_scale": gscale, "bounds": b})
+    out._origin = "critical_points"
+    return out
+
