@@ -33,7 +33,8 @@ __all__ = ["solve_dde", "DDESolution", "rhs", "lyapunov", "lyapunov_spectrum", "
 # above load in __getattr__ on first access (sgd needs torch only for its torch functions,
 # plot needs matplotlib).
 _SUBMODULES = frozenset({"cli", "demo", "device", "errors", "history", "lyapunov", "meanfield",
-                         "geometry", "networks", "nn", "plot", "rhs", "sgd", "solution", "solve"})
+                         "geometry", "networks", "nn", "plot", "rhs", "sgd", "solution", "solve",
+                         "distributed"})
 
 
 def __getattr__(name: str) -> Any:

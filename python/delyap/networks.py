@@ -15,7 +15,7 @@ edges) with the delays permuted along.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -342,7 +342,7 @@ GraphonLike = Union[float, Callable[[np.ndarray, np.ndarray], np.ndarray]]
 def sample_graph(W: GraphonLike, n: int, *, directed: bool = True, seed: int = 0,
                  positions: str = "grid",
                  node_weights: Union[None, ArrayLike, Callable[[np.ndarray], np.ndarray]] = None,
-                 w_max: Optional[float] = None):
+                 w_max: Optional[float] = None) -> tuple[Any, np.ndarray]:
     """A random graph on n nodes from a graphon W(x, y), sparse, without dense n × n arrays.
 
     Node i has latent position x_i in [0, 1]; the edge j → i (row i, column j: j drives i, as in
