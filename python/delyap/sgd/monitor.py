@@ -49,7 +49,7 @@ def stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False
     return (2 + 2 * b) / (lr * (1 + 2 * b)) if nesterov else (2 + 2 * b) / lr
 
 
-def momentum_exponent(eigenvalues, lr: float, momentum: float = 0.0,
+def momentum_exponent(eigenvalues: Any, lr: float, momentum: float = 0.0,
                       nesterov: bool = False) -> float:
     """log of the largest spectral radius, over ``eigenvalues`` h, of one GD step's linear map
     in the direction of h (the companion matrices of the module doc); stable iff < 0."""
@@ -100,9 +100,10 @@ class SharpnessMonitor:
     smallest : bool
         Also compute λ_min (the GD exponent needs it; costs a few more HVPs).
     tol, max_iter :
-        Lanczos tolerance and step cap per record; each record warm-starts from the previous
-        eigenvectors, so a handful of HVPs usually suffices. A record that does not reach
-        ``tol`` is kept with ``converged`` False.
+        Lanczos tolerance (on the residual, relative; the eigenvalue's error is ~tol² · λ/gap,
+        so 1e-4 gives λ_max to ~1e-8 where it is separated) and step cap per record; each
+        record warm-starts from the previous eigenvectors, so a handful of HVPs suffices. A
+        record that does not reach ``tol`` is kept with ``converged`` False.
     seed : int
         Seed of the first start vector.
 
@@ -114,7 +115,7 @@ class SharpnessMonitor:
 
     def __init__(self, model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
                  every: int = 10, k: int = 1, loss: Union[str, Callable, Any] = "mse",
-                 smallest: bool = True, tol: float = 1e-6, max_iter: int = 100, seed: int = 0,
+                 smallest: bool = True, tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
                  precision: str = "float64"):
         self.model, self.X, self.Y = model, X, Y
         self.every = as_count(every, "every")
@@ -132,7 +133,7 @@ class SharpnessMonitor:
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
 
     # ------------------------------------------------------------------ recording
-    def step(self, optimizer=None) -> Optional[HessianEigen]:
+    def step(self, optimizer: Any = None) -> Optional[HessianEigen]:
         """Count one optimizer step; record when the count is a multiple of ``every``.
         ``optimizer`` supplies η and momentum (None: recorded as NaN)."""
         self.steps += 1
@@ -140,7 +141,7 @@ class SharpnessMonitor:
             return None
         return self.record(optimizer)
 
-    def record(self, optimizer=None, *, step: Optional[int] = None) -> HessianEigen:
+    def record(self, optimizer: Any = None, *, step: Optional[int] = None) -> HessianEigen:
         """Compute the sharpness at the model's current parameters and append a record."""
         lr, beta, nesterov = (_optimizer_settings(optimizer) if optimizer is not None
                               else (math.nan, math.nan, False))
@@ -166,7 +167,7 @@ class SharpnessMonitor:
         return res
 
     @contextlib.contextmanager
-    def attach(self, optimizer) -> Iterator[SharpnessMonitor]:
+    def attach(self, optimizer: Any) -> Iterator[SharpnessMonitor]:
         """Within the block, every ``optimizer.step()`` calls ``self.step(optimizer)``."""
         if not hasattr(optimizer, "register_step_post_hook"):
             raise TypeError(f"optimizer: expected a torch optimizer, got "
@@ -186,7 +187,7 @@ class SharpnessMonitor:
         out["top"] = np.array(self._top).reshape(len(self._top), self.k)
         return out
 
-    def to_csv(self, path) -> None:
+    def to_csv(self, path: Any) -> None:
         """One row per record, the columns of :attr:`records` (``top`` as top_1 … top_k)."""
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
@@ -194,7 +195,7 @@ class SharpnessMonitor:
             for r, t in zip(self._rows, self._top):
                 w.writerow([r[c] for c in _COLUMNS] + [float(x) for x in t])
 
-    def plot(self, path: Optional[str] = None, *, ax=None):
+    def plot(self, path: Optional[str] = None, *, ax: Any = None) -> Any:
         """Sharpness against steps with the 2/η (and momentum) threshold; the loss on a second
         (log) axis. Needs matplotlib (``pip install 'delyap[plot]'``)."""
         from ..plot import figure_axes, finish_figure
