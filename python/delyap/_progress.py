@@ -126,12 +126,12 @@ class _Stage:
     def __enter__(self) -> _Stage:
         if self.owner.enabled:
             base = self.owner._offset
-            self._previous = _core._set_progress_callback(  # type: ignore[attr-defined]
+            self._previous = _core._set_progress_callback(
                 lambda n: self.owner._set(base + min(int(n), self.n_items)))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.owner.enabled:
-            _core._set_progress_callback(self._previous)  # type: ignore[attr-defined]
+            _core._set_progress_callback(self._previous)
             if exc_type is None:
                 self.owner.advance(self.n_items)

@@ -120,10 +120,10 @@ def _iid_chunk(shared: tuple, index: int, start: int, stop: int, threads: int) -
     if _chunk_hook is not None:
         _chunk_hook(index)
     mats, cumulative, *rest = shared
-    return _core.iid_product(np.ascontiguousarray(mats[start:stop]),
-                             np.ascontiguousarray(cumulative[start:stop]), *rest,
-                             _worker_threads(threads),
-                             stream_offset=start)  # type: ignore[call-arg]
+    # The trailing `start` is the stream offset: the chunk's problems keep their global streams.
+    args = (np.ascontiguousarray(mats[start:stop]), np.ascontiguousarray(cumulative[start:stop]),
+            *rest, _worker_threads(threads), start)
+    return _core.iid_product(*args)
 
 
 def _gram_chunk(shared: tuple, index: int, start: int, stop: int, threads: int) -> dict:

@@ -461,7 +461,7 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
                                      n_blocks, n_running, current_stream())
     return _core.gram_lyapunov(spec.K, basis, eigenvalues, spec.outputs, lr, batch, *common, seed,
                                n_blocks, n_running, as_threads(threads),
-                               stream_offset=int(stream_offset))  # type: ignore[call-arg]
+                               stream_offset=int(stream_offset))
 
 
 def _resolve_transient(spec: GramSpectrum, lr, n_exponents: int, steps: int, transient):
