@@ -67,7 +67,10 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   const TangentSystem<System> tsys{sys, k, jac_scratch.data()};
   const int Da = tsys.dim();
 
-  HistoryBuffer buffer(Da, coefficients_for(tab));
+  // An ODE keeps a few anchors (no window), not the 64 a DDE starts with: each holds
+  // (2 + coefficients)·D(1 + k) doubles, 12 MB for N = 10⁴ with 20 tangent vectors. The
+  // buffer grows by doubling when a window needs more.
+  HistoryBuffer buffer(Da, coefficients_for(tab), tau_max > 0 ? 64 : 8);
   load_initial_history(buffer, hist, b, Da);
   const double t_end = lp.t0 + lp.t_transient + lp.t_total;
   // From t0 only (the tangent history has no jumps), through the constant delays of the
