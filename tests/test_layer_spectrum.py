@@ -84,12 +84,17 @@ def test_sweep_equals_torch_path_on_the_same_weights(activation, name):
     sw, sb = [1.0, 1.5], [0.0, 0.3]
     sweep = layer_spectrum_sweep(N, L, sw, sb, activation=name, n_exponents=k, n_inputs=n,
                                  seed=7)
+    # The thread count changes how grid points are split among workers, never the result.
+    one = layer_spectrum_sweep(N, L, sw, sb, activation=name, n_exponents=k, n_inputs=n,
+                               seed=7, threads=1)
+    np.testing.assert_array_equal(one.per_input, sweep.per_input)
     for i, w in enumerate(sw):
         for j, b in enumerate(sb):
-            d = random_network_draws(N, L, w, b, n_exponents=k, n_inputs=n, seed=7,
-                                     stream=i * len(sb) + j)
+            d = random_network_draws(N, L, w, b, n_exponents=k, n_inputs=n, seed=7)
             # The drawn laws: weights N(0, σ_w²/N), biases N(0, σ_b²).
             assert d["weights"].std() == pytest.approx(w / math.sqrt(N), rel=0.05)
+            if b > 0:
+                assert d["biases"].std() == pytest.approx(b, rel=0.1)
             r = layer_spectrum(_torch_network(d, activation), torch.as_tensor(d["inputs"]), k,
                                q0=d["q0"])
             np.testing.assert_allclose(sweep.per_input[i, j], r.per_input, atol=1e-12)
@@ -117,17 +122,20 @@ def test_order_to_chaos_edge_tanh():
     # bias −(log L + γ)/(2L) of q_l ≈ 1/(2l) → 0), and positive above. Since χ₁ − 1 is only
     # O((σ_w − 1)²) above 1 (½ log χ₁ ≈ (2/3)(σ_w − 1)², expanding tanh), the raw λ₁ of a width-N
     # network crosses 0 near 1 + √(3/(4N)) rather than at 1.
+    # One network shape serves the whole grid, so the noise is its network-to-network spread:
+    # per layer ½ log of a χ²_N/N-like variable, variance ≈ 1/(2N), sd ≈ 1/√(2NL) over depth.
     N, L = 128, 600
-    sw = np.array([0.8, 0.9, 1.0, 1.2])
-    s = layer_spectrum_sweep(N, L, sw, [0.0], n_exponents=1, n_inputs=4, seed=3)
-    lam, se = s.exponents[:, 0, 0], s.stderr[:, 0, 0]
+    sw = np.array([0.8, 0.9, 1.0, 1.3])
+    s = layer_spectrum_sweep(N, L, sw, [0.0], n_exponents=1, n_inputs=8, seed=3)
+    lam = s.exponents[:, 0, 0]
+    sd = 1 / math.sqrt(2 * N * L)
     corr = 0.5 * (digamma(N / 2) - math.log(N / 2))
     tilde = lam - corr
-    np.testing.assert_allclose(tilde[:2], np.log(sw[:2]), atol=0.003)
+    np.testing.assert_allclose(tilde[:2], np.log(sw[:2]), atol=4 * sd)
     depth_bias = (math.log(L) + 0.58) / (2 * L)
-    assert -depth_bias - 4 * se[2] - 1e-3 <= tilde[2] <= 4 * se[2] + 1e-3
-    assert tilde[3] > 5 * se[3] and lam[3] > 5 * se[3]
-    assert abs(s.edge()[0] - (1 + math.sqrt(3 / (4 * N)))) < 0.04
+    assert -depth_bias - 4 * sd <= tilde[2] <= 4 * sd
+    assert tilde[3] > 4 * sd and lam[3] > 4 * sd
+    assert 1.0 < s.edge()[0] < 1.3
 
 
 def test_bad_inputs():

@@ -15,7 +15,8 @@ networks train (Poole et al. 2016; Schoenholz et al. 2017; Pennington et al. 201
   blocks are children with parameters) or a list of layer callables; Jacobian-frame products
   by ``torch.func.jvp``, in float64, per input, averaged over inputs with standard errors.
 * :func:`layer_spectrum_sweep`: random networks over a (σ_w, σ_b) grid in C++ (layers drawn on
-  the fly from the counter-based generator, grid points in parallel, GIL released).
+  the fly from the counter-based generator and shared by the grid points, which run in
+  parallel, GIL released).
 """
 from __future__ import annotations
 
@@ -234,11 +235,14 @@ def layer_spectrum_sweep(width: int, depth: int, sigma_w: ArrayLike, sigma_b: Ar
     """Depth-wise Lyapunov exponents of random networks, over a (σ_w, σ_b) grid, in C++.
 
     Layer l: h = W_l x + b_l, x ← φ(h), W_l entries N(0, σ_w²/width), b_l entries N(0, σ_b²);
-    inputs with N(0, input_scale²) entries. Each grid point draws its own network (stream = its
-    C-order index on the grid, layers drawn on the fly, never stored) and runs ``n_inputs``
-    inputs through it from one random start frame;
-    :func:`random_network_draws` returns what it drew, for checks against
-    :func:`layer_spectrum`.
+    inputs with N(0, input_scale²) entries. Every grid point scales the *same* standard normal
+    draws, W_l = (σ_w/√N) Z_l and b_l = σ_b z_l (common random numbers: the layers are drawn
+    on the fly once per worker for all its grid points, never stored, and the surface
+    λ(σ_w, σ_b) is smooth, so its edge carries less noise than independent networks give),
+    and runs ``n_inputs`` inputs through it from one random start frame. The standard errors
+    are over inputs of that one network shape; they do not cover network-to-network spread
+    (change ``seed`` for independent networks). :func:`random_network_draws` returns the
+    draws, for checks against :func:`layer_spectrum`.
 
     Parameters
     ----------
@@ -293,8 +297,9 @@ def layer_spectrum_sweep(width: int, depth: int, sigma_w: ArrayLike, sigma_b: Ar
 def random_network_draws(width: int, depth: int, sigma_w: float, sigma_b: float, *,
                          n_exponents: int = 1, n_inputs: int = 8, input_scale: float = 1.0,
                          seed: int = 0, stream: int = 0) -> dict[str, np.ndarray]:
-    """The network :func:`layer_spectrum_sweep` draws at grid index ``stream``: ``weights``
-    (L, N, N), ``biases`` (L, N), ``inputs`` (n_inputs, N) and the start frame ``q0`` (N, k)."""
+    """The network :func:`layer_spectrum_sweep` runs at (σ_w, σ_b) (with ``stream`` 0, its
+    draws): ``weights`` (L, N, N), ``biases`` (L, N), ``inputs`` (n_inputs, N) and the start
+    frame ``q0`` (N, k)."""
     return dict(_core.random_network_draws(
         as_count(width, "width"), as_count(depth, "depth"), as_count(n_exponents, "n_exponents"),
         as_count(n_inputs, "n_inputs"), float(sigma_w), float(sigma_b), float(input_scale),

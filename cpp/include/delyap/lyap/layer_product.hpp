@@ -3,10 +3,11 @@
 // x_l = φ(h_l), for W_l with i.i.d. N(0, σ_w²/N) entries and b_l with N(0, σ_b²) entries
 // (Poole et al. 2016; the order-to-chaos edge is λ₁ = 0). λ_i = (1/L) Σ_l log R_ii^(l).
 //
-// The layers are drawn on the fly from Philox (seed, stream), never stored beyond one layer:
-// a sweep over (σ_w, σ_b) gives each grid point its own stream, so results do not depend on
-// the thread count. Every input of a grid point sees the same network; inputs are the
-// columns of one GEMM with all their tangent frames, W_l · [x_1 … x_n | Q_1 … Q_n].
+// The layers are drawn on the fly from Philox (seed, stream), never stored beyond one layer,
+// and shared by every grid point of a sweep (scaled by its σ_w, σ_b; see RandomNetworkProblem),
+// so results do not depend on the thread count. Every input of a grid point sees the same
+// network; inputs are the columns of one GEMM with all their tangent frames,
+// Z_l · [x_1 … x_n | Q_1 … Q_n].
 #pragma once
 
 #include <cmath>
@@ -21,12 +22,16 @@ namespace delyap {
 
 enum class LayerActivation : int { Linear = 0, Tanh = 1, Relu = 2 };
 
+// One random network shape: W_l = (σ_w/√N) Z_l, b_l = σ_b z_l with standard normal Z_l, z_l
+// drawn from (seed, stream). A sweep scales the *same* draws for every (σ_w, σ_b) (common
+// random numbers): the O(N²) Box–Muller draws of a layer, which cost more than its GEMM, are
+// made once for all grid points a worker runs, and λ(σ_w, σ_b) is a smooth surface whose
+// differences (the edge of chaos) carry less noise than independent networks would give.
 struct RandomNetworkProblem {
   int width;             // N (every layer N → N)
   int depth;             // L
   int k;                 // exponents (≤ N)
   int n_inputs;          // inputs through the same network
-  double sigma_w, sigma_b;
   double input_scale;    // inputs: i.i.d. N(0, input_scale²) entries (0: the zero input)
   LayerActivation activation;
   uint64_t seed, stream;
@@ -52,20 +57,20 @@ inline void draw_normals(double* out, Index count, double scale, uint64_t seed,
   }
 }
 
-// W (N × N, row-major) and b (N) of layer l (0-based): one contiguous draw, weights first.
-inline void draw_layer(const RandomNetworkProblem& p, int l, double* W, double* b) {
+// Standard normal Z (N × N, row-major) and z (N) of layer l (0-based): one contiguous draw,
+// weights first.
+inline void draw_layer(const RandomNetworkProblem& p, int l, double* Z, double* z) {
   const Index N = p.width;
   const uint64_t base = uint64_t(l) * layer_counters(p.width);
-  // Draw weights and biases as one sequence of standard normals so the pairing is fixed.
-  draw_normals(W, N * N, p.sigma_w / std::sqrt(double(N)), p.seed, p.stream, base);
+  draw_normals(Z, N * N, 1.0, p.seed, p.stream, base);
   const uint64_t bias_base = base + uint64_t(N * N) / 2;
   if ((N * N) % 2 == 0) {
-    draw_normals(b, N, p.sigma_b, p.seed, p.stream, bias_base);
+    draw_normals(z, N, 1.0, p.seed, p.stream, bias_base);
   } else {  // the last weight took the first normal of the pair: the bias takes the second
     double z0, z1;
     normal2(p.seed, p.stream, bias_base, &z0, &z1);
-    b[0] = p.sigma_b * z1;
-    if (N > 1) draw_normals(b + 1, N - 1, p.sigma_b, p.seed, p.stream, bias_base + 1);
+    z[0] = z1;
+    if (N > 1) draw_normals(z + 1, N - 1, 1.0, p.seed, p.stream, bias_base + 1);
   }
 }
 
@@ -92,58 +97,74 @@ inline double activate(LayerActivation a, double h, double* slope) {
   }
 }
 
-// Doubles of scratch run_random_network needs.
-inline Index random_network_scratch(int width, int k, int n_inputs) {
+// Doubles of scratch run_random_networks needs for `n_points` grid points.
+inline Index random_network_scratch(int width, int k, int n_inputs, int n_points) {
   const Index N = width, cols = Index(n_inputs) * (1 + k);
-  return N * N + N + 2 * N * cols + Index(k) * k + N + k + N * k;
+  return N * N + N + (Index(n_points) + 1) * N * cols + Index(k) * k + N + k + N * k;
 }
 
-// Runs one grid point. logs_out: n_inputs × k (input-major), Σ_l log R_ii^(l) per input (the
-// caller divides by L). `dense` is the policy of run_iid_product (multiply by a row-major
-// N × N matrix, thin QR with diag(R) ≥ 0), so the host swaps in its blocked kernels.
+// Runs grid points (σ_w[g], σ_b[g]), g < n_points, on the common draws of `p`, layer by layer.
+// logs_out: n_points × n_inputs × k, Σ_l log R_ii^(l) per point and input (the caller divides
+// by L); status_out: per point (a point whose product lost a direction stops with NonFinite,
+// the others go on). `dense` is the policy of run_iid_product (multiply by a row-major N × N
+// matrix, thin QR with diag(R) ≥ 0), so the host swaps in its blocked kernels. Returns
+// Cancelled when stopped from outside, else Success.
 template <class Cancel, class Dense = PortableDense>
-Status run_random_network(const RandomNetworkProblem& p, double* logs_out, double* scratch,
-                          const Cancel& cancelled, const Dense& dense = Dense{}) {
+Status run_random_networks(const RandomNetworkProblem& p, const double* sigma_w,
+                           const double* sigma_b, int n_points, double* logs_out,
+                           Status* status_out, double* scratch, const Cancel& cancelled,
+                           const Dense& dense = Dense{}) {
   const Index N = p.width;
   const int k = p.k, n = p.n_inputs;
   const int cols = n * (1 + k);
-  double* W = scratch;
-  double* b = W + N * N;
-  double* block = b + N;               // N × cols column-major: x_1 … x_n, then Q_1 … Q_n
-  double* tmp = block + N * cols;
-  double* r = tmp + N * cols;
+  const Index per_point = N * cols;   // x_1 … x_n, then Q_1 … Q_n (column-major)
+  double* Z = scratch;
+  double* z = Z + N * N;
+  double* blocks = z + N;
+  double* tmp = blocks + Index(n_points) * per_point;
+  double* r = tmp + per_point;
   double* work = r + Index(k) * k;
   double* q0 = work + N + k;
   WorkPoll<Cancel> poll(cancelled);
   if (poll(0.0)) return Status::Cancelled;
-  // Start frame: the same random orthonormal Q0 for every input.
+  // Start frame: the same random orthonormal Q0 for every input and point.
   random_start(q0, N, k, p.seed, p.stream);
   if (!dense.orthonormalize(q0, int(N), k, r, work, poll)) return Status::Cancelled;
   draw_inputs(p, tmp);  // input-major = column-major N × n
-  for (Index i = 0; i < N * n; ++i) block[i] = tmp[i];
-  for (int j = 0; j < n; ++j)
-    for (Index i = 0; i < N * k; ++i) block[N * n + Index(j) * N * k + i] = q0[i];
-  for (Index i = 0; i < Index(n) * k; ++i) logs_out[i] = 0.0;
+  for (int g = 0; g < n_points; ++g) {
+    double* blk = blocks + g * per_point;
+    for (Index i = 0; i < N * n; ++i) blk[i] = tmp[i];
+    for (int j = 0; j < n; ++j)
+      for (Index i = 0; i < N * k; ++i) blk[N * n + Index(j) * N * k + i] = q0[i];
+    for (Index i = 0; i < Index(n) * k; ++i) logs_out[g * Index(n) * k + i] = 0.0;
+    status_out[g] = Status::Success;
+  }
+  const double inv_sqrt_n = 1.0 / std::sqrt(double(N));
   for (int l = 0; l < p.depth; ++l) {
-    draw_layer(p, l, W, b);
+    draw_layer(p, l, Z, z);
     if (poll(4.0 * double(N) * double(N))) return Status::Cancelled;  // Box–Muller draws
-    if (!dense.multiply(W, int(N), block, cols, tmp, poll)) return Status::Cancelled;
-    for (int j = 0; j < n; ++j) {
-      double* x = block + Index(j) * N;
-      double* q = block + N * n + Index(j) * N * k;
-      for (Index i = 0; i < N; ++i) {
-        double slope;
-        x[i] = activate(p.activation, x[i] + b[i], &slope);
-        for (int c = 0; c < k; ++c) q[Index(c) * N + i] *= slope;
+    for (int g = 0; g < n_points; ++g) {
+      if (status_out[g] != Status::Success) continue;
+      double* blk = blocks + g * per_point;
+      const double sw = sigma_w[g] * inv_sqrt_n, sb = sigma_b[g];
+      if (!dense.multiply(Z, int(N), blk, cols, tmp, poll)) return Status::Cancelled;
+      for (int j = 0; j < n && status_out[g] == Status::Success; ++j) {
+        double* x = blk + Index(j) * N;
+        double* q = blk + N * n + Index(j) * N * k;
+        for (Index i = 0; i < N; ++i) {
+          double slope;
+          x[i] = activate(p.activation, sw * x[i] + sb * z[i], &slope);
+          slope *= sw;  // J = diag(φ') (σ_w/√N) Z
+          for (int c = 0; c < k; ++c) q[Index(c) * N + i] *= slope;
+        }
+        if (!dense.orthonormalize(q, int(N), k, r, work, poll)) return Status::Cancelled;
+        double* logs = logs_out + (g * Index(n) + j) * k;
+        for (int c = 0; c < k; ++c) {
+          const double v = std::log(r[Index(c) * k + c]);
+          if (!is_finite(v)) status_out[g] = Status::NonFinite;
+          logs[c] += v;
+        }
       }
-      if (!dense.orthonormalize(q, int(N), k, r, work, poll)) return Status::Cancelled;
-      bool finite = true;
-      for (int c = 0; c < k; ++c) {
-        const double v = std::log(r[Index(c) * k + c]);
-        finite = finite && is_finite(v);
-        logs_out[Index(j) * k + c] += v;
-      }
-      if (!finite) return Status::NonFinite;
     }
   }
   return Status::Success;
