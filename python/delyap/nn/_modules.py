@@ -168,6 +168,11 @@ class NeuralDDE(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
+        """λ2(h(T)) for inputs x of shape (..., in_features) (batch-first).
+
+        ``grid`` (optional): a step sequence to replay, e.g. ``model.last_info["t"]`` of an
+        earlier pass; ``last_info`` receives this pass's step times and rejected-step count.
+        """
         lead = x.shape[:-1] if isinstance(x, torch.Tensor) else ()
         y = self.readout(self.solve(self.initial_state(x), grid))
         return y.reshape(*lead, self.out_features)
