@@ -70,7 +70,7 @@ def run_demo(out_dir: str = "delyap-demo", n_sweep: int = 1000, threads=None, pl
         plot_attractor(t_eval[late], one.y[late, 0], tau, a_path,
                        title="Mackey–Glass attractor, τ = 17 (t ∈ [500, 2000])")
         s_path = os.path.join(out_dir, "sweep.png")
-        plot_sweep(taus, maxima, s_path,
+        plot_sweep(taus, maxima, s_path, ylabel="local maxima of x(t)",
                    title=f"Mackey–Glass: local maxima of x(t), t ∈ [600, 1000], "
                          f"{n_sweep} values of τ")
         print(f"\nwrote {a_path} and {s_path}")

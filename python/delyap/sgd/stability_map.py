@@ -138,30 +138,42 @@ class StabilityMap(Result):
     def plot(self, path: Optional[str] = None, *, ax=None, title: str = ""):
         """Heat map of λ₁ with its sign boundary, the GD line η = 2/λ_max(H) and the
         mean-square boundary; saves a PNG when ``path`` is given."""
-        from ..plot import figure_axes, finish_figure
+        from ..plot import cell_edges, diverging_ticks, figure_axes, finish_figure, tick_label
 
-        plt, fig, ax = figure_axes(ax, (7.5, 4.5))
+        plt, fig, ax = figure_axes(ax, (7.5, 5.2))
+        from matplotlib.collections import PatchCollection
         from matplotlib.colors import TwoSlopeNorm
         from matplotlib.lines import Line2D
+        from matplotlib.patches import Rectangle
 
         top = self.top
         finite = top[np.isfinite(top)]
         # Each side of zero gets the full colour range: stable and unstable magnitudes differ
-        # by orders of magnitude, and the sign is what matters.
-        lo = min(float(finite.min()), -1e-12) if finite.size else -1.0
-        hi = max(float(finite.max()), 1e-12) if finite.size else 1.0
+        # by orders of magnitude, and the sign is what matters. So each side gets its own
+        # ticks too (one locator over both would leave the smaller side without any).
+        lo = min(float(finite.min()), 0.0) if finite.size else -1.0
+        hi = max(float(finite.max()), 0.0) if finite.size else 1.0
         y = np.arange(len(self.batch_size))
-        mesh = ax.pcolormesh(self.lr, y, top, shading="nearest", cmap="RdBu_r",
-                             norm=TwoSlopeNorm(0.0, lo, hi))
+        # Cells drawn from explicit edges (geometric midpoints on the log lr axis), shared by
+        # the heat map and the hatching so that both mark the same cells.
+        x_edges, y_edges = cell_edges(self.lr, log=True), cell_edges(y)
+        mesh = ax.pcolormesh(x_edges, y_edges, top, shading="flat", cmap="RdBu_r",
+                             norm=TwoSlopeNorm(0.0, min(lo, -1e-12), max(hi, 1e-12)))
         cb = plt.colorbar(mesh, ax=ax)
+        ticks = diverging_ticks(lo, hi)
+        cb.set_ticks(ticks, labels=[tick_label(t) for t in ticks])
         cb.set_label("top Lyapunov exponent λ₁ (per step)")
-        handles = []
+        handles: list = []  # legend entries: patches and lines
         unresolved = np.abs(top) <= 3 * self.stderr[..., 0]
-        if np.any(unresolved):  # the sign is not resolved by the run length: hatch
-            ax.contourf(self.lr, y, unresolved.astype(float), levels=[0.5, 1.5], colors="none",
-                        hatches=["////"])
-            handles.append(plt.Rectangle((0, 0), 1, 1, fc="none", hatch="////",
-                                         label="|λ₁| < 3 s.e. (sign unresolved)"))
+        if np.any(unresolved):  # the sign is not resolved by the run length: hatch the cells
+            cells = [Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j],
+                               y_edges[i + 1] - y_edges[i])
+                     for i, j in zip(*np.nonzero(unresolved))]
+            ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="0.2",
+                                              linewidth=0.0, hatch="////",
+                                              label="sign unresolved"))
+            handles.append(Rectangle((0, 0), 1, 1, fc="none", ec="0.2", hatch="////",
+                                     label="|λ₁| < 3 s.e. (sign unresolved)"))
         if len(self.lr) > 1 and len(self.batch_size) > 1:
             ax.contour(self.lr, y, top, levels=[0.0], colors="k", linewidths=1.5)
             handles.append(Line2D([], [], color="k", lw=1.5, label="λ₁ = 0 (SGD)"))
@@ -178,7 +190,9 @@ class StabilityMap(Result):
         ax.set_xlabel("learning rate η")
         ax.set_ylabel("batch size B")
         ax.set_title(title or f"Linear stability of SGD ({self.sampling} batches)")
-        ax.legend(handles=handles, fontsize=7, loc="upper left")
+        # Below the axes: inside, it would hide cells of the map.
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  ncol=2, frameon=False)
         finish_figure(plt, fig, path)
         return ax
 
