@@ -208,9 +208,9 @@ class LayerSweep(Result):
     info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def edge(self, index: int = 0) -> np.ndarray:
-        """σ_w where λ₁ crosses 0, per σ_b column (linear interpolation between grid points;
-        NaN where it does not cross)."""
-        lam = self.exponents[..., 0]
+        """σ_w where exponent ``index`` (default λ₁: the order-to-chaos edge) first crosses 0,
+        per σ_b column (linear interpolation between grid points; NaN where it does not)."""
+        lam = self.exponents[..., index]
         out = np.full(lam.shape[1], np.nan)
         for j in range(lam.shape[1]):
             s = np.sign(lam[:, j])
