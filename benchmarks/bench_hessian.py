@@ -21,6 +21,7 @@ tol, warm-started), as a fraction of the plain training time.
 Usage:
     pip install pyhessian
     PYTHONPATH=build/h-NAME/stage python3 benchmarks/bench_hessian.py [--quick] [--json out.json]
+    ... --train-steps 300     # at the edge of stability instead of the initialisation
 """
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ def main() -> None:
     ap.add_argument("--fallback-accuracy", type=float, default=1e-5)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--gd-steps", type=int, default=100)
+    ap.add_argument("--train-steps", type=int, default=0,
+                    help="first train this many full-batch GD steps at η = 1.9/λ_max(init), so "
+                         "that the point sits at the edge of stability (a smaller spectral gap)")
     add_json_option(ap)
     args = ap.parse_args()
     n_in, width, n = (64, 128, 512) if args.quick else (128, 256, 2048)
@@ -109,6 +113,14 @@ def main() -> None:
     net, X, Y = make_problem(n_in, width, n)
     crit = torch.nn.MSELoss()
     D = sum(p.numel() for p in net.parameters())
+    if args.train_steps:
+        (lam0, _), _ = run_delyap(net, X, Y, crit, 1e-6)
+        opt = torch.optim.SGD(net.parameters(), lr=1.9 / lam0)
+        for _ in range(args.train_steps):
+            opt.zero_grad()
+            crit(net(X), Y).backward()
+            opt.step()
+        print(f"trained {args.train_steps} GD steps at η = 1.9/{lam0:.4g}")
     print(f"MLP {n_in} → {width} → {width} → 1, D = {D}, N = {n}, torch threads "
           f"{torch.get_num_threads()}")
     (ref, ref_hvps), t_ref = run_delyap(net, X, Y, crit, 1e-13)
