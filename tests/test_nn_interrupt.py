@@ -33,7 +33,9 @@ try:
     if {phase!r} == "forward":
         _core.neural_forward(h0, *args, 20.0, 1e-6, 1e-8, 0.01, None, 10**7, 1)
     else:
-        out = _core.neural_forward(h0, *args, 0.1, 1e-6, 1e-8, 0.01, None, 10**7, 1)
+        # 500 steps: the backward pass (about twice a forward step each) runs for seconds even
+        # on a quiet machine, well past the signal.
+        out = _core.neural_forward(h0, *args, 5.0, 1e-6, 1e-8, 0.01, None, 10**7, 1)
         print("backward", flush=True)
         _core.neural_backward(*args, out["t"], out["X"], out["K"], np.ones((B, D)), 1)
 except KeyboardInterrupt:
@@ -58,7 +60,7 @@ def test_ctrl_c_stops_the_pass(phase):
         for line in proc.stdout:
             if line.strip() == wait_for:
                 break
-        time.sleep(0.5)
+        time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=30)
