@@ -249,7 +249,9 @@ def _cmd_lyapunov(args) -> int:
                             label=f"λ{j + 1}")
             ax.axhline(0, color="k", lw=0.5)
             ax.set_xlabel("τ")
-            ax.set_ylabel("Lyapunov exponent")
+            ax.set_ylabel("Lyapunov exponent (per unit time)")
+            ax.set_title("Mackey–Glass: Lyapunov spectrum against τ (error bars ±2 s.e.)",
+                         fontsize=10)
             ax.legend(fontsize=8)
             finish_figure(plt, fig, args.plot)
         print(f"wrote {args.plot}")

@@ -267,15 +267,28 @@ class LyapunovResult(Result):
         ex = self.exponents if self.batch_size is None else self.exponents[index]
         se = self.stderr if self.batch_size is None else self.stderr[index]
         for j in range(run.shape[-1]):
-            line, = ax.plot(t, run[:, j], lw=1, label=f"λ{j + 1} = {ex[j]:.4g} ± {se[j]:.1g}")
+            line, = ax.plot(t, run[:, j], lw=1,
+                            label=f"λ{j + 1} = {_estimate_text(ex[j], se[j])}")
             ax.axhspan(ex[j] - 2 * se[j], ex[j] + 2 * se[j], color=line.get_color(), alpha=0.15)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xscale("log")
         ax.set_xlabel(self.info.get("time_label", "elapsed time"))
-        ax.set_ylabel("running estimate")
+        per_step = self.info.get("time_label") == "steps"
+        ax.set_ylabel(f"running estimate of λ ({'per step' if per_step else 'per unit time'})")
+        ax.set_title("Lyapunov exponents: running estimates, bands ±2 standard errors",
+                     fontsize=10)
         ax.legend(fontsize=8, loc="best")
         finish_figure(plt, fig, path)
         return ax
+
+
+def _estimate_text(value: float, stderr: float) -> str:
+    """``value ± stderr`` with the value rounded to the error's first significant digit, so
+    every legend entry reads alike (not 3.091e-05 beside 0.0412)."""
+    if not (np.isfinite(value) and np.isfinite(stderr)) or stderr <= 0:
+        return f"{value:+.4g}"
+    decimals = max(0, 1 - int(math.floor(math.log10(stderr))))
+    return f"{value:+.{decimals}f} ± {stderr:.{decimals}f}"
 
 
 def _squeeze(raw: dict, batched: bool, keys=("exponents", "stderr", "running", "running_t",
