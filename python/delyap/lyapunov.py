@@ -268,7 +268,7 @@ class LyapunovResult(Result):
         se = self.stderr if self.batch_size is None else self.stderr[index]
         for j in range(run.shape[-1]):
             line, = ax.plot(t, run[:, j], lw=1,
-                            label=f"λ{j + 1} = {_estimate_text(ex[j], se[j])}")
+                            label=f"λ{j + 1} = {_estimate_text(float(ex[j]), float(se[j]))}")
             ax.axhspan(ex[j] - 2 * se[j], ex[j] + 2 * se[j], color=line.get_color(), alpha=0.15)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xscale("log")
