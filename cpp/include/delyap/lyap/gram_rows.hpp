@@ -5,7 +5,7 @@
 // are plain so the compiler vectorises them for whatever ISA it targets: the CPU bindings
 // compile this header a second time with -march=x86-64-v3 inside another inline namespace
 // (DELYAP_ISA_NAMESPACE, so the two builds never share a symbol) and pick one at run time;
-// see cpp/bindings/gram_row_update.cpp.
+// see cpp/src/gram_row_update.cpp.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Runtime ISA dispatch for the SGD Gram kernel. A wheel has to run on any x86-64, but the
 // kernel is bound by vector width: on AVX2/FMA hosts (x86-64-v3) the same source, compiled
-// for that level in gram_row_update_v3.cpp, runs 2–3× faster than the baseline SSE2 build.
+// for that level in gram_row_update_x86_64_v3.cpp, runs 2–3× faster than the baseline SSE2 build.
 // The choice is made once, from the CPU's feature bits.
 #include "gram_row_update.hpp"
 
