@@ -20,7 +20,7 @@ tol, warm-started), as a fraction of the plain training time.
 
 Usage:
     pip install pyhessian
-    PYTHONPATH=build/h-NAME/stage python3 benchmarks/bench_hessian.py [--quick] [--json out.json]
+    python3 benchmarks/bench_hessian.py [--quick] [--json out.json]   (after pip install .[bench])
     ... --train-steps 300     # at the edge of stability instead of the initialisation
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ combined standard errors (over inputs) plus the network-to-network spread, which
 error over inputs of one network does not cover; the table gives both.
 
 Usage:
-    PYTHONPATH=build/h-NAME/stage python3 benchmarks/bench_layer_spectrum.py [--quick] [--json out.json]
+    python3 benchmarks/bench_layer_spectrum.py [--quick] [--json out.json]  (installed delyap)
 """
 from __future__ import annotations
 
