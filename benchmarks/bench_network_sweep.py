@@ -63,7 +63,8 @@ def main() -> int:
     print("r(t_end) against K: " + ", ".join(f"{K:.2f}: {r:.3f}" for K, r in
                                                zip(Ks[::max(1, m // 8)], r_end[::max(1, m // 8)])))
     result = {"n": n, "edges": int(A.nnz), "couplings": Ks, "t_end": t_end, "cores": cores,
-              "sweep_wall_s": wall, "sweep_cpu_s": cpu, "sweep_steps": steps, "ns_per_oscillator_step": per_step * 1e9,
+              "sweep_wall_s": wall, "sweep_cpu_s": cpu, "sweep_steps": steps,
+              "ns_per_oscillator_step": per_step * 1e9,
               "single_wall_s": wall1, "single_cpu_s": cpu1, "single_steps": steps1,
               "single_ns_per_oscillator_step": per_step1 * 1e9, "r_end": r_end,
               "load_average": list(os.getloadavg())}
