@@ -227,11 +227,11 @@ def neural_read_weights(method: Method, theta: typing.SupportsFloat | typing.Sup
     """
 def random_network_draws(width: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, n_inputs: typing.SupportsInt | typing.SupportsIndex, sigma_w: typing.SupportsFloat | typing.SupportsIndex, sigma_b: typing.SupportsFloat | typing.SupportsIndex, input_scale: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """
-    The weights (L, N, N), biases (L, N), inputs (n, N) and start frame q0 (N, k) that random_network_sweep draws for grid point `stream`.
+    The weights (L, N, N), biases (L, N), inputs (n, N) and start frame q0 (N, k) that random_network_sweep uses for (sigma_w, sigma_b) (stream 0).
     """
 def random_network_sweep(sigma_w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], sigma_b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], width: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, n_inputs: typing.SupportsInt | typing.SupportsIndex, input_scale: typing.SupportsFloat | typing.SupportsIndex, activation: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """
-    Σ_l log R_ii of the layer-Jacobian QR of random networks, one per (σ_w, σ_b) pair (stream = index): dict(logs (P, n_inputs, k), status (P,)).
+    Σ_l log R_ii of the layer-Jacobian QR of random networks, one per (σ_w, σ_b) pair, all scaling the same draws: dict(logs (P, n_inputs, k), status (P,)).
     """
 def solve_delayed_logistic(params: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     """
