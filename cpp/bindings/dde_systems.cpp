@@ -220,8 +220,8 @@ py::dict lyapunov_python(py::object f, py::object jac, int dim, const DArray& ta
   require_shape(tau, "tau", {-1});
   auto error = std::make_shared<std::exception_ptr>();
   PythonSystem sys{f, 1, dim, int(tau.shape(0)), tau.data(), error, py::none(), 0.0, false, jac};
-  if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
-  DdeLyapunovProblem lp{0.0, t_transient, t_total, renorm, k, anchors};
+  const DdeLyapunovProblem lp =
+      bindings::dde_lyapunov_problem(0.0, t_transient, t_total, renorm, k, anchors);
   py::dict r = bindings::run_dde_lyapunov(1, dim, [&sys](Index) { return sys; }, opt, ht, hx, hf,
                                           y0, lp, n_blocks, n_running, 1);
   if (*error) std::rethrow_exception(*error);

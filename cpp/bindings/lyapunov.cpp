@@ -79,15 +79,6 @@ py::tuple thin_qr(const DArray& a, Qr&& qr) {
   return py::make_tuple(q, rr);
 }
 
-DdeLyapunovProblem make_problem(double t0, double t_transient, double t_total, double renorm,
-                                int k, int anchors_needed) {
-  if (!(t_total > 0)) throw py::value_error("t_total: must be positive");
-  if (!(t_transient >= 0)) throw py::value_error("t_transient: must be non-negative");
-  if (k < 1) throw py::value_error("n_exponents: must be at least 1");
-  if (anchors_needed < 2) throw py::value_error("anchors_needed: must be at least 2");
-  return DdeLyapunovProblem{t0, t_transient, t_total, renorm, k, anchors_needed};
-}
-
 // lyapunov_<name> of a registered built-in system.
 template <class System>
 void register_lyapunov_of(py::module_& m, const std::string& name) {
@@ -104,7 +95,7 @@ void register_lyapunov_of(py::module_& m, const std::string& name) {
             throw py::value_error(name + ": Lyapunov spectra need constant delays");
         return bindings::run_dde_lyapunov(
             sys.size, sys.dim, [&sys](Index b) { return sys.at(b); }, opt, ht, hx, hf, y0,
-            make_problem(t0, t_transient, t_total, renorm, k, anchors), n_blocks, n_running,
+            bindings::dde_lyapunov_problem(t0, t_transient, t_total, renorm, k, anchors), n_blocks, n_running,
             threads);
       },
       py::arg("params"), py::arg("t"), py::arg("x"), py::arg("f"), py::arg("y0"), py::arg("t0"),

@@ -541,8 +541,10 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     Parameters
     ----------
     system : DDESystem
-        A compiled built-in (MackeyGlass, DelayedLogistic, LinearDDE) or a Python system with
-        ``jac``. Array parameters make a batch: one spectrum per trajectory (e.g. a τ-sweep).
+        A compiled built-in (MackeyGlass, DelayedLogistic, LinearDDE), a Kuramoto or
+        Stuart–Landau network (delayed or not; the tangent vectors go through the sparse graph,
+        a coupling array is a batch), or a Python system with ``jac``. Array parameters make a
+        batch: one spectrum per trajectory (e.g. a τ-sweep).
     history : as for :func:`delyap.solve_dde`
     n_exponents : int
         Number of exponents k.
