@@ -45,8 +45,10 @@ def per_sample_loss(loss: Union[str, Callable]):
     raise ValueError(f"loss: expected 'mse', 'cross_entropy' or a callable, got {loss!r}")
 
 
-def _flat_loss_functions(model, X, Y, loss_fn):
-    """ℓ_i(θ_flat) for one sample and the full-data loss, as functions of a flat vector."""
+def flat_model(model):
+    """(θ₀, call): the model's trainable parameters as one flat vector θ₀ and
+    ``call(θ, inputs)``, the model evaluated at the flat parameters θ (buffers and frozen
+    parameters held at their values): the functional form every Hessian computation uses."""
     torch = _torch()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     names = [n for n, _ in named]
@@ -56,13 +58,21 @@ def _flat_loss_functions(model, X, Y, loss_fn):
     fixed.update(dict(model.named_buffers()))
     theta0 = torch.cat([p.detach().reshape(-1) for _, p in named])
 
-    def unflatten(theta):
+    def call(theta, inputs):
         parts = torch.split(theta, sizes)
-        return {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
+        params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
+        return torch.func.functional_call(model, {**params, **fixed}, (inputs,))
+
+    return theta0, call
+
+
+def _flat_loss_functions(model, X, Y, loss_fn):
+    """ℓ_i(θ_flat) for one sample and the full-data loss, as functions of a flat vector."""
+    torch = _torch()
+    theta0, call = flat_model(model)
 
     def sample_loss(theta, x, y):
-        out = torch.func.functional_call(model, {**unflatten(theta), **fixed}, (x.unsqueeze(0),))
-        return loss_fn(out.reshape(-1), y)
+        return loss_fn(call(theta, x.unsqueeze(0)).reshape(-1), y)
 
     def full_loss(theta):
         losses = torch.func.vmap(sample_loss, in_dims=(None, 0, 0))(theta, X, Y)

@@ -30,7 +30,7 @@ import numpy as np
 from .._result import Result, raise_if_failed
 from .._system import ArrayLike
 from .._validate import as_count, as_positive
-from .hessian_path import _flat_loss_functions, per_sample_loss
+from .hessian_path import _flat_loss_functions, flat_model, per_sample_loss
 from .torch_model import _check_model_and_data, _torch
 
 if TYPE_CHECKING:  # torch is optional and imported on first use
@@ -118,18 +118,10 @@ def _loss_function(model, loss):
     module (``nn.MSELoss()``, ``nn.CrossEntropyLoss()``: applied to the whole batch)."""
     torch = _torch()
     if isinstance(loss, torch.nn.modules.loss._Loss):
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        names = [n for n, _ in named]
-        shapes = [p.shape for _, p in named]
-        sizes = [p.numel() for _, p in named]
-        fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-        fixed.update(dict(model.named_buffers()))
-        theta0 = torch.cat([p.detach().reshape(-1) for _, p in named])
+        theta0, call = flat_model(model)
 
         def batch_loss(theta, X, Y):
-            parts = torch.split(theta, sizes)
-            params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
-            out = torch.func.functional_call(model, {**params, **fixed}, (X,))
+            out = call(theta, X)
             return loss(out.reshape(Y.shape) if out.numel() == Y.numel() else out, Y)
 
         return theta0, batch_loss
