@@ -38,14 +38,14 @@ def test_backend_is_the_one_asked_for(backend):
 def test_device_draws_the_cpu_philox_stream():
     from delyap.device import cuda_backend
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(109)
     seed, stream = int(rng.integers(0, 2**63)), int(rng.integers(0, 2**32))
     np.testing.assert_array_equal(cuda_backend().philox_uniforms(seed, stream, 100_003),
                                   _testing.philox_uniforms(seed, stream, 100_003))
 
 
 def test_mackey_glass_ensemble_gpu_matches_cpu():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(110)
     n = 4099  # not a multiple of the block size: the last block is partly idle
     tau = rng.uniform(2.0, 12.0, size=n)  # periodic regimes: rounding differences stay small
     beta = rng.uniform(0.18, 0.22, size=n)
@@ -64,7 +64,7 @@ def test_mackey_glass_ensemble_gpu_matches_cpu():
 
 @pytest.mark.parametrize("n_delays", [2, 4])
 def test_linear_ensemble_gpu_matches_cpu(n_delays):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(111)
     b, d = 509, 4
     A = -np.eye(d) + 0.2 * rng.standard_normal((b, d, d))
     B = 0.3 / n_delays * rng.standard_normal((b, n_delays, d, d))
@@ -80,7 +80,7 @@ def test_linear_ensemble_gpu_matches_cpu(n_delays):
 
 @pytest.mark.parametrize("sampling", ["iid", "without", "epochs"])
 def test_sgd_map_gpu_reproduces_the_cpu_streams(sampling):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(112)
     J = rng.standard_normal((64, 200)) / np.sqrt(200)
     K = J @ J.T
     lrs = rng.uniform(0.2, 3.0, size=12)
@@ -95,7 +95,7 @@ def test_sgd_map_gpu_reproduces_the_cpu_streams(sampling):
 
 
 def test_sgd_rank_deficient_gpu_matches_cpu():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(113)
     J = rng.standard_normal((20, 12))  # N > D: rank 12
     K = J @ J.T
     cpu = sgd.gram_lyapunov(K, [0.01, 0.05], [1, 4], steps=4000, n_exponents=2, seed=1)
@@ -107,7 +107,7 @@ def test_sgd_rank_deficient_gpu_matches_cpu():
 
 
 def test_sgd_vector_outputs_rank_deficient_epochs_gpu_matches_cpu():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(114)
     J = rng.standard_normal((2 * 15, 18))  # 15 samples × 2 outputs, D = 18 < 30: rank 18
     K = J @ J.T
     kw = dict(steps=3000, n_exponents=3, seed=4, outputs=2, sampling="epochs")
@@ -119,7 +119,7 @@ def test_sgd_vector_outputs_rank_deficient_epochs_gpu_matches_cpu():
 
 
 def test_stability_map_in_one_launch_equals_the_cpu_map():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(115)
     J = rng.standard_normal((32, 100)) / 10
     K = J @ J.T
     kw = dict(lr=[0.5, 1.0, 2.0], batch_size=[1, 4, 16], steps=2000, seed=3, mean_square=False)
@@ -148,7 +148,7 @@ def _random_kuramoto(rng, N, per_edge_delays, coupling):
 @pytest.mark.parametrize("per_edge_delays", [False, True])
 @pytest.mark.parametrize("method", ["DP5", "BS3"])
 def test_kuramoto_on_the_gpu_matches_cpu(per_edge_delays, method):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(116)
     N = 3001  # not a multiple of the block sizes
     sys = _random_kuramoto(rng, N, per_edge_delays, coupling=[0.5, 1.5])
     theta0 = rng.uniform(0, 2 * np.pi, size=N)
@@ -164,7 +164,7 @@ def test_kuramoto_on_the_gpu_matches_cpu(per_edge_delays, method):
 
 @pytest.mark.parametrize("output", ["order_parameter", "components"])
 def test_kuramoto_reduced_outputs_on_the_gpu_match_cpu(output):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(117)
     N = 3001
     sys = _random_kuramoto(rng, N, True, coupling=[0.5, 1.5])
     theta0 = rng.uniform(0, 2 * np.pi, size=N)
@@ -180,7 +180,7 @@ def test_kuramoto_reduced_outputs_on_the_gpu_match_cpu(output):
 
 
 def test_kuramoto_gpu_every_step_output():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(118)
     sys = _random_kuramoto(rng, 2003, True, coupling=1.0)
     theta0 = rng.uniform(0, 2 * np.pi, size=2003)
     cpu = dl.solve_dde(sys, theta0, (0.0, 5.0), rtol=1e-8, atol=1e-10)
@@ -192,7 +192,7 @@ def test_kuramoto_gpu_every_step_output():
 def test_stuart_landau_on_the_gpu_matches_cpu():
     import scipy.sparse as sp
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(119)
     N = 2501
     A = sp.random(N, N, density=10 / N, format="csr", random_state=int(rng.integers(1 << 31)))
     A.data[:] = rng.uniform(0.5, 1.5, A.nnz)
@@ -231,7 +231,7 @@ class _TorchLike:
 
 @pytest.mark.parametrize("wrap", [CupyLike, _TorchLike])
 def test_inputs_on_a_cuda_device_select_the_gpu(wrap):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(120)
     h0 = rng.uniform(0.3, 1.2, size=(5, 1))
     sys = dl.rhs.mackey_glass(tau=rng.uniform(2.0, 12.0, size=5))
     gpu = dl.solve_dde(sys, wrap(h0), (0.0, 50.0), [0.0, 25.0, 50.0], rtol=1e-8)
