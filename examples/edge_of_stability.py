@@ -5,7 +5,7 @@ loss Hessian rises ("progressive sharpening") until it reaches 2/η, then hovers
 loss keeps falling, non-monotonically. The gradient flow from the same initialisation shows
 where GD stops following it.
 
-    PYTHONPATH=build/h-NAME/stage python3 examples/edge_of_stability.py [--out eos.png]
+    python3 examples/edge_of_stability.py [--out eos.png]
 """
 from __future__ import annotations
 

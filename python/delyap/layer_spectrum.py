@@ -207,6 +207,12 @@ class LayerSweep(Result):
     status: np.ndarray
     info: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        lead = self.exponents[..., 0]
+        return (f"LayerSweep({self.sigma_w.size} × {self.sigma_b.size} (σ_w, σ_b) grid, "
+                f"{self.exponents.shape[-1]} exponent(s); λ1 from {np.nanmin(lead):.4g} to "
+                f"{np.nanmax(lead):.4g})")
+
     def edge(self, index: int = 0) -> np.ndarray:
         """σ_w where exponent ``index`` (default λ₁: the order-to-chaos edge) first crosses 0,
         per σ_b column (linear interpolation between grid points; NaN where it does not)."""
