@@ -266,3 +266,66 @@ def test_gradient_flow_against_closed_form_quadratic():
         # The flow's loss decreases monotonically (it is a gradient flow).
         assert np.all(np.diff(res.flow_loss) <= 1e-14)
     assert np.array_equal(model.weight.detach().numpy().ravel(), theta0)  # not modified
+
+
+def _monitored_gd(mon, net, X, Y, lr, steps):
+    crit = torch.nn.MSELoss()
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    with mon.attach(opt):
+        for _ in range(steps):
+            opt.zero_grad()
+            crit(net(X), Y).backward()
+            opt.step()
+    return opt
+
+
+def test_monitor_warm_path_matches_full_lanczos():
+    # The cheap path (a few Lanczos steps from the extrapolated previous vector, accepted on
+    # its a-posteriori residual) must give the sharpness of a cold, tight Lanczos at the same
+    # point within the recorded residual, and that residual must be the true ‖Hv − λv‖.
+    net, X, Y = _mlp(seed=7, N=30, width=16, c=1)
+    crit = torch.nn.MSELoss()
+    lam0 = sgd.hessian_eigenvalues(net, X, Y, loss=crit).sharpness
+    tol = 1e-6
+    mon = sgd.SharpnessMonitor(net, X, Y, every=5, loss=crit, smallest=False, tol=tol,
+                               warm_steps=6)
+    _monitored_gd(mon, net, X, Y, 1.0 / lam0, 60)
+    r = mon.records
+    assert len(r["step"]) == 12 and np.all(r["converged"])
+    # After the first (cold) records the warm path carries them: no fallback, few HVPs.
+    assert not np.any(r["fallback"][3:])
+    assert np.all(r["hvps"][3:] <= 6) and r["hvps"][3:].mean() < r["hvps"][0]
+    ref = sgd.hessian_eigenvalues(net, X, Y, loss=crit, tol=1e-12)
+    lam = r["sharpness"][-1]
+    assert r["residual"][-1] <= tol * lam
+    assert abs(lam - ref.sharpness) <= r["residual"][-1]
+    H = _dense_hessian(net, X, Y) * 2          # nn.MSELoss() = 2 × delyap's ½‖f − y‖²
+    v = mon._last[0]
+    assert np.linalg.norm(H @ v - lam * v) == pytest.approx(r["residual"][-1], rel=1e-6,
+                                                             abs=1e-12)
+    assert lam == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=tol)
+
+
+def test_monitor_falls_back_on_a_bad_warm_start():
+    net, X, Y = _mlp(seed=8, N=30, width=16, c=1)
+    ref = sgd.hessian_eigenvalues(net, X, Y, k=1, tol=1e-12)
+    mon = sgd.SharpnessMonitor(net, X, Y, every=1, smallest=False, tol=1e-8, warm_steps=2)
+    good = mon.record()
+    assert not mon.records["fallback"][0]          # cold start: the full run, no warm path
+    assert good.values[0] == pytest.approx(ref.sharpness, rel=1e-8)
+    # A random "previous eigenvector": two Lanczos steps cannot reach 1e-8, the residual check
+    # sees it and the record falls back to the full run, which still gets the right value.
+    mon._last = np.random.default_rng(0).standard_normal((1, ref.vectors.shape[1]))
+    mon._history = []
+    res = mon.record()
+    r = mon.records
+    assert r["fallback"][1] and r["converged"][1] and r["hvps"][1] > 2
+    assert res.values[0] == pytest.approx(ref.sharpness, rel=1e-8)
+    assert r["residual"][1] <= 1e-8 * r["sharpness"][1]
+    # A good warm start (the converged vector at the same point) passes the check in 1–2 HVPs.
+    mon.record()
+    assert not mon.records["fallback"][2] and mon.records["hvps"][2] <= 2
+    with pytest.raises(ValueError, match="extrapolate"):
+        sgd.SharpnessMonitor(net, X, Y, extrapolate=4)
+    with pytest.raises(ValueError, match="warm_steps"):
+        sgd.SharpnessMonitor(net, X, Y, warm_steps=-1)

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from .._validate import as_count, as_positive
-from .sharpness import HessianEigen, _eigen, _start_vector, hvp_operator
+from .sharpness import _MAX_STEPS, HessianEigen, _eigen, _start_vector, hvp_operator, lanczos
+from .torch_model import _torch
 
 if TYPE_CHECKING:  # torch is optional and imported on first use
     import torch
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # torch is optional and imported on first use
 __all__ = ["SharpnessMonitor", "momentum_exponent", "stability_threshold"]
 
 _COLUMNS = ("step", "loss", "sharpness", "min_eigenvalue", "lr", "momentum", "two_over_lr",
-            "threshold", "gd_exponent", "hvps", "converged")
+            "threshold", "gd_exponent", "hvps", "converged", "residual", "fallback")
 
 
 def stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False) -> float:
@@ -100,10 +101,24 @@ class SharpnessMonitor:
     smallest : bool
         Also compute λ_min (the GD exponent needs it; costs a few more HVPs).
     tol, max_iter :
-        Lanczos tolerance (on the residual, relative; the eigenvalue's error is ~tol² · λ/gap,
-        so 1e-4 gives λ_max to ~1e-8 where it is separated) and step cap per record; each
-        record warm-starts from the previous eigenvectors, so a handful of HVPs suffices. A
-        record that does not reach ``tol`` is kept with ``converged`` False.
+        Lanczos tolerance (on the residual, relative: every recorded pair has
+        ‖Hv − λv‖ ≤ tol·|λ|, so |λ − λ_true| ≤ tol·|λ| for an eigenvalue λ_true, and
+        ~tol²·λ/gap where λ is separated; the residual is recorded) and step cap per record.
+        A record that does not reach ``tol`` is kept with ``converged`` False.
+    warm_steps : int
+        The cheap path: each record first runs at most ``warm_steps`` Lanczos steps (HVPs)
+        from the previous eigenvectors, extrapolated along the last records (the eigenvector
+        drifts smoothly under GD, so a 2–3 dimensional Krylov space usually meets ``tol``).
+        The a-posteriori residual decides: only when it exceeds ``tol`` does the record fall
+        back to a full Lanczos run (from the best warm vector plus a seeded
+        random part, up to ``max_iter`` steps; ``records["fallback"]`` says which). 0: always
+        the full run. That the warm path tracks the *largest* eigenvalue rests on continuity
+        between records (an eigenvalue overtaking the tracked one between two records is
+        picked up only as its component in the start vector grows): call
+        :func:`delyap.sgd.hessian_eigenvalues` cold when that matters.
+    extrapolate : int
+        Records the warm start is extrapolated from: 1 (the last vector), 2 (linear) or 3
+        (quadratic, default), in the recorded step numbers.
     seed : int
         Seed of the first start vector.
 
@@ -116,7 +131,7 @@ class SharpnessMonitor:
     def __init__(self, model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
                  every: int = 10, k: int = 1, loss: Union[str, Callable, Any] = "mse",
                  smallest: bool = True, tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
-                 precision: str = "float64"):
+                 precision: str = "float64", warm_steps: int = 8, extrapolate: int = 3):
         self.model, self.X, self.Y = model, X, Y
         self.every = as_count(every, "every")
         self.k = as_count(k, "k")
@@ -124,12 +139,18 @@ class SharpnessMonitor:
         self.smallest = bool(smallest)
         self.tol = as_positive(tol, "tol")
         self.max_iter = as_count(max_iter, "max_iter")
+        self.warm_steps = as_count(warm_steps, "warm_steps", minimum=0)
+        self.extrapolate = as_count(extrapolate, "extrapolate")
+        if self.extrapolate > 3:
+            raise ValueError(f"extrapolate: expected 1, 2 or 3 records, got {extrapolate}")
         self.seed = as_count(seed, "seed", minimum=0)
         self.precision = precision
         self.steps = 0
         self._rows: list[dict[str, Any]] = []
         self._top: list[np.ndarray] = []
         self._last: Optional[np.ndarray] = None
+        # (step, eigenvectors) of the last records, for the extrapolated warm start.
+        self._history: list[tuple[int, np.ndarray]] = []
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
 
     # ------------------------------------------------------------------ recording
@@ -145,12 +166,23 @@ class SharpnessMonitor:
         """Compute the sharpness at the model's current parameters and append a record."""
         lr, beta, nesterov = (_optimizer_settings(optimizer) if optimizer is not None
                               else (math.nan, math.nan, False))
+        at = self.steps if step is None else int(step)
         op = hvp_operator(self.model, self.X, self.Y, self.loss, precision=self.precision)
-        start = _start_vector(op, self._last, self.seed + len(self._rows))
         which = "both" if self.smallest else "largest"
-        res = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
+        res, fallback = None, False
+        if self._last is not None and self.warm_steps > 0:
+            res = self._warm(op, which, at)
+            fallback = res.status != 0
+        if res is None or fallback:
+            warm = self._last if res is None else res.vectors
+            start = _start_vector(op, warm, self.seed + len(self._rows))
+            full = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
+            full.iterations += 0 if res is None else res.iterations  # HVPs of the record
+            res = full
         top = res.values[: self.k]
-        self._last = res.vectors[: self.k]
+        # All pairs (top and, with smallest, bottom): the next start needs both ends.
+        self._last = res.vectors
+        self._history = (self._history + [(at, self._last)])[-self.extrapolate:]
         lo = float(res.values[-1]) if self.smallest else math.nan
         if math.isnan(lr):
             thr = mu = math.nan
@@ -158,13 +190,51 @@ class SharpnessMonitor:
             thr = stability_threshold(lr, beta, nesterov)
             ends = [top[0], lo] if self.smallest else [top[0]]
             mu = momentum_exponent(ends, lr, beta, nesterov)
-        self._rows.append({"step": self.steps if step is None else int(step), "loss": op.loss(),
+        self._rows.append({"step": at, "loss": op.loss(),
                            "sharpness": float(top[0]), "min_eigenvalue": lo, "lr": lr,
                            "momentum": beta, "two_over_lr": 2.0 / lr, "threshold": thr,
                            "gd_exponent": mu, "hvps": res.iterations,
-                           "converged": res.status == 0})
+                           "converged": res.status == 0,
+                           "residual": float(res.residuals[0]), "fallback": fallback})
         self._top.append(np.pad(top, (0, self.k - top.shape[0]), constant_values=np.nan))
         return res
+
+    def _warm_start(self, op, at: int):
+        """The previous eigenvectors (top, and bottom with ``smallest``), moved on linearly to
+        step ``at`` along the last two records (signs aligned), as one unit start vector."""
+        torch = _torch()
+        v = np.asarray(self._last, dtype=float)
+        steps = np.array([h[0] for h in self._history], dtype=float)
+        if len(steps) >= 2 and np.all(np.diff(steps) > 0) and at > steps[-1]:
+            vs = [h[1] for h in self._history]
+            for i in range(len(vs) - 2, -1, -1):  # align signs with the newest
+                sign = np.sign(np.sum(vs[i] * vs[i + 1], axis=1, keepdims=True))
+                vs[i] = vs[i] * np.where(sign == 0, 1.0, sign)
+            # A swap of eigenvectors between records (large jumps) is not a drift: then
+            # extrapolating would aim at neither; start from the last vector instead.
+            if all(np.all(np.linalg.norm(b - a, axis=1) < 0.5) for a, b in zip(vs, vs[1:])):
+                # Lagrange extrapolation through the recorded steps (degree ≤ 2).
+                w = [np.prod([(at - sj) / (si - sj) for j, sj in enumerate(steps) if j != i])
+                     for i, si in enumerate(steps)]
+                v = sum(wi * vi for wi, vi in zip(w, vs))
+        start = torch.as_tensor(v.sum(axis=0), dtype=torch.float64).to(op.device)
+        return start / torch.linalg.norm(start)
+
+    def _warm(self, op, which: str, at: int) -> HessianEigen:
+        """At most ``warm_steps`` Lanczos steps from the warm start, without the random part
+        (it would put a residual floor of its own under the cheap path); status 0 iff every
+        wanted residual is below tol, the same test as the full run."""
+        need = 2 * self.k if which == "both" else self.k
+        values, vecs, res, steps, ok, _ = lanczos(
+            op, self._warm_start(op, at), self.k, which=which, tol=self.tol,
+            max_iter=max(self.warm_steps, need), restart=False)
+        # restart=False stops on an invariant subspace with exact pairs, but possibly fewer
+        # than asked for: only a full set counts as converged.
+        ok = ok and len(values) == need
+        return HessianEigen(values=np.asarray(values, dtype=float),
+                            vectors=vecs.cpu().numpy(), residuals=np.asarray(res, dtype=float),
+                            iterations=steps, status=0 if ok else _MAX_STEPS,
+                            info={"which": which, "tol": self.tol, "dim": op.dim})
 
     @contextlib.contextmanager
     def attach(self, optimizer: Any) -> Iterator[SharpnessMonitor]:
@@ -182,7 +252,9 @@ class SharpnessMonitor:
     @property
     def records(self) -> dict[str, np.ndarray]:
         """Columns ``step, loss, sharpness, min_eigenvalue, lr, momentum, two_over_lr,
-        threshold, gd_exponent, hvps, converged`` and ``top`` (records × k)."""
+        threshold, gd_exponent, hvps, converged, residual`` (‖Hv − λv‖ of the sharpness: its
+        error bound), ``fallback`` (the warm path missed ``tol``; a full Lanczos run was made)
+        and ``top`` (records × k)."""
         out = {c: np.array([r[c] for r in self._rows]) for c in _COLUMNS}
         out["top"] = np.array(self._top).reshape(len(self._top), self.k)
         return out

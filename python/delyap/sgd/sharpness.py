@@ -84,12 +84,21 @@ class HVPOperator:
         # Reverse-over-reverse: H is symmetric, so the vjp of ∇L is v ↦ Hv. Unlike forward-
         # over-reverse it works for every loss (torch 2.x's mse_loss has no forward-mode
         # double derivative), and with one chunk the linearisation is built once and reused.
-        self._vjp = (torch.func.vjp(lambda th: self._grad(th, self._chunks[0]), self.theta)[1]
-                     if len(self._chunks) == 1 else None)
+        # Its forward pass evaluates L anyway: kept (as aux) so that loss() costs nothing.
+        self._vjp = None
+        self._loss_value: Optional[float] = None
+        if len(self._chunks) == 1:
+            whole = self._chunks[0]
+            _, self._vjp, value = torch.func.vjp(
+                lambda th: torch.func.grad_and_value(chunk_loss)(th, whole), self.theta,
+                has_aux=True)
+            self._loss_value = float(value)
 
     def loss(self) -> float:
         """L at the operator's point."""
         torch = _torch()
+        if self._loss_value is not None:
+            return self._loss_value
         with torch.no_grad():
             return float(sum(float(self._loss_of(self.theta, self.X[s], self.Y[s]))
                              * (s.stop - s.start) for s in self._chunks) / self.n_samples)
