@@ -254,3 +254,48 @@ def test_thread_count_does_not_change_the_pass():
     torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-14, rtol=0)
     for a, c in zip(outs[0][1], outs[1][1]):
         torch.testing.assert_close(a, c, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", [0, 1, 2, 3])
+def test_stored_activations_give_the_recomputed_gradients(act):
+    # A fixed-step forward may keep the activations for the backward (within a byte budget);
+    # the backward then reads them (σ' from σ) instead of recomputing: the same gradients, to
+    # rounding, for every activation (softplus keeps none: σ' from σ would cancel). A budget
+    # too small keeps none either. Two delays and threads over rows exercise the indexing.
+    from delyap import _core
+
+    rng = np.random.default_rng(18)
+    D, H, B = 3, 6, 11
+    W, Wd = rng.standard_normal((H, D)), rng.standard_normal((2, H, D))
+    b, Wo = rng.standard_normal(H), rng.standard_normal((D, H))
+    h0, tau = rng.standard_normal((B, D)), np.array([0.3, 0.45])
+    lam = rng.standard_normal((B, D))
+    grads = []
+    for budget in (0.0, 1e9):
+        out = _core.neural_forward(h0, W, Wd, b, Wo, tau, act, _core.Method.RK4, 1.0, 1e-6,
+                                   1e-8, 0.1, None, 10**6, 2, activation_bytes=budget)
+        kept = out["A"] is not None
+        assert kept == (budget > 0 and act != 2)
+        if kept:
+            assert out["A"].shape == (10, 4, B, H)
+        grads.append(_core.neural_backward(W, Wd, b, Wo, tau, act, _core.Method.RK4, out["t"],
+                                           out["X"], out["K"], lam, 2, A=out["A"]))
+    assert _core.neural_forward(h0, W, Wd, b, Wo, tau, act, _core.Method.RK4, 1.0, 1e-6, 1e-8,
+                                0.1, None, 10**6, 2, activation_bytes=8.0)["A"] is None
+    for name in ("h0", "W", "W_delay", "b", "W_out", "tau"):
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-13, atol=1e-13)
+
+
+def test_stored_activations_are_checked():
+    from delyap import _core
+
+    rng = np.random.default_rng(19)
+    W, Wd, b, Wo = (rng.standard_normal(s) for s in ((4, 2), (1, 4, 2), (4,), (2, 4)))
+    tau, h0 = np.array([0.5]), rng.standard_normal((5, 2))
+    out = _core.neural_forward(h0, W, Wd, b, Wo, tau, 0, _core.Method.RK4, 1.0, 1e-6, 1e-8,
+                               0.1, None, 10**6, 1, activation_bytes=1e9)
+    args = (W, Wd, b, Wo, tau, 0, _core.Method.RK4, out["t"], out["X"], out["K"], h0, 1)
+    with pytest.raises(ValueError, match="A"):
+        _core.neural_backward(*args, A=out["A"][:, :, :4])
+    with pytest.raises(ValueError, match="A"):
+        _core.neural_backward(*args[:5], 2, *args[6:], A=out["A"])

@@ -69,7 +69,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
                         const DArray& Wout, const DArray& tau, int activation, Method method,
                         double t_final, double rtol, double atol, double dt,
                         const std::optional<DArray>& grid, Index max_steps, int threads,
-                        bool use_blas) {
+                        bool use_blas, double activation_bytes) {
   const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
   require_shape(h0, "h0", {-1, f.dim});
   const Index B = h0.shape(0);
@@ -100,6 +100,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
                               std::to_string(tau_min) + "); reads would reach the running step");
     tr.resize(Index(g.size()) - 1);
     std::copy(g.begin(), g.end(), tr.tp);
+    if (nn::derivative_from_value(f.act)) tr.keep_activations(f.hidden, activation_bytes);
   } else {
     tr.resize(0);
   }
@@ -131,6 +132,13 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   out["t"] = to_array(std::move(tr.t), {N + 1});
   out["X"] = to_array(std::move(tr.X), {N + 1, B, f.dim});
   out["K"] = to_array(std::move(tr.K), {N, tab.stages, B, f.dim});
+  if (tr.Ap) {
+    double* a = tr.A.release();
+    py::capsule owner(a, [](void* q) { std::free(q); });
+    out["A"] = DArray({N, Index(tab.stages), B, Index(f.hidden)}, a, owner);
+  } else {
+    out["A"] = py::none();
+  }
   out["rejected"] = tr.rejected;
   return out;
 }
@@ -138,7 +146,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
 py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
                          const DArray& tau, int activation, Method method, const DArray& t,
                          const DArray& X, const DArray& K, const DArray& grad_y, int threads,
-                         bool use_blas) {
+                         bool use_blas, const std::optional<DArray>& A) {
   const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
   const Tableau& tab = tableau_for(method);
   require_shape(t, "t", {-1});
@@ -155,6 +163,12 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   tr.tp = const_cast<double*>(t.data());
   tr.Xp = const_cast<double*>(X.data());
   tr.Kp = const_cast<double*>(K.data());
+  if (A) {
+    if (!nn::derivative_from_value(f.act))
+      throw py::value_error("A: stored activations are not used with softplus");
+    require_shape(*A, "A", {N, tab.stages, B, f.hidden});
+    tr.Ap = const_cast<double*>(A->data());
+  }
   std::vector<double> gh0(size_t(B * f.dim));
   const std::vector<Index> edges = row_chunks(B, threads);
   std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
@@ -198,13 +212,16 @@ void register_neural(py::module_& m) {
         py::arg("b"), py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"),
         py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
         py::arg("max_steps"), py::arg("threads"), py::arg("use_blas") = true,
-        "Batched neural DDE forward pass; returns y and the stored pass (t, X, K). use_blas: "
-        "layer products through scipy's BLAS when available (False: Eigen; tests).");
+        py::arg("activation_bytes") = 0.0,
+        "Batched neural DDE forward pass; returns y and the stored pass (t, X, K, and A, the "
+        "activations, when they fit in activation_bytes; else None). use_blas: layer products "
+        "through scipy's BLAS when available (False: Eigen; tests).");
   m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
         py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
         py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
-        py::arg("use_blas") = true,
-        "Discrete adjoint of a stored neural DDE pass (step sequence held fixed).");
+        py::arg("use_blas") = true, py::arg("A") = py::none(),
+        "Discrete adjoint of a stored neural DDE pass (step sequence held fixed); A: the "
+        "forward's stored activations (None: recomputed).");
   m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
         "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");
 }

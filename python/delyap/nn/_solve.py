@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 ACTIVATIONS = {"tanh": 0, "relu": 1, "softplus": 2, "sigmoid": 3}
 # sup |σ'|: the activation's Lipschitz constant.
 ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "relu": 1.0, "softplus": 1.0, "sigmoid": 0.25}
+# The forward keeps the layer's activations for the backward (which then skips recomputing
+# them: a fifth of its work) while they take at most this many bytes; longer passes recompute
+# them and stay at O(steps·batch·dim) memory.
+ACTIVATION_CACHE_BYTES = 64 * 2**20
 _METHODS = {"Euler": _core.Method.Euler, "RK4": _core.Method.RK4, "BS3": _core.Method.BS3,
             "DP5": _core.Method.DP5}
 
@@ -81,13 +85,14 @@ def _function() -> Any:
         def forward(ctx: Any, h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
                     b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
                     grid: Optional[np.ndarray], info: Optional[dict]) -> torch.Tensor:
-            out = _core.neural_forward(
+            # (ignore: the _core stub gains activation_bytes and A when it is regenerated)
+            out = _core.neural_forward(  # type: ignore[call-arg]
                 _np(h0), _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
                 ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
                 float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), grid, int(cfg.max_steps),
-                _threads(cfg.threads))
+                _threads(cfg.threads), activation_bytes=float(ACTIVATION_CACHE_BYTES))
             ctx.cfg = cfg
-            ctx.trace = (out["t"], out["X"], out["K"])
+            ctx.trace = (out["t"], out["X"], out["K"], out["A"])
             ctx.save_for_backward(W, W_delay, b, W_out, tau)
             if info is not None:
                 info["t"] = out["t"]
@@ -98,10 +103,11 @@ def _function() -> Any:
         def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
             W, W_delay, b, W_out, tau = ctx.saved_tensors
             cfg: SolveConfig = ctx.cfg
-            t, X, K = ctx.trace
-            g = _core.neural_backward(_np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
-                                      ACTIVATIONS[cfg.activation], _METHODS[cfg.method], t, X, K,
-                                      _np(grad_y), _threads(cfg.threads))
+            t, X, K, A = ctx.trace
+            g = _core.neural_backward(  # type: ignore[call-arg]
+                _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
+                ACTIVATIONS[cfg.activation], _METHODS[cfg.method], t, X, K, _np(grad_y),
+                _threads(cfg.threads), A=A)
 
             def back(name: str, like: torch.Tensor) -> torch.Tensor:
                 return torch.from_numpy(g[name]).to(like.dtype)

@@ -5,7 +5,10 @@
 //
 // Forward: an explicit RK method from dde/tableau.hpp. Every stored step keeps its state X[n]
 // and its stages K[n][j] (memory O(steps·batch·dim)); the pre-activations are recomputed by
-// the backward pass (one GEMM), which keeps the hidden width out of the memory bound. Delayed
+// the backward pass (one GEMM), which keeps the hidden width out of the memory bound, unless
+// the caller lets the forward keep the activations A[n][j] (batch × hidden) within a byte
+// budget (Trace::a_budget): then the backward reads them instead of redoing the GEMM and the
+// activation, a fifth of its work, and σ' comes from σ (tanh, relu, sigmoid). Delayed
 // states are read from the stored steps by the interpolant the DDE solver uses: the method's
 // continuous extension (DP5) or the cubic Hermite interpolant of (x, f) at both ends, written
 // as weights on the step's stored vectors,
@@ -33,10 +36,16 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "delyap/common/config.hpp"
 #include "delyap/common/work_poll.hpp"
@@ -72,6 +81,11 @@ inline double activation_lipschitz(Activation a) { return a == Activation::Sigmo
 #else
 #define DELYAP_NN_CLONES
 #endif
+// tanh' = 1 − tanh², from the values (also for stored activations: the same code, same bits).
+DELYAP_NN_CLONES static void tanh_derivative(const double* a, double* da, Index n) {
+  for (Index i = 0; i < n; ++i) da[i] = 1.0 - a[i] * a[i];
+}
+
 DELYAP_NN_CLONES static void tanh_array(const double* z, double* a, double* da, Index n) {
   // The clamp in a loop of its own: inside the main loop GCC sees it as control flow and
   // vectorises nothing (checked with -fopt-info-vec).
@@ -103,8 +117,7 @@ DELYAP_NN_CLONES static void tanh_array(const double* z, double* a, double* da, 
     a[i] = 1.0 - 2.0 / (p * scale + 1.0);
   }
   // A separate loop: a branch on `da` inside the one above keeps it from vectorising.
-  if (da)
-    for (Index i = 0; i < n; ++i) da[i] = 1.0 - a[i] * a[i];
+  if (da) tanh_derivative(a, da, n);
 }
 
 // a = σ(z) and, when da is given, σ'(z), on n contiguous values: tanh_array, or whole-array
@@ -207,6 +220,10 @@ struct Trace {
   Index n_steps = 0;
   double *tp = nullptr, *Xp = nullptr, *Kp = nullptr;
   std::vector<double> t, X, K;  // owned storage (empty when viewing another's)
+  // The activations A[n][j] (batch × hidden) when kept (keep_activations); Ap == nullptr:
+  // not kept, the backward recomputes them.
+  double* Ap = nullptr;
+  std::unique_ptr<double, void (*)(void*)> A{nullptr, std::free};
   Index rejected = 0;
   Index steps() const { return n_steps; }
   void resize(Index n) {
@@ -218,11 +235,53 @@ struct Trace {
     Xp = X.data();
     Kp = K.data();
   }
+  // Keeps the activations of the steps sized so far if they take at most `budget` bytes (a
+  // fixed step sequence: an adaptive one grows step by step). Uninitialised storage (every
+  // entry the backward reads is written first) on transparent huge pages where Linux has
+  // them: for tens of MB per pass, the 4 KiB page faults of a fresh allocation cost as much
+  // as the GEMMs the stored activations save.
+  void keep_activations(int hidden, double budget) {
+    const size_t n = size_t(n_steps * stages * batch * hidden);
+    if (n == 0 || 8.0 * double(n) > budget) return;
+    const size_t align = size_t(1) << 21, bytes = (n * sizeof(double) + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, bytes);
+    if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+#endif
+    A.reset(static_cast<double*>(p));
+    Ap = A.get();
+  }
+  double* a(Index n, int j, Index r0, int H) const {
+    return Ap + ((n * stages + j) * batch + r0) * H;
+  }
   double* x(Index n, Index r0) const { return Xp + (n * batch + r0) * dim; }
   double* k(Index n, int j, Index r0) const {
     return Kp + ((n * stages + j) * batch + r0) * dim;
   }
 };
+
+// σ'(z) from a = σ(z) where σ' is a function of σ (not softplus: 1 − e^{−a} loses the small
+// derivatives to cancellation), as the same expression activate() uses: identical results
+// whether the backward recomputes or reads the stored activations.
+inline bool derivative_from_value(Activation act) { return act != Activation::Softplus; }
+inline void derivative_of_value(Activation act, const double* a, double* da, Index n) {
+  Eigen::Map<const Eigen::ArrayXd> A(a, n);
+  ArrMap D(da, n);
+  switch (act) {
+    case Activation::Tanh:
+      tanh_derivative(a, da, n);
+      break;
+    case Activation::Relu:
+      D = (A > 0.0).cast<double>();  // a > 0 exactly when z > 0
+      break;
+    case Activation::Sigmoid:
+      D = A * (1.0 - A);
+      break;
+    case Activation::Softplus:
+      throw std::logic_error("neural DDE: softplus activations are not stored");
+  }
+}
 
 // Where a delayed read at time s falls, and the weights of the interpolant there.
 struct Read {
@@ -322,8 +381,9 @@ class Pass {
     for (int k = 0; k < nd; ++k)
       read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
                  y_.data() + k * m);
-    eval(u_.data(), y_.data(), nullptr);
-    f_.gemm(false, true, rows_, D, f_.hidden, a_.data(), f_.Wout, 0.0, tr.k(n, j, r0_));
+    double* a = tr.Ap ? tr.a(n, j, r0_, f_.hidden) : a_.data();
+    eval(u_.data(), y_.data(), nullptr, a);
+    f_.gemm(false, true, rows_, D, f_.hidden, a, f_.Wout, 0.0, tr.k(n, j, r0_));
   }
 
   // X[n+1] = X[n] + h Σ b_j K[n][j].
@@ -377,7 +437,7 @@ class Pass {
           continue;
         }
         if (poll(2.0 * f_.flops(rows_))) return false;
-        // Recompute the stage's inputs and pre-activation.
+        // Recompute the stage's inputs (and its activations unless stored).
         ArrMap u(u_.data(), m);
         u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
         for (int l = 0; l < j; ++l)
@@ -391,10 +451,16 @@ class Pass {
           rd[k] = locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]);
           read_value(tr, rd[k], n, y_.data() + k * m);
         }
-        eval(u_.data(), y_.data(), da_.data());
+        const double* a = a_.data();
+        if (tr.Ap) {
+          a = tr.a(n, j, r0_, H);
+          derivative_of_value(f_.act, a, da_.data(), rows_ * H);
+        } else {
+          eval(u_.data(), y_.data(), da_.data(), a_.data());
+        }
         ConstMatMap lam(lk.data() + (n * S + j) * m, rows_, D);
         const Gemm& gemm = f_.gemm;
-        gemm(true, false, D, H, rows_, lam.data(), a_.data(), 1.0, g.Wout.data());
+        gemm(true, false, D, H, rows_, lam.data(), a, 1.0, g.Wout.data());
         MatMap G(gz.data(), rows_, H);
         gemm(false, false, rows_, H, D, lam.data(), f_.Wout, 0.0, gz.data());
         G.array() *= ConstMatMap(da_.data(), rows_, H).array();
@@ -435,7 +501,7 @@ class Pass {
   }
 
   // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b and activations a (and σ'(z) if da).
-  void eval(const double* u, const double* y, double* da) {
+  void eval(const double* u, const double* y, double* da, double* a) {
     const int D = f_.dim, H = f_.hidden;
     MatMap Z(z_.data(), rows_, H);
     f_.gemm(false, true, rows_, H, D, u, f_.W, 0.0, z_.data());
@@ -443,14 +509,14 @@ class Pass {
       f_.gemm(false, true, rows_, H, D, y + Index(k) * rows_ * D, f_.Wd + Index(k) * H * D, 1.0,
               z_.data());
     Z.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(f_.b, H);
-    activate(f_.act, z_.data(), a_.data(), da, rows_ * H);
+    activate(f_.act, z_.data(), a, da, rows_ * H);
   }
 
   // f(h0, h0, …): the derivative at t = 0 (the history is constant), into out.
   void initial_derivative(const double* h0, double* out) {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
-    eval(h0, y_.data(), nullptr);
+    eval(h0, y_.data(), nullptr, a_.data());
     f_.gemm(false, true, rows_, f_.dim, f_.hidden, a_.data(), f_.Wout, 0.0, out);
   }
 
