@@ -129,6 +129,40 @@ def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-4):
     return best
 
 
+def unit_costs(net, X, Y, crit, n=15):
+    """CPU seconds of one GD step, one HVP-operator build (its forward + backward with graph,
+    which also yields the loss) and one HVP: the minimum over ``n`` interleaved repetitions,
+    which load from other processes can only inflate. With them, the overhead of a call of h
+    HVPs every 10 steps is (build + h·HVP)/(10·step), whatever the load during the runs."""
+    import copy
+
+    from delyap.sgd.sharpness import hvp_operator
+
+    net = copy.deepcopy(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    op = hvp_operator(net, X, Y, crit)
+    v = torch.randn(op.dim, dtype=torch.float64)
+
+    def gd_step():
+        opt.zero_grad()
+        crit(net(X), Y).backward()
+        opt.step()
+
+    def forward():
+        with torch.no_grad():
+            float(crit(net(X), Y))
+
+    jobs = {"step": gd_step, "build": lambda: hvp_operator(net, X, Y, crit),
+            "hvp": lambda: op(v), "forward": forward}
+    best = {k: float("inf") for k in jobs}
+    for _ in range(n):
+        for k, f in jobs.items():
+            c0 = time.process_time()
+            f()
+            best[k] = min(best[k], time.process_time() - c0)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="width 128, N = 512")
@@ -238,6 +272,18 @@ def main() -> None:
           f"{100 * (bw / pw - 1):.0f} % | {bc:.2f} | {100 * (bc / pc - 1):.0f} % |\n"
           f"| after (extrapolated warm path + residual check) | {rec['hvps'].mean():.1f} | "
           f"{aw:.2f} | {100 * (aw / pw - 1):.0f} % | {ac:.2f} | {100 * (ac / pc - 1):.0f} % |")
+    u = unit_costs(net, X, Y, crit)
+    h_old, h_new = float(np.mean(old.hvps[1:])), float(np.mean(rec["hvps"][1:]))
+    # before: build + h HVPs + a forward for the loss; after: the build yields the loss.
+    est_old = (u["build"] + h_old * u["hvp"] + u["forward"]) / (10 * u["step"])
+    est_new = (u["build"] + h_new * u["hvp"]) / (10 * u["step"])
+    mon_json["unit_cpu_s"] = u
+    mon_json["before"]["steady_hvps"], mon_json["after"]["steady_hvps"] = h_old, h_new
+    mon_json["before"]["model_overhead"], mon_json["after"]["model_overhead"] = est_old, est_new
+    print(f"cost model (min CPU s over 15 interleaved runs: GD step {u['step']:.4f}, operator "
+          f"build {u['build']:.4f}, HVP {u['hvp']:.4f}, forward {u['forward']:.4f}), calls "
+          f"after the first (cold) one: before {h_old:.1f} HVPs → {100 * est_old:.0f} %, "
+          f"after {h_new:.1f} HVPs → {100 * est_new:.0f} %")
     print(f"after: {int(rec['fallback'].sum())} of {len(rec['hvps'])} calls fell back to full "
           f"Lanczos; max residual/λ {mon_json['after']['max_rel_residual']:.1e}; max relative "
           f"difference to the before values {agree:.1e}")
