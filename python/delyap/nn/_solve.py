@@ -86,7 +86,7 @@ def _function() -> Any:
                     b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
                     grid: Optional[np.ndarray], info: Optional[dict]) -> torch.Tensor:
             # (ignore: the _core stub gains activation_bytes and A when it is regenerated)
-            out = _core.neural_forward(  # type: ignore[call-arg]
+            out = _core.neural_forward(
                 _np(h0), _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
                 ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
                 float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), grid, int(cfg.max_steps),
@@ -104,7 +104,7 @@ def _function() -> Any:
             W, W_delay, b, W_out, tau = ctx.saved_tensors
             cfg: SolveConfig = ctx.cfg
             t, X, K, A = ctx.trace
-            g = _core.neural_backward(  # type: ignore[call-arg]
+            g = _core.neural_backward(
                 _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
                 ACTIVATIONS[cfg.activation], _METHODS[cfg.method], t, X, K, _np(grad_y),
                 _threads(cfg.threads), A=A)
