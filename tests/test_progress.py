@@ -111,3 +111,63 @@ def test_no_tqdm_no_error(monkeypatch, capsys):
 def test_bad_progress_names_the_argument():
     with pytest.raises(TypeError, match="progress"):
         dl.solve_dde(dl.rhs.mackey_glass(tau=[5.0, 6.0]), 0.5, (0, 10), progress="yes")
+
+
+def test_single_trajectory_reports_its_time_span(core_counts):
+    """One trajectory (a large network runs minutes) counts in thousandths of its span: many
+    intermediate counts, monotone, proportional to the time reached, ending at the declared
+    total; on every single-trajectory path (dense output, every step, the executor-resident
+    network driver, a lockstep Python batch)."""
+    units = _core.PROGRESS_SPAN_UNITS
+    mg = dl.rhs.mackey_glass(tau=17.0)
+    for t_eval in (np.linspace(0, 2000, 5), None):  # the ensemble and the every-step drivers
+        core_counts.clear()
+        dl.solve_dde(mg, 0.5, (0, 2000), t_eval=t_eval, progress=False)
+        _monotone_to(core_counts, units)
+        calls: list = []
+        dl.solve_dde(mg, 0.5, (0, 2000), t_eval=t_eval, progress=lambda d, t, c=calls: c.append(
+            (d, t)))
+        assert {t for _, t in calls} == {units}
+        _monotone_to([d for d, _ in calls], units)
+
+    # The counts follow the time reached: a run stopped by a failing Python f at t = 30 of
+    # [0, 100] has reported 30 % of the span (29.9 %: units − 1 go by time).
+    def f(t, x):
+        if t > 30.0:
+            raise RuntimeError("stop here")
+        return -x
+
+    core_counts.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        dl.solve_dde(dl.rhs.python(f, 1, tau=()), 1.0, (0, 100), max_step=0.01, progress=False)
+    assert core_counts and abs(core_counts[-1] - 0.3 * (units - 1)) <= 3, core_counts[-1:]
+
+    # A lockstep Python batch is one state: the same units, not a trajectory count.
+    calls = []
+    batch = dl.rhs.python(lambda t, x: -x, 1, tau=(), batch_size=4)
+    dl.solve_dde(batch, np.ones((4, 1)), (0, 5), progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1] == (units, units)
+
+
+def test_network_driver_counts_time_and_batches(core_counts):
+    """The executor-resident network driver (the GPU path's host twin) counts a single network
+    by time and a coupling batch by trajectories."""
+    import scipy.sparse as sp
+
+    from delyap import _testing
+    from delyap.solve import METHODS, _output_spec
+
+    units = _core.PROGRESS_SPAN_UNITS
+    rng = np.random.default_rng(3)
+    A = sp.random(30, 30, density=0.2, format="csr", random_state=3)
+    opt = _core.SolverOptions()
+    opt.method = METHODS["DP5"]
+    te = np.linspace(0, 50, 11)
+    for coupling, total in ((1.0, units), ([0.5, 1.0, 1.5], 3)):
+        core_counts.clear()
+        net = dl.rhs.kuramoto(rng.uniform(-1, 1, 30), A, coupling, tau=0.5)
+        hist = dl.build_history(rng.uniform(0, 6, 30), net, 0.0, None, history_points=20)
+        out = _testing.solve_network_vector(net, hist, 0.0, 50.0, te, opt,
+                                            _output_spec(None, net, te))
+        assert np.all(np.asarray(out["status"]) == 0)
+        _monotone_to(core_counts, total)

@@ -117,7 +117,10 @@ py::dict run_solve(Index batch, int dim, const MakeSystem& make_system, const So
     Status status = Status::NotRun;
     run_interruptible(cancel, [&]() {
       Trajectory tr{h.y0.data(), t0, t_final, h.jumps.data(), Index(h.jumps.size())};
-      status = solve_single(sys, opt, hist, 0, tr, sink, st, res.y_final.mutable_data(), cancel);
+      TimeProgress<StepSink> watched{sink, t0, t_final, progress_counter()};
+      status =
+          solve_single(sys, opt, hist, 0, tr, watched, st, res.y_final.mutable_data(), cancel);
+      if (watched.counter) watched.counter->fetch_add(1, std::memory_order_relaxed);  // the end
     });
     res.record(0, status, st);
     put_steps(result, sink.t, sink.y, dim);

@@ -36,8 +36,10 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
     Status status = Status::NotRun;
     run_interruptible(cancel, [&]() {
       if (on_worker) on_worker();
-      status = solve_vector(make_system(0), opt, hist, 0, trajectory(0), sink, st,
+      TimeProgress<StepSinkT<Exec>> watched{sink, t0, t_final, progress_counter()};
+      status = solve_vector(make_system(0), opt, hist, 0, trajectory(0), watched, st,
                             res.y_final.mutable_data(), cancel, exec);
+      if (watched.counter) watched.counter->fetch_add(1, std::memory_order_relaxed);  // the end
     });
     res.record(0, status, st);
     put_steps(result, sink.t, sink.y, dim);
@@ -58,16 +60,21 @@ py::dict run_vector_solve(Index batch, int dim, const MakeSystem& make_system,
       typename Exec::template Array<double> scratch(mode == Reduction::Full ? 0 : dim);
       typename Exec::template Array<Index> comps(n_comp);
       if (n_comp) exec.upload(comps.get(), output.components.data(), n_comp);
+      // One item per finished trajectory of a batch, thousandths of the span for a single one
+      // (as the host ensemble counts).
+      std::atomic<Index>* const progress = progress_counter();
       for (Index b = 0; b < batch && !cancel.load(); ++b) {
         double* y_b = y_all + b * n_eval * width;
         EvalSinkT<Exec> sink{te.data(), n_eval,        y_exec.get(), dim, mode,
                              comps.get(), n_comp, scratch.get(), y_b,          exec};
         SolveStats st;
-        const Status status = solve_vector(make_system(b), opt, hist, b, trajectory(b), sink,
+        TimeProgress<EvalSinkT<Exec>> watched{sink, t0, t_final, batch == 1 ? progress : nullptr};
+        const Status status = solve_vector(make_system(b), opt, hist, b, trajectory(b), watched,
                                            st, res.y_final.mutable_data() + b * dim, cancel,
                                            exec);
         if (on_exec && sink.next > 0) exec.download(y_b, y_exec.get(), sink.next * width);
         res.record(b, status, st);
+        if (progress) progress->fetch_add(1, std::memory_order_relaxed);
       }
     });
     result["t"] = te;

@@ -130,7 +130,8 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
         two; default 128 or more). A trajectory that needs more stops with status
         ``history_full``; the others finish.
     progress : None, bool or callable
-        A progress bar over the trajectories on stderr (tqdm): None (default) shows it when
+        A progress bar on stderr (tqdm) over the trajectories of a batch, or over the time
+        span of a single trajectory (in thousandths): None (default) shows it when
         stderr is a terminal and the call runs longer than 2 s; True always; False never; a
         callable ``f(done, total)`` receives the counts instead (:mod:`delyap._progress`).
     client : dask.distributed.Client, optional
@@ -214,7 +215,13 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
         else:
             start = time.perf_counter()
             n = system.n_trajectories
-            with Progress(progress, n, "solve_dde", "traj") as bar, bar.stage(n):
+            # The core counts finished trajectories of a batch, and a single trajectory (a
+            # Python batch is one lockstep state) in thousandths of its time span.
+            if n == 1 or isinstance(system, PythonDDE):
+                total, unit = _core.PROGRESS_SPAN_UNITS, "‰ of t"
+            else:
+                total, unit = n, "traj"
+            with Progress(progress, total, "solve_dde", unit) as bar, bar.stage(total):
                 raw = system._solve(hist, t0, tf, times, opt, n_threads,
                                     _core.OutputSpec(*mode))
     wall = time.perf_counter() - start

@@ -13,7 +13,7 @@ import numpy
 import numpy.typing
 import typing
 from . import _testing
-__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_kuramoto', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'lyapunov_stuart_landau', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'neural_backward', 'neural_forward', 'neural_read_weights', 'random_network_draws', 'random_network_sweep', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
+__all__: list[str] = ['BUILTIN_PARAMETERS', 'HistoryArgs', 'Method', 'NetworkArgs', 'OutputSpec', 'PROGRESS_SPAN_UNITS', 'STATUS_NAMES', 'STAT_FIELDS', 'SolverOptions', 'blocked_linalg_isa', 'delayed_logistic_jacobian', 'delayed_logistic_rhs', 'gram_kernel_isa', 'gram_lyapunov', 'iid_product', 'linear_jacobian', 'linear_rhs', 'lyapunov_delayed_logistic', 'lyapunov_kuramoto', 'lyapunov_linear', 'lyapunov_mackey_glass', 'lyapunov_python', 'lyapunov_stuart_landau', 'mackey_glass_jacobian', 'mackey_glass_rhs', 'neural_backward', 'neural_forward', 'neural_read_weights', 'random_network_draws', 'random_network_sweep', 'solve_delayed_logistic', 'solve_fixed_delayed_logistic', 'solve_fixed_linear', 'solve_fixed_mackey_glass', 'solve_kuramoto', 'solve_linear', 'solve_mackey_glass', 'solve_python', 'solve_stuart_landau']
 class Method:
     """
     Members:
@@ -264,6 +264,7 @@ def solve_python(f: typing.Any, batch: typing.SupportsInt | typing.SupportsIndex
 def solve_stuart_landau(network: NetworkArgs, lam: typing.SupportsFloat | typing.SupportsIndex, history: HistoryArgs, t0: typing.SupportsFloat | typing.SupportsIndex, t_final: typing.SupportsFloat | typing.SupportsIndex, t_eval: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, options: SolverOptions, threads: typing.SupportsInt | typing.SupportsIndex, output: OutputSpec) -> dict:
     ...
 BUILTIN_PARAMETERS: dict = {'mackey_glass': ('beta', 'gamma', 'n', 'tau', 'tau_state', 'window'), 'linear': ('A', 'B', 'tau'), 'delayed_logistic': ('r', 'K', 'tau')}
+PROGRESS_SPAN_UNITS: int = 1000
 STATUS_NAMES: dict = {0: 'success', 1: 'max_steps', 2: 'step_underflow', 3: 'non_finite', 4: 'rhs_error', 5: 'delay_out_of_range', 6: 'cancelled', 7: 'history_full', 8: 'not_run', 9: 'unsupported', 10: 'time_resolution'}
 STAT_FIELDS: tuple = ('accepted', 'rejected', 'rhs_evals', 'overlap_steps', 'history_peak')
 __version__: str = '0.1.0'

@@ -107,6 +107,9 @@ void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const S
                     std::atomic<bool>& cancel, const double* jumps = nullptr,
                     Index n_jumps = 0) {
   for (Index b = 0; b < batch; ++b) out.status[b] = int(Status::NotRun);
+  // A single trajectory also reports how far in time it has come (parallel_for hides the
+  // counter from the loop body, so it is taken here).
+  std::atomic<Index>* const span_progress = batch == 1 ? progress_counter() : nullptr;
   parallel_for(batch, threads, cancel, [&](Index b) {
     const auto sys = make_system(b);
     std::vector<double> scratch(out.mode == Reduction::Full ? 0 : dim);
@@ -116,7 +119,9 @@ void solve_ensemble(Index batch, int dim, const MakeSystem& make_system, const S
                   out.n_components, scratch.data()};
     SolveStats stats;
     Trajectory tr{y0 + b * y0_stride, t0, t_final, jumps, n_jumps};
-    const Status st = solve_single(sys, opt, hist, b, tr, sink, stats, out.y_final + b * dim, cancel);
+    TimeProgress<EvalSink> watched{sink, t0, t_final, span_progress};
+    const Status st =
+        solve_single(sys, opt, hist, b, tr, watched, stats, out.y_final + b * dim, cancel);
     out.status[b] = int(st);
     write_stats(stats, out.stats + b * kStatFields);
     out.t_final[b] = stats.t_final;

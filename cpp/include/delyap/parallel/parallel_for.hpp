@@ -25,6 +25,36 @@ inline thread_local std::atomic<Index>* progress_counter = nullptr;
 // The counter that the next parallel_for on this thread bumps per finished index (null: none).
 inline std::atomic<Index>*& progress_counter() { return detail::progress_counter; }
 
+// A run of a single trajectory reports in thousandths of its time span instead of one item at
+// its end (a large network can take minutes): kSpanUnits − 1 from the time reached (TimeProgress
+// below), the last one when its loop finishes it. The Python side declares kSpanUnits as the
+// total of such runs.
+constexpr Index kSpanUnits = 1000;
+
+// Sink wrapper that forwards to `inner` and moves `counter` (null: off) to
+// ⌊(kSpanUnits − 1)·(t − t0)/(t_final − t0)⌋ as accepted steps reach t: relaxed atomic adds,
+// no lock, no Python. Host only (the device's sinks never see an atomic).
+template <class Sink>
+struct TimeProgress {
+  Sink& inner;
+  double t0, t_final;
+  std::atomic<Index>* counter;
+  Index reported = 0;
+
+  void start(double t, const double* x) { inner.start(t, x); }
+  template <class View>
+  void step(const View& h, double t, double t_new) {
+    inner.step(h, t, t_new);
+    if (!counter || !(t_final > t0)) return;
+    const double fraction = std::min(1.0, (t_new - t0) / (t_final - t0));
+    const Index now = Index(double(kSpanUnits - 1) * fraction);
+    if (now > reported) {
+      counter->fetch_add(now - reported, std::memory_order_relaxed);
+      reported = now;
+    }
+  }
+};
+
 inline int resolve_threads(int requested, Index work_items) {
   int n = requested > 0 ? requested : int(std::max(1u, std::thread::hardware_concurrency()));
   if (Index(n) > work_items) n = int(std::max<Index>(1, work_items));
