@@ -171,3 +171,35 @@ def test_network_driver_counts_time_and_batches(core_counts):
                                             _output_spec(None, net, te))
         assert np.all(np.asarray(out["status"]) == 0)
         _monotone_to(core_counts, total)
+
+
+def test_single_spectrum_reports_its_time_span(core_counts):
+    """A single Lyapunov spectrum (minutes for a large network) counts thousandths of its time
+    span (transient and averaging), not one item at its end; a batch still counts spectra."""
+    units = _core.PROGRESS_SPAN_UNITS
+    calls: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        dl.lyapunov_spectrum(dl.rhs.mackey_glass(tau=17.0), 0.5, 2, 3000.0,
+                             progress=lambda d, t, c=calls: c.append((d, t)))
+    assert calls and calls[-1] == (units, units)
+    _monotone_to([d for d, _ in calls], units)
+    core_counts.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        dl.lyapunov_spectrum(dl.rhs.mackey_glass(tau=17.0), 0.5, 2, 3000.0, progress=False)
+    _monotone_to(core_counts, units)
+
+    # The counts follow the time reached: a spectrum whose f fails at t = 30 of its span
+    # [0, 100] (transient 30 + averaging 70) has reported 30 % of it.
+    def f(t, x):
+        if t > 30.0:
+            raise RuntimeError("stop here")
+        return -x
+
+    ode = dl.rhs.python(f, 1, tau=(), jac=lambda t, x: -np.eye(1))
+    core_counts.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        dl.lyapunov_spectrum(ode, 1.0, 1, 70.0, t_transient=30.0, max_step=0.01,
+                             progress=False)
+    assert core_counts and abs(core_counts[-1] - 0.3 * (units - 1)) <= 3, core_counts[-1:]

@@ -94,12 +94,14 @@ py::dict run_dde_lyapunov(Index batch, int dim, const MakeSystem& make_system,
   Index* st_out = stats.mutable_data();
   std::atomic<bool> cancel{false};
   run_interruptible(cancel, [&]() {
+    // A single spectrum also reports how far in time it has come (as a single solve does).
+    std::atomic<Index>* const span = batch == 1 ? progress_counter() : nullptr;
     parallel_for(batch, threads, cancel, [&](Index b) {
       const auto sys = make_system(b);
       LyapunovAccumulator acc = out.accumulator(b, lp.renorm_count(max_delay_of(sys)));
       SolveStats s;
       const Status st = dde_lyapunov(sys, opt, hist, b, y0.data() + b * y0_stride, lp, acc,
-                                     vec + b * lp.k * dim, s, cancel, qr);
+                                     vec + b * lp.k * dim, s, cancel, qr, span);
       out.finish(b, acc, st);
       write_stats(s, st_out + b * kStatFields);
     });

@@ -622,7 +622,9 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         raw = lyapunov_chunks(client, system, args, store=store, progress=progress)
     else:
         n = system.n_trajectories
-        with Progress(progress, n, "lyapunov_spectrum", "traj") as bar, bar.stage(n):
+        # A batch counts spectra; a single spectrum thousandths of its time span.
+        total, unit = (_core.PROGRESS_SPAN_UNITS, "‰ of t") if n == 1 else (n, "traj")
+        with Progress(progress, total, "lyapunov_spectrum", unit) as bar, bar.stage(total):
             raw = system._lyapunov(args)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.

@@ -47,11 +47,14 @@ double max_delay_of(const System& sys) {
 }
 
 // qr: the re-orthonormalisation's QR (tangent.hpp's PortableTangentQr contract).
+// span_progress (null: off): counts thousandths of the run's time span (TimeProgress), for
+// the progress of a single long spectrum.
 template <class System, class Qr = PortableTangentQr>
 Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const InitialHistory& hist,
                     Index b, const double* y0, const DdeLyapunovProblem& lp,
                     LyapunovAccumulator& acc, double* vectors_out, SolveStats& stats,
-                    const std::atomic<bool>& cancel, const Qr& qr = Qr{}) {
+                    const std::atomic<bool>& cancel, const Qr& qr = Qr{},
+                    std::atomic<Index>* span_progress = nullptr) {
   const double tau_max = max_delay_of(sys);
   const double renorm = lp.renorm_for(tau_max);
   SolverOptions opt = user_opt;
@@ -86,7 +89,8 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   IntegrationProblem p{lp.t0, t_end, y0, disc.data(), Index(disc.size())};
   Integrator<TangentSystem<System>, HistoryBuffer> run(tsys, tab, opt, buffer, s.ws, p, stats, x,
                                                      f);
-  NullSink sink;
+  NullSink quiet;
+  TimeProgress<NullSink> sink{quiet, lp.t0, t_end, span_progress};
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
 
   std::vector<double> w, r(Index(k) * k), tinv(Index(k) * k), tmp(k), logs(k), work;
