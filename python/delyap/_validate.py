@@ -70,3 +70,13 @@ def as_index(value: Any, size: int, name: str = "index") -> int:
     """A trajectory index in [0, size), negative values counting from the end."""
     i = as_count(value, name, minimum=-size, maximum=size - 1)
     return i + size if i < 0 else i
+
+
+def check_distributed(client: Any, store: Any, device: Optional[str] = None) -> None:
+    """``client=`` and ``store=`` of the batch entry points: a store belongs to a distributed
+    run, and a distributed run uses the workers' CPUs (``device``: the resolved device; None
+    where the entry point has no device choice or has not resolved it yet)."""
+    if store is not None and client is None:
+        raise ValueError("store: only used with client= (a distributed run)")
+    if client is not None and device not in (None, "cpu"):
+        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")

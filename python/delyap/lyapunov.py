@@ -31,7 +31,7 @@ from . import _core
 from ._progress import Progress, ProgressLike, check_progress
 from ._result import STATUS_NAMES, Result, raise_if_failed
 from ._system import ArrayLike, HistoryLike
-from ._validate import as_count, as_float_array, as_positive, as_threads
+from ._validate import as_count, as_float_array, as_positive, as_threads, check_distributed
 from .errors import ConvergenceWarning
 from .history import build_history
 from .rhs import DDESystem
@@ -358,8 +358,7 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
     n_running = as_count(n_running, "n_running")
     seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
     progress = check_progress(progress)
-    if store is not None and client is None:
-        raise ValueError("store: only used with client= (a distributed run)")
+    check_distributed(client, store)
     if callable(matrices):
         if client is not None:
             raise ValueError("client: a Python sampler runs locally (give the matrices as an "
@@ -583,8 +582,7 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
     system._check_lyapunov()
     progress = check_progress(progress)
-    if store is not None and client is None:
-        raise ValueError("store: only used with client= (a distributed run)")
+    check_distributed(client, store)
     k = as_count(n_exponents, "n_exponents", maximum=10_000)
     t_total = as_positive(t_total, "t_total")
     n_threads = as_threads(threads)

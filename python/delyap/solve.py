@@ -12,7 +12,7 @@ from ._fixed import check_supported, solve_fixed
 from ._progress import Progress, ProgressLike, check_progress
 from ._result import raise_if_failed
 from ._system import ArrayLike, HistoryLike
-from ._validate import as_count, as_float_array, as_positive, as_threads
+from ._validate import as_count, as_float_array, as_positive, as_threads, check_distributed
 from .device import cuda_backend, device_info, resolve_device, to_host
 from .history import build_history
 from .networks import _Network
@@ -150,8 +150,7 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
     if not isinstance(system, DDESystem):
         raise TypeError(f"system: expected a system from delyap.rhs, got {type(system).__name__}")
     progress = check_progress(progress)
-    if store is not None and client is None:
-        raise ValueError("store: only used with client= (a distributed run)")
+    check_distributed(client, store)
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise ValueError(f"method: expected one of DP5, BS3, RK4, Euler, got {method!r}")
     name = method.upper()
@@ -185,8 +184,7 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
                          history_points=as_count(history_points, "history_points", minimum=2),
                          jumps=history_jumps, grid=history_grid)
 
-    if client is not None and where != "cpu":
-        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
+    check_distributed(client, store, where)
     if where == "cuda" and isinstance(system, _Network):
         # One large trajectory at a time, its state and history in device memory.
         if history_capacity is not None:

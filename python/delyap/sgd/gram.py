@@ -25,7 +25,7 @@ from .. import _core
 from .._progress import Progress, ProgressLike, check_progress
 from .._result import Result, raise_if_failed
 from .._system import ArrayLike
-from .._validate import as_count, as_float_array, as_positive, as_threads
+from .._validate import as_count, as_float_array, as_positive, as_threads, check_distributed
 from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
 from ..errors import ConvergenceWarning
 from ..lyapunov import auto_transient, check_settled, mean_map_time_scale
@@ -552,10 +552,7 @@ def gram_lyapunov(K: Union[ArrayLike, GramSpectrum], lr: ArrayLike, batch_size: 
     device = resolve_device(device, K)
     as_threads(threads)  # checked before any work (used by the CPU path)
     progress = check_progress(progress)
-    if store is not None and client is None:
-        raise ValueError("store: only used with client= (a distributed run)")
-    if client is not None and device != "cpu":
-        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
+    check_distributed(client, store, device)
     K = to_host(K)
     sampling = _sampling_name(sampling)
     spec = K if isinstance(K, GramSpectrum) else gram_spectrum(K, outputs, rank_tol)

@@ -9,7 +9,7 @@ import numpy as np
 from .._progress import Progress, ProgressLike, check_progress
 from .._result import Result, raise_if_failed
 from .._system import ArrayLike
-from .._validate import as_threads
+from .._validate import as_threads, check_distributed
 from ..device import device_info, resolve_device, to_host
 from ..lyapunov import check_settled
 from .gram import (
@@ -230,10 +230,7 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
     device = resolve_device(device, model_or_K, X)
     as_threads(threads)  # checked before any work (used by the CPU path)
     progress = check_progress(progress)
-    if store is not None and client is None:
-        raise ValueError("store: only used with client= (a distributed run)")
-    if client is not None and device != "cpu":
-        raise ValueError("client: distributed runs use the workers' CPUs (device='cpu')")
+    check_distributed(client, store, device)
     model_or_K = to_host(model_or_K)  # a Gram matrix on the GPU (the map copies it once)
     sampling = _sampling_name(sampling)
     if lr is None or batch_size is None:
