@@ -133,49 +133,116 @@ def _classify(widths) -> tuple[str, str]:
                          f"bottleneck below the input width")
 
 
-def architecture_class(model: torch.nn.Module, *, rank_tol: Optional[float] = None
-                       ) -> ArchitectureClass:
-    """Classify an ``nn.Sequential`` MLP by the critical points its input–output map can have.
+def _numerical_rank(W: np.ndarray, rank_tol: Optional[float]) -> int:
+    s = np.linalg.svd(W, compute_uv=False)
+    tol = (max(W.shape) * np.finfo(float).eps if rank_tol is None
+           else as_positive(rank_tol, "rank_tol")) * (s[0] if s.size else 0.0)
+    return int(np.sum(s > tol))
 
-    Parameters
-    ----------
-    model : nn.Sequential
-        nn.Linear layers and parameter-free elementwise activations; scalar output (for vector
-        outputs the classification is that of each output component).
-    rank_tol : float, optional
-        Singular values below rank_tol · σ_max count as zero (default: max(shape) · eps, as
-        numpy's matrix_rank).
-    """
-    linears, acts = _mlp_layers(model)
-    widths = [int(linears[0].in_features)] + [int(m.out_features) for m in linears]
-    ranks, eff = [], [widths[0]]
-    for lin in linears[:-1]:
-        W = lin.weight.detach().cpu().double().numpy()
-        s = np.linalg.svd(W, compute_uv=False)
-        tol = (max(W.shape) * np.finfo(float).eps if rank_tol is None
-               else as_positive(rank_tol, "rank_tol")) * (s[0] if s.size else 0.0)
-        r = int(np.sum(s > tol))
-        ranks.append(r)
-        if r < min(W.shape):
-            eff.append(r)        # W = U Vᵀ passes through ℝ^r: an extra (linear) layer
-        eff.append(int(W.shape[0]))
-    ranks.append(int(np.linalg.matrix_rank(linears[-1].weight.detach().cpu().double().numpy())))
-    eff.append(1)
-    smooth = all(a in _SMOOTH_MONOTONE for a in acts)
+
+def _weights(lin) -> np.ndarray:
+    return lin.weight.detach().cpu().double().numpy()
+
+
+def _from_widths(widths, ranks, eff, smooth: bool, acts, prefix: str = "") -> ArchitectureClass:
+    """The class of a network with layer widths ``widths`` (scalar output last), weight ranks
+    ``ranks``, and the widths ``eff`` of its full-rank normal form."""
     kind, why = _classify([*widths[:-1], 1])
     eff_kind, eff_why = _classify(eff)
-    deficient = [i + 1 for i, (r, lin) in enumerate(zip(ranks[:-1], linears[:-1]))
-                 if r < min(lin.weight.shape)]
+    deficient = [i + 1 for i, (r, a, b) in enumerate(zip(ranks[:-1], widths[:-2], widths[1:-1]))
+                 if r < min(a, b)]
     note = "" if smooth else (f" (the theory assumes smooth activations with φ' > 0; this "
                               f"model uses {sorted(set(acts))})")
     if deficient:
-        reason = (f"weight matrices of layer(s) {deficient} are rank-deficient (ranks "
+        reason = (f"{prefix}weight matrices of layer(s) {deficient} are rank-deficient (ranks "
                   f"{tuple(ranks)}); the equivalent full-rank network has widths {tuple(eff)} "
                   f"and is {eff_kind}: {eff_why}.{note}")
         return ArchitectureClass("degenerate", tuple(widths), tuple(ranks), tuple(eff), eff_kind,
                                  reason, _THEORY[eff_kind], smooth)
-    return ArchitectureClass(kind, tuple(widths), tuple(ranks), tuple(eff), kind, why + "." + note,
-                             _THEORY[kind], smooth)
+    return ArchitectureClass(kind, tuple(widths), tuple(ranks), tuple(eff), kind,
+                             prefix + why + "." + note, _THEORY[kind], smooth)
+
+
+def _is_neural_de(model) -> bool:
+    from .nn._modules import NeuralDDE  # torch is there: model is a torch module
+
+    return isinstance(model, NeuralDDE)
+
+
+def _neural_ode_class(model, rank_tol: Optional[float]) -> ArchitectureClass:
+    """A neural ODE x ↦ λ2(φ_T(E λ1(x))) as the MLP of widths (n₀, dim, dim + augment, 1)."""
+    if model.n_delays > 0:
+        raise ValueError(
+            "model: architecture classes are known for neural ODEs, whose time-T map is a "
+            "diffeomorphism of the phase space; a NeuralDDE's time-T map is not a flow on "
+            "ℝ^(dim + augment) (its state is a history). For a neural DDE see "
+            "model.memory_capacity(): Kτ decides whether it behaves like a neural ODE "
+            "(Kuehn & Kuntz, arXiv 2505.07244)")
+    n0, dim, m = model.in_features, model.dim, model.state_dim
+    r_lift = _numerical_rank(_weights(model.lift), rank_tol)
+    # The flow's derivative Dφ_T is invertible, as the D_l of an MLP; the zero padding E of the
+    # augmented dimensions is an injective linear "layer" dim → dim + augment. So the gradient
+    # ∇Φ = W₁ᵀ Eᵀ Dφ_Tᵀ w₂ has the MLP's structure with widths (n₀, dim, m).
+    widths = [n0, dim, m, model.out_features]
+    ranks = [r_lift, dim, _numerical_rank(_weights(model.readout), rank_tol)]
+    eff = [n0] + ([r_lift] if r_lift < min(n0, dim) else []) + [dim, m, 1]
+    if m == dim:            # no augmentation: the flow keeps the lift's width
+        widths, ranks, eff = [n0, dim, model.out_features], [r_lift, ranks[2]], \
+            [n0] + ([r_lift] if r_lift < min(n0, dim) else []) + [dim, 1]
+    act = model.config.activation
+    smooth = act in ("tanh", "sigmoid", "softplus")
+    acts = [] if smooth else [act]
+    cls = _from_widths(widths, ranks, eff, True, acts,
+                       prefix=f"neural ODE with input width {n0}, lift to {dim} and phase space "
+                              f"ℝ^{m}: ")
+    if not smooth:   # a ReLU field gives a Lipschitz flow, a homeomorphism but not C¹
+        cls = ArchitectureClass(cls.kind, cls.widths, cls.ranks, cls.effective_widths,
+                                cls.effective_kind,
+                                cls.reason + f" (the theory needs a C¹ vector field; {act} is "
+                                             f"only Lipschitz)", cls.theory, False)
+    return cls
+
+
+def architecture_class(model: torch.nn.Module, *, rank_tol: Optional[float] = None
+                       ) -> ArchitectureClass:
+    """Classify a network by the critical points its input–output map can have.
+
+    Parameters
+    ----------
+    model : nn.Sequential or delyap.nn.NeuralODE
+        An MLP of nn.Linear layers and parameter-free elementwise activations, or a
+        :class:`delyap.nn.NeuralODE` (a ``NeuralDDE`` without delays). Scalar output (for
+        vector outputs the classification is that of each output component).
+    rank_tol : float, optional
+        Singular values below rank_tol · σ_max count as zero (default: max(shape) · eps, as
+        numpy's matrix_rank).
+
+    Notes
+    -----
+    A neural ODE x ↦ λ2(φ_T(λ1(x))) is classified as the MLP of widths (n₀, dim, dim +
+    augment): the time-T flow φ_T is a diffeomorphism (Dφ_T invertible), so Φ has no critical
+    points when the lift does not widen (dim ≤ n₀, no augmentation, λ1 of full rank dim),
+    Morse critical points may appear with a phase space wider than the input, and a lift
+    narrower than the input followed by augmented dimensions is a bottleneck (Kuehn & Kuntz,
+    arXiv:2405.09351). The statement is about the exact flow; a fixed-step solver's map is a
+    diffeomorphism too when its step is small against 1/K (:meth:`NeuralDDE.memory_capacity`).
+    """
+    if _is_neural_de(model):
+        return _neural_ode_class(model, rank_tol)
+    linears, acts = _mlp_layers(model)
+    widths = [int(linears[0].in_features)] + [int(m.out_features) for m in linears]
+    ranks, eff = [], [widths[0]]
+    for lin in linears[:-1]:
+        W = _weights(lin)
+        r = _numerical_rank(W, rank_tol)
+        ranks.append(r)
+        if r < min(W.shape):
+            eff.append(r)        # W = U Vᵀ passes through ℝ^r: an extra (linear) layer
+        eff.append(int(W.shape[0]))
+    ranks.append(int(np.linalg.matrix_rank(_weights(linears[-1]))))
+    eff.append(1)
+    smooth = all(a in _SMOOTH_MONOTONE for a in acts)
+    return _from_widths(widths, ranks, eff, smooth, acts)
 
 
 # ----------------------------------------------------------------------------- critical points
@@ -221,11 +288,42 @@ class CriticalPoints(Result):
                 f"{self.index.tolist()}, degenerate {self.degenerate.tolist()})")
 
 
-def _scalar_function(model):
+def _neural_map(model, starts: np.ndarray):
+    """Φ of a delyap.nn NeuralDDE/NeuralODE written in torch operations (twice
+    differentiable, vmap-able): :func:`delyap.nn.odeint_dde` with the module's vector field,
+    method and steps. Fixed-step modules give their own map exactly; adaptive ones replay the
+    step sequence of one forward pass over the starts (the map the module computed there,
+    smooth in x because the steps are held fixed)."""
     torch = _torch()
+    from .nn._capacity import _activation
+    from .nn._general import odeint_dde
+
+    c = model.config
+    grid = None
+    if c.method not in ("Euler", "RK4"):
+        with torch.no_grad():
+            model(torch.as_tensor(starts, dtype=model.W.dtype))
+        grid = np.asarray(model.last_info["t"], dtype=np.float64)
+    sigma = _activation(c.activation)
+
+    def field(t, h, yd):
+        z = h @ model.W.T + torch.einsum("bkd,khd->bh", yd, model.W_delay) + model.b
+        return sigma(z) @ model.W_out.T
+
+    def forward(x):
+        h0 = model.initial_state(x)
+        hT = odeint_dde(field, h0, model.tau, c.t_final, method=c.method, dt=c.dt, grid=grid)
+        return model.readout(hT)
+
+    return forward
+
+
+def _scalar_function(model, starts: np.ndarray):
+    torch = _torch()
+    forward = _neural_map(model, starts) if _is_neural_de(model) else model
 
     def phi(x):
-        out = model(x.unsqueeze(0))
+        out = forward(x.unsqueeze(0))
         if out.numel() != 1:
             raise ValueError(f"model: critical points need a scalar output, got "
                              f"{out.numel()} outputs")
@@ -247,7 +345,11 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     Parameters
     ----------
     model : torch.nn.Module
-        Any float64 model with scalar output (an MLP from :func:`architecture_class`, or not).
+        Any float64 model with scalar output that ``torch.func`` can differentiate twice (an
+        MLP from :func:`architecture_class`, or not), or a :class:`delyap.nn.NeuralODE` /
+        ``NeuralDDE``: its C++ pass has first derivatives only, so Φ is evaluated by the same
+        method in torch operations (:func:`delyap.nn.odeint_dde`) on the module's fixed steps,
+        or, for adaptive methods, on the steps of one forward pass over the starts.
     bounds : array (n₀, 2) or (2,)
         Box [lo, hi] per input dimension; starts are uniform in it (seeded) and points found
         outside are dropped.
@@ -278,7 +380,7 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     iters = as_count(max_iter, "max_iter")
     rng = np.random.default_rng(as_count(seed, "seed", minimum=0))
     starts = b[:, 0] + (b[:, 1] - b[:, 0]) * rng.random((n, d))
-    phi, grad, hess = _scalar_function(model)
+    phi, grad, hess = _scalar_function(model, starts)
     with torch.no_grad():
         try:
             x = torch.as_tensor(starts, dtype=torch.float64)
