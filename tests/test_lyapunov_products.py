@@ -195,3 +195,12 @@ def test_large_d_matches_numpy_qr_accumulation(d, k, m):
     np.testing.assert_allclose(res.exponents, logs / steps, rtol=1e-9, atol=1e-11)
     # The directions too (up to the sign convention of numpy's QR).
     np.testing.assert_allclose(np.abs(res.vectors), np.abs(q), atol=1e-9)
+
+
+def test_singular_products_give_minus_infinity_for_the_annihilated_direction():
+    # A_j = diag(a_j, 0): the second direction is mapped to 0 at the first step, so its exponent
+    # is exactly −∞ (a value, not a failure: status 0); the first is E log a = ½ log 2.
+    A = np.array([[[1.0, 0.0], [0.0, 0.0]], [[2.0, 0.0], [0.0, 0.0]]])
+    r = iid_product(A, steps=20_000, seed=0)
+    assert r.success and r.exponents[1] == -np.inf
+    assert abs(r.exponents[0] - 0.5 * np.log(2.0)) < 4 * r.stderr[0]

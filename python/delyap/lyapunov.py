@@ -348,6 +348,10 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
 
     A run whose estimate has not settled (see :func:`check_settled`) warns with a
     :class:`delyap.ConvergenceWarning`; ``result.info["settled"]`` records the verdict.
+
+    Singular matrices: a direction the product maps to zero has the exponent −∞, which is its
+    exact value, so it comes back as ``-inf`` with status 0 (and a NaN standard error); only
+    overflow or a non-finite entry is a failure.
     """
     steps = as_count(steps, "steps")
     n_threads = as_threads(threads)
