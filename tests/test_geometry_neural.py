@@ -52,9 +52,13 @@ def test_classes_follow_the_widths_of_lift_and_phase_space():
 
 
 @pytest.mark.parametrize("method", ["RK4", "DP5"])
-def test_torch_replica_is_the_modules_map(method):
+@pytest.mark.parametrize("n_delays", [0, 2])
+def test_torch_replica_is_the_modules_map(method, n_delays):
+    # critical_points differentiates this replica twice; it must be the C++ pass's map
+    # (delayed reads through the same interpolant included).
     torch.manual_seed(1)
-    m = NeuralODE(2, 1, 2, 6, augment=1, method=method, dt=0.1).double()
+    m = NeuralDDE(2, 1, 2, 6, augment=1, method=method, dt=0.1, tau=[0.3, 0.5][:n_delays],
+                  n_delays=n_delays).double()
     x = torch.rand(16, 2, dtype=torch.float64) * 4 - 2
     replica = geometry._neural_map(m, x.numpy())
     with torch.no_grad():
