@@ -162,27 +162,15 @@ def _lanczos_top(apply, x0: np.ndarray, m: int):
     x0: (largest Ritz value, its unit Ritz vector, applications used). Lanczos rather than the
     power iteration: at small η every eigenvalue of T̃ is 1 − O(η), so the power iteration
     contracts by λ₂/λ₁ = 1 − O(η) per step (it stopped early, biased towards stability), while
-    Krylov spaces are shift-invariant and Lanczos sees the gap relative to the spread, O(1)."""
-    from scipy.linalg import eigh_tridiagonal
+    Krylov spaces are shift-invariant and Lanczos sees the gap relative to the spread, O(1).
+    The Lanczos of :mod:`delyap.sgd.sharpness` (numpy path): exactly m steps (no convergence
+    test), stopping early only on an invariant subspace, whose Ritz pairs are exact."""
+    from .sharpness import lanczos
 
     shape = x0.shape
-    Q = np.empty((m, x0.size))
-    Q[0] = x0.ravel() / np.linalg.norm(x0)
-    alpha, beta = np.zeros(m), np.zeros(m)
-    k = m
-    for j in range(m):
-        w = apply(Q[j].reshape(shape)).ravel()
-        alpha[j] = Q[j] @ w
-        for _ in range(2):  # twice is enough against the loss of orthogonality
-            w -= Q[:j + 1].T @ (Q[:j + 1] @ w)
-        beta[j] = np.linalg.norm(w)
-        # An invariant subspace (the Krylov space is exhausted): its Ritz pairs are exact.
-        if j + 1 == m or beta[j] <= 1e-13 * np.max(np.abs(alpha[:j + 1])):
-            k = j + 1
-            break
-        Q[j + 1] = w / beta[j]
-    theta, Y = eigh_tridiagonal(alpha[:k], beta[:k - 1]) if k > 1 else (alpha[:1], np.ones((1, 1)))
-    return float(theta[-1]), (Y[:, -1] @ Q[:k]).reshape(shape), k
+    values, vecs, _, k, _, _ = lanczos(lambda q: apply(q.reshape(shape)).ravel(), x0.ravel(),
+                                       1, tol=0.0, max_iter=m, check_every=m, restart=False)
+    return float(values[0]), vecs[0].reshape(shape), k
 
 
 # Shifts ε (relative to ‖S‖) of the Collatz–Wielandt test matrices S + εI. Not below 1e-8:

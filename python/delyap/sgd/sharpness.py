@@ -81,18 +81,20 @@ class HVPOperator:
             return self._loss_of(theta, X[s], Y[s]) * ((s.stop - s.start) / self.n_samples)
 
         self._grad = torch.func.grad(chunk_loss)
-        # Reverse-over-reverse: H is symmetric, so the vjp of ∇L is v ↦ Hv. Unlike forward-
-        # over-reverse it works for every loss (torch 2.x's mse_loss has no forward-mode
-        # double derivative), and with one chunk the linearisation is built once and reused.
-        # Its forward pass evaluates L anyway: kept (as aux) so that loss() costs nothing.
-        self._vjp = None
+        self._graph: Optional[GraphHVP] = None
         self._loss_value: Optional[float] = None
         if len(self._chunks) == 1:
-            whole = self._chunks[0]
-            _, self._vjp, value = torch.func.vjp(
-                lambda th: torch.func.grad_and_value(chunk_loss)(th, whole), self.theta,
-                has_aux=True)
-            self._loss_value = float(value)
+            # Reverse-over-reverse on one gradient graph, built once (PyHessian's scheme): each
+            # HVP is one double-backward pass, without recomputing the forward. It works for
+            # every loss (torch 2.x's mse_loss has no forward-mode double derivative), and was
+            # measured as cheap as torch.func's vjp-of-grad per HVP and cheaper to build
+            # (benchmarks/bench_hessian.py, unit costs). The forward evaluates L: kept, so that
+            # loss() costs nothing.
+            th = self.theta.detach().requires_grad_(True)
+            value = self._loss_of(th, X, Y)
+            (g,) = torch.autograd.grad(value, th, create_graph=True)
+            self._loss_value = float(value.detach())
+            self._graph = GraphHVP([th], [g], self._loss_value)
 
     def loss(self) -> float:
         """L at the operator's point."""
@@ -108,18 +110,93 @@ class HVPOperator:
         th = self.theta if theta is None else theta
         return sum(self._grad(th, s) for s in self._chunks)
 
+    def output_gradient(self) -> Optional[torch.Tensor]:
+        """Jᵀ1 = ∇_θ Σ_i f(x_i; θ) (flat, float64) for a model with one output per sample,
+        else None: a cheap start vector for the top eigenvector (one forward and backward).
+
+        For squared loss H = (2/N) JᵀJ + (residual term), and the top eigenvector of JᵀJ is
+        Jᵀu for the top eigenvector u of the Gram matrix JJᵀ, which for networks whose
+        features have a nonzero mean is close to the constant vector (the dominant "mean
+        mode" of the neural tangent kernel): at initialisation this start cuts the Lanczos
+        steps of the benchmark MLP from 8 to 5 at 1e-5 (benchmarks/bench_hessian.py).
+        With several outputs the sum of outputs can be a flat direction (softmax cross-entropy
+        is invariant under adding a constant to all logits), hence the one-output rule."""
+        torch = _torch()
+        _, call = flat_model(self.model)
+        th = self.theta.detach().requires_grad_(True)
+        g = None
+        for s in self._chunks:
+            out = call(th, self.X[s])
+            if out.numel() != s.stop - s.start:
+                return None
+            (gs,) = torch.autograd.grad(out.sum(), th)
+            g = gs if g is None else g + gs
+        return None if g is None else g.detach().to(torch.float64)
+
     def __call__(self, v):
         """H v for a flat vector v (torch tensor on the operator's device), in float64."""
         torch = _torch()
+        if self._graph is not None:
+            self.calls += 1
+            return self._graph(v)
         self.calls += 1
         v = v.to(self.dtype)
-        if self._vjp is not None:
-            return self._vjp(v)[0].detach().to(torch.float64)
         out = None
         for s in self._chunks:  # memory of one chunk's graph at a time
             hv = torch.func.vjp(lambda th, s=s: self._grad(th, s), self.theta)[1](v)[0]
             out = hv if out is None else out + hv
         return out.detach().to(torch.float64)
+
+
+class GraphHVP:
+    """v ↦ H v by double backward through a gradient graph g = ∇L built with
+    ``create_graph=True`` (on flat or per-parameter tensors): each product is one backward pass
+    through the graph of g, no forward recomputation (PyHessian's scheme).
+
+    ``params`` are the leaves g was taken with respect to, ``grads`` the gradients (graph
+    attached), ``loss_value`` L at that point. Vectors are flat float64 in ``params`` order; a
+    gradient that does not depend on any parameter (L linear in that parameter) contributes
+    zero rows. :meth:`release` frees the graph.
+    """
+
+    def __init__(self, params: list, grads: list, loss_value: float):
+        torch = _torch()
+        self.params = list(params)
+        self.sizes = [int(p.numel()) for p in self.params]
+        self.shapes = [p.shape for p in self.params]
+        self.dim = int(sum(self.sizes))
+        self.dtype = self.params[0].dtype
+        self.device = self.params[0].device
+        self.calls = 0
+        self._loss_value = float(loss_value)
+        # Only gradients with a graph can be differentiated again; the others are constant.
+        self._live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        self._grads: Optional[list] = [grads[i] for i in self._live]
+        self._zeros = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+
+    def loss(self) -> float:
+        """L at the graph's point."""
+        return self._loss_value
+
+    def __call__(self, v):
+        """H v (float64) for a flat vector v."""
+        torch = _torch()
+        if self._grads is None:
+            raise RuntimeError("GraphHVP: the graph was released")
+        self.calls += 1
+        if not self._live:
+            return self._zeros.clone()
+        parts = torch.split(v.to(self.dtype), self.sizes)
+        outs = [parts[i].view(self.shapes[i]) for i in self._live]
+        hv = torch.autograd.grad(self._grads, self.params, grad_outputs=outs,
+                                 retain_graph=True, allow_unused=True)
+        return torch.cat([(h.reshape(-1) if h is not None else
+                           torch.zeros(n, dtype=self.dtype, device=self.device))
+                          for h, n in zip(hv, self.sizes)]).detach().to(torch.float64)
+
+    def release(self) -> None:
+        """Drop the gradient graph (its memory); later products raise."""
+        self._grads = None
 
 
 def _loss_function(model, loss):
@@ -167,15 +244,20 @@ def hvp_operator(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------- Lanczos
-def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "largest",
+def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
             tol: float = 1e-8, max_iter: int = 300, check_every: int = 1,
-            restart: bool = True) -> tuple:
-    """Lanczos with full reorthogonalisation on a symmetric operator (torch float64 vectors).
+            restart: bool = True, stop: Optional[Callable] = None) -> tuple:
+    """Lanczos with full reorthogonalisation on a symmetric operator.
+
+    ``v0`` is a torch float64 vector (``matvec`` maps torch vectors) or a numpy vector (then
+    everything runs in numpy: :mod:`delyap.sgd.gram` uses it on matrices without torch).
 
     Returns ``(values, vectors, residuals, steps, converged, (alpha, beta))``: the selected Ritz
     values in decreasing order, their Ritz vectors (rows), the residual norms ‖Av − θv‖ (with
     full reorthogonalisation the Lanczos estimate β_m |s_m| equals them up to rounding), the
-    steps (matvecs) used, whether every selected residual is below ``tol`` · max |θ|, and the
+    steps (matvecs) used, whether every selected residual is below ``tol`` · max |θ| (or
+    ``stop(values, residuals, theta)`` returned True: a caller's own acceptance test, given the
+    selected Ritz values, their residuals and all Ritz values in increasing order), and the
     tridiagonal T (diagonal, off-diagonal).
 
     When the Krylov space becomes invariant (β ≈ 0) the run stops if ``restart`` is False (its
@@ -183,15 +265,22 @@ def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "lar
     basis, so that repeated eigenvalues and start vectors inside an invariant subspace still
     give k pairs.
     """
-    torch = _torch()
     from scipy.linalg import eigh_tridiagonal
 
-    dim = v0.numel()
+    on_numpy = isinstance(v0, np.ndarray)
+    if on_numpy:
+        rng = np.random.default_rng(12345)
+        norm, v0 = np.linalg.norm, np.asarray(v0, dtype=float).ravel()
+    else:
+        torch = _torch()
+        gen = torch.Generator(device="cpu").manual_seed(12345)
+        norm = torch.linalg.norm
+    dim = v0.size if on_numpy else v0.numel()
     need = k if which != "both" else 2 * k
     max_iter = min(max_iter, dim)
-    gen = torch.Generator(device="cpu").manual_seed(12345)
-    Q = torch.empty((max_iter, dim), dtype=torch.float64, device=v0.device)
-    Q[0] = v0 / torch.linalg.norm(v0)
+    Q = (np.empty((max_iter, dim)) if on_numpy else
+         torch.empty((max_iter, dim), dtype=torch.float64, device=v0.device))
+    Q[0] = v0 / norm(v0)
     alpha, beta = np.zeros(max_iter), np.zeros(max_iter)
     m, converged = 0, False
     theta = S = sel = None
@@ -200,7 +289,7 @@ def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "lar
         alpha[j] = float(Q[j] @ w)
         for _ in range(2):  # classical Gram–Schmidt twice ("twice is enough")
             w = w - Q[:j + 1].T @ (Q[:j + 1] @ w)
-        beta[j] = float(torch.linalg.norm(w))
+        beta[j] = float(norm(w))
         m = j + 1
         scale = float(np.max(np.abs(alpha[:m]))) or 1.0
         invariant = beta[j] <= 1e-12 * scale
@@ -212,7 +301,8 @@ def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "lar
                 alpha[:1].copy(), np.ones((1, 1)))
             sel = _select(theta, k, which)
             res = beta[j] * np.abs(S[-1, sel])
-            if np.all(res <= tol * max(float(np.max(np.abs(theta))), 1e-300)):
+            if (np.all(res <= tol * max(float(np.max(np.abs(theta))), 1e-300))
+                    or (stop is not None and stop(theta[sel], res, theta))):
                 converged = True
                 break
         if m == max_iter:
@@ -220,11 +310,12 @@ def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "lar
         if invariant:
             # Breakdown: restart from a random direction orthogonal to the basis (β_j = 0
             # splits T into blocks; Ritz pairs of the earlier block are exact).
-            w = torch.randn(dim, generator=gen, dtype=torch.float64).to(v0.device)
+            w = (rng.standard_normal(dim) if on_numpy else
+                 torch.randn(dim, generator=gen, dtype=torch.float64).to(v0.device))
             for _ in range(2):
                 w = w - Q[:m].T @ (Q[:m] @ w)
             beta[j] = 0.0
-            Q[m] = w / torch.linalg.norm(w)
+            Q[m] = w / norm(w)
             continue
         Q[m] = w / beta[j]
     if theta is None or S is None or S.shape[0] != m:
@@ -232,7 +323,8 @@ def lanczos(matvec: Callable, v0: torch.Tensor, k: int = 1, *, which: str = "lar
             alpha[:1].copy(), np.ones((1, 1)))
         sel = _select(theta, k, which)
     res = beta[m - 1] * np.abs(S[-1, sel])
-    vecs = torch.as_tensor(S[:, sel].T.copy(), device=v0.device) @ Q[:m]
+    coef = S[:, sel].T.copy()
+    vecs = coef @ Q[:m] if on_numpy else torch.as_tensor(coef, device=v0.device) @ Q[:m]
     return theta[sel], vecs, res, m, converged, (alpha[:m], beta[:m - 1])
 
 
@@ -364,7 +456,7 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
                         tol: float = 1e-8, max_iter: int = 300, seed: int = 0,
                         v0: Optional[Union[np.ndarray, torch.Tensor]] = None,
                         precision: str = "float64", chunk_size: Optional[int] = None,
-                        throw: bool = True) -> HessianEigen:
+                        start: str = "auto", throw: bool = True) -> HessianEigen:
     """Extreme eigenvalues and eigenvectors of the full-batch loss Hessian (Lanczos).
 
     Parameters
@@ -384,6 +476,14 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
         Seed of the random start vector.
     v0 : array or tensor (D,) or (m, D), optional
         Warm start (e.g. the previous ``result.vectors``); a seeded random part is mixed in.
+    start : {'auto', 'random'}
+        Start vector when ``v0`` is None. 'auto' (default): for ``which='largest'``, k = 1 and
+        a model with one output per sample, Jᵀ1 = ∇_θ Σ_i f(x_i) (one forward and backward;
+        close to the top eigenvector when the tangent kernel has its usual dominant mean mode,
+        see :meth:`HVPOperator.output_gradient`) plus the seeded random part; otherwise, and
+        when Jᵀ1 vanishes, the seeded random vector. 'random': always the random vector.
+        Either way the stopping test is the residual, so the start changes the cost, not what
+        is certified.
     throw : bool
         True (default): raise :class:`delyap.IntegrationError` when ``tol`` is not reached;
         False: return the result with ``status`` 1 (max_steps).
@@ -394,10 +494,16 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
     tol = as_positive(tol, "tol")
     max_iter = as_count(max_iter, "max_iter")
     seed = as_count(seed, "seed", minimum=0)
+    if start not in ("auto", "random"):
+        raise ValueError(f"start: expected 'auto' or 'random', got {start!r}")
     op = hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
     if (2 * k if which == "both" else k) > op.dim:
         raise ValueError(f"k: at most {op.dim // (2 if which == 'both' else 1)} for a model with "
                          f"{op.dim} parameters")
+    if v0 is None and start == "auto" and which == "largest" and k == 1:
+        g = op.output_gradient()
+        if g is not None and bool(_torch().isfinite(g).all()) and float(g.abs().max()) > 0:
+            v0 = g
     return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
 
 
