@@ -326,6 +326,6 @@ def test_monitor_falls_back_on_a_bad_warm_start():
     mon.record()
     assert not mon.records["fallback"][2] and mon.records["hvps"][2] <= 2
     with pytest.raises(ValueError, match="extrapolate"):
-        sgd.SharpnessMonitor(net, X, Y, extrapolate=4)
+        sgd.SharpnessMonitor(net, X, Y, extrapolate=9)
     with pytest.raises(ValueError, match="warm_steps"):
         sgd.SharpnessMonitor(net, X, Y, warm_steps=-1)
