@@ -31,7 +31,7 @@ DArray to_array(std::vector<double>&& v, std::vector<py::ssize_t> shape) {
 }
 
 nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
-                   const DArray& tau, int activation, bool use_blas) {
+                   const DArray& tau, int activation, bool use_blas, bool small_kernels) {
   require_shape(W, "W", {-1, -1});
   const py::ssize_t H = W.shape(0), D = W.shape(1);
   require_shape(tau, "tau", {-1});
@@ -51,6 +51,7 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   f.b = b.data();
   f.Wout = Wout.data();
   f.act = nn::Activation(activation);
+  f.small_kernels = small_kernels;
   // scipy's OpenBLAS dgemm when scipy is there (needs the GIL: called before the work starts).
   if (const FortranLapack* blas = use_blas ? bindings::scipy_lapack() : nullptr)
     f.gemm.dgemm = blas->dgemm;
@@ -69,8 +70,8 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
                         const DArray& Wout, const DArray& tau, int activation, Method method,
                         double t_final, double rtol, double atol, double dt,
                         const std::optional<DArray>& grid, Index max_steps, int threads,
-                        bool use_blas, double activation_bytes) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
+                        bool use_blas, double activation_bytes, bool small_kernels) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas, small_kernels);
   require_shape(h0, "h0", {-1, f.dim});
   const Index B = h0.shape(0);
   const Tableau& tab = tableau_for(method);
@@ -134,7 +135,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   out["K"] = to_array(std::move(tr.K), {N, tab.stages, B, f.dim});
   if (tr.Ap) {
     double* a = tr.A.release();
-    py::capsule owner(a, [](void* q) { std::free(q); });
+    py::capsule owner(a, &nn::ActivationPool::release_fn);
     out["A"] = DArray({N, Index(tab.stages), B, Index(f.hidden)}, a, owner);
   } else {
     out["A"] = py::none();
@@ -146,8 +147,8 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
 py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
                          const DArray& tau, int activation, Method method, const DArray& t,
                          const DArray& X, const DArray& K, const DArray& grad_y, int threads,
-                         bool use_blas, const std::optional<DArray>& A) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas);
+                         bool use_blas, const std::optional<DArray>& A, bool small_kernels) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas, small_kernels);
   const Tableau& tab = tableau_for(method);
   require_shape(t, "t", {-1});
   const Index N = t.shape(0) - 1;
@@ -212,16 +213,18 @@ void register_neural(py::module_& m) {
         py::arg("b"), py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"),
         py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
         py::arg("max_steps"), py::arg("threads"), py::arg("use_blas") = true,
-        py::arg("activation_bytes") = 0.0,
+        py::arg("activation_bytes") = 0.0, py::arg("small_kernels") = true,
         "Batched neural DDE forward pass; returns y and the stored pass (t, X, K, and A, the "
         "activations, when they fit in activation_bytes; else None). use_blas: layer products "
-        "through scipy's BLAS when available (False: Eigen; tests).");
+        "through scipy's BLAS when available (False: Eigen; tests). small_kernels: at dim <= 8 "
+        "the layer products through delyap's own kernels instead (False: BLAS/Eigen; tests).");
   m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
         py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
         py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
-        py::arg("use_blas") = true, py::arg("A") = py::none(),
+        py::arg("use_blas") = true, py::arg("A") = py::none(), py::arg("small_kernels") = true,
         "Discrete adjoint of a stored neural DDE pass (step sequence held fixed); A: the "
-        "forward's stored activations (None: recomputed).");
+        "forward's stored activations (None: recomputed). use_blas, small_kernels: as "
+        "neural_forward.");
   m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
         "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");
 }

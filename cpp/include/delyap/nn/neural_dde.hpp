@@ -40,8 +40,10 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -54,6 +56,7 @@
 #include "delyap/dde/options.hpp"
 #include "delyap/dde/step_kernels.hpp"
 #include "delyap/dde/tableau.hpp"
+#include "delyap/nn/small_gemm.hpp"
 
 namespace delyap::nn {
 
@@ -187,6 +190,16 @@ struct Field {
   const double *W = nullptr, *Wd = nullptr, *b = nullptr, *Wout = nullptr;
   Activation act = Activation::Tanh;
   Gemm gemm;  // the GEMM every layer product goes through
+  // dim ≤ kSmallDimMax: the layer products through small_gemm.hpp's kernels instead (false:
+  // always `gemm`; tests compare the two).
+  bool small_kernels = true;
+  bool use_small() const {
+#ifdef DELYAP_NN_SMALL_GEMM
+    return small_kernels && dim <= kSmallDimMax;
+#else
+    return false;
+#endif
+  }
   // Multiply-adds of one evaluation for `rows` samples, as flops.
   double flops(Index rows) const {
     return 2.0 * double(rows) * hidden * dim * (2.0 + n_delays);
@@ -211,6 +224,59 @@ struct FieldGrad {
   }
 };
 
+// Storage of the kept activations (tens of MB per pass). A freed buffer is kept (one, the
+// largest) for the next pass: a fresh allocation of that size is fresh pages, whose first-touch
+// faults and zeroing cost a tenth of a small-width training step; a reused one is already
+// mapped. Idle memory held: one buffer, at most the caller's activation budget.
+class ActivationPool {
+ public:
+  static ActivationPool& instance() {
+    static ActivationPool pool;
+    return pool;
+  }
+  // At least `bytes` (a multiple of 2 MiB, 2 MiB-aligned, uninitialised).
+  double* acquire(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_ && idle_bytes_ >= bytes && idle_bytes_ <= 2 * bytes) {
+        void* p = std::exchange(idle_, nullptr);
+        live_.emplace_back(p, idle_bytes_);
+        return static_cast<double*>(p);
+      }
+    }
+    void* p = std::aligned_alloc(kAlign, bytes);
+    if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+#endif
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.emplace_back(p, bytes);
+    return static_cast<double*>(p);
+  }
+  void release(void* p) {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t bytes = 0;
+    for (size_t i = 0; i < live_.size(); ++i)
+      if (live_[i].first == p) {
+        bytes = live_[i].second;
+        live_[i] = live_.back();
+        live_.pop_back();
+        break;
+      }
+    if (bytes > idle_bytes_ || !idle_) std::swap(p, idle_), idle_bytes_ = bytes;
+    std::free(p);  // the smaller of the two (or nothing)
+  }
+  static void release_fn(void* p) { instance().release(p); }
+  static constexpr size_t kAlign = size_t(1) << 21;
+
+ private:
+  std::mutex mu_;
+  void* idle_ = nullptr;
+  size_t idle_bytes_ = 0;
+  std::vector<std::pair<void*, size_t>> live_;
+};
+
 // The stored pass: times t[0..N], states X[n] (batch × dim, n ≤ N) and stages K[n][j]
 // (batch × dim, n < N). The forward fills its own storage; the backward may read a pass held
 // elsewhere (the arrays handed back to Python) through the same pointers.
@@ -223,7 +289,7 @@ struct Trace {
   // The activations A[n][j] (batch × hidden) when kept (keep_activations); Ap == nullptr:
   // not kept, the backward recomputes them.
   double* Ap = nullptr;
-  std::unique_ptr<double, void (*)(void*)> A{nullptr, std::free};
+  std::unique_ptr<double, void (*)(void*)> A{nullptr, ActivationPool::release_fn};
   Index rejected = 0;
   Index steps() const { return n_steps; }
   void resize(Index n) {
@@ -238,18 +304,13 @@ struct Trace {
   // Keeps the activations of the steps sized so far if they take at most `budget` bytes (a
   // fixed step sequence: an adaptive one grows step by step). Uninitialised storage (every
   // entry the backward reads is written first) on transparent huge pages where Linux has
-  // them: for tens of MB per pass, the 4 KiB page faults of a fresh allocation cost as much
-  // as the GEMMs the stored activations save.
+  // them, reused from the previous pass (ActivationPool): for tens of MB per pass, the 4 KiB
+  // page faults of a fresh allocation cost as much as the GEMMs the stored activations save.
   void keep_activations(int hidden, double budget) {
     const size_t n = size_t(n_steps * stages * batch * hidden);
     if (n == 0 || 8.0 * double(n) > budget) return;
-    const size_t align = size_t(1) << 21, bytes = (n * sizeof(double) + align - 1) / align * align;
-    void* p = std::aligned_alloc(align, bytes);
-    if (!p) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
-#endif
-    A.reset(static_cast<double*>(p));
+    const size_t align = ActivationPool::kAlign;
+    A.reset(ActivationPool::instance().acquire((n * sizeof(double) + align - 1) / align * align));
     Ap = A.get();
   }
   double* a(Index n, int j, Index r0, int H) const {
@@ -349,7 +410,22 @@ class Pass {
   Pass(const Field& f, const Tableau& tab, const double* tau, Index r0, Index rows)
       : f_(f), tab_(tab), tau_(tau), r0_(r0), rows_(rows),
         u_(size_t(rows * f.dim)), y_(size_t(std::max(1, f.n_delays) * rows * f.dim)),
-        z_(size_t(rows * f.hidden)), a_(size_t(rows * f.hidden)), da_(size_t(rows * f.hidden)) {}
+        z_(size_t(rows * f.hidden)), a_(size_t(rows * f.hidden)), da_(size_t(rows * f.hidden)),
+        small_(f.use_small()) {
+    if (!small_) return;
+    // The small kernels read the input weights transposed (D × H, contiguous over the hidden
+    // units): slot 0 Wᵀ, slot 1 + k W_kᵀ; their gradients accumulate in the same layout.
+    const int D = f.dim, H = f.hidden, nd = f.n_delays;
+    wt_.resize(size_t((1 + nd) * D * H));
+    for (int k = 0; k <= nd; ++k) {
+      const double* w = k == 0 ? f.W : f.Wd + Index(k - 1) * H * D;
+      for (int h = 0; h < H; ++h)
+        for (int d = 0; d < D; ++d) wt_[size_t((Index(k) * D + d) * H + h)] = w[h * D + d];
+    }
+    xin_.resize(size_t(1 + nd));
+    min_.resize(size_t(1 + nd));
+    for (int k = 0; k <= nd; ++k) min_[size_t(k)] = wt_.data() + Index(k) * D * H;
+  }
 
   // x(s) for the pass's rows into out, from the finished steps t[0..n].
   void read_value(const Trace& tr, const Read& r, Index n, double* out) const {
@@ -383,7 +459,18 @@ class Pass {
                  y_.data() + k * m);
     double* a = tr.Ap ? tr.a(n, j, r0_, f_.hidden) : a_.data();
     eval(u_.data(), y_.data(), nullptr, a);
-    f_.gemm(false, true, rows_, D, f_.hidden, a, f_.Wout, 0.0, tr.k(n, j, r0_));
+    out_product(a, tr.k(n, j, r0_));
+  }
+
+  // k = a W_outᵀ (rows × dim).
+  void out_product(const double* a, double* k) const {
+#ifdef DELYAP_NN_SMALL_GEMM
+    if (small_) {
+      small_gemm::small_n(f_.dim, rows_, f_.hidden, a, f_.Wout, false, k);
+      return;
+    }
+#endif
+    f_.gemm(false, true, rows_, f_.dim, f_.hidden, a, f_.Wout, 0.0, k);
   }
 
   // X[n+1] = X[n] + h Σ b_j K[n][j].
@@ -418,11 +505,12 @@ class Pass {
     const int D = f_.dim, H = f_.hidden, nd = f_.n_delays, S = tab_.stages;
     const Index N = tr.steps(), m = rows_ * D;
     std::vector<double> lx(size_t((N + 1) * m), 0.0), lk(size_t(N * S * m), 0.0);
-    std::vector<double> lu(static_cast<size_t>(m)), ly(static_cast<size_t>(m)),
+    std::vector<double> lu(static_cast<size_t>(m)), ly(size_t(std::max(1, small_ ? nd : 1) * m)),
         gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m));
     auto LX = [&](Index n) { return ArrMap(lx.data() + n * m, m); };
     auto LK = [&](Index n, int j) { return ArrMap(lk.data() + (n * S + j) * m, m); };
     LX(N) = Eigen::Map<const Eigen::ArrayXd>(lam_out, m);
+    if (small_) gwt_.assign(wt_.size(), 0.0);
     ArrMap hist_adj(grad_h0, m);
     hist_adj.setZero();
     Eigen::Map<Eigen::RowVectorXd> gb(g.b.data(), H);
@@ -452,31 +540,41 @@ class Pass {
           read_value(tr, rd[k], n, y_.data() + k * m);
         }
         const double* a = a_.data();
+        // With the tanh values stored, the small kernels take tanh' = 1 − a² inside the
+        // product that needs it (no pass of its own).
+        const bool fused_deriv = small_ && tr.Ap && f_.act == Activation::Tanh;
         if (tr.Ap) {
           a = tr.a(n, j, r0_, H);
-          derivative_of_value(f_.act, a, da_.data(), rows_ * H);
+          if (!fused_deriv) derivative_of_value(f_.act, a, da_.data(), rows_ * H);
         } else {
           eval(u_.data(), y_.data(), da_.data(), a_.data());
         }
-        ConstMatMap lam(lk.data() + (n * S + j) * m, rows_, D);
-        const Gemm& gemm = f_.gemm;
-        gemm(true, false, D, H, rows_, lam.data(), a, 1.0, g.Wout.data());
-        MatMap G(gz.data(), rows_, H);
-        gemm(false, false, rows_, H, D, lam.data(), f_.Wout, 0.0, gz.data());
-        G.array() *= ConstMatMap(da_.data(), rows_, H).array();
-        gb += G.colwise().sum();
-        gemm(true, false, H, D, rows_, gz.data(), u_.data(), 1.0, g.W.data());
-        gemm(false, false, rows_, D, H, gz.data(), f_.W, 0.0, lu.data());
+        const double* lam = lk.data() + (n * S + j) * m;
+        if (small_) {
+          small_backward(lam, a, fused_deriv, gz.data(), lu.data(), ly.data(), g);
+        } else {
+          const Gemm& gemm = f_.gemm;
+          gemm(true, false, D, H, rows_, lam, a, 1.0, g.Wout.data());
+          MatMap G(gz.data(), rows_, H);
+          gemm(false, false, rows_, H, D, lam, f_.Wout, 0.0, gz.data());
+          G.array() *= ConstMatMap(da_.data(), rows_, H).array();
+          gb += G.colwise().sum();
+          gemm(true, false, H, D, rows_, gz.data(), u_.data(), 1.0, g.W.data());
+          gemm(false, false, rows_, D, H, gz.data(), f_.W, 0.0, lu.data());
+        }
         const ArrMap lu_arr(lu.data(), m);
         LX(n) += lu_arr;
         for (int l = 0; l < j; ++l)
           if (tab_.a[j][l] != 0.0) LK(n, l) += (h * tab_.a[j][l]) * lu_arr;
         for (int k = 0; k < nd; ++k) {
-          gemm(true, false, H, D, rows_, gz.data(), y_.data() + k * m, 1.0,
-               g.Wd.data() + Index(k) * H * D);
-          gemm(false, false, rows_, D, H, gz.data(), f_.Wd + Index(k) * H * D, 0.0, ly.data());
+          double* lyk = ly.data() + (small_ ? k * m : 0);
+          if (!small_) {
+            f_.gemm(true, false, H, D, rows_, gz.data(), y_.data() + k * m, 1.0,
+                    g.Wd.data() + Index(k) * H * D);
+            f_.gemm(false, false, rows_, D, H, gz.data(), f_.Wd + Index(k) * H * D, 0.0, lyk);
+          }
           const Read& r = rd[k];
-          const ArrMap ly_arr(ly.data(), m);
+          const ArrMap ly_arr(lyk, m);
           if (r.history) {
             hist_adj += ly_arr;
             continue;  // x' = 0 in the constant history: no τ term
@@ -497,12 +595,62 @@ class Pass {
       }
     }
     hist_adj += LX(0);
+    if (small_) {  // the transposed weight gradients (D × H) into g (H × D)
+      for (int k = 0; k <= nd; ++k) {
+        double* gw = k == 0 ? g.W.data() : g.Wd.data() + Index(k - 1) * H * D;
+        const double* gt = gwt_.data() + Index(k) * D * H;
+        for (int h = 0; h < H; ++h)
+          for (int d = 0; d < D; ++d) gw[h * D + d] += gt[Index(d) * H + h];
+      }
+    }
     return true;
+  }
+
+  // The backward's layer products of one stage through the small kernels: λ = ∂L/∂k (rows ×
+  // D), a the activations; gz = (λ W_out) ⊙ σ'(z); lu = gz W = ∂L/∂u; ly[k] = gz W_k;
+  // gradients of W_out, b, W, W_k (W, W_k transposed, in gwt_).
+  void small_backward(const double* lam, const double* a, bool tanh_from_a, double* gz,
+                      double* lu, double* ly, FieldGrad& g) {
+#ifdef DELYAP_NN_SMALL_GEMM
+    namespace sg = small_gemm;
+    const int D = f_.dim, H = f_.hidden, nd = f_.n_delays;
+    const Index m = rows_ * D;
+    sg::acc_tn(D, rows_, H, lam, a, g.Wout.data(), nullptr);
+    const double* x1[1] = {lam};
+    const double* m1[1] = {f_.Wout};
+    sg::small_k(D, rows_, H, 1, x1, m1, nullptr, tanh_from_a ? sg::kTanhDeriv : sg::kTimes,
+                tanh_from_a ? a : da_.data(), gz, nullptr);
+    sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), g.b.data());
+    sg::small_n(D, rows_, H, gz, wt_.data(), false, lu);
+    for (int k = 0; k < nd; ++k) {
+      sg::acc_tn(D, rows_, H, y_.data() + k * m, gz, gwt_.data() + Index(k + 1) * D * H,
+                 nullptr);
+      sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly + k * m);
+    }
+#else
+    (void)lam, (void)a, (void)tanh_from_a, (void)gz, (void)lu, (void)ly, (void)g;
+    throw std::logic_error("neural DDE: small kernels not built");
+#endif
   }
 
   // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b and activations a (and σ'(z) if da).
   void eval(const double* u, const double* y, double* da, double* a) {
     const int D = f_.dim, H = f_.hidden;
+#ifdef DELYAP_NN_SMALL_GEMM
+    if (small_) {
+      xin_[0] = u;
+      for (int k = 0; k < f_.n_delays; ++k) xin_[size_t(1 + k)] = y + Index(k) * rows_ * D;
+      if (f_.act == Activation::Tanh) {  // tanh on the accumulators: z is never stored
+        small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), f_.b,
+                            small_gemm::kTanh, nullptr, a, da);
+        return;
+      }
+      small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), f_.b,
+                          small_gemm::kPlain, nullptr, z_.data(), nullptr);
+      activate(f_.act, z_.data(), a, da, rows_ * H);
+      return;
+    }
+#endif
     MatMap Z(z_.data(), rows_, H);
     f_.gemm(false, true, rows_, H, D, u, f_.W, 0.0, z_.data());
     for (int k = 0; k < f_.n_delays; ++k)
@@ -517,7 +665,7 @@ class Pass {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
     eval(h0, y_.data(), nullptr, a_.data());
-    f_.gemm(false, true, rows_, f_.dim, f_.hidden, a_.data(), f_.Wout, 0.0, out);
+    out_product(a_.data(), out);
   }
 
  private:
@@ -526,6 +674,9 @@ class Pass {
   const double* tau_;
   Index r0_, rows_;
   std::vector<double> u_, y_, z_, a_, da_;
+  bool small_;
+  std::vector<double> wt_, gwt_;             // small kernels: transposed W, W_k and gradients
+  std::vector<const double*> xin_, min_;     // their inputs and weights, per product
 };
 
 // The step sequence of a fixed-step solve: n·dt (n·dt < T) and T.

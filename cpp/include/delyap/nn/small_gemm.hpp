@@ -1,0 +1,412 @@
+// Layer products of the neural DDE pass when the state dimension D is small (D ≤ 8), without
+// BLAS: every product of the pass has D as its inner or its outer size (z = u Wᵀ: K = D;
+// k = a W_outᵀ: N = D; W_out's gradient λᵀa: M = D), where a BLAS call costs more in its
+// fixed overhead, packing and edge kernels than in its flops (at D = 2, hidden 32 the BLAS
+// calls took a quarter of a training step, at a fifth of the machine's dgemm rate). These
+// kernels are register-blocked loops over D (a template parameter, fully unrolled) and over
+// eight-double vectors of the hidden width, written with GCC vector extensions so that the
+// same code compiles for the baseline ISA, x86-64-v3 (AVX2 + FMA) and x86-64-v4, picked at load
+// time (target_clones, as neural_dde.hpp's tanh). Sums run in a different order than BLAS's:
+// results agree with the BLAS path to rounding (≤ 1e-13 relative, tested).
+#pragma once
+
+#include <cstring>
+
+#include "delyap/common/config.hpp"
+
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define DELYAP_NN_SMALL_GEMM 1
+#endif
+
+// x86-64-v4 (AVX-512) too: the same four-double vectors, but 32 registers and broadcasts
+// folded into the FMAs. No SLP vectorisation: it merges the scalar loads of neighbouring
+// x[r, d] into one vector load and splits it again with a shuffle per element (one port, the
+// bottleneck at D = 8), where a broadcast from memory is a plain load.
+#if defined(__x86_64__) && defined(__linux__) && !defined(__clang__) && defined(__GNUC__) && \
+    __GNUC__ >= 11 && !defined(__CUDACC__)
+#define DELYAP_NN_SMALL_CLONES                                                     \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                 optimize("no-tree-slp-vectorize")))
+#elif defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__CUDACC__)
+#define DELYAP_NN_SMALL_CLONES \
+  __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("no-tree-slp-vectorize")))
+#elif defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define DELYAP_NN_SMALL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DELYAP_NN_SMALL_CLONES
+#endif
+
+namespace delyap::nn {
+
+// The largest state dimension the small kernels take (larger: BLAS/Eigen GEMMs).
+inline constexpr int kSmallDimMax = 8;
+
+#ifdef DELYAP_NN_SMALL_GEMM
+// The vector type crosses inline helpers only (always inlined, no ABI boundary): GCC's note
+// that a 32-byte vector argument's ABI depends on AVX is moot here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+namespace small_gemm {
+
+// Eight-double vectors: one register in the x86-64-v4 clone (AVX-512: twice the flops per
+// instruction of AVX2, as OpenBLAS's kernels use), two in the v3 clone, four in the baseline.
+typedef double V __attribute__((vector_size(64)));
+typedef double VU __attribute__((vector_size(64), aligned(8), may_alias));  // unaligned access
+typedef long long VI __attribute__((vector_size(64)));
+constexpr int W = 8;  // lanes
+#define DELYAP_NN_INLINE inline __attribute__((always_inline))
+
+// Loads, stores and broadcasts are macros, and the helpers take and give vectors by reference:
+// a helper function returning a vector by value is compiled for the baseline ISA first (its
+// ABI) and, inlined into a clone, leaves baseline code behind (a broadcast became two shuffles
+// per element instead of one load).
+#define NN_LD(p) (V(*reinterpret_cast<const VU*>(p)))
+#define NN_ST(p, v) (*reinterpret_cast<VU*>(p) = (v))
+// x·1 is x exactly: folded to a broadcast (x + 0 is not: −0 + 0 = +0).
+#define NN_BC(x) (V{1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0} * (x))
+#define NN_BCM(p) NN_BC(*(p))
+DELYAP_NN_INLINE double hsum(const V& v) {
+  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+// out[0..3] = {Σ a, Σ b, Σ c, Σ d} in six shuffles and three adds.
+DELYAP_NN_INLINE void hsum4(const V& a, const V& b, const V& c, const V& d, double* out) {
+  const V ab = __builtin_shuffle(a, b, VI{0, 1, 2, 3, 8, 9, 10, 11}) +
+               __builtin_shuffle(a, b, VI{4, 5, 6, 7, 12, 13, 14, 15});
+  const V cd = __builtin_shuffle(c, d, VI{0, 1, 2, 3, 8, 9, 10, 11}) +
+               __builtin_shuffle(c, d, VI{4, 5, 6, 7, 12, 13, 14, 15});
+  // u = {a, a, c, c, b, b, d, d} (pair sums)
+  const V u = __builtin_shuffle(ab, cd, VI{0, 1, 8, 9, 4, 5, 12, 13}) +
+              __builtin_shuffle(ab, cd, VI{2, 3, 10, 11, 6, 7, 14, 15});
+  const V w = __builtin_shuffle(u, VI{0, 4, 2, 6, 0, 4, 2, 6}) +
+              __builtin_shuffle(u, VI{1, 5, 3, 7, 1, 5, 3, 7});
+  for (int i = 0; i < 4; ++i) out[i] = w[i];
+}
+
+// tanh of eight doubles: neural_dde.hpp's tanh_array (same operations, so the same values),
+// on vectors: 1 − 2/(e^{2x} + 1), e^y = 2^k p(r) with the degree-13 Taylor polynomial; |x|
+// clamped at 20 (a NaN stays NaN: both comparisons are false).
+DELYAP_NN_INLINE void tanh_v(V& z) {
+  z = z > 20.0 ? NN_BC(20.0) : z;
+  z = z < -20.0 ? NN_BC(-20.0) : z;
+  const V y = 2.0 * z;
+  const V t = y * 1.4426950408889634 + 6755399441055744.0;  // 1.5·2^52: round to int
+  const V k = t - 6755399441055744.0;
+  const V r = (y - k * 0.6931471805598903) - k * 5.497923018708371e-14;
+  V p = NN_BC(1.0 / 6227020800.0);
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const VI bits = (reinterpret_cast<const VI&>(t) + 1023) << 52;  // 2^k's exponent field
+  z = 1.0 - 2.0 / (p * reinterpret_cast<const V&>(bits) + 1.0);
+}
+
+// Epilogues of the small-K product: none, ·(1 − e²) (tanh' from the stored tanh), ·e (σ'),
+// tanh (and tanh' = 1 − tanh² into a second output when given).
+enum Epilogue : int { kPlain = 0, kTanhDeriv = 1, kTimes = 2, kTanh = 3 };
+
+// Stores the epilogue of acc at o (W values); e: its input, da: tanh' output (kTanh).
+template <int mode>
+DELYAP_NN_INLINE void epi(double* o, V& acc, const double* e, double* da) {
+  if (mode == kTanhDeriv) {
+    const V a = NN_LD(e);
+    acc = acc * (1.0 - a * a);
+  } else if (mode == kTimes) {
+    acc = acc * NN_LD(e);
+  } else if (mode == kTanh) {
+    tanh_v(acc);
+    if (da) NN_ST(da, 1.0 - acc * acc);
+  }
+  NN_ST(o, acc);
+}
+// One value (the columns past the last multiple of W).
+template <int mode>
+DELYAP_NN_INLINE void epi1(double* o, double acc, const double* e, double* da) {
+  if (mode == kTanh) {
+    double v[W] = {acc}, dv[W];
+    V t = NN_LD(v);
+    epi<mode>(v, t, e, da ? dv : nullptr);
+    o[0] = v[0];
+    if (da) da[0] = dv[0];
+    return;
+  }
+  if (mode == kTanhDeriv) acc *= 1.0 - e[0] * e[0];
+  if (mode == kTimes) acc *= e[0];
+  o[0] = acc;
+}
+
+// small_k_impl's rows [r0, r0 + nr), columns [h0, H).
+template <int D, int mode>
+DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
+                                   const double* const* X, const double* const* M,
+                                   const double* bias, const double* e, double* out,
+                                   double* da) {
+  for (Index r = r0; r < r0 + nr; ++r) {
+    double* o = out + r * H;
+    const double* er = e ? e + r * H : nullptr;
+    double* dr = da ? da + r * H : nullptr;
+    int h = h0;
+    for (; h + 4 * W <= H; h += 4 * W) {
+      V a0 = bias ? NN_LD(bias + h) : V{}, a1 = bias ? NN_LD(bias + h + W) : V{};
+      V a2 = bias ? NN_LD(bias + h + 2 * W) : V{}, a3 = bias ? NN_LD(bias + h + 3 * W) : V{};
+      for (int m = 0; m < nin; ++m) {
+        const double* x = X[m] + r * D;
+        const double* w = M[m] + h;
+#pragma GCC unroll 8
+        for (int d = 0; d < D; ++d) {
+          const V xv = NN_BCM(x + d);
+          a0 += xv * NN_LD(w + d * H);
+          a1 += xv * NN_LD(w + d * H + W);
+          a2 += xv * NN_LD(w + d * H + 2 * W);
+          a3 += xv * NN_LD(w + d * H + 3 * W);
+        }
+      }
+      epi<mode>(o + h, a0, er ? er + h : nullptr, dr ? dr + h : nullptr);
+      epi<mode>(o + h + W, a1, er ? er + h + W : nullptr, dr ? dr + h + W : nullptr);
+      epi<mode>(o + h + 2 * W, a2, er ? er + h + 2 * W : nullptr, dr ? dr + h + 2 * W : nullptr);
+      epi<mode>(o + h + 3 * W, a3, er ? er + h + 3 * W : nullptr, dr ? dr + h + 3 * W : nullptr);
+    }
+    for (; h + W <= H; h += W) {
+      V a0 = bias ? NN_LD(bias + h) : V{};
+      for (int m = 0; m < nin; ++m) {
+        const double* x = X[m] + r * D;
+#pragma GCC unroll 8
+        for (int d = 0; d < D; ++d) a0 += NN_BCM(x + d) * NN_LD(M[m] + d * H + h);
+      }
+      epi<mode>(o + h, a0, er ? er + h : nullptr, dr ? dr + h : nullptr);
+    }
+    for (; h < H; ++h) {
+      double a0 = bias ? bias[h] : 0.0;
+      for (int m = 0; m < nin; ++m)
+        for (int d = 0; d < D; ++d) a0 += X[m][r * D + d] * M[m][d * H + h];
+      epi1<mode>(o + h, a0, er ? er + h : nullptr, dr ? dr + h : nullptr);
+    }
+  }
+}
+
+// out[r, h] = bias[h] + Σ_m Σ_d X_m[r, d] M_m[d, h]   (X_m rows × D, M_m D × H, all row-major),
+// then the epilogue with e[r, h] (da[r, h]: kTanh's derivative). Two rows and 4W columns at a
+// time: eight independent accumulators (FMA latency × throughput), the loads of M shared.
+template <int D, int mode>
+DELYAP_NN_INLINE void small_k_impl(Index rows, int H, int nin, const double* const* X,
+                                   const double* const* M, const double* bias,
+                                   const double* e, double* out, double* da) {
+  Index r = 0;
+  for (; r + 2 <= rows && H >= 4 * W; r += 2) {
+    int h = 0;
+    for (; h + 4 * W <= H; h += 4 * W) {
+      V a[2][4];
+      for (int c = 0; c < 4; ++c) a[0][c] = a[1][c] = bias ? NN_LD(bias + h + c * W) : V{};
+      for (int m = 0; m < nin; ++m) {
+        const double* x = X[m] + r * D;
+        const double* w = M[m] + h;
+#pragma GCC unroll 8
+        for (int d = 0; d < D; ++d) {
+          const V x0 = NN_BCM(x + d), x1 = NN_BCM(x + D + d);
+          for (int c = 0; c < 4; ++c) {
+            const V wv = NN_LD(w + d * H + c * W);
+            a[0][c] += x0 * wv;
+            a[1][c] += x1 * wv;
+          }
+        }
+      }
+      for (int i = 0; i < 2; ++i)
+        for (int c = 0; c < 4; ++c) {
+          const Index off = (r + i) * H + h + c * W;
+          epi<mode>(out + off, a[i][c], e ? e + off : nullptr, da ? da + off : nullptr);
+        }
+    }
+    // The columns past the last multiple of 4W: one row at a time, below.
+    if (h < H) small_k_cols<D, mode>(r, 2, h, H, nin, X, M, bias, e, out, da);
+  }
+  if (r < rows) small_k_cols<D, mode>(r, rows - r, 0, H, nin, X, M, bias, e, out, da);
+}
+
+// out[r, d] (= or +=) Σ_h A[r, h] M[d, h]   (A rows × H, M D × H, out rows × D). R rows at a
+// time share the loads of M (R·D accumulators); their R·D outputs are contiguous, reduced four
+// at a time (hsum4).
+template <int D>
+DELYAP_NN_INLINE void small_n_impl(Index rows, int H, const double* A, const double* M,
+                                   bool accumulate, double* out) {
+  constexpr int R = D == 1 ? 4 : (D <= 4 ? 2 : 1);
+  const int HW = H / W * W;
+  Index r = 0;
+  for (; r + R <= rows; r += R) {
+    V acc[R][D];
+    for (int i = 0; i < R; ++i)
+      for (int d = 0; d < D; ++d) acc[i][d] = V{};
+    for (int h = 0; h < HW; h += W) {
+      V a[R];
+      for (int i = 0; i < R; ++i) a[i] = NN_LD(A + (r + i) * H + h);
+#pragma GCC unroll 8
+      for (int d = 0; d < D; ++d) {
+        const V w = NN_LD(M + d * H + h);
+        for (int i = 0; i < R; ++i) acc[i][d] += a[i] * w;
+      }
+    }
+    double sums[R * D + 3];
+    int q = 0;
+    for (; q + 4 <= R * D; q += 4)
+      hsum4(acc[q / D][q % D], acc[(q + 1) / D][(q + 1) % D], acc[(q + 2) / D][(q + 2) % D],
+            acc[(q + 3) / D][(q + 3) % D], sums + q);
+    for (; q < R * D; ++q) sums[q] = hsum(acc[q / D][q % D]);
+    for (int i = 0; i < R; ++i)
+      for (int d = 0; d < D; ++d) {
+        double s = sums[i * D + d];
+        for (int h = HW; h < H; ++h) s += A[(r + i) * H + h] * M[d * H + h];
+        double& o = out[(r + i) * D + d];
+        o = accumulate ? o + s : s;
+      }
+  }
+  for (; r < rows; ++r)
+    for (int d = 0; d < D; ++d) {
+      V acc = V{};
+      for (int h = 0; h < HW; h += W) acc += NN_LD(A + r * H + h) * NN_LD(M + d * H + h);
+      double s = hsum(acc);
+      for (int h = HW; h < H; ++h) s += A[r * H + h] * M[d * H + h];
+      double& o = out[r * D + d];
+      o = accumulate ? o + s : s;
+    }
+}
+
+// out[d, h] += Σ_r X[r, d] G[r, h]   (X rows × D, G rows × H, out D × H); with CS, also
+// colsum[h] += Σ_r G[r, h]. C vectors of columns at a time (more for small D, so that enough
+// independent FMA chains hide their latency), the (D + CS)·C accumulators held over all rows.
+template <int D, int C, bool CS>
+DELYAP_NN_INLINE void acc_tn_cols(Index rows, int H, int h, const double* X, const double* G,
+                                  double* out, double* colsum) {
+  V acc[D][C], cs[C];
+  for (int c = 0; c < C; ++c) {
+    cs[c] = V{};
+    for (int d = 0; d < D; ++d) acc[d][c] = V{};
+  }
+  for (Index r = 0; r < rows; ++r) {
+    V g[C];
+    for (int c = 0; c < C; ++c) g[c] = NN_LD(G + r * H + h + W * c);
+    if (CS)
+      for (int c = 0; c < C; ++c) cs[c] += g[c];
+#pragma GCC unroll 8
+    for (int d = 0; d < D; ++d) {
+      const V x = NN_BCM(X + r * D + d);
+      for (int c = 0; c < C; ++c) acc[d][c] += x * g[c];
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    if (CS) NN_ST(colsum + h + W * c, NN_LD(colsum + h + W * c) + cs[c]);
+    for (int d = 0; d < D; ++d) {
+      double* o = out + d * H + h + W * c;
+      NN_ST(o, NN_LD(o) + acc[d][c]);
+    }
+  }
+}
+
+template <int D, bool CS>
+DELYAP_NN_INLINE void acc_tn_cs(Index rows, int H, const double* X, const double* G,
+                                double* out, double* colsum) {
+  constexpr int C = D == 1 ? 4 : (D <= 3 ? 2 : 1);
+  int h = 0;
+  for (; h + W * C <= H; h += W * C) acc_tn_cols<D, C, CS>(rows, H, h, X, G, out, colsum);
+  for (; h + W <= H; h += W) acc_tn_cols<D, 1, CS>(rows, H, h, X, G, out, colsum);
+  for (; h < H; ++h) {
+    double acc[D] = {}, cs = 0.0;
+    for (Index r = 0; r < rows; ++r) {
+      const double g = G[r * H + h];
+      cs += g;
+      for (int d = 0; d < D; ++d) acc[d] += X[r * D + d] * g;
+    }
+    if (CS) colsum[h] += cs;
+    for (int d = 0; d < D; ++d) out[d * H + h] += acc[d];
+  }
+}
+
+template <int D>
+DELYAP_NN_INLINE void acc_tn_impl(Index rows, int H, const double* X, const double* G,
+                                  double* out, double* colsum) {
+  if (colsum)
+    acc_tn_cs<D, true>(rows, H, X, G, out, colsum);
+  else
+    acc_tn_cs<D, false>(rows, H, X, G, out, colsum);
+}
+
+#define DELYAP_NN_DISPATCH_D(D, CALL) \
+  switch (D) {                        \
+    case 1: CALL(1); break;           \
+    case 2: CALL(2); break;           \
+    case 3: CALL(3); break;           \
+    case 4: CALL(4); break;           \
+    case 5: CALL(5); break;           \
+    case 6: CALL(6); break;           \
+    case 7: CALL(7); break;           \
+    default: CALL(8); break;          \
+  }
+
+// `static`: one copy of each clone set per translation unit, as the clones' resolver wants.
+DELYAP_NN_SMALL_CLONES static void small_k(int D, Index rows, int H, int nin,
+                                           const double* const* X, const double* const* M,
+                                           const double* bias, int mode, const double* e,
+                                           double* out, double* da) {
+  // The epilogue a template argument: straight-line code per mode (the tanh of four vectors
+  // interleaved, not a branch per vector).
+  switch (mode) {
+    case kPlain: {
+#define DELYAP_NN_CALL(d) small_k_impl<d, kPlain>(rows, H, nin, X, M, bias, e, out, da)
+      DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+      break;
+    }
+    case kTanhDeriv: {
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTanhDeriv>(rows, H, nin, X, M, bias, e, out, da)
+      DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+      break;
+    }
+    case kTimes: {
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTimes>(rows, H, nin, X, M, bias, e, out, da)
+      DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+      break;
+    }
+    default: {
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh>(rows, H, nin, X, M, bias, e, out, da)
+      DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+      break;
+    }
+  }
+}
+
+DELYAP_NN_SMALL_CLONES static void small_n(int D, Index rows, int H, const double* A,
+                                           const double* M, bool accumulate, double* out) {
+#define DELYAP_NN_CALL(d) small_n_impl<d>(rows, H, A, M, accumulate, out)
+  DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+}
+
+DELYAP_NN_SMALL_CLONES static void acc_tn(int D, Index rows, int H, const double* X,
+                                          const double* G, double* out, double* colsum) {
+#define DELYAP_NN_CALL(d) acc_tn_impl<d>(rows, H, X, G, out, colsum)
+  DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+}
+
+#undef DELYAP_NN_DISPATCH_D
+#undef DELYAP_NN_INLINE
+#undef NN_LD
+#undef NN_ST
+#undef NN_BC
+#undef NN_BCM
+}  // namespace small_gemm
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace delyap::nn
