@@ -47,7 +47,7 @@ __all__ = ["SharpnessMonitor", "momentum_exponent", "stability_threshold"]
 
 _COLUMNS = ("step", "loss", "sharpness", "min_eigenvalue", "lr", "momentum", "two_over_lr",
             "threshold", "gd_exponent", "hvps", "converged", "residual", "error_bound",
-            "fallback")
+            "fallback", "lyapunov", "lyapunov_mean")
 _ACCEPT = ("residual", "temple")
 
 
@@ -149,6 +149,20 @@ class SharpnessMonitor:
         that λ₂ has not closed half the gap since the last full run. The bound used is
         recorded per record (``error_bound``).
 
+    lyapunov : bool
+        With :meth:`backward` only: also record the finite-time Lyapunov exponent of the
+        training map along the trajectory. A tangent vector u (seeded random, unit) follows
+        u ← (I − ηH(θ_n)) u at every step n, the Jacobian of the step θ ← θ − η∇L at the
+        step's own parameters (H the Hessian of the loss passed to :meth:`backward`, by one
+        double-backward HVP through that step's graph: every step then builds its gradient
+        with ``create_graph=True`` and costs one HVP more, ≈ 3× a plain GD step), renormalised
+        each step. ``records["lyapunov"]`` is (1/n) Σ log ‖(I − ηH)u‖ over the n steps since
+        the previous record, ``records["lyapunov_mean"]`` the same since the first step: > 0
+        when nearby trajectories separate (as in the period-2 oscillation at the edge of
+        stability), unlike the GD exponent μ, which freezes H at one point.
+        ``torch.optim.SGD`` without momentum (weight decay wd adds wd·I to H; momentum would
+        need the buffer's tangent as well: refused).
+
     Use ``monitor.step(optimizer)`` after each ``optimizer.step()``, or ``with
     monitor.attach(optimizer):`` around the loop (a post-step hook). ``monitor.record(...)``
     records now (e.g. at step 0). Results: ``monitor.records`` (a dict of numpy arrays),
@@ -165,7 +179,7 @@ class SharpnessMonitor:
                  every: int = 10, k: int = 1, loss: Union[str, Callable, Any] = "mse",
                  smallest: bool = True, tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
                  precision: str = "float64", warm_steps: int = 8, extrapolate: int = 5,
-                 accept: str = "residual"):
+                 accept: str = "residual", lyapunov: bool = False):
         self.model, self.X, self.Y = model, X, Y
         self.every = as_count(every, "every")
         self.k = as_count(k, "k")
@@ -189,6 +203,10 @@ class SharpnessMonitor:
         self._gap_ref: Optional[tuple[float, float]] = None
         self._graph_mode = False
         self._loss_checked = False
+        self.lyapunov = bool(lyapunov)
+        self._tangent: Optional[torch.Tensor] = None
+        self._lyap_interval = [0.0, 0]   # Σ log growth, steps since the last record
+        self._lyap_total = [0.0, 0]
         self.steps = 0
         self._rows: list[dict[str, Any]] = []
         self._top: list[np.ndarray] = []
@@ -229,17 +247,23 @@ class SharpnessMonitor:
             raise TypeError("loss: expected a scalar torch tensor with a graph (the training "
                             "loss, before .backward())")
         self._graph_mode = True
-        if self.steps % self.every:
+        recorded = self.steps % self.every == 0
+        if not recorded and not self.lyapunov:
             loss.backward()
             return None
+        lr = self._lyapunov_lr(optimizer) if self.lyapunov else (math.nan, 0.0)
         params = [p for p in self.model.parameters() if p.requires_grad]
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         value = float(loss.detach())
         if not self._loss_checked:
             self._check_loss(value, params[0].dtype)
         op = GraphHVP(params, list(grads), value)
+        res = None
         try:
-            res = self.record(optimizer, op=op)
+            if recorded:
+                res = self.record(optimizer, op=op)
+            if self.lyapunov:  # after the record: this step's map takes θ_n to θ_{n+1}
+                self._tangent_step(op, lr)
         finally:
             op.release()
         with torch.no_grad():
@@ -251,6 +275,35 @@ class SharpnessMonitor:
                 else:
                     p.grad += g.detach()
         return res
+
+    def _lyapunov_lr(self, optimizer) -> tuple[float, float]:
+        """(η, weight decay) of plain ``torch.optim.SGD``: the tangent map is
+        I − η(H + wd·I). Momentum (a second state vector) and other optimizers are refused."""
+        torch = _torch()
+        if not isinstance(optimizer, torch.optim.SGD):
+            raise TypeError(f"optimizer: lyapunov=True needs the torch.optim.SGD optimizer in "
+                            f"backward(), got {type(optimizer).__name__}")
+        g = optimizer.param_groups[0]
+        if float(g.get("momentum", 0) or 0) != 0 or g.get("maximize", False):
+            raise ValueError("optimizer: lyapunov=True supports SGD without momentum (the map "
+                             "with momentum acts on parameters and buffer together) and "
+                             "without maximize")
+        return float(g["lr"]), float(g.get("weight_decay", 0) or 0)
+
+    def _tangent_step(self, op, lr: tuple[float, float]) -> None:
+        """u ← (I − η(H + wd·I))u, renormalised; the log growth is summed for the records."""
+        torch = _torch()
+        if self._tangent is None:
+            gen = torch.Generator(device="cpu").manual_seed(self.seed + 7919)
+            u = torch.randn(op.dim, generator=gen, dtype=torch.float64).to(op.device)
+            self._tangent = u / torch.linalg.norm(u)
+        eta, wd = lr
+        u = (1.0 - eta * wd) * self._tangent - eta * op(self._tangent)
+        n = float(torch.linalg.norm(u))
+        self._tangent = u / n
+        for acc in (self._lyap_interval, self._lyap_total):
+            acc[0] += math.log(n)
+            acc[1] += 1
 
     def _check_loss(self, value: float, dtype) -> None:
         """The graph's loss must be the monitored one (full batch, same convention)."""
@@ -314,7 +367,12 @@ class SharpnessMonitor:
                            "gd_exponent": mu, "hvps": res.iterations,
                            "converged": res.status == 0, "residual": r0,
                            "error_bound": min(r0, self._temple_bound(float(top[0]), r0)),
-                           "fallback": fallback})
+                           "fallback": fallback,
+                           "lyapunov": (self._lyap_interval[0] / self._lyap_interval[1]
+                                        if self._lyap_interval[1] else math.nan),
+                           "lyapunov_mean": (self._lyap_total[0] / self._lyap_total[1]
+                                             if self._lyap_total[1] else math.nan)})
+        self._lyap_interval = [0.0, 0]
         self._top.append(np.pad(top, (0, self.k - top.shape[0]), constant_values=np.nan))
         return res
 
@@ -414,7 +472,8 @@ class SharpnessMonitor:
         threshold, gd_exponent, hvps, converged, residual`` (‖Hv − λv‖ of the sharpness),
         ``error_bound`` (the bound on |λ − λ_true| the record was accepted on: the residual, or
         Temple's r²/(λ − a) with accept='temple' where smaller), ``fallback`` (the warm path
-        missed ``tol``; a full Lanczos run was made) and ``top`` (records × k)."""
+        missed ``tol``; a full Lanczos run was made), ``lyapunov`` and ``lyapunov_mean`` (with
+        lyapunov=True, else NaN: the class doc) and ``top`` (records × k)."""
         out = {c: np.array([r[c] for r in self._rows]) for c in _COLUMNS}
         out["top"] = np.array(self._top).reshape(len(self._top), self.k)
         return out
