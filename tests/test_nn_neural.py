@@ -336,3 +336,33 @@ def test_small_dim_kernels_match_the_gemm_path(D, H, nd):
             if ref.size:
                 np.testing.assert_allclose(res[1][2][name], ref, rtol=0,
                                            atol=1e-13 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("act", [0, 3])
+def test_adaptive_pass_keeps_activations_within_its_budget(act):
+    # An adaptive forward (steps unknown ahead) keeps the activations of as many steps as the
+    # budget holds; a pass that takes more steps keeps none. Either way the backward gives the
+    # gradients of the recomputing backward (same step sequence, same arithmetic).
+    from delyap import _core
+
+    rng = np.random.default_rng(21)
+    D, H, B = 2, 16, 9
+    W, Wd = rng.standard_normal((H, D)), rng.standard_normal((1, H, D))
+    b, Wo = rng.standard_normal(H), rng.standard_normal((D, H))
+    h0, tau, lam = rng.standard_normal((B, D)), np.array([0.4]), rng.standard_normal((B, D))
+    per_step = 8.0 * 7 * B * H  # DP5: seven stages
+    grads, kept = [], []
+    for budget in (0.0, 1e9, 2.5 * per_step):
+        out = _core.neural_forward(h0, W, Wd, b, Wo, tau, act, _core.Method.DP5, 1.0, 1e-7,
+                                   1e-9, 0.0, None, 10**6, 1, activation_bytes=budget)
+        n = len(out["t"]) - 1
+        assert n > 2
+        kept.append(out["A"] is not None)
+        if kept[-1]:
+            assert out["A"].shape == (n, 7, B, H)
+        grads.append(_core.neural_backward(W, Wd, b, Wo, tau, act, _core.Method.DP5, out["t"],
+                                           out["X"], out["K"], lam, 1, A=out["A"]))
+    assert kept == [False, True, False]
+    for g in grads[1:]:
+        for name in ("h0", "W", "W_delay", "b", "W_out", "tau"):
+            np.testing.assert_allclose(g[name], grads[0][name], rtol=1e-13, atol=1e-13)

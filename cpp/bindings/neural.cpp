@@ -104,6 +104,9 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
     if (nn::derivative_from_value(f.act)) tr.keep_activations(f.hidden, activation_bytes);
   } else {
     tr.resize(0);
+    // Adaptive: room for the activations of as many steps as the budget holds (a rejected
+    // step's are overwritten by its retry).
+    if (nn::derivative_from_value(f.act)) tr.keep_activations_upto(f.hidden, activation_bytes);
   }
   std::copy(h0.data(), h0.data() + B * f.dim, tr.x(0, 0));
   SolverOptions opt;

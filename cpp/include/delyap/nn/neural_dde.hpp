@@ -290,6 +290,7 @@ struct Trace {
   // not kept, the backward recomputes them.
   double* Ap = nullptr;
   std::unique_ptr<double, void (*)(void*)> A{nullptr, ActivationPool::release_fn};
+  Index a_steps = 0;  // steps the kept activations have room for
   Index rejected = 0;
   Index steps() const { return n_steps; }
   void resize(Index n) {
@@ -312,6 +313,28 @@ struct Trace {
     const size_t align = ActivationPool::kAlign;
     A.reset(ActivationPool::instance().acquire((n * sizeof(double) + align - 1) / align * align));
     Ap = A.get();
+    a_steps = n_steps;
+  }
+  // For an adaptive pass (steps unknown ahead): room for as many steps as `budget` bytes hold;
+  // the pass drops the activations if it takes more steps (drop_activations_past).
+  void keep_activations_upto(int hidden, double budget) {
+    const double per_step = 8.0 * double(stages) * double(batch) * hidden;
+    const Index cap = per_step > 0.0 ? Index(budget / per_step) : 0;
+    if (cap < 1) return;
+    const size_t align = ActivationPool::kAlign;
+    const size_t bytes = size_t(cap) * size_t(per_step);
+    A.reset(ActivationPool::instance().acquire((bytes + align - 1) / align * align));
+    Ap = A.get();
+    a_steps = cap;
+  }
+  // Step n is about to be computed: without room for it, keep no activations at all (the
+  // backward then recomputes every step's).
+  void drop_activations_past(Index n) {
+    if (Ap && n >= a_steps) {
+      A.reset();
+      Ap = nullptr;
+      a_steps = 0;
+    }
   }
   double* a(Index n, int j, Index r0, int H) const {
     return Ap + ((n * stages + j) * batch + r0) * H;
@@ -761,6 +784,7 @@ bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, dou
     if (!(hh > resolution)) throw std::runtime_error("neural DDE: step size underflow");
     tr.resize(n + 1);
     tr.tp[n + 1] = t_next;
+    tr.drop_activations_past(n);
     if (poll(tab.stages * f.flops(B))) return false;
     p.step(tr, n, hh);
     // Scaled error, max over samples of the per-sample RMS.

@@ -138,22 +138,6 @@ DELYAP_NN_INLINE void epi(double* o, V& acc, const double* e, double* da) {
   }
   NN_ST(o, acc);
 }
-// One value (the columns past the last multiple of W).
-template <int mode>
-DELYAP_NN_INLINE void epi1(double* o, double acc, const double* e, double* da) {
-  if (mode == kTanh) {
-    double v[W] = {acc}, dv[W];
-    V t = NN_LD(v);
-    epi<mode>(v, t, e, da ? dv : nullptr);
-    o[0] = v[0];
-    if (da) da[0] = dv[0];
-    return;
-  }
-  if (mode == kTanhDeriv) acc *= 1.0 - e[0] * e[0];
-  if (mode == kTimes) acc *= e[0];
-  o[0] = acc;
-}
-
 // small_k_impl's rows [r0, r0 + nr), columns [h0, H).
 template <int D, int mode>
 DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
@@ -194,11 +178,22 @@ DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
       }
       epi<mode>(o + h, a0, er ? er + h : nullptr, dr ? dr + h : nullptr);
     }
-    for (; h < H; ++h) {
-      double a0 = bias ? bias[h] : 0.0;
-      for (int m = 0; m < nin; ++m)
-        for (int d = 0; d < D; ++d) a0 += X[m][r * D + d] * M[m][d * H + h];
-      epi1<mode>(o + h, a0, er ? er + h : nullptr, dr ? dr + h : nullptr);
+    if (h < H) {  // the last H − h < W columns: scalar sums, one padded vector epilogue
+      const int n = H - h;
+      double acc[W] = {}, ein[W] = {}, out1[W], dout[W];
+      for (int j = 0; j < n; ++j) {
+        double a0 = bias ? bias[h + j] : 0.0;
+        for (int m = 0; m < nin; ++m)
+          for (int d = 0; d < D; ++d) a0 += X[m][r * D + d] * M[m][d * H + h + j];
+        acc[j] = a0;
+        if (er) ein[j] = er[h + j];
+      }
+      V t = NN_LD(acc);
+      epi<mode>(out1, t, ein, dr ? dout : nullptr);
+      for (int j = 0; j < n; ++j) {
+        o[h + j] = out1[j];
+        if (dr) dr[h + j] = dout[j];
+      }
     }
   }
 }
