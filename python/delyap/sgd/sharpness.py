@@ -428,7 +428,7 @@ class HessianDensity(Result):
 
 
 # ----------------------------------------------------------------------------- entry points
-def _start_vector(op: HVPOperator, v0, seed: int):
+def _start_vector(op: Any, v0, seed: int):
     """A unit start vector: v0 (a vector, or rows whose sum is used) plus a seeded random part of
     relative size 1e-3, so that a warm start that is an exact eigenvector still lets Lanczos
     see the rest of the spectrum."""
@@ -507,11 +507,11 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
     return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
 
 
-def _eigen(op: HVPOperator, k, which, tol, max_iter, start, throw) -> HessianEigen:
+def _eigen(op: Any, k, which, tol, max_iter, start, throw, stop=None) -> HessianEigen:
     max_iter = max(max_iter, 2 * k if which == "both" else k)
     # The convergence check (a tridiagonal eigenproblem of size m) costs nothing next to an HVP.
     values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
-                                              max_iter=max_iter)
+                                              max_iter=max_iter, stop=stop)
     out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
                        residuals=np.asarray(res, dtype=float), iterations=steps,
                        status=0 if ok else _MAX_STEPS,
