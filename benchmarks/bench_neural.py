@@ -10,14 +10,22 @@ state dim × hidden width. Peers:
   as delyap's RK4 history) — the two compute the same numbers (checked);
 * ``torchdde`` (float32 only) RK4 on the same constant steps, discretise-then-optimise (its
   adjoint mode fails on this problem in 0.1.3: "Interpolation point is outside data range");
+  and at matched accuracy: every tool's error against a tight float64 reference (delyap DP5,
+  rtol 1e-10), each tool's fastest configuration (torchdde: RK4 step counts, Bosh3 and Dopri5
+  with its adaptive controller; delyap: RK4 step counts, BS3, DP5) reaching a common error
+  level that float32 torchdde can reach; and torchdde's cost per step against the step count
+  (its dense history is re-concatenated at every step: quadratic time and memory);
 * for the neural ODE (no delay): ``torchdiffeq`` dopri5, direct backprop and adjoint, at the
   loosest tolerance whose error (vs a tight delyap reference) is ≤ delyap DP5's at rtol 1e-6.
 
 Every tool runs on one thread (torch.set_num_threads(1); delyap threads=1, its layer GEMMs
-on scipy's OpenBLAS pinned to one thread). GFlop/s counts the
-vector field's GEMMs only, 2·B·hidden·dim·(2 + n_delays) per evaluation, times 3 for forward
-plus backward (the usual convention), for every tool alike. Peak RSS: a 1000-step RK4 training
-step in a fresh subprocess per tool.
+on scipy's OpenBLAS pinned to one thread, or at dim <= 8 its own kernels). Times are process
+CPU times (the machine is shared: CPU time is less affected by other load than wall time),
+best of N, the tools interleaved within each repeat. GFlop/s counts the vector field's GEMMs
+only, 2·B·hidden·dim·(2 + n_delays) per evaluation, times 3 for forward plus backward (the
+usual convention), for every tool alike; "dgemm" is the rate numpy's BLAS reaches on the same
+nine products per stage (one call each, one thread), the reference for delyap's GF/s. Peak
+RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
 
 Run:  python benchmarks/bench_neural.py [--quick] [--json PATH]
 """
@@ -54,6 +62,47 @@ def params(dim: int, hidden: int, n_delays: int, seed: int = 0, dtype=torch.floa
 
 def field_flops(dim: int, hidden: int, n_delays: int) -> float:
     return 2.0 * BATCH * hidden * dim * (2 + n_delays)
+
+
+def interleaved(reps: int, tools: dict) -> dict:
+    """{name: (result, best wall s, best CPU s)}: each repeat runs every tool once, in turn.
+
+    Each tool is a callable returning (result, wall seconds of its own work); the CPU time
+    is the process's around the whole call.
+    """
+    runs: dict = {name: [] for name in tools}
+    for _ in range(max(1, reps)):
+        for name, fn in tools.items():
+            c0 = time.process_time()
+            res, wall = fn()
+            runs[name].append((res, wall, time.process_time() - c0))
+    out = {}
+    for name, rs in runs.items():
+        best = min(rs, key=lambda r: r[2])
+        out[name] = (best[0], min(r[1] for r in rs), best[2])
+    return out
+
+
+def dgemm_rate(dim: int, hidden: int, reps: int) -> float:
+    """GFlop/s of numpy's BLAS on one stage's nine layer products (forward: u Wᵀ, y W_1ᵀ,
+    a W_outᵀ; backward: λᵀa, λ W_out, gᵀu, g W, gᵀy, g W_1), 50 stages, one call each."""
+    rng = np.random.default_rng(0)
+    B = BATCH
+    u, y, lam = (rng.standard_normal((B, dim)) for _ in range(3))
+    a, g = rng.standard_normal((B, hidden)), rng.standard_normal((B, hidden))
+    W, W1 = rng.standard_normal((hidden, dim)), rng.standard_normal((hidden, dim))
+    Wout = rng.standard_normal((dim, hidden))
+    prods = [(u, W.T), (y, W1.T), (a, Wout.T), (lam.T, a), (lam, Wout), (g.T, u), (g, W),
+             (g.T, y), (g, W1)]
+    outs = [np.empty((x.shape[0], z.shape[1])) for x, z in prods]
+    best = np.inf
+    for _ in range(max(1, reps)):
+        c0 = time.process_time()
+        for _ in range(50):
+            for (x, z), o in zip(prods, outs):
+                np.matmul(x, z, out=o)
+        best = min(best, time.process_time() - c0)
+    return 50 * 9 * 2.0 * B * dim * hidden / best / 1e9
 
 
 # --------------------------------------------------------------------------- the tools
@@ -109,7 +158,9 @@ def torch_rk4_step(p, dt: float, m: int):
     return (y.detach(), [t.grad for t in p]), time.perf_counter() - t0
 
 
-def torchdde_step(p32, dt: float, tau: float):
+def torchdde_step(p32, dt: float, tau: float, solver: str = "RK4", rtol: float = 0.0):
+    """One torchdde training step: RK4 (or another solver) on constant steps dt, or with
+    rtol > 0 its adaptive step-size controller (atol = rtol / 100)."""
     import torchdde
 
     h0, W, Wd, b, Wout = p32
@@ -123,13 +174,16 @@ def torchdde_step(p32, dt: float, tau: float):
     for t in p32:
         t.grad = None
     ts = torch.tensor([0.0, T_FINAL], dtype=torch.float32)
+    kw: dict = {"dt0": torch.tensor(dt, dtype=torch.float32)}
+    if rtol > 0:
+        kw = {"dt0": None, "stepsize_controller": torchdde.AdaptiveStepSizeController(
+            atol=rtol * 1e-2, rtol=rtol)}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ys = torchdde.integrate(fn, torchdde.RK4(), ts[0], ts[-1], ts, lambda t: h0, None,
-                                dt0=torch.tensor(dt, dtype=torch.float32),
-                                delays=fn.delays, discretize_then_optimize=True,
-                                max_steps=100_000)
+        ys = torchdde.integrate(fn, getattr(torchdde, solver)(), ts[0], ts[-1], ts,
+                                lambda t: h0, None, delays=fn.delays,
+                                discretize_then_optimize=True, max_steps=100_000, **kw)
     y = ys[:, -1]
     y.pow(2).sum().backward()
     return (y.detach(), [t.grad for t in p32]), time.perf_counter() - t0
@@ -224,8 +278,12 @@ def main() -> None:
         run(args)
 
 
+def ms(sec: float) -> str:
+    return f"{1e3 * sec:.3g}" if sec < 1 else f"{1e3 * sec:.0f}"
+
+
 def run(args) -> None:
-    reps = 2 if args.quick else 5
+    reps = 3 if args.quick else 10
     dt = 0.02
     m = round(TAU / dt)
     n_steps = round(T_FINAL / dt)
@@ -239,79 +297,176 @@ def run(args) -> None:
         have_diffeq = True
     except ImportError:
         have_diffeq = False
-    print(f"delyap {delyap.__version__}, torch {torch.__version__}; batch {BATCH}, T = {T_FINAL},"
-          f" tau = {TAU}, one thread each")
+    cmd = "python benchmarks/bench_neural.py" + (" --quick" if args.quick else "")
+    print(f"`{cmd}`: delyap {delyap.__version__}, torch {torch.__version__}; batch {BATCH}, "
+          f"T = {T_FINAL}, tau = {TAU}, one thread each; CPU ms, best of {reps}, interleaved")
     rows = []
-    print("\nNeural DDE, RK4 dt = 0.02 (50 steps), forward + backward, float64 unless noted")
-    print(f"{'dim':>4} {'hid':>4} {'delyap ms':>10} {'GF/s':>6} {'torch ms':>9} {'GF/s':>6} "
-          f"{'ratio':>6} {'torchdde32 ms':>14} {'ratio':>6} {'|Δy| torch':>10} {'|Δy| dde32':>10}")
+    print("\nNeural DDE, RK4 dt = 0.02 (50 steps), forward + backward, float64 (torchdde: "
+          "float32)\n")
+    print("| dim | hidden | delyap ms | GF/s | dgemm GF/s | % of dgemm | torch RK4 ms | GF/s | "
+          "torch / delyap | torchdde ms | torchdde / delyap | max abs dy torch | "
+          "max abs dy torchdde |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for dim in (2, 8, 32):
         for hidden in (32, 128):
             p = params(dim, hidden, 1)
             tau = torch.tensor([TAU], dtype=torch.float64)
-            (y_d, g_d, _), t_d = _common.best_of(reps, lambda: delyap_step(
-                p, tau, t_final=T_FINAL, method="RK4", dt=dt))
-            (y_t, g_t), t_t = _common.best_of(reps, lambda: torch_rk4_step(p, dt, m))
+            r = interleaved(reps, {
+                "delyap": lambda: delyap_step(p, tau, t_final=T_FINAL, method="RK4", dt=dt),
+                "torch": lambda: torch_rk4_step(p, dt, m)})
+            (y_d, g_d, _), _, t_d = r["delyap"]
+            (y_t, g_t), _, t_t = r["torch"]
             flops = 3 * n_steps * 4 * field_flops(dim, hidden, 1)
-            row = {"dim": dim, "hidden": hidden, "delyap_s": t_d, "torch_rk4_s": t_t,
+            gemm = dgemm_rate(dim, hidden, reps)
+            row = {"dim": dim, "hidden": hidden, "delyap_cpu_s": t_d, "torch_rk4_cpu_s": t_t,
                    "ratio_torch": t_t / t_d, "gflops_delyap": flops / t_d / 1e9,
-                   "gflops_torch": flops / t_t / 1e9,
+                   "gflops_torch": flops / t_t / 1e9, "gflops_dgemm": gemm,
                    "max_dy_torch": float((y_d - y_t).abs().max()),
                    "max_dgrad_torch": max(float((a - c).abs().max() / (c.abs().max() + 1e-300))
                                           for a, c in zip(g_d, g_t))}
             if have_dde:
                 p32 = params(dim, hidden, 1, dtype=torch.float32)
-                (y_3, _), t_3 = _common.best_of(max(1, reps // 2),
-                                                lambda: torchdde_step(p32, dt, TAU))
-                row.update(torchdde_s=t_3, ratio_torchdde=t_3 / t_d,
+                r3 = interleaved(max(1, reps // 3), {"dde": lambda: torchdde_step(p32, dt, TAU)})
+                (y_3, _), _, t_3 = r3["dde"]
+                row.update(torchdde_cpu_s=t_3, ratio_torchdde=t_3 / t_d,
                            max_dy_torchdde=float((y_d - y_3.double()).abs().max()))
             rows.append(row)
-            print(f"{dim:4d} {hidden:4d} {1e3 * t_d:10.2f} {row['gflops_delyap']:6.2f} "
-                  f"{1e3 * t_t:9.2f} {row['gflops_torch']:6.2f} {row['ratio_torch']:6.1f} "
-                  f"{1e3 * row.get('torchdde_s', np.nan):14.1f} "
-                  f"{row.get('ratio_torchdde', np.nan):6.1f} {row['max_dy_torch']:10.1e} "
-                  f"{row.get('max_dy_torchdde', np.nan):10.1e}")
+            print(f"| {dim} | {hidden} | {ms(t_d)} | {row['gflops_delyap']:.1f} | {gemm:.1f} | "
+                  f"{100 * row['gflops_delyap'] / gemm:.0f} % | {ms(t_t)} | "
+                  f"{row['gflops_torch']:.1f} | {row['ratio_torch']:.1f} | "
+                  f"{ms(row.get('torchdde_cpu_s', np.nan))} | "
+                  f"{row.get('ratio_torchdde', np.nan):.1f} | {row['max_dy_torch']:.0e} | "
+                  f"{row.get('max_dy_torchdde', np.nan):.1e} |", flush=True)
 
-    ode_rows = []
-    if have_diffeq:
-        print("\nNeural ODE, DP5 rtol 1e-6 (delyap) vs torchdiffeq dopri5 at matched error")
-        print(f"{'dim':>4} {'hid':>4} {'delyap ms':>10} {'err':>8} {'tdq rtol':>9} "
-              f"{'direct ms':>10} {'ratio':>6} {'adjoint ms':>11} {'ratio':>6}")
-        for dim in (2, 8, 32):
-            for hidden in (32, 128):
-                p = params(dim, hidden, 0)
-                none = torch.zeros(0, dtype=torch.float64)
-                ref = neural_solve(*p, none, t_final=T_FINAL, method="DP5", rtol=1e-12,
-                                   atol=1e-14).detach()
-                (y_d, _, info), t_d = _common.best_of(reps, lambda: delyap_step(
-                    p, none, t_final=T_FINAL, method="DP5", rtol=1e-6, atol=1e-8))
-                err_d = float((y_d - ref).abs().max())
-                errs = {}
-                for rtol in _common.tolerance_ladder(1e-3, 1e-10):
-                    (y_q, _), _ = torchdiffeq_step(p, rtol, adjoint=False)
-                    errs[rtol] = float((y_q - ref).abs().max())
-                try:
-                    rtol_q = _common.pick_tolerance(errs, err_d)
-                except RuntimeError:
-                    rtol_q = min(errs)
-                (_, nfe), t_q = _common.best_of(reps, lambda: torchdiffeq_step(p, rtol_q, False))
-                (_, _), t_a = _common.best_of(max(1, reps // 2),
-                                              lambda: torchdiffeq_step(p, rtol_q, True))
-                row = {"dim": dim, "hidden": hidden, "delyap_s": t_d, "delyap_err": err_d,
-                       "delyap_steps": len(info["t"]) - 1, "torchdiffeq_rtol": rtol_q,
-                       "torchdiffeq_err": errs[rtol_q], "torchdiffeq_nfe": nfe,
-                       "direct_s": t_q, "adjoint_s": t_a, "ratio_direct": t_q / t_d,
-                       "ratio_adjoint": t_a / t_d}
-                ode_rows.append(row)
-                print(f"{dim:4d} {hidden:4d} {1e3 * t_d:10.2f} {err_d:8.1e} {rtol_q:9.1e} "
-                      f"{1e3 * t_q:10.2f} {t_q / t_d:6.1f} {1e3 * t_a:11.2f} {t_a / t_d:6.1f}")
+    ode_rows = ode_table(reps) if have_diffeq else []
+    dde_acc = torchdde_matched(args.quick) if have_dde else {}
 
     print("\nPeak RSS, 1000-step RK4 training step, dim 8, hidden 32, batch 256 (fresh process)")
     rss = {}
     for tool in ("delyap", "torch") + (("torchdde",) if have_dde else ()):
         rss[tool] = peak_rss(tool, 8, 32, 1000)
         print(f"  {tool:9s} {rss[tool]}")
-    _common.write_json(args.json, args, {"dde": rows, "ode": ode_rows, "rss": rss})
+    _common.write_json(args.json, args, {"dde": rows, "ode": ode_rows, "torchdde": dde_acc,
+                                         "rss": rss})
+
+
+def ode_table(reps: int) -> list:
+    """NeuralODE: delyap DP5 at rtol 1e-6 against torchdiffeq dopri5 at matched error."""
+    print("\nNeural ODE, delyap DP5 rtol 1e-6 vs torchdiffeq dopri5 at the loosest rtol whose "
+          "error (and that of every tighter rtol) is <= delyap's\n")
+    print("| dim | hidden | delyap ms | steps | error | torchdiffeq rtol | error | direct ms | "
+          "direct / delyap | adjoint ms | adjoint / delyap |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    out = []
+    for dim in (2, 8, 32):
+        for hidden in (32, 128):
+            p = params(dim, hidden, 0)
+            none = torch.zeros(0, dtype=torch.float64)
+            ref = neural_solve(*p, none, t_final=T_FINAL, method="DP5", rtol=1e-12,
+                               atol=1e-14).detach()
+            errs = {}
+            for rtol in _common.tolerance_ladder(1e-3, 1e-10):
+                (y_q, _), _ = torchdiffeq_step(p, rtol, adjoint=False)
+                errs[rtol] = float((y_q - ref).abs().max())
+            (y_d, _, info), _ = delyap_step(p, none, t_final=T_FINAL, method="DP5", rtol=1e-6,
+                                            atol=1e-8)
+            err_d = float((y_d - ref).abs().max())
+            try:
+                rtol_q = _common.pick_tolerance(errs, err_d)
+            except RuntimeError:
+                rtol_q = min(errs)
+            r = interleaved(reps, {
+                "delyap": lambda: delyap_step(p, none, t_final=T_FINAL, method="DP5",
+                                              rtol=1e-6, atol=1e-8),
+                "direct": lambda: torchdiffeq_step(p, rtol_q, False)})
+            ra = interleaved(max(1, reps // 3), {"adj": lambda: torchdiffeq_step(p, rtol_q,
+                                                                                   True)})
+            t_d, t_q, t_a = r["delyap"][2], r["direct"][2], ra["adj"][2]
+            row = {"dim": dim, "hidden": hidden, "delyap_cpu_s": t_d, "delyap_err": err_d,
+                   "delyap_steps": len(info["t"]) - 1, "torchdiffeq_rtol": rtol_q,
+                   "torchdiffeq_err": errs[rtol_q], "torchdiffeq_nfe": r["direct"][0][1],
+                   "direct_cpu_s": t_q, "adjoint_cpu_s": t_a, "ratio_direct": t_q / t_d,
+                   "ratio_adjoint": t_a / t_d}
+            out.append(row)
+            print(f"| {dim} | {hidden} | {ms(t_d)} | {row['delyap_steps']} | {err_d:.0e} | "
+                  f"{rtol_q:.0e} | {errs[rtol_q]:.0e} | {ms(t_q)} | {t_q / t_d:.1f} | "
+                  f"{ms(t_a)} | {t_a / t_d:.1f} |", flush=True)
+    return out
+
+
+def torchdde_matched(quick: bool) -> dict:
+    """torchdde against delyap at matched accuracy, and torchdde's cost against step count."""
+    shapes = [(2, 32), (8, 128)] if quick else [(2, 32), (8, 32), (8, 128), (32, 128)]
+    levels = (1e-3, 1e-4, 1e-5)
+    reps = 1 if quick else 3
+    rk4_n = (5, 10, 20, 50) if quick else (5, 10, 20, 50, 100)
+    print("\nNeural DDE at matched accuracy: each tool's error (max abs, vs delyap DP5 rtol "
+          "1e-10, float64) and its fastest configuration reaching each level (CPU ms)\n")
+    print("| dim | hidden | error <= | torchdde config | torchdde ms | delyap config | "
+          "delyap ms | torchdde / delyap |")
+    print("|---|---|---|---|---|---|---|---|")
+    out: dict = {"levels": levels, "shapes": {}}
+    for dim, hidden in shapes:
+        p = params(dim, hidden, 1)
+        p32 = params(dim, hidden, 1, dtype=torch.float32)
+        tau = torch.tensor([TAU], dtype=torch.float64)
+        ref = neural_solve(*p, tau, t_final=T_FINAL, method="DP5", rtol=1e-10,
+                           atol=1e-12).detach()
+        dde_cfg = [(f"RK4 {n} steps", (T_FINAL / n, "RK4", 0.0)) for n in rk4_n]
+        dde_cfg += [(f"{s} rtol {r:.0e}", (0.0, s, r))
+                    for s in ("Bosh3", "Dopri5") for r in (1e-3, 1e-4, 1e-5, 1e-6)]
+        dly_cfg = [(f"RK4 {n} steps", dict(method="RK4", dt=T_FINAL / n))
+                   for n in (2, 4, 5, 10, 20)]
+        dly_cfg += [(f"{mth} rtol {r:.0e}", dict(method=mth, rtol=r, atol=r * 1e-2))
+                    for mth in ("BS3", "DP5") for r in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7)]
+        res: dict = {"torchdde": {}, "delyap": {}}
+        for name, (h, solver, rtol) in dde_cfg:
+            try:
+                r = interleaved(reps, {"x": lambda: torchdde_step(p32, h, TAU, solver, rtol)})
+            except Exception as e:  # noqa: BLE001 (a configuration torchdde cannot run)
+                res["torchdde"][name] = {"error": f"{type(e).__name__}: {e}"[:120]}
+                continue
+            (y, _), _, t = r["x"]
+            res["torchdde"][name] = {"err": float((y.double() - ref).abs().max()), "cpu_s": t}
+        for name, kw in dly_cfg:
+            r = interleaved(reps, {"x": lambda: delyap_step(p, tau, t_final=T_FINAL, **kw)})
+            (y, _, _), _, t = r["x"]
+            res["delyap"][name] = {"err": float((y - ref).abs().max()), "cpu_s": t}
+        out["shapes"][f"{dim}x{hidden}"] = res
+        for level in levels:
+            best = {}
+            for tool in ("torchdde", "delyap"):
+                ok = [(v["cpu_s"], k) for k, v in res[tool].items()
+                      if "err" in v and v["err"] <= level]
+                best[tool] = min(ok) if ok else None
+            if best["torchdde"] is None:
+                reach = min((v["err"] for v in res["torchdde"].values() if "err" in v),
+                            default=np.nan)
+                print(f"| {dim} | {hidden} | {level:.0e} | not reached (best error "
+                      f"{reach:.1e}) | | {best['delyap'][1] if best['delyap'] else ''} | "
+                      f"{ms(best['delyap'][0]) if best['delyap'] else ''} | |")
+                continue
+            (t_q, c_q), (t_d, c_d) = best["torchdde"], best["delyap"]
+            print(f"| {dim} | {hidden} | {level:.0e} | {c_q} | {ms(t_q)} | {c_d} | {ms(t_d)} | "
+                  f"{t_q / t_d:.0f} |", flush=True)
+    # torchdde's cost per step grows with the step count (its history is re-concatenated).
+    print("\ntorchdde RK4, dim 2, hidden 32: CPU ms per training step and per solver step\n")
+    print("| steps | torchdde ms | ms per step | delyap ms | ms per step |")
+    print("|---|---|---|---|---|")
+    p = params(2, 32, 1)
+    p32 = params(2, 32, 1, dtype=torch.float32)
+    tau = torch.tensor([TAU], dtype=torch.float64)
+    out["scaling"] = []
+    for n in ((50, 100, 200) if quick else (50, 100, 200, 400)):
+        r = interleaved(1 if quick else 2, {
+            "dde": lambda: torchdde_step(p32, T_FINAL / n, TAU),
+            "delyap": lambda: delyap_step(p, tau, t_final=T_FINAL, method="RK4",
+                                          dt=T_FINAL / n)})
+        t_q, t_d = r["dde"][2], r["delyap"][2]
+        out["scaling"].append({"steps": n, "torchdde_cpu_s": t_q, "delyap_cpu_s": t_d})
+        print(f"| {n} | {ms(t_q)} | {1e3 * t_q / n:.2f} | {ms(t_d)} | {1e3 * t_d / n:.3f} |",
+              flush=True)
+    return out
 
 
 if __name__ == "__main__":
