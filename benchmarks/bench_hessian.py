@@ -21,7 +21,7 @@ is GD for --gd-steps steps with and without ``SharpnessMonitor(every=10, k=1)`` 
 as a fraction of the plain training time: the monitor as it was first (a full warm-started
 Lanczos per call), the operator-based monitor (own HVP operator per call, residual test), and
 the training-graph monitor (``monitor.backward(loss, opt)`` in place of ``loss.backward()``,
-HVPs through the step's own gradient graph, accept='temple'), interleaved in the same run;
+HVPs through the step's own gradient graph), interleaved in the same run;
 wall and CPU seconds and HVPs per call (on a shared machine compare HVPs and CPU).
 
 Usage:
@@ -122,8 +122,7 @@ def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-4):
                _LegacyMonitor(net, X, Y, crit, every, tol) if kind == "before" else
                sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol)
                if kind == "after" else
-               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol,
-                                    accept="temple"))
+               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol))
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             opt.zero_grad()
@@ -312,7 +311,7 @@ def main() -> None:
           f"CPU overhead | cost model, steady |\n|---|---|---|---|---|---|---|---|")
     names = {"before": "first (full warm-started Lanczos)",
              "after": "operator per call, residual test",
-             "graph": "training graph (monitor.backward), accept='temple'"}
+             "graph": "training graph (monitor.backward), residual test"}
     for kind in ("before", "after", "graph"):
         w, c, _ = best[kind]
         h, steady = float(hv[kind].mean()), float(hv[kind][min(5, len(hv[kind]) - 1):].mean())
@@ -330,7 +329,7 @@ def main() -> None:
                              max_rel_residual=float(np.max(rec["residual"] / rec["sharpness"])),
                              max_rel_diff_to_before=agree)
     mon_json["graph"].update(fallbacks=int(grec["fallback"].sum()),
-                             max_rel_bound=float(np.max(grec["error_bound"] / grec["sharpness"])),
+                             max_rel_residual=float(np.max(grec["residual"] / grec["sharpness"])),
                              max_rel_diff_to_after=gagree)
     # the figures of the target (≤ 20 %): the training-graph monitor's
     mon_json.update(monitored_s=best["graph"][0], overhead=best["graph"][1] / pc - 1,
@@ -339,8 +338,8 @@ def main() -> None:
           f"with create_graph {u['step_graph']:.4f}, operator build {u['build']:.4f}, HVP "
           f"{u['hvp']:.4f}, graph HVP {u['graph_hvp']:.4f}, forward {u['forward']:.4f}")
     print(f"fallbacks: operator monitor {int(rec['fallback'].sum())}, graph monitor "
-          f"{int(grec['fallback'].sum())} of {len(grec['hvps'])}; max error bound/λ (graph) "
-          f"{mon_json['graph']['max_rel_bound']:.1e}; max relative difference operator vs "
+          f"{int(grec['fallback'].sum())} of {len(grec['hvps'])}; max residual/λ (graph) "
+          f"{mon_json['graph']['max_rel_residual']:.1e}; max relative difference operator vs "
           f"first {agree:.1e}, graph vs operator {gagree:.1e}")
     write_json(args.json, args, {"D": D, "N": n, "reference": ref, "rows": rows,
                                  "monitor": mon_json})

@@ -46,9 +46,8 @@ if TYPE_CHECKING:  # torch is optional and imported on first use
 __all__ = ["SharpnessMonitor", "momentum_exponent", "stability_threshold"]
 
 _COLUMNS = ("step", "loss", "sharpness", "min_eigenvalue", "lr", "momentum", "two_over_lr",
-            "threshold", "gd_exponent", "hvps", "converged", "residual", "error_bound",
-            "fallback", "lyapunov", "lyapunov_mean")
-_ACCEPT = ("residual", "temple")
+            "threshold", "gd_exponent", "hvps", "converged", "residual", "fallback",
+            "lyapunov", "lyapunov_mean")
 
 
 def stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False) -> float:
@@ -129,26 +128,10 @@ class SharpnessMonitor:
         :func:`delyap.sgd.hessian_eigenvalues` cold when that matters.
     extrapolate : int
         Records the warm start is extrapolated from: 1 (the last vector), 2 (linear), 3
-        (quadratic) or up to 8 (a least-squares quadratic, default 5), in the recorded step
+        (quadratic, default) or up to 8 (a least-squares quadratic), in the recorded step
         numbers.
     seed : int
         Seed of the first start vector.
-    accept : {'residual', 'temple'}
-        When a record is accepted. 'residual' (default): ‖Hv − λv‖ ≤ tol·|λ|, which bounds the
-        eigenvalue error by tol·|λ| with no assumption on the rest of the spectrum (Weyl).
-        'temple' (k = 1, ``smallest=False``): also accept when Temple's bound
-        r²/(λ − a) ≤ tol·λ, where a ≥ λ₂ is an upper estimate of the second eigenvalue: the
-        first-order error bound r is pessimistic when the gap is wide, and the error is
-        quadratic in r. At the benchmark MLP the extrapolated warm start has r/λ ≈ 2e-4–9e-4
-        after one HVP, failing tol 1e-4 on the residual while its eigenvalue error is ≈ 1e-7
-        (benchmarks/bench_hessian.py): 'temple' accepts it after that one HVP. The estimate
-        a is not certified (no Krylov method can exclude an eigenvalue it has not seen): it
-        is θ₂ + r₂, the second Ritz value plus its residual, from the last full Lanczos run
-        (cold start or fallback; that run computes the second pair too), plus a margin of
-        half the gap λ₁ − θ₂ − r₂ seen then and of the change of λ₁ since, i.e. it assumes
-        that λ₂ has not closed half the gap since the last full run. The bound used is
-        recorded per record (``error_bound``).
-
     lyapunov : bool
         With :meth:`backward` only: also record the finite-time Lyapunov exponent of the
         training map along the trajectory. A tangent vector u (seeded random, unit) follows
@@ -178,8 +161,8 @@ class SharpnessMonitor:
     def __init__(self, model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
                  every: int = 10, k: int = 1, loss: Union[str, Callable, Any] = "mse",
                  smallest: bool = True, tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
-                 precision: str = "float64", warm_steps: int = 8, extrapolate: int = 5,
-                 accept: str = "residual", lyapunov: bool = False):
+                 precision: str = "float64", warm_steps: int = 8, extrapolate: int = 3,
+                 lyapunov: bool = False):
         self.model, self.X, self.Y = model, X, Y
         self.every = as_count(every, "every")
         self.k = as_count(k, "k")
@@ -192,15 +175,7 @@ class SharpnessMonitor:
         if self.extrapolate > 8:
             raise ValueError(f"extrapolate: expected 1 to 8 records, got {extrapolate}")
         self.seed = as_count(seed, "seed", minimum=0)
-        if accept not in _ACCEPT:
-            raise ValueError(f"accept: expected 'residual' or 'temple', got {accept!r}")
-        if accept == "temple" and (self.k != 1 or self.smallest):
-            raise ValueError("accept: 'temple' needs k=1 and smallest=False (it bounds the top "
-                             "eigenvalue's error through the gap to the second)")
-        self.accept = accept
         self.precision = precision
-        # (λ₁, θ₂ + r₂) of the last full Lanczos run: the gap estimate of accept='temple'.
-        self._gap_ref: Optional[tuple[float, float]] = None
         self._graph_mode = False
         self._loss_checked = False
         self.lyapunov = bool(lyapunov)
@@ -335,18 +310,7 @@ class SharpnessMonitor:
         if res is None or fallback:
             warm = self._last if res is None else res.vectors
             start = _start_vector(op, warm, self.seed + len(self._rows))
-            if self.accept == "temple":
-                # Two pairs, accepted on the top one's residual: the second gives the gap.
-                full = _eigen(op, 2, which, self.tol, self.max_iter, start, throw=False,
-                              stop=lambda v, r, th: r[0] <= self.tol * abs(v[0]))
-                if full.values.shape[0] > 1:
-                    self._gap_ref = (float(full.values[0]),
-                                     float(full.values[1] + full.residuals[1]))
-                full = HessianEigen(values=full.values[:1], vectors=full.vectors[:1],
-                                    residuals=full.residuals[:1], iterations=full.iterations,
-                                    status=full.status, info=full.info)
-            else:
-                full = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
+            full = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
             full.iterations += 0 if res is None else res.iterations  # HVPs of the record
             res = full
         top = res.values[: self.k]
@@ -360,14 +324,12 @@ class SharpnessMonitor:
             thr = stability_threshold(lr, beta, nesterov)
             ends = [top[0], lo] if self.smallest else [top[0]]
             mu = momentum_exponent(ends, lr, beta, nesterov)
-        r0 = float(res.residuals[0])
         self._rows.append({"step": at, "loss": op.loss(),
                            "sharpness": float(top[0]), "min_eigenvalue": lo, "lr": lr,
                            "momentum": beta, "two_over_lr": 2.0 / lr, "threshold": thr,
                            "gd_exponent": mu, "hvps": res.iterations,
-                           "converged": res.status == 0, "residual": r0,
-                           "error_bound": min(r0, self._temple_bound(float(top[0]), r0)),
-                           "fallback": fallback,
+                           "converged": res.status == 0,
+                           "residual": float(res.residuals[0]), "fallback": fallback,
                            "lyapunov": (self._lyap_interval[0] / self._lyap_interval[1]
                                         if self._lyap_interval[1] else math.nan),
                            "lyapunov_mean": (self._lyap_total[0] / self._lyap_total[1]
@@ -376,24 +338,14 @@ class SharpnessMonitor:
         self._top.append(np.pad(top, (0, self.k - top.shape[0]), constant_values=np.nan))
         return res
 
-    def _temple_bound(self, rho: float, r: float) -> float:
-        """r²/(ρ − a), a the gap-margined estimate of λ₂ (class doc); inf when unavailable."""
-        if self.accept != "temple" or self._gap_ref is None:
-            return math.inf
-        lam1, lam2 = self._gap_ref
-        a = lam2 + 0.5 * max(lam1 - lam2, 0.0) + abs(rho - lam1)
-        return r * r / (rho - a) if rho > a else math.inf
-
     def _warm_start(self, op, at: int):
         """The previous eigenvectors (top, and bottom with ``smallest``), moved on to step
         ``at`` along the last records (signs aligned), as one unit start vector: the value at
         ``at`` of the least-squares polynomial of degree ≤ 2 through the recorded vectors
         (interpolation for 2 or 3 records). Fitting more records than the degree needs
         averages out the error of each stored vector, which interpolation amplifies (the
-        weights of quadratic extrapolation one record ahead are 3, −3, 1): with records
-        accepted after one HVP (accept='temple') that error fed back into the next start and
-        kept the warm path at two HVPs per record; 5 records break the loop
-        (benchmarks/bench_hessian.py)."""
+        weights of quadratic extrapolation one record ahead are 3, −3, 1), at the price of a
+        larger truncation error from older records."""
         torch = _torch()
         v = np.asarray(self._last, dtype=float)
         steps = np.array([h[0] for h in self._history], dtype=float)
@@ -420,8 +372,7 @@ class SharpnessMonitor:
     def _warm(self, op, which: str, at: int) -> HessianEigen:
         """At most ``warm_steps`` Lanczos steps from the warm start, without the random part
         (it would put a residual floor of its own under the cheap path); status 0 iff every
-        wanted residual is below tol, the same test as the full run (or Temple's bound with
-        accept='temple')."""
+        wanted residual is below tol, the same test as the full run."""
         need = 2 * self.k if which == "both" else self.k
         last: dict[str, Any] = {}
 
@@ -429,13 +380,9 @@ class SharpnessMonitor:
             last["w"] = op(q)
             return last["w"]
 
-        def temple(v, r, theta):
-            return self._temple_bound(float(v[0]), float(r[0])) <= self.tol * abs(float(v[0]))
-
         values, vecs, res, steps, ok, _ = lanczos(
             matvec, self._warm_start(op, at), self.k, which=which, tol=self.tol,
-            max_iter=max(self.warm_steps, need), restart=False,
-            stop=temple if self.accept == "temple" else None)
+            max_iter=max(self.warm_steps, need), restart=False)
         # restart=False stops on an invariant subspace with exact pairs, but possibly fewer
         # than asked for: only a full set counts as converged.
         ok = ok and len(values) == need
@@ -470,10 +417,9 @@ class SharpnessMonitor:
     def records(self) -> dict[str, np.ndarray]:
         """Columns ``step, loss, sharpness, min_eigenvalue, lr, momentum, two_over_lr,
         threshold, gd_exponent, hvps, converged, residual`` (‖Hv − λv‖ of the sharpness),
-        ``error_bound`` (the bound on |λ − λ_true| the record was accepted on: the residual, or
-        Temple's r²/(λ − a) with accept='temple' where smaller), ``fallback`` (the warm path
-        missed ``tol``; a full Lanczos run was made), ``lyapunov`` and ``lyapunov_mean`` (with
-        lyapunov=True, else NaN: the class doc) and ``top`` (records × k)."""
+        ``fallback`` (the warm path missed ``tol``; a full Lanczos run was made),
+        ``lyapunov`` and ``lyapunov_mean`` (with lyapunov=True, else NaN: the class doc) and
+        ``top`` (records × k)."""
         out = {c: np.array([r[c] for r in self._rows]) for c in _COLUMNS}
         out["top"] = np.array(self._top).reshape(len(self._top), self.k)
         return out

@@ -246,7 +246,7 @@ def hvp_operator(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor,
 # ----------------------------------------------------------------------------- Lanczos
 def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
             tol: float = 1e-8, max_iter: int = 300, check_every: int = 1,
-            restart: bool = True, stop: Optional[Callable] = None) -> tuple:
+            restart: bool = True) -> tuple:
     """Lanczos with full reorthogonalisation on a symmetric operator.
 
     ``v0`` is a torch float64 vector (``matvec`` maps torch vectors) or a numpy vector (then
@@ -255,9 +255,7 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
     Returns ``(values, vectors, residuals, steps, converged, (alpha, beta))``: the selected Ritz
     values in decreasing order, their Ritz vectors (rows), the residual norms ‖Av − θv‖ (with
     full reorthogonalisation the Lanczos estimate β_m |s_m| equals them up to rounding), the
-    steps (matvecs) used, whether every selected residual is below ``tol`` · max |θ| (or
-    ``stop(values, residuals, theta)`` returned True: a caller's own acceptance test, given the
-    selected Ritz values, their residuals and all Ritz values in increasing order), and the
+    steps (matvecs) used, whether every selected residual is below ``tol`` · max |θ|, and the
     tridiagonal T (diagonal, off-diagonal).
 
     When the Krylov space becomes invariant (β ≈ 0) the run stops if ``restart`` is False (its
@@ -301,8 +299,7 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
                 alpha[:1].copy(), np.ones((1, 1)))
             sel = _select(theta, k, which)
             res = beta[j] * np.abs(S[-1, sel])
-            if (np.all(res <= tol * max(float(np.max(np.abs(theta))), 1e-300))
-                    or (stop is not None and stop(theta[sel], res, theta))):
+            if np.all(res <= tol * max(float(np.max(np.abs(theta))), 1e-300)):
                 converged = True
                 break
         if m == max_iter:
@@ -507,11 +504,11 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
     return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
 
 
-def _eigen(op: Any, k, which, tol, max_iter, start, throw, stop=None) -> HessianEigen:
+def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
     max_iter = max(max_iter, 2 * k if which == "both" else k)
     # The convergence check (a tridiagonal eigenproblem of size m) costs nothing next to an HVP.
     values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
-                                              max_iter=max_iter, stop=stop)
+                                              max_iter=max_iter)
     out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
                        residuals=np.asarray(res, dtype=float), iterations=steps,
                        status=0 if ok else _MAX_STEPS,
