@@ -24,9 +24,11 @@ using delyap::bindings::require_shape;
 namespace {
 
 // Hands a vector to numpy without a copy (the array owns it).
-DArray to_array(std::vector<double>&& v, std::vector<py::ssize_t> shape) {
-  auto* p = new std::vector<double>(std::move(v));
-  py::capsule owner(p, [](void* q) { delete static_cast<std::vector<double>*>(q); });
+template <class Alloc>
+DArray to_array(std::vector<double, Alloc>&& v, std::vector<py::ssize_t> shape) {
+  using Vec = std::vector<double, Alloc>;
+  auto* p = new Vec(std::move(v));
+  py::capsule owner(p, [](void* q) { delete static_cast<Vec*>(q); });
   return DArray(shape, p->data(), owner);
 }
 
