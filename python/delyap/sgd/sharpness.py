@@ -1,7 +1,10 @@
 """Sharpness of a torch model's full-batch loss: Hessian eigenvalues, trace and spectral density.
 
-Matrix-free, on Hessian-vector products of L(θ) = (1/N) Σ ℓ(f(x_i; θ), y_i) from ``torch.func``
-(forward-over-reverse: one HVP costs about two backward passes):
+Matrix-free, on Hessian-vector products of L(θ) = (1/N) Σ ℓ(f(x_i; θ), y_i): the gradient is
+built once with its graph (``create_graph=True``) and each HVP is one double-backward pass
+through it (about two gradients' cost, no forward per product; :class:`GraphHVP`). With
+``chunk_size`` the samples are processed in chunks by ``torch.func`` instead (one chunk's graph
+in memory at a time, the forward recomputed per product):
 
 * :func:`hessian_eigenvalues`: Lanczos with full reorthogonalisation, the largest and/or
   smallest *algebraic* eigenvalues (a saddle's negative curvature comes out negative, not as a
@@ -50,7 +53,8 @@ class HVPOperator:
     """v ↦ H v for the full-batch loss at the model's current parameters (flat float64 vectors).
 
     Built once per point: the parameters are copied (``theta``), so later optimizer steps do not
-    change this operator; a monitor builds a new one at each call.
+    change this operator; a monitor builds a new one at each call (or, with
+    :meth:`SharpnessMonitor.backward`, uses the training step's own graph instead).
     """
 
     def __init__(self, model, X, Y, loss: Union[str, Callable, Any] = "mse", *,
