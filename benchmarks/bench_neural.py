@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -219,9 +218,9 @@ def torchdiffeq_step(p, rtol: float, adjoint: bool):
 # --------------------------------------------------------------------------- peak RSS
 
 
-def _rss_now_kib() -> float:
+def _rss_now_kib(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as f:
-        return float(next(line.split()[1] for line in f if line.startswith("VmRSS:")))
+        return float(next(line.split()[1] for line in f if line.startswith(field + ":")))
 
 
 def rss_child(tool: str, dim: int, hidden: int, steps: int) -> None:
@@ -243,7 +242,10 @@ def rss_child(tool: str, dim: int, hidden: int, steps: int) -> None:
                         method="RK4", dt=dt)
         else:
             torch_rk4_step(p, dt, m)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, this process's own peak: getrusage's ru_maxrss of an exec'd child starts at the
+    # parent's resident size at the fork (Linux carries it over exec), which hid every tool's
+    # use behind the parent's once the parent had run torchdde.
+    peak = _rss_now_kib("VmHWM")
     # Peak over the process's life, and above the resident size just before the step (the
     # imports' own peak can hide a small step's use: then the second number reads 0).
     print(json.dumps({"peak_mib": peak / 1024, "above_start_mib": max(0.0, peak - base) / 1024}))
