@@ -51,10 +51,10 @@ def make_problem(n_in, width, n, seed=0):
     return net, X, Y
 
 
-def run_delyap(net, X, Y, crit, tol, start="auto"):
+def run_delyap(net, X, Y, crit, tol, start="auto", hvp="auto"):
     t0, c0 = time.perf_counter(), time.process_time()
     r = sgd.hessian_eigenvalues(net, X, Y, k=1, loss=crit, tol=tol, max_iter=300, throw=False,
-                                start=start)
+                                start=start, hvp=hvp)
     return (float(r.values[0]), r.iterations), time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -97,7 +97,7 @@ class _LegacyMonitor:
             return
         r = sgd.hessian_eigenvalues(self.net, self.X, self.Y, k=1, loss=self.crit, tol=self.tol,
                                     max_iter=100, seed=len(self.hvps), v0=self.last, throw=False,
-                                    start="random")
+                                    start="random", hvp="exact")
         with torch.no_grad():
             float(self.crit(self.net(self.X), self.Y))
         self.last = r.vectors
@@ -105,7 +105,7 @@ class _LegacyMonitor:
         self.values.append(float(r.values[0]))
 
 
-MONITORS = ("plain", "before", "after", "graph")
+MONITORS = ("plain", "before", "after", "graph", "graph_exact")
 
 
 def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-4):
@@ -120,14 +120,13 @@ def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-4):
         opt = torch.optim.SGD(net.parameters(), lr=lr)
         mon = (None if kind == "plain" else
                _LegacyMonitor(net, X, Y, crit, every, tol) if kind == "before" else
-               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol)
-               if kind == "after" else
-               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol))
+               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol,
+                                    hvp="exact" if kind == "graph_exact" else "auto"))
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             opt.zero_grad()
             loss = crit(net(X), Y)
-            if kind == "graph":
+            if kind.startswith("graph"):
                 mon.backward(loss, opt)
             else:
                 loss.backward()
@@ -156,7 +155,8 @@ def unit_costs(net, X, Y, crit, n=15):
 
     net = copy.deepcopy(net)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    op = hvp_operator(net, X, Y, crit)
+    op = hvp_operator(net, X, Y, crit, hvp="exact")
+    op_fd = hvp_operator(net, X, Y, crit, hvp="difference")
     v = torch.randn(op.dim, dtype=torch.float64)
 
     def gd_step():
@@ -185,9 +185,11 @@ def unit_costs(net, X, Y, crit, n=15):
     params2 = list(net2.parameters())
     gop = GraphHVP(params2, list(torch.autograd.grad(crit(net2(X), Y), params2,
                                                      create_graph=True)), 0.0)
-    jobs = {"step": gd_step, "build": lambda: hvp_operator(net, X, Y, crit),
+    jobs = {"step": gd_step, "build": lambda: hvp_operator(net, X, Y, crit, hvp="exact"),
             "hvp": lambda: op(v), "forward": forward, "step_graph": gd_step_graph,
-            "graph_hvp": lambda: gop(v)}
+            "graph_hvp": lambda: gop(v),
+            "build_fd": lambda: hvp_operator(net, X, Y, crit, hvp="difference"),
+            "fd_hvp": lambda: op_fd(v)}
     best = {k: float("inf") for k in jobs}
     for _ in range(n):
         for k, f in jobs.items():
@@ -225,7 +227,7 @@ def main() -> None:
         print(f"trained {args.train_steps} GD steps at η = 1.9/{lam0:.4g}")
     print(f"MLP {n_in} → {width} → {width} → 1, D = {D}, N = {n}, torch threads "
           f"{torch.get_num_threads()}")
-    (ref, ref_hvps), t_ref, _ = run_delyap(net, X, Y, crit, 1e-13)
+    (ref, ref_hvps), t_ref, _ = run_delyap(net, X, Y, crit, 1e-13, hvp="exact")
     print(f"reference λ_max = {ref:.15g} ({ref_hvps} HVPs, {t_ref:.2f} s)")
 
     rows = []
@@ -234,15 +236,18 @@ def main() -> None:
     ladder = tolerance_ladder(1e-1, 1e-10)
 
     def delyap_rows(acc):
-        for start in ("auto", "random"):
+        # The defaults (Jᵀ1 start, hvp 'auto': forward differences at these tolerances), exact
+        # products from the same start, and the random start with exact products.
+        for start, hvp in (("auto", "auto"), ("auto", "exact"), ("random", "exact")):
             errs = {}
             for tol in ladder:
-                (val, hv), _, _ = run_delyap(net, X, Y, crit, tol, start)
+                (val, hv), _, _ = run_delyap(net, X, Y, crit, tol, start, hvp)
                 errs[tol] = abs(val / ref - 1)
             tol_d = pick_tolerance(errs, acc)
             (val_d, hv_d), t_d, c_d = best_of(
-                args.repeats, lambda: run_delyap(net, X, Y, crit, tol_d, start))
-            rows.append({"tool": f"delyap Lanczos, start {start}", "tol": tol_d, "hvps": hv_d,
+                args.repeats, lambda: run_delyap(net, X, Y, crit, tol_d, start, hvp))
+            rows.append({"tool": f"delyap Lanczos, start {start}, hvp {hvp}", "tol": tol_d,
+                         "hvps": hv_d,
                          "rel_error": errs[tol_d], "seconds": t_d, "cpu_s": c_d,
                          "accuracy": acc})
 
@@ -294,6 +299,7 @@ def main() -> None:
     best = monitor_overhead(net, X, Y, crit, lr, args.gd_steps, 10, args.repeats)
     pw, pc, _ = best["plain"]
     old, mon, gmon = best["before"][2], best["after"][2], best["graph"][2]
+    xmon = best["graph_exact"][2]
     rec, grec = mon.records, gmon.records
     # Same trajectory for all: values must agree within the tolerance. The op-based monitor
     # records after steps 10, 20, …; the graph one before steps 0, 10, …: compare the common.
@@ -303,22 +309,30 @@ def main() -> None:
                   if int(s_) in common), default=float("nan"))
     u = unit_costs(net, X, Y, crit)
     hv = {"before": np.asarray(old.hvps, dtype=float), "after": rec["hvps"].astype(float),
-          "graph": grec["hvps"].astype(float)}
+          "graph": grec["hvps"].astype(float),
+          "graph_exact": xmon.records["hvps"].astype(float)}
     mon_json: dict = {"plain_s": pw, "plain_cpu_s": pc, "unit_cpu_s": u}
     print(f"\nmonitor every 10 GD steps ({args.gd_steps} steps, η = 1/λ_max, tol 1e-4), "
           f"overhead over plain GD (plain: {pw:.2f} s wall, {pc:.2f} s CPU):\n"
           f"| monitor | HVPs per call | after 5 calls | wall s | wall overhead | CPU s | "
           f"CPU overhead | cost model, steady |\n|---|---|---|---|---|---|---|---|")
-    names = {"before": "first (full warm-started Lanczos)",
-             "after": "operator per call, residual test",
-             "graph": "training graph (monitor.backward), residual test"}
-    for kind in ("before", "after", "graph"):
+    names = {"before": "first (full warm-started Lanczos, exact HVPs)",
+             "after": f"monitor.step: operator per call, hvp '{mon.hvp}'",
+             "graph": f"monitor.backward: the step's gradient, hvp '{gmon.hvp}'",
+             "graph_exact": "monitor.backward: the step's graph, hvp 'exact'"}
+    unit = {"exact": u["hvp"], "difference": u["fd_hvp"]}
+    for kind in ("before", "after", "graph", "graph_exact"):
         w, c, _ = best[kind]
         h, steady = float(hv[kind].mean()), float(hv[kind][min(5, len(hv[kind]) - 1):].mean())
         # per call: before = build + h HVPs + a forward for the loss; after = build (which
-        # yields the loss) + h HVPs; graph = the create_graph step's extra + h graph HVPs.
+        # yields the loss, and with differences the gradient) + h HVPs; graph with
+        # differences = h gradients (∇L(θ) is the step's own); graph_exact = the create_graph
+        # step's extra + h graph HVPs.
         model = ((u["build"] + steady * u["hvp"] + u["forward"]) if kind == "before" else
-                 (u["build"] + steady * u["hvp"]) if kind == "after" else
+                 (u["build_fd" if mon.hvp == "difference" else "build"]
+                  + steady * unit[mon.hvp]) if kind == "after" else
+                 (steady * unit[gmon.hvp] if gmon.hvp == "difference" else
+                  u["step_graph"] - u["step"] + steady * u["graph_hvp"]) if kind == "graph" else
                  (u["step_graph"] - u["step"] + steady * u["graph_hvp"])) / (10 * u["step"])
         mon_json[kind] = {"monitored_s": w, "cpu_s": c, "overhead": w / pw - 1,
                           "cpu_overhead": c / pc - 1, "hvps_per_call": h, "steady_hvps": steady,
@@ -336,7 +350,8 @@ def main() -> None:
                     hvps_per_call=float(hv["graph"].mean()))
     print(f"cost model: min CPU s over 15 interleaved runs: GD step {u['step']:.4f}, GD step "
           f"with create_graph {u['step_graph']:.4f}, operator build {u['build']:.4f}, HVP "
-          f"{u['hvp']:.4f}, graph HVP {u['graph_hvp']:.4f}, forward {u['forward']:.4f}")
+          f"{u['hvp']:.4f}, graph HVP {u['graph_hvp']:.4f}, forward {u['forward']:.4f}, "
+          f"difference operator build {u['build_fd']:.4f}, difference HVP {u['fd_hvp']:.4f}")
     print(f"fallbacks: operator monitor {int(rec['fallback'].sum())}, graph monitor "
           f"{int(grec['fallback'].sum())} of {len(grec['hvps'])}; max residual/λ (graph) "
           f"{mon_json['graph']['max_rel_residual']:.1e}; max relative difference operator vs "

@@ -35,6 +35,7 @@ from .sharpness import (
     _eigen,
     _loss_function,
     _start_vector,
+    choose_products,
     hvp_operator,
     lanczos,
 )
@@ -147,6 +148,15 @@ class SharpnessMonitor:
         +0.4 while this exponent stays within [0, 0.02] per step.
         ``torch.optim.SGD`` without momentum (weight decay wd adds wd·I to H; momentum would
         need the buffer's tangent as well: refused).
+    hvp : {'auto', 'exact', 'difference'}
+        How the records form Hessian-vector products (as
+        :func:`delyap.sgd.hessian_eigenvalues`): 'auto' (default) takes forward differences
+        of the gradient, (∇L(θ + εv) − ∇L(θ))/ε, when every module is smooth, the products
+        run in float64 and ``tol`` ≥ 1e-5; their relative error (~1e-8) stays far below
+        ``tol`` and each costs one gradient, about half an exact product. With
+        :meth:`backward` ∇L(θ) is the training step's own gradient, so a record costs its
+        products only, one gradient each. 'exact': double backward. ``monitor.hvp`` says
+        which is used.
 
     Use ``monitor.step(optimizer)`` after each ``optimizer.step()``, or ``with
     monitor.attach(optimizer):`` around the loop (a post-step hook). ``monitor.record(...)``
@@ -164,7 +174,7 @@ class SharpnessMonitor:
                  every: int = 10, k: int = 1, loss: Union[str, Callable, Any] = "mse",
                  smallest: bool = True, tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
                  precision: str = "float64", warm_steps: int = 8, extrapolate: int = 3,
-                 lyapunov: bool = False):
+                 lyapunov: bool = False, hvp: str = "auto"):
         self.model, self.X, self.Y = model, X, Y
         self.every = as_count(every, "every")
         self.k = as_count(k, "k")
@@ -191,6 +201,8 @@ class SharpnessMonitor:
         # (step, eigenvectors) of the last records, for the extrapolated warm start.
         self._history: list[tuple[int, np.ndarray]] = []
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
+        self._hvp_requested = hvp
+        self.hvp = choose_products(hvp, model, self.tol, precision)
 
     # ------------------------------------------------------------------ recording
     def step(self, optimizer: Any = None) -> Optional[HessianEigen]:
@@ -230,11 +242,24 @@ class SharpnessMonitor:
             return None
         lr = self._lyapunov_lr(optimizer) if self.lyapunov else (math.nan, 0.0)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        # Forward differences need only the step's gradient (no graph): each product is one
+        # more gradient, about half a double-backward one. The Lyapunov tangent keeps exact
+        # products (one per step, through the graph).
+        difference = (self.hvp == "difference" and not self.lyapunov
+                      and (self._hvp_requested == "difference"
+                           or params[0].dtype == torch.float64))
+        grads = torch.autograd.grad(loss, params, create_graph=not difference,
+                                    allow_unused=True)
         value = float(loss.detach())
         if not self._loss_checked:
             self._check_loss(value, params[0].dtype)
-        op = GraphHVP(params, list(grads), value)
+        if difference:
+            flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                              for p, g in zip(params, grads)])
+            op: Any = hvp_operator(self.model, self.X, self.Y, self.loss, precision="model",
+                                   hvp="difference", gradient=flat, loss_value=value)
+        else:
+            op = GraphHVP(params, list(grads), value)
         res = None
         try:
             if recorded:
@@ -242,7 +267,8 @@ class SharpnessMonitor:
             if self.lyapunov:  # after the record: this step's map takes θ_n to θ_{n+1}
                 self._tangent_step(op, lr)
         finally:
-            op.release()
+            if not difference:
+                op.release()
         with torch.no_grad():
             for p, g in zip(params, grads):
                 if g is None:
@@ -303,7 +329,8 @@ class SharpnessMonitor:
                               else (math.nan, math.nan, False))
         at = self.steps if step is None else int(step)
         if op is None:
-            op = hvp_operator(self.model, self.X, self.Y, self.loss, precision=self.precision)
+            op = hvp_operator(self.model, self.X, self.Y, self.loss, precision=self.precision,
+                              hvp=self.hvp)
         which = "both" if self.smallest else "largest"
         res, fallback = None, False
         if self._last is not None and self.warm_steps > 0:
