@@ -118,18 +118,16 @@ class HVPOperator:
         self._graph: Optional[GraphHVP] = None
         self._loss_value: Optional[float] = None
         self.products = products
-        self._g0: Optional[torch.Tensor] = None
+        self._g0: Any = None
         if products == "difference":
             if self.dtype != torch.float64:
                 raise ValueError("hvp: 'difference' products need float64 (their error is "
                                  "~√eps of the working precision: 1e-8 in float64, 3e-4 in "
                                  "float32)")
             if gradient is None:
-                g = value = None
-                for s in self._chunks:
-                    gs, vs = self._grad_and_value(self.theta, s)
-                    g, value = (gs, vs) if g is None else (g + gs, value + vs)
-                self._g0, self._loss_value = g.detach(), float(value)
+                parts = [self._grad_and_value(self.theta, s) for s in self._chunks]
+                self._g0 = sum(g for g, _ in parts).detach()
+                self._loss_value = sum(float(v) for _, v in parts)
             else:
                 self._g0 = gradient.detach().reshape(-1).to(self.dtype)
                 if self._g0.numel() != self.dim:
