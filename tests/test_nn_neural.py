@@ -256,6 +256,32 @@ def test_thread_count_does_not_change_the_pass():
         torch.testing.assert_close(a, c, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dim", [3, 12])   # the small kernels and the BLAS/Eigen products
+def test_threaded_adaptive_pass_takes_the_same_steps(dim):
+    # The adaptive forward runs each step's stages on row blocks (uneven: 1301 rows over 1, 3
+    # and 5 blocks; a block gets at least 16384 activations, 1301 × 64 allows 5) and decides
+    # the step from the max over all blocks: the step sequence, the rejections, the outputs
+    # and the gradients must not depend on the cut.
+    W, Wd, b, Wout = _weights(dim, 64, 2, seed=18, scale=0.8)
+    h0 = torch.randn(1301, dim, generator=torch.Generator().manual_seed(19),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.2, 0.45], dtype=torch.float64, requires_grad=True)
+    runs = []
+    for threads in (1, 3, 5):
+        info: dict = {}
+        y = neural_solve(h0, W, Wd, b, Wout, tau, method="DP5", rtol=1e-7, atol=1e-9,
+                         threads=threads, info=info)
+        runs.append((info, y, torch.autograd.grad(y.sum(), (h0, W, Wd, tau))))
+    (i1, y1, g1) = runs[0]
+    assert len(i1["t"]) > 5 and i1["rejected"] >= 0
+    for info, y, g in runs[1:]:
+        np.testing.assert_array_equal(info["t"], i1["t"])
+        assert info["rejected"] == i1["rejected"]
+        torch.testing.assert_close(y, y1, atol=1e-13, rtol=0)
+        for a, c in zip(g, g1):
+            torch.testing.assert_close(a, c, atol=1e-11, rtol=1e-11)
+
+
 @pytest.mark.parametrize("act", [0, 1, 2, 3])
 def test_stored_activations_give_the_recomputed_gradients(act):
     # A fixed-step forward may keep the activations for the backward (within a byte budget);

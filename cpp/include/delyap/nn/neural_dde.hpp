@@ -27,8 +27,9 @@
 // is used.
 //
 // Rows of the batch are independent given the step sequence, so a fixed-grid forward and the
-// backward run on row ranges (threads over the batch); the adaptive forward runs the whole
-// batch, as its step sizes depend on all rows.
+// backward run on row ranges (threads over the batch); the adaptive forward runs each step's
+// stages on row blocks too (a persistent pool, one barrier per step) and takes the step
+// decision, which depends on all rows, on the calling thread.
 #pragma once
 
 #include <Eigen/Core>
@@ -38,6 +39,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -777,20 +779,31 @@ bool forward_on_grid(const Field& f, const Tableau& tab, const double* tau, Trac
 // Adaptive forward for the whole batch in lockstep: the error norm of a step is the largest
 // over the samples of the RMS scaled error (step_kernels.hpp's terms), steps are capped by the
 // smallest delay and land on the discontinuity points. On entry tr is resize(0)d with X[0] = h0.
-template <class Poll>
+//
+// Threads: the rows are cut at `edges` (edges.front() = 0, edges.back() = batch), one Pass per
+// row block, and `run(n, body)` calls body(c0, c1) for contiguous ranges of blocks covering
+// [0, n), possibly in parallel, returning when all are done (a persistent pool: it is called
+// once per step). The step control stays on the calling thread. Every row is computed by the
+// same code whichever block holds it, so the step sequence does not depend on the cut.
+template <class Poll, class Run>
 bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, double t_final,
-                      const SolverOptions& opt, Trace& tr, Poll& poll) {
+                      const SolverOptions& opt, Trace& tr, Poll& poll,
+                      const std::vector<Index>& edges, Run&& run) {
   const Index B = tr.batch;
   const int D = f.dim;
   const double tau_min = min_delay(tau, f.n_delays);
   const std::vector<double> disc =
       f.n_delays > 0 ? discontinuity_points(0.0, t_final, tau, f.n_delays, tab.order + 1)
                      : std::vector<double>{};
-  Pass p(f, tab, tau, 0, B);
+  const Index n_blocks = Index(edges.size()) - 1;
+  std::vector<Pass> passes;
+  passes.reserve(size_t(n_blocks));
+  for (Index c = 0; c < n_blocks; ++c)
+    passes.emplace_back(f, tab, tau, edges[size_t(c)], edges[size_t(c + 1)] - edges[size_t(c)]);
   double h = opt.dt;
   if (!(h > 0.0)) {  // Hairer's first guess 0.01·‖x0‖/‖f0‖ (scaled norms, max over samples)
     std::vector<double> f0(size_t(B * D));
-    p.initial_derivative(tr.x(0, 0), f0.data());
+    Pass(f, tab, tau, 0, B).initial_derivative(tr.x(0, 0), f0.data());
     double d0 = 0.0, d1 = 0.0;
     for (Index r = 0; r < B; ++r) {
       double s0 = 0.0, s1 = 0.0;
@@ -805,6 +818,28 @@ bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, dou
     }
     h = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   }
+  // Scaled error of step n over rows [r0, r1): the max of the per-sample RMS (HUGE_VAL once
+  // one is not finite).
+  auto block_error = [&](Index n, double hh, Index r0, Index r1) {
+    double err = 0.0;
+    const double* x0 = tr.x(n, 0);
+    const double* x1 = tr.x(n + 1, 0);
+    for (Index r = r0; r < r1 && is_finite(err); ++r) {
+      double s = 0.0;
+      for (int d = 0; d < D; ++d) {
+        double e = 0.0;
+        for (int j = 0; j < tab.stages; ++j)
+          if (tab.e[j] != 0.0) e += tab.e[j] * tr.k(n, j, 0)[r * D + d];
+        const double sc = error_scale(x0[r * D + d], x1[r * D + d], opt.rtol, opt.atol);
+        s += (hh * e / sc) * (hh * e / sc);
+      }
+      const double rms = std::sqrt(s / D);
+      err = is_finite(rms) ? std::max(err, rms) : HUGE_VAL;
+    }
+    return err;
+  };
+  std::vector<double> block_err(static_cast<size_t>(n_blocks));
+  std::vector<std::exception_ptr> failure(static_cast<size_t>(n_blocks));
   PIController ctrl(tab.error_order);
   size_t next_disc = 0;
   double t = 0.0;
@@ -826,22 +861,20 @@ bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, dou
     tr.tp[n + 1] = t_next;
     tr.drop_activations_past(n);
     if (poll(tab.stages * f.flops(B))) return false;
-    p.step(tr, n, hh);
-    // Scaled error, max over samples of the per-sample RMS.
-    double err = 0.0;
-    const double* x0 = tr.x(n, 0);
-    const double* x1 = tr.x(n + 1, 0);
-    for (Index r = 0; r < B && is_finite(err); ++r) {
-      double s = 0.0;
-      for (int d = 0; d < D; ++d) {
-        double e = 0.0;
-        for (int j = 0; j < tab.stages; ++j)
-          if (tab.e[j] != 0.0) e += tab.e[j] * tr.k(n, j, 0)[r * D + d];
-        const double sc = error_scale(x0[r * D + d], x1[r * D + d], opt.rtol, opt.atol);
-        s += (hh * e / sc) * (hh * e / sc);
+    run(n_blocks, [&](Index c0, Index c1) {
+      for (Index c = c0; c < c1; ++c) {
+        try {  // a worker thread must not throw: the calling thread rethrows below
+          passes[size_t(c)].step(tr, n, hh);
+          block_err[size_t(c)] = block_error(n, hh, edges[size_t(c)], edges[size_t(c + 1)]);
+        } catch (...) {
+          failure[size_t(c)] = std::current_exception();
+        }
       }
-      const double rms = std::sqrt(s / D);
-      err = is_finite(rms) ? std::max(err, rms) : HUGE_VAL;
+    });
+    double err = 0.0;
+    for (Index c = 0; c < n_blocks; ++c) {
+      if (failure[size_t(c)]) std::rethrow_exception(failure[size_t(c)]);
+      err = is_finite(block_err[size_t(c)]) ? std::max(err, block_err[size_t(c)]) : HUGE_VAL;
     }
     if (!(err <= 1.0)) {
       ++tr.rejected;
@@ -854,6 +887,15 @@ bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, dou
   }
   tr.resize(n);
   return true;
+}
+
+// The whole batch on the calling thread.
+template <class Poll>
+bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, double t_final,
+                      const SolverOptions& opt, Trace& tr, Poll& poll) {
+  const std::vector<Index> edges{0, tr.batch};
+  return forward_adaptive(f, tab, tau, t_final, opt, tr, poll, edges,
+                          [](Index n, auto&& body) { body(0, n); });
 }
 
 }  // namespace delyap::nn
