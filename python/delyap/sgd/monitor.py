@@ -167,10 +167,10 @@ class SharpnessMonitor:
     ``monitor.to_csv(path)``, ``monitor.plot(path)``.
 
     In a full-batch loop, ``monitor.backward(loss, optimizer)`` in place of
-    ``loss.backward()`` lets each record reuse the training step's own gradient graph: on a
-    recorded step the gradient is taken with ``create_graph=True`` (the same values land in
-    ``.grad``) and every HVP is one double-backward pass through it, so a record costs its
-    HVPs only (no forward, no separate gradient). See :meth:`backward`.
+    ``loss.backward()`` lets each record reuse the training step's own gradient: forward
+    differences around it, or with exact products its graph (taken with ``create_graph=True``,
+    every HVP one double-backward pass through it); either way the same values land in
+    ``.grad`` and a record costs its HVPs only (no separate gradient). See :meth:`backward`.
     """
 
     def __init__(self, model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
@@ -204,8 +204,9 @@ class SharpnessMonitor:
         # (step, eigenvectors) of the last records, for the extrapolated warm start.
         self._history: list[tuple[int, np.ndarray]] = []
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
-        self._hvp_requested = hvp
         self.hvp = choose_products(hvp, model, self.tol, precision)
+        # backward() forms its products in the model's own dtype (the training step's).
+        self._backward_hvp = choose_products(hvp, model, self.tol, "model")
 
     # ------------------------------------------------------------------ recording
     def step(self, optimizer: Any = None) -> Optional[HessianEigen]:
@@ -222,17 +223,18 @@ class SharpnessMonitor:
 
         Call it in place of ``loss.backward()``, then ``optimizer.step()`` and
         ``monitor.step(optimizer)`` (or use :meth:`attach`). When the steps taken so far are a
-        multiple of ``every`` (step 0 included), the gradient is taken with
-        ``create_graph=True`` and the record's HVPs are double-backward passes through that
-        graph: the record is at the parameters this gradient is evaluated at (before the
-        step), labelled with the number of steps taken, and costs its HVPs only. The
+        multiple of ``every`` (step 0 included), the record's HVPs are formed from this
+        gradient: forward differences around it (``hvp`` 'difference', or 'auto' on a smooth
+        float64 model), else double-backward passes through its graph, taken with
+        ``create_graph=True``. The record is at the parameters this gradient is evaluated at
+        (before the step), labelled with the number of steps taken, and costs its HVPs only. The
         gradients stored in ``.grad`` (accumulated as ``backward`` does) are the same values
         as ``loss.backward()`` gives (tested bit for bit), so training is unchanged.
 
         ``loss`` must be the monitored full-batch loss ``loss(model(X), Y)`` (checked against
         the monitor's own evaluation at the first record: a mini-batch loss or another loss
         convention raises ValueError). The HVPs run in the model's dtype (``precision`` does
-        not apply: the graph is the training one).
+        not apply: the gradient is the training one).
         """
         torch = _torch()
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.requires_grad:
@@ -248,9 +250,7 @@ class SharpnessMonitor:
         # Forward differences need only the step's gradient (no graph): each product is one
         # more gradient, about half a double-backward one. The Lyapunov tangent keeps exact
         # products (one per step, through the graph).
-        difference = (self.hvp == "difference" and not self.lyapunov
-                      and (self._hvp_requested == "difference"
-                           or params[0].dtype == torch.float64))
+        difference = self._backward_hvp == "difference" and not self.lyapunov
         grads = torch.autograd.grad(loss, params, create_graph=not difference,
                                     allow_unused=True)
         value = float(loss.detach())
