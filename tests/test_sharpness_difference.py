@@ -105,3 +105,44 @@ def test_monitor_records_on_differences_track_exact_sharpness():
         opt2.step()
     for p, q in zip(net.parameters(), net2.parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("hvp", ["exact", "difference"])
+def test_non_finite_products_give_the_non_finite_status(hvp):
+    # A NaN parameter makes every product NaN: the result says so (status 3, NaN values)
+    # instead of a number, and throw=True raises IntegrationError naming the cause.
+    import delyap
+
+    net, X, Y = _problem(seed=4)
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    r = sgd.hessian_eigenvalues(net, X, Y, tol=1e-4, hvp=hvp, throw=False)
+    assert r.status == 3 and r.status_names == "non_finite" and not r.success
+    assert np.isnan(r.values).all() and "not finite" in r.info["error"]
+    with pytest.raises(delyap.IntegrationError):
+        sgd.hessian_eigenvalues(net, X, Y, tol=1e-4, hvp=hvp)
+
+
+def test_monitor_keeps_recording_through_a_diverging_run():
+    # A run whose parameters turn NaN (as a diverged one does) mid-way: the records from there
+    # are NaN and not converged, the earlier ones finite, and the monitor neither raises nor
+    # keeps NaN start vectors.
+    net, X, Y = _problem(seed=5)
+    crit = torch.nn.MSELoss()
+    lam0 = sgd.hessian_eigenvalues(net, X, Y, loss=crit).sharpness
+    mon = sgd.SharpnessMonitor(net, X, Y, every=2, loss=crit, smallest=False)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0 / lam0)
+    for step in range(20):
+        if step == 11:
+            with torch.no_grad():
+                net[2].weight[0, 0] = float("inf")
+        opt.zero_grad()
+        loss = crit(net(X), Y)
+        mon.backward(loss, opt)
+        opt.step()
+        mon.step(opt)
+    r = mon.records
+    bad = ~np.isfinite(r["sharpness"])
+    assert np.array_equal(bad, r["step"] > 11)
+    assert r["converged"][~bad].all() and not r["converged"][bad].any()
+    assert np.isfinite(mon._last).all()

@@ -30,8 +30,10 @@ import numpy as np
 from .._validate import as_count, as_positive
 from .sharpness import (
     _MAX_STEPS,
+    _NON_FINITE,
     GraphHVP,
     HessianEigen,
+    NonFiniteProductError,
     _eigen,
     _loss_function,
     _start_vector,
@@ -115,7 +117,8 @@ class SharpnessMonitor:
         Lanczos tolerance (on the residual, relative: every recorded pair has
         ‖Hv − λv‖ ≤ tol·|λ|, so |λ − λ_true| ≤ tol·|λ| for an eigenvalue λ_true, and
         ~tol²·λ/gap where λ is separated; the residual is recorded) and step cap per record.
-        A record that does not reach ``tol`` is kept with ``converged`` False. The value is
+        A record that does not reach ``tol`` is kept with ``converged`` False, and so is one
+        whose Hessian-vector products are not finite (a diverged run: NaN values). The value is
         usually far more accurate than ``tol`` (on the 10⁵-parameter MLP of
         benchmarks/bench_hessian.py a residual of 1e-3·λ left λ within 1.6e-7): ``tol=1e-3``
         cuts a record to ≈ 1.7 products in the steady state, from 2.4–2.7 at 1e-4.
@@ -338,7 +341,8 @@ class SharpnessMonitor:
         res, fallback = None, False
         if self._last is not None and self.warm_steps > 0:
             res = self._warm(op, which, at)
-            fallback = res.status != 0
+            # A non-finite product fails any run at this point: no full run after it.
+            fallback = res.status not in (0, _NON_FINITE)
         if res is None or fallback:
             warm = self._last if res is None else res.vectors
             start = _start_vector(op, warm, self.seed + len(self._rows))
@@ -346,9 +350,10 @@ class SharpnessMonitor:
             full.iterations += 0 if res is None else res.iterations  # HVPs of the record
             res = full
         top = res.values[: self.k]
-        # All pairs (top and, with smallest, bottom): the next start needs both ends.
-        self._last = res.vectors
-        self._history = (self._history + [(at, self._last)])[-self.extrapolate:]
+        if res.status != _NON_FINITE:
+            # All pairs (top and, with smallest, bottom): the next start needs both ends.
+            self._last = res.vectors
+            self._history = (self._history + [(at, self._last)])[-self.extrapolate:]
         lo = float(res.values[-1]) if self.smallest else math.nan
         if math.isnan(lr):
             thr = mu = math.nan
@@ -412,9 +417,17 @@ class SharpnessMonitor:
             last["w"] = op(q)
             return last["w"]
 
-        values, vecs, res, steps, ok, _ = lanczos(
-            matvec, self._warm_start(op, at), self.k, which=which, tol=self.tol,
-            max_iter=max(self.warm_steps, need), restart=False)
+        try:
+            values, vecs, res, steps, ok, _ = lanczos(
+                matvec, self._warm_start(op, at), self.k, which=which, tol=self.tol,
+                max_iter=max(self.warm_steps, need), restart=False)
+        except NonFiniteProductError as err:
+            return HessianEigen(values=np.full(need, np.nan),
+                                vectors=np.full((need, op.dim), np.nan),
+                                residuals=np.full(need, np.nan), iterations=op.calls,
+                                status=_NON_FINITE,
+                                info={"which": which, "tol": self.tol, "dim": op.dim,
+                                      "error": str(err)})
         # restart=False stops on an invariant subspace with exact pairs, but possibly fewer
         # than asked for: only a full set counts as converged.
         ok = ok and len(values) == need

@@ -40,11 +40,17 @@ if TYPE_CHECKING:  # torch is optional and imported on first use
     import torch
 
 __all__ = ["HessianEigen", "HessianTrace", "HessianDensity", "hessian_eigenvalues",
-           "hessian_trace", "hessian_density", "hvp_operator", "lanczos"]
+           "hessian_trace", "hessian_density", "hvp_operator", "lanczos", "NonFiniteProductError"]
 
 # Status of a Lanczos run whose Ritz pairs did not reach ``tol`` within ``max_iter`` steps
 # (the code the ODE solver uses for an exhausted step budget).
 _MAX_STEPS = 1
+_NON_FINITE = 3
+
+
+class NonFiniteProductError(FloatingPointError):
+    """An operator product (a Hessian-vector product) came back with NaN or ±inf: the
+    parameters, the data or the loss are not finite there."""
 _WHICH = ("largest", "smallest", "both")
 
 
@@ -342,6 +348,8 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
     ``v0`` is a torch float64 vector (``matvec`` maps torch vectors) or a numpy vector (then
     everything runs in numpy: :mod:`delyap.sgd.gram` uses it on matrices without torch).
 
+    Raises :class:`NonFiniteProductError` when a product is not finite.
+
     Returns ``(values, vectors, residuals, steps, converged, (alpha, beta))``: the selected Ritz
     values in decreasing order, their Ritz vectors (rows), the residual norms ‖Av − θv‖ (with
     full reorthogonalisation the Lanczos estimate β_m |s_m| equals them up to rounding), the
@@ -378,6 +386,9 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
         for _ in range(2):  # classical Gram–Schmidt twice ("twice is enough")
             w = w - Q[:j + 1].T @ (Q[:j + 1] @ w)
         beta[j] = float(norm(w))
+        if not (math.isfinite(alpha[j]) and math.isfinite(beta[j])):
+            raise NonFiniteProductError(f"Lanczos step {j + 1}: the operator's product is not "
+                                        f"finite (non-finite parameters, data or loss?)")
         m = j + 1
         scale = float(np.max(np.abs(alpha[:m]))) or 1.0
         invariant = beta[j] <= 1e-12 * scale
@@ -445,7 +456,9 @@ class HessianEigen(Result):
     iterations : int
         Lanczos steps = Hessian-vector products used.
     status : int
-        0 when every residual is below ``tol``·max|λ|; 1 (max_steps) otherwise.
+        0 when every residual is below ``tol``·max|λ|; 1 (max_steps) when not within the step
+        cap; 3 (non_finite) when a Hessian-vector product was not finite (non-finite
+        parameters, data or loss: the values are NaN, ``info["error"]`` says where).
     info : dict
         ``which``, ``tol``, ``loss`` (L at the point), ``dim``.
     """
@@ -606,14 +619,21 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
 
 def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
     max_iter = max(max_iter, 2 * k if which == "both" else k)
-    # The convergence check (a tridiagonal eigenproblem of size m) costs nothing next to an HVP.
-    values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
-                                              max_iter=max_iter)
-    out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
-                       residuals=np.asarray(res, dtype=float), iterations=steps,
-                       status=0 if ok else _MAX_STEPS,
-                       info={"which": which, "tol": tol, "dim": op.dim,
-                             "hvp": getattr(op, "products", "exact")})
+    info = {"which": which, "tol": tol, "dim": op.dim, "hvp": getattr(op, "products", "exact")}
+    try:
+        # The convergence check (a tridiagonal eigenproblem of size m) costs nothing next to
+        # an HVP.
+        values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
+                                                  max_iter=max_iter)
+    except NonFiniteProductError as err:
+        n = 2 * k if which == "both" else k
+        out = HessianEigen(values=np.full(n, np.nan), vectors=np.full((n, op.dim), np.nan),
+                           residuals=np.full(n, np.nan), iterations=op.calls,
+                           status=_NON_FINITE, info={**info, "error": str(err)})
+    else:
+        out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
+                           residuals=np.asarray(res, dtype=float), iterations=steps,
+                           status=0 if ok else _MAX_STEPS, info=info)
     out._origin = "hessian_eigenvalues"
     raise_if_failed(out, throw)
     return out
