@@ -183,12 +183,12 @@ def _neural_ode_class(model, rank_tol: Optional[float]) -> ArchitectureClass:
     # The flow's derivative Dφ_T is invertible, as the D_l of an MLP; the zero padding E of the
     # augmented dimensions is an injective linear "layer" dim → dim + augment. So the gradient
     # ∇Φ = W₁ᵀ Eᵀ Dφ_Tᵀ w₂ has the MLP's structure with widths (n₀, dim, m).
-    widths = [n0, dim, m, model.out_features]
-    ranks = [r_lift, dim, _numerical_rank(_weights(model.readout), rank_tol)]
-    eff = [n0] + ([r_lift] if r_lift < min(n0, dim) else []) + [dim, m, 1]
-    if m == dim:            # no augmentation: the flow keeps the lift's width
-        widths, ranks, eff = [n0, dim, model.out_features], [r_lift, ranks[2]], \
-            [n0] + ([r_lift] if r_lift < min(n0, dim) else []) + [dim, 1]
+    # Without augmentation the flow keeps the lift's width: one hidden layer, not two.
+    hidden = [dim] + ([m] if m > dim else [])
+    widths = [n0, *hidden, model.out_features]
+    ranks = [r_lift] + ([dim] if m > dim else []) + \
+        [_numerical_rank(_weights(model.readout), rank_tol)]
+    eff = [n0] + ([r_lift] if r_lift < min(n0, dim) else []) + hidden + [1]
     act = model.config.activation
     smooth = act in ("tanh", "sigmoid", "softplus")
     acts = [] if smooth else [act]
