@@ -17,7 +17,7 @@ tools are given, so both see the same Hessian).
 
 Both run one HVP per iteration on the whole batch (torch autograd, the same threads); the
 table gives HVP counts, wall seconds (best of --repeats) and the ratio. The monitor overhead
-is GD for --gd-steps steps with and without ``SharpnessMonitor(every=10, k=1)`` (tol 1e-4),
+is GD for --gd-steps steps with and without ``SharpnessMonitor(every=10, k=1)`` (--monitor-tol),
 as a fraction of the plain training time: the monitor as it was first (a full warm-started
 Lanczos per call), the operator-based monitor (own HVP operator per call, residual test), and
 the training-graph monitor (``monitor.backward(loss, opt)`` in place of ``loss.backward()``,
@@ -28,6 +28,7 @@ Usage:
     pip install pyhessian
     python3 benchmarks/bench_hessian.py [--quick] [--json out.json]   (after pip install .[bench])
     ... --train-steps 300     # at the edge of stability instead of the initialisation
+    ... --monitor-only --train-steps 300 --monitor-lr 1.9   # the monitor during EoS training
 """
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ class _LegacyMonitor:
 MONITORS = ("plain", "before", "after", "graph", "graph_exact")
 
 
-def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-4):
+def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-3):
     """Wall and CPU seconds of --gd-steps GD steps: plain, with the legacy monitor, with the
     operator-based SharpnessMonitor and with the training-graph one (best of ``repeats``,
     interleaved so that load on a shared machine hits them alike). All train the same
@@ -207,6 +208,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--gd-steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--monitor-only", action="store_true",
+                    help="skip the PyHessian comparison: the monitor's overhead only")
+    ap.add_argument("--monitor-tol", type=float, default=1e-3,
+                    help="the monitor's tol (its default: 1e-3)")
+    ap.add_argument("--monitor-lr", type=float, default=1.0,
+                    help="monitored GD runs at η = this/λ_max(initialisation): 1 is stable "
+                         "(progressive sharpening), 1.9 with --train-steps 300 continues the "
+                         "pre-training at the edge of stability (λ_max hovering at 2/η)")
     ap.add_argument("--train-steps", type=int, default=0,
                     help="first train this many full-batch GD steps at η = 1.9/λ_max(init), so "
                          "that the point sits at the edge of stability (a smaller spectral gap)")
@@ -217,6 +226,7 @@ def main() -> None:
     net, X, Y = make_problem(n_in, width, n)
     crit = torch.nn.MSELoss()
     D = sum(p.numel() for p in net.parameters())
+    lam0 = float("nan")
     if args.train_steps:
         (lam0, _), _, _ = run_delyap(net, X, Y, crit, 1e-6)
         opt = torch.optim.SGD(net.parameters(), lr=1.9 / lam0)
@@ -230,73 +240,75 @@ def main() -> None:
     (ref, ref_hvps), t_ref, _ = run_delyap(net, X, Y, crit, 1e-13, hvp="exact")
     print(f"reference λ_max = {ref:.15g} ({ref_hvps} HVPs, {t_ref:.2f} s)")
 
-    rows = []
-    # Half decades for both tools (each rung is a full run): the finer the ladder, the closer
-    # each tool's chosen tol sits to what the accuracy needs.
-    ladder = tolerance_ladder(1e-1, 1e-10)
+    rows: list = []
+    if not args.monitor_only:
+        # Half decades for both tools (each rung is a full run): the finer the ladder, the closer
+        # each tool's chosen tol sits to what the accuracy needs.
+        ladder = tolerance_ladder(1e-1, 1e-10)
 
-    def delyap_rows(acc):
-        # The defaults (Jᵀ1 start, hvp 'auto': forward differences at these tolerances), exact
-        # products from the same start, and the random start with exact products.
-        for start, hvp in (("auto", "auto"), ("auto", "exact"), ("random", "exact")):
-            errs = {}
+        def delyap_rows(acc):
+            # The defaults (Jᵀ1 start, hvp 'auto': forward differences at these tolerances), exact
+            # products from the same start, and the random start with exact products.
+            for start, hvp in (("auto", "auto"), ("auto", "exact"), ("random", "exact")):
+                errs = {}
+                for tol in ladder:
+                    (val, hv), _, _ = run_delyap(net, X, Y, crit, tol, start, hvp)
+                    errs[tol] = abs(val / ref - 1)
+                tol_d = pick_tolerance(errs, acc)
+                (val_d, hv_d), t_d, c_d = best_of(
+                    args.repeats, lambda: run_delyap(net, X, Y, crit, tol_d, start, hvp))
+                rows.append({"tool": f"delyap Lanczos, start {start}, hvp {hvp}", "tol": tol_d,
+                             "hvps": hv_d,
+                             "rel_error": errs[tol_d], "seconds": t_d, "cpu_s": c_d,
+                             "accuracy": acc})
+
+        delyap_rows(args.accuracy)
+        try:
+            import pyhessian  # noqa: F401
+            have_ph = True
+        except ImportError:
+            have_ph = False
+            print("pyhessian not installed: pip install pyhessian")
+        if have_ph:
+            errs_p = {}
             for tol in ladder:
-                (val, hv), _, _ = run_delyap(net, X, Y, crit, tol, start, hvp)
-                errs[tol] = abs(val / ref - 1)
-            tol_d = pick_tolerance(errs, acc)
-            (val_d, hv_d), t_d, c_d = best_of(
-                args.repeats, lambda: run_delyap(net, X, Y, crit, tol_d, start, hvp))
-            rows.append({"tool": f"delyap Lanczos, start {start}, hvp {hvp}", "tol": tol_d,
-                         "hvps": hv_d,
-                         "rel_error": errs[tol_d], "seconds": t_d, "cpu_s": c_d,
+                (val, hv), t, _ = run_pyhessian(net, X, Y, crit, tol, 5000)
+                errs_p[tol] = abs(val / ref - 1)
+                print(f"  PyHessian tol {tol:.0e}: λ = {val:.12g} rel. error {errs_p[tol]:.1e}, "
+                      f"{hv} HVPs, {t:.2f} s")
+                if errs_p[tol] <= args.accuracy and tol < 1e-7:
+                    break
+            # PyHessian normalises v by (‖v‖ + 1e-6), so its Rayleigh quotient carries a relative
+            # bias of ~2e-6 at ‖Hv‖ ~ 1: when --accuracy is below that floor, both tools are
+            # compared at --fallback-accuracy too (and the floor is reported).
+            acc = args.accuracy
+            if min(errs_p.values()) > acc:
+                print(f"PyHessian's best relative error is {min(errs_p.values()):.1e} > {acc:g}; "
+                      f"comparing at {args.fallback_accuracy:g}")
+                acc = args.fallback_accuracy
+                delyap_rows(acc)
+            tol_p = pick_tolerance(errs_p, acc)
+            (val_p, hv_p), t_p, c_p = best_of(args.repeats,
+                                              lambda: run_pyhessian(net, X, Y, crit, tol_p, 5000))
+            rows.append({"tool": "PyHessian power iteration", "tol": tol_p, "hvps": hv_p,
+                         "rel_error": abs(val_p / ref - 1), "seconds": t_p, "cpu_s": c_p,
                          "accuracy": acc})
+        print("\n| tool | target accuracy | tol | HVPs | rel. error vs reference | wall s | "
+              "CPU s |\n|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['tool']} | {r['accuracy']:.0e} | {r['tol']:.0e} | {r['hvps']} | "
+                  f"{r['rel_error']:.1e} | {r['seconds']:.3f} | {r['cpu_s']:.3f} |")
+        p = rows[-1]
+        if p["tool"].startswith("PyHessian"):
+            for d in rows[:-1]:
+                if d["accuracy"] == p["accuracy"]:
+                    print(f"PyHessian / {d['tool']} at relative accuracy {p['accuracy']:g}: HVPs "
+                          f"{p['hvps'] / d['hvps']:.1f}×, wall {p['seconds'] / d['seconds']:.1f}×, "
+                          f"CPU {p['cpu_s'] / d['cpu_s']:.1f}×")
 
-    delyap_rows(args.accuracy)
-    try:
-        import pyhessian  # noqa: F401
-        have_ph = True
-    except ImportError:
-        have_ph = False
-        print("pyhessian not installed: pip install pyhessian")
-    if have_ph:
-        errs_p = {}
-        for tol in ladder:
-            (val, hv), t, _ = run_pyhessian(net, X, Y, crit, tol, 5000)
-            errs_p[tol] = abs(val / ref - 1)
-            print(f"  PyHessian tol {tol:.0e}: λ = {val:.12g} rel. error {errs_p[tol]:.1e}, "
-                  f"{hv} HVPs, {t:.2f} s")
-            if errs_p[tol] <= args.accuracy and tol < 1e-7:
-                break
-        # PyHessian normalises v by (‖v‖ + 1e-6), so its Rayleigh quotient carries a relative
-        # bias of ~2e-6 at ‖Hv‖ ~ 1: when --accuracy is below that floor, both tools are
-        # compared at --fallback-accuracy too (and the floor is reported).
-        acc = args.accuracy
-        if min(errs_p.values()) > acc:
-            print(f"PyHessian's best relative error is {min(errs_p.values()):.1e} > {acc:g}; "
-                  f"comparing at {args.fallback_accuracy:g}")
-            acc = args.fallback_accuracy
-            delyap_rows(acc)
-        tol_p = pick_tolerance(errs_p, acc)
-        (val_p, hv_p), t_p, c_p = best_of(args.repeats,
-                                          lambda: run_pyhessian(net, X, Y, crit, tol_p, 5000))
-        rows.append({"tool": "PyHessian power iteration", "tol": tol_p, "hvps": hv_p,
-                     "rel_error": abs(val_p / ref - 1), "seconds": t_p, "cpu_s": c_p,
-                     "accuracy": acc})
-    print("\n| tool | target accuracy | tol | HVPs | rel. error vs reference | wall s | CPU s |\n"
-          "|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['tool']} | {r['accuracy']:.0e} | {r['tol']:.0e} | {r['hvps']} | "
-              f"{r['rel_error']:.1e} | {r['seconds']:.3f} | {r['cpu_s']:.3f} |")
-    p = rows[-1]
-    if p["tool"].startswith("PyHessian"):
-        for d in rows[:-1]:
-            if d["accuracy"] == p["accuracy"]:
-                print(f"PyHessian / {d['tool']} at relative accuracy {p['accuracy']:g}: HVPs "
-                      f"{p['hvps'] / d['hvps']:.1f}×, wall {p['seconds'] / d['seconds']:.1f}×, "
-                      f"CPU {p['cpu_s'] / d['cpu_s']:.1f}×")
-
-    lr = 1.0 / ref
-    best = monitor_overhead(net, X, Y, crit, lr, args.gd_steps, 10, args.repeats)
+    lr = args.monitor_lr / (lam0 if args.train_steps else ref)
+    best = monitor_overhead(net, X, Y, crit, lr, args.gd_steps, 10, args.repeats,
+                            tol=args.monitor_tol)
     pw, pc, _ = best["plain"]
     old, mon, gmon = best["before"][2], best["after"][2], best["graph"][2]
     xmon = best["graph_exact"][2]
@@ -312,7 +324,8 @@ def main() -> None:
           "graph": grec["hvps"].astype(float),
           "graph_exact": xmon.records["hvps"].astype(float)}
     mon_json: dict = {"plain_s": pw, "plain_cpu_s": pc, "unit_cpu_s": u}
-    print(f"\nmonitor every 10 GD steps ({args.gd_steps} steps, η = 1/λ_max, tol 1e-4), "
+    print(f"\nmonitor every 10 GD steps ({args.gd_steps} steps, η = {lr:.4g} = 2/{2 / lr:.4g}, "
+          f"tol {args.monitor_tol:g}), "
           f"overhead over plain GD (plain: {pw:.2f} s wall, {pc:.2f} s CPU):\n"
           f"| monitor | HVPs per call | after 5 calls | wall s | wall overhead | CPU s | "
           f"CPU overhead | cost model, steady |\n|---|---|---|---|---|---|---|---|")

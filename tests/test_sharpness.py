@@ -224,7 +224,7 @@ def test_edge_of_stability(tmp_path):
 def test_monitor_momentum_and_exponent():
     net, X, Y = _mlp(seed=6, c=1)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    mon = sgd.SharpnessMonitor(net, X, Y, every=1, k=2)
+    mon = sgd.SharpnessMonitor(net, X, Y, every=1, k=2, tol=1e-4)
     res = mon.record(opt)
     H = _dense_hessian(net, X, Y)
     w = np.linalg.eigvalsh(H)
@@ -300,9 +300,11 @@ def test_monitor_warm_path_matches_full_lanczos():
     assert r["residual"][-1] <= tol * lam
     assert abs(lam - ref.sharpness) <= r["residual"][-1]
     H = _dense_hessian(net, X, Y) * 2          # nn.MSELoss() = 2 × delyap's ½‖f − y‖²
+    # The vector kept for the next start is the accepted Ritz vector after a free power step
+    # (Hy/‖Hy‖): its residual can only be smaller than the recorded one.
     v = mon._last[0]
-    assert np.linalg.norm(H @ v - lam * v) == pytest.approx(r["residual"][-1], rel=1e-6,
-                                                             abs=1e-12)
+    rho = float(v @ H @ v)
+    assert np.linalg.norm(H @ v - rho * v) <= r["residual"][-1] * (1 + 1e-6)
     assert lam == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=tol)
 
 

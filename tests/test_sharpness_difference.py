@@ -146,3 +146,67 @@ def test_monitor_keeps_recording_through_a_diverging_run():
     assert np.array_equal(bad, r["step"] > 11)
     assert r["converged"][~bad].all() and not r["converged"][bad].any()
     assert np.isfinite(mon._last).all()
+
+
+def test_difference_gradient_is_the_loss_gradient_in_chunks_and_under_no_grad():
+    # The products' gradients come from plain autograd on the flat parameters: they must equal
+    # the model's own gradient, chunked or not, also when called inside torch.no_grad() (as
+    # the gradient-flow reference does).
+    net, X, Y = _problem(seed=4, N=37)
+    crit = torch.nn.MSELoss()
+    crit(net(X), Y).backward()
+    ref = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
+    whole = hvp_operator(net, X, Y, crit, hvp="difference")
+    chunked = hvp_operator(net, X, Y, crit, hvp="difference", chunk_size=10)
+    with torch.no_grad():
+        for op in (whole, chunked):
+            torch.testing.assert_close(op.gradient(), ref, rtol=1e-12, atol=1e-15)
+        assert chunked.loss() == pytest.approx(float(crit(net(X), Y)), rel=1e-13)
+    v = torch.randn(whole.dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    torch.testing.assert_close(chunked(v), whole(v), rtol=0,
+                               atol=1e-6 * float(torch.linalg.norm(whole(v))))
+
+
+def test_power_step_of_lanczos_products_is_the_matrix_applied():
+    # The monitor keeps Hy/‖Hy‖ for the accepted Ritz vector y, formed from the Lanczos
+    # products at hand: it must equal the dense product.
+    from delyap.sgd.monitor import _power_step
+    from delyap.sgd.sharpness import lanczos
+
+    rng = np.random.default_rng(6)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    A = torch.as_tensor(Q @ np.diag(np.linspace(-1.0, 5.0, 30)) @ Q.T)
+    products = []
+
+    def matvec(q):
+        w = A @ q
+        products.append((q, w))
+        return w
+
+    v0 = torch.as_tensor(rng.standard_normal(30))
+    _, vecs, _, steps, _, _ = lanczos(matvec, v0, 1, tol=1e-3, max_iter=4, restart=False)
+    assert steps == len(products) >= 2
+    w = A @ vecs[0]
+    torch.testing.assert_close(_power_step(products, vecs[0]), w / torch.linalg.norm(w),
+                               rtol=0, atol=1e-13)
+
+
+def test_monitor_first_record_starts_like_hessian_eigenvalues():
+    # Cold, the monitor's first record takes hessian_eigenvalues' Jᵀ1 start (with the same
+    # seeded random part): the same products, the same value. A random start needs more.
+    net, X, Y = _problem(seed=7, N=60, width=16)
+    crit = torch.nn.MSELoss()
+    tol = 1e-3
+    ref = sgd.hessian_eigenvalues(net, X, Y, loss=crit, tol=tol)
+    rnd = sgd.hessian_eigenvalues(net, X, Y, loss=crit, tol=tol, start="random")
+    assert ref.info["hvp"] == "difference" and ref.iterations < rnd.iterations
+    for backward in (False, True):
+        mon = sgd.SharpnessMonitor(net, X, Y, loss=crit, smallest=False, tol=tol)
+        if backward:
+            mon.backward(crit(net(X), Y))
+        else:
+            mon.record()
+        res = mon.records
+        assert int(res["hvps"][0]) == ref.iterations
+        assert res["sharpness"][0] == pytest.approx(ref.values[0], rel=1e-7)
+    net.zero_grad()

@@ -119,8 +119,8 @@ class HVPOperator:
             # Mean over the whole data set: each chunk contributes its share.
             return self._loss_of(theta, X[s], Y[s]) * ((s.stop - s.start) / self.n_samples)
 
+        self._chunk_loss = chunk_loss
         self._grad = torch.func.grad(chunk_loss)
-        self._grad_and_value = torch.func.grad_and_value(chunk_loss)
         self._graph: Optional[GraphHVP] = None
         self._loss_value: Optional[float] = None
         self.products = products
@@ -131,9 +131,8 @@ class HVPOperator:
                                  "~√eps of the working precision: 1e-8 in float64, 3e-4 in "
                                  "float32)")
             if gradient is None:
-                parts = [self._grad_and_value(self.theta, s) for s in self._chunks]
-                self._g0 = sum(g for g, _ in parts).detach()
-                self._loss_value = sum(float(v) for _, v in parts)
+                self._g0, value = self._gradient_and_value(self.theta)
+                self._loss_value = float(value)
             else:
                 self._g0 = gradient.detach().reshape(-1).to(self.dtype)
                 if self._g0.numel() != self.dim:
@@ -167,8 +166,24 @@ class HVPOperator:
 
     def gradient(self, theta: Optional[torch.Tensor] = None) -> torch.Tensor:
         """∇L (flat), at ``theta`` (default: the operator's point)."""
-        th = self.theta if theta is None else theta
-        return sum(self._grad(th, s) for s in self._chunks)
+        return self._gradient_and_value(self.theta if theta is None else theta)[0]
+
+    def _gradient_and_value(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∇L, L) at a flat θ, detached: one forward and one reverse pass per chunk by plain
+        autograd. A forward-difference product is exactly one such gradient, and
+        ``torch.func.grad``'s transform made it ≈ 11 % dearer (24.9 against 22.1 ms CPU on the
+        benchmark MLP, where a GD step is 21.3 ms)."""
+        torch = _torch()
+        th = theta.detach().requires_grad_(True)
+        g: Any = None
+        value: Any = 0.0
+        with torch.enable_grad():
+            for s in self._chunks:
+                part = self._chunk_loss(th, s)
+                (gs,) = torch.autograd.grad(part, th)
+                g = gs if g is None else g + gs
+                value = value + part.detach()
+        return g, value
 
     def output_gradient(self) -> Optional[torch.Tensor]:
         """Jᵀ1 = ∇_θ Σ_i f(x_i; θ) (flat, float64) for a model with one output per sample,
@@ -610,11 +625,22 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
     if (2 * k if which == "both" else k) > op.dim:
         raise ValueError(f"k: at most {op.dim // (2 if which == 'both' else 1)} for a model with "
                          f"{op.dim} parameters")
-    if v0 is None and start == "auto" and which == "largest" and k == 1:
-        g = op.output_gradient()
-        if g is not None and bool(_torch().isfinite(g).all()) and float(g.abs().max()) > 0:
-            v0 = g
+    if v0 is None and start == "auto":
+        v0 = _output_gradient_start(op, k, which)
     return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
+
+
+def _output_gradient_start(op: Any, k: int, which: str) -> Optional[torch.Tensor]:
+    """The Jᵀ1 start (:meth:`HVPOperator.output_gradient`) where it helps: the top eigenvalue
+    alone (k = 1, which 'largest') of an operator that can form it, finite and nonzero; else
+    None (a random start)."""
+    form = getattr(op, "output_gradient", None)
+    if form is None or k != 1 or which != "largest":
+        return None
+    g = form()
+    if g is None or not bool(_torch().isfinite(g).all()) or float(g.abs().max()) == 0:
+        return None
+    return g
 
 
 def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
