@@ -10,7 +10,15 @@ import torch
 from torch import nn
 
 from ._capacity import MemoryCapacity, memory_capacity
-from ._solve import ACTIVATIONS, SolveConfig, neural_solve
+from ._solve import (
+    ACTIVATIONS,
+    SolveConfig,
+    check_tensors,
+    checked_grid,
+    delay_values,
+    plan_of,
+    solve_checked,
+)
 
 
 def _delays(tau: Union[float, Sequence[float]], n_delays: int) -> list[float]:
@@ -148,22 +156,25 @@ class NeuralDDE(nn.Module):
     def _check_tau(self) -> None:
         if self.n_delays == 0:
             return
-        vals = self.tau.detach().cpu().numpy()
-        if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
-            raise ValueError(f"tau: delays must be positive, got {vals.tolist()}")
-        if self.max_delay is not None and np.any(vals >= self.max_delay):
-            raise ValueError(f"tau: learnable delays {vals.tolist()} reached max_delay = "
+        vals = delay_values(self.tau, "positive")
+        if self.max_delay is not None and any(v >= self.max_delay for v in vals):
+            raise ValueError(f"tau: learnable delays {vals} reached max_delay = "
                              f"{self.max_delay}")
 
     def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
         """h(T) from the constant history h0 (batch, dim + augment)."""
+        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau)
         self._check_tau()
         c = self.config
+        if grid is not None:
+            grid = checked_grid(grid, c.t_final)
+            if c.dt is None:  # unused (the grid gives the steps)
+                c = SolveConfig(c.activation, c.t_final, c.method, c.rtol, c.atol, 1.0,
+                                c.max_steps, c.threads)
         info: dict = {}
-        out = neural_solve(h0, self.W, self.W_delay, self.b, self.W_out, self.tau,
-                           activation=c.activation, t_final=c.t_final, method=c.method,
-                           rtol=c.rtol, atol=c.atol, dt=c.dt, grid=grid, threads=c.threads,
-                           info=info)
+        # plan_of: checked once per configuration (cached), not per training step.
+        out = solve_checked(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, plan_of(c),
+                            grid, info)
         self.last_info = info
         return out
 

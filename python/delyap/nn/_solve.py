@@ -1,9 +1,11 @@
 """The C++ neural-DDE pass as a ``torch.autograd.Function`` (torch is imported lazily)."""
 from __future__ import annotations
 
+import functools
+import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -52,18 +54,71 @@ class SolveConfig:
             raise ValueError("rtol, atol: need rtol > 0 and atol >= 0")
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to(dtype=_f64()).cpu().numpy())
+class _Plan(NamedTuple):
+    """A checked SolveConfig as the C++ pass takes it."""
+
+    activation: int
+    method: Any  # _core.Method
+    t_final: float
+    rtol: float
+    atol: float
+    dt: float
+    max_steps: int
+    threads: int
 
 
-def _f64() -> Any:
+@functools.lru_cache(maxsize=256)
+def plan_of(cfg: SolveConfig) -> _Plan:
+    """``cfg`` checked (raises naming the argument) and converted, once per configuration: a
+    module's configuration is fixed, so its training steps skip both."""
+    cfg.check()
+    threads = cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)
+    return _Plan(ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
+                 float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), int(cfg.max_steps),
+                 int(threads))
+
+
+def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
+                  W_out: torch.Tensor, tau: torch.Tensor) -> None:
+    """Type, device, dtype and rank checks of a pass's tensors (shapes: the C++ pass)."""
     import torch
 
-    return torch.float64
+    tensors = (("h0", h0), ("W", W), ("W_delay", W_delay), ("b", b), ("W_out", W_out),
+               ("tau", tau))
+    for name, v in tensors:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__}")
+        if not v.is_cpu:
+            raise ValueError(f"{name}: delyap.nn runs on the CPU; got a tensor on {v.device}")
+        if v.dtype is not torch.float64 and v.dtype is not torch.float32:
+            raise TypeError(f"{name}: expected float32 or float64, got {v.dtype}")
+    dtype = h0.dtype
+    if any(v.dtype is not dtype for _, v in tensors):
+        dtypes = sorted({str(v.dtype) for _, v in tensors})
+        raise TypeError(f"h0, W, W_delay, b, W_out, tau: mixed dtypes {dtypes}"
+                        "; convert the input or the module (model.double())")
+    if h0.ndim != 2:
+        raise ValueError(f"h0: expected shape (batch, dim), got {tuple(h0.shape)}")
+    if tau.ndim != 1:
+        raise ValueError(f"tau: expected shape (n_delays,), got {tuple(tau.shape)}")
 
 
-def _threads(n: int) -> int:
-    return n if n > 0 else (os.cpu_count() or 1)
+def delay_values(tau: torch.Tensor, what: str = "positive and finite") -> list[float]:
+    """The delays as floats, checked positive and finite (``what``: the message's wording)."""
+    vals = tau.detach().tolist()
+    if not all(math.isfinite(v) and v > 0 for v in vals):
+        raise ValueError(f"tau: delays must be {what}, got {vals}")
+    return vals
+
+
+def checked_grid(grid: Any, t_final: float) -> np.ndarray:
+    """A step sequence to replay: increasing float64 times from 0 to ``t_final``."""
+    g = np.ascontiguousarray(grid, dtype=np.float64)
+    if g.ndim != 1 or g.size < 2 or g[0] != 0.0 or not np.all(np.diff(g) > 0):
+        raise ValueError("grid: expected increasing times starting at 0")
+    if abs(g[-1] - t_final) > 1e-12 * max(1.0, t_final):
+        raise ValueError(f"grid: must end at t_final = {t_final}, ends at {g[-1]}")
+    return g
 
 
 class _NeuralSolveFn:
@@ -77,46 +132,72 @@ def _function() -> Any:
         return _NeuralSolveFn.fn
     import torch
 
+    f64 = torch.float64
+
+    def as_f64(t: torch.Tensor) -> np.ndarray:
+        # float64 contiguous CPU tensors are handed over as views (.numpy() shares memory; the
+        # core only reads them); others are converted, once per pass.
+        a = t.detach().numpy() if t.dtype is f64 else t.detach().to(f64).numpy()
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
     class NeuralSolve(torch.autograd.Function):
         """h(T) of h' = W_out σ(W h + Σ_k W_k h(t − τ_k) + b), h = h0 on [−τmax, 0], by the C++
         core; backward is the discrete adjoint of the computed pass (step sequence fixed)."""
 
         @staticmethod
         def forward(ctx: Any, h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
-                    b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
-                    grid: Optional[np.ndarray], info: Optional[dict]) -> torch.Tensor:
-            # (ignore: the _core stub gains activation_bytes and A when it is regenerated)
+                    b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor,
+                    call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> torch.Tensor:
+            p, grid, info = call
+            h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
             out = _core.neural_forward(
-                _np(h0), _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
-                ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
-                float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), grid, int(cfg.max_steps),
-                _threads(cfg.threads), activation_bytes=float(ACTIVATION_CACHE_BYTES))
-            ctx.cfg = cfg
-            ctx.trace = (out["t"], out["X"], out["K"], out["A"])
-            ctx.save_for_backward(W, W_delay, b, W_out, tau)
+                h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol, p.atol,
+                p.dt, grid, p.max_steps, p.threads, True, float(ACTIVATION_CACHE_BYTES))
+            ctx.plan = p
+            # The backward reads the weights the forward used (views or float64 copies); saving
+            # the tensors too keeps autograd's check that none was modified in place.
+            ctx.arrays = (Wa, Wda, ba, Wouta, taua)
+            ctx.dtypes = tuple(t.dtype for t in (h0, W, W_delay, b, W_out, tau))
+            # The stored pass as saved tensors (views of the arrays): autograd frees them after
+            # the backward (unless retain_graph), so the activations' buffer goes back to the
+            # core's pool for the next step even while the caller still holds the loss.
+            A = out["A"]
+            ctx.save_for_backward(W, W_delay, b, W_out, tau, torch.from_numpy(out["t"]),
+                                  torch.from_numpy(out["X"]), torch.from_numpy(out["K"]),
+                                  None if A is None else torch.from_numpy(A))
             if info is not None:
                 info["t"] = out["t"]
                 info["rejected"] = int(out["rejected"])
-            return torch.from_numpy(out["y"]).to(h0.dtype)
+            y = torch.from_numpy(out["y"])
+            return y if h0.dtype is f64 else y.to(h0.dtype)
 
         @staticmethod
         def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
-            W, W_delay, b, W_out, tau = ctx.saved_tensors
-            cfg: SolveConfig = ctx.cfg
-            t, X, K, A = ctx.trace
-            g = _core.neural_backward(
-                _np(W), _np(W_delay), _np(b), _np(W_out), _np(tau),
-                ACTIVATIONS[cfg.activation], _METHODS[cfg.method], t, X, K, _np(grad_y),
-                _threads(cfg.threads), A=A)
-
-            def back(name: str, like: torch.Tensor) -> torch.Tensor:
-                return torch.from_numpy(g[name]).to(like.dtype)
-
-            return (back("h0", grad_y), back("W", W), back("W_delay", W_delay), back("b", b),
-                    back("W_out", W_out), back("tau", tau), None, None, None)
+            # (saved_tensors also raises if a weight was modified in place since the forward)
+            t, X, K, A = ctx.saved_tensors[5:]
+            p: _Plan = ctx.plan
+            Wa, Wda, ba, Wouta, taua = ctx.arrays
+            g = _core.neural_backward(Wa, Wda, ba, Wouta, taua, p.activation, p.method, t.numpy(),
+                                      X.numpy(), K.numpy(), as_f64(grad_y), p.threads, True,
+                                      None if A is None else A.numpy())
+            grads: list[Any] = []
+            for name, need, dtype in zip(("h0", "W", "W_delay", "b", "W_out", "tau"),
+                                         ctx.needs_input_grad, ctx.dtypes):
+                v = torch.from_numpy(g[name]) if need else None
+                grads.append(v if v is None or dtype is f64 else v.to(dtype))
+            return (*grads, None)
 
     _NeuralSolveFn.fn = NeuralSolve
     return NeuralSolve
+
+
+def solve_checked(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
+                  W_out: torch.Tensor, tau: torch.Tensor, plan: _Plan,
+                  grid: Optional[np.ndarray] = None, info: Optional[dict] = None
+                  ) -> torch.Tensor:
+    """The pass on arguments already checked (check_tensors, delay_values, plan_of,
+    checked_grid)."""
+    return _function().apply(h0, W, W_delay, b, W_out, tau, (plan, grid, info))
 
 
 def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
@@ -150,36 +231,11 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
     -------
     Tensor (batch, dim), the dtype of ``h0`` (computed in float64).
     """
-    import torch
-
-    tensors = {"h0": h0, "W": W, "W_delay": W_delay, "b": b, "W_out": W_out, "tau": tau}
-    for name, v in tensors.items():
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__}")
-        if v.device.type != "cpu":
-            raise ValueError(f"{name}: delyap.nn runs on the CPU; got a tensor on {v.device}")
-        if v.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name}: expected float32 or float64, got {v.dtype}")
-    dtypes = {v.dtype for v in tensors.values()}
-    if len(dtypes) > 1:
-        raise TypeError(f"h0, W, W_delay, b, W_out, tau: mixed dtypes {sorted(map(str, dtypes))}"
-                        "; convert the input or the module (model.double())")
-    if h0.ndim != 2:
-        raise ValueError(f"h0: expected shape (batch, dim), got {tuple(h0.shape)}")
-    if tau.ndim != 1:
-        raise ValueError(f"tau: expected shape (n_delays,), got {tuple(tau.shape)}")
-    tau_np = tau.detach().cpu().numpy()
-    if not np.all(np.isfinite(tau_np)) or np.any(tau_np <= 0):
-        raise ValueError(f"tau: delays must be positive and finite, got {tau_np.tolist()}")
+    check_tensors(h0, W, W_delay, b, W_out, tau)
+    delay_values(tau)
+    if grid is not None:
+        grid = checked_grid(grid, float(t_final))
+        dt = 1.0  # unused (the grid gives the steps); lets fixed-step methods pass the check
     cfg = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
                       None if dt is None else float(dt), int(max_steps), int(threads))
-    if grid is not None:
-        grid = np.ascontiguousarray(grid, dtype=np.float64)
-        if grid.ndim != 1 or grid.size < 2 or grid[0] != 0.0 or not np.all(np.diff(grid) > 0):
-            raise ValueError("grid: expected increasing times starting at 0")
-        if abs(grid[-1] - t_final) > 1e-12 * max(1.0, t_final):
-            raise ValueError(f"grid: must end at t_final = {t_final}, ends at {grid[-1]}")
-        cfg = SolveConfig(activation, float(t_final), method, float(rtol), float(atol), 1.0,
-                          int(max_steps), int(threads))
-    cfg.check()
-    return _function().apply(h0, W, W_delay, b, W_out, tau, cfg, grid, info)
+    return solve_checked(h0, W, W_delay, b, W_out, tau, plan_of(cfg), grid, info)
