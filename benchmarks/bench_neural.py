@@ -27,7 +27,7 @@ usual convention), for every tool alike; "dgemm" is the rate numpy's BLAS reache
 nine products per stage (one call each, one thread), the reference for delyap's GF/s. Peak
 RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
 
-Run:  python benchmarks/bench_neural.py [--quick] [--json PATH]
+Run:  python benchmarks/bench_neural.py [--quick] [--parts rk4,ode,matched,rss] [--json PATH]
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ import delyap
 from delyap.nn import neural_solve
 
 BATCH, T_FINAL, TAU = 256, 1.0, 0.5
+PARTS = ("rk4", "ode", "matched", "rss")
 
 
 def params(dim: int, hidden: int, n_delays: int, seed: int = 0, dtype=torch.float64):
@@ -265,10 +266,17 @@ def peak_rss(tool: str, dim: int, hidden: int, steps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help=f"comma-separated subset of {','.join(PARTS)} (default: all): the RK4 "
+                    "table, the neural ODE table, the matched-accuracy and step-count tables "
+                    "against torchdde, peak RSS")
     ap.add_argument("--rss-child", nargs=4, metavar=("TOOL", "DIM", "HIDDEN", "STEPS"),
                     help=argparse.SUPPRESS)
     _common.add_json_option(ap)
     args = ap.parse_args()
+    args.parts = [p for p in args.parts.split(",") if p]
+    if not set(args.parts) <= set(PARTS):
+        ap.error(f"--parts: expected a subset of {','.join(PARTS)}, got {args.parts}")
     if args.rss_child:
         tool, dim, hidden, steps = args.rss_child
         rss_child(tool, int(dim), int(hidden), int(steps))
@@ -299,9 +307,26 @@ def run(args) -> None:
         have_diffeq = True
     except ImportError:
         have_diffeq = False
-    cmd = "python benchmarks/bench_neural.py" + (" --quick" if args.quick else "")
+    cmd = "python benchmarks/bench_neural.py" + (" --quick" if args.quick else "") + (
+        "" if len(args.parts) == len(PARTS) else " --parts " + ",".join(args.parts))
     print(f"`{cmd}`: delyap {delyap.__version__}, torch {torch.__version__}; batch {BATCH}, "
           f"T = {T_FINAL}, tau = {TAU}, one thread each; CPU ms, best of {reps}, interleaved")
+    rows = rk4_table(reps, dt, m, n_steps, have_dde) if "rk4" in args.parts else []
+    ode_rows = ode_table(reps) if have_diffeq and "ode" in args.parts else []
+    dde_acc = torchdde_matched(args.quick) if have_dde and "matched" in args.parts else {}
+    rss = {}
+    if "rss" in args.parts:
+        print("\nPeak RSS, 1000-step RK4 training step, dim 8, hidden 32, batch 256 (fresh "
+              "process)")
+        for tool in ("delyap", "torch") + (("torchdde",) if have_dde else ()):
+            rss[tool] = peak_rss(tool, 8, 32, 1000)
+            print(f"  {tool:9s} {rss[tool]}")
+    _common.write_json(args.json, args, {"dde": rows, "ode": ode_rows, "torchdde": dde_acc,
+                                         "rss": rss})
+
+
+def rk4_table(reps: int, dt: float, m: int, n_steps: int, have_dde: bool) -> list:
+    """Neural DDE, RK4 on the same 50 steps: delyap, the torch RK4 loop, torchdde."""
     rows = []
     print("\nNeural DDE, RK4 dt = 0.02 (50 steps), forward + backward, float64 (torchdde: "
           "float32)\n")
@@ -339,17 +364,7 @@ def run(args) -> None:
                   f"{ms(row.get('torchdde_cpu_s', np.nan))} | "
                   f"{row.get('ratio_torchdde', np.nan):.1f} | {row['max_dy_torch']:.0e} | "
                   f"{row.get('max_dy_torchdde', np.nan):.1e} |", flush=True)
-
-    ode_rows = ode_table(reps) if have_diffeq else []
-    dde_acc = torchdde_matched(args.quick) if have_dde else {}
-
-    print("\nPeak RSS, 1000-step RK4 training step, dim 8, hidden 32, batch 256 (fresh process)")
-    rss = {}
-    for tool in ("delyap", "torch") + (("torchdde",) if have_dde else ()):
-        rss[tool] = peak_rss(tool, 8, 32, 1000)
-        print(f"  {tool:9s} {rss[tool]}")
-    _common.write_json(args.json, args, {"dde": rows, "ode": ode_rows, "torchdde": dde_acc,
-                                         "rss": rss})
+    return rows
 
 
 def ode_table(reps: int) -> list:

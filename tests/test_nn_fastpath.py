@@ -152,6 +152,15 @@ def test_module_checks_still_name_the_argument():
         model.tau.fill_(0.5)
     with pytest.raises(ValueError, match="grid"):
         model.solve(h0, grid=[0.0, 0.5, 0.9])
-    with pytest.raises(ValueError, match="method"):
-        neural_solve(h0, *(p.detach() for p in (model.W, model.W_delay, model.b, model.W_out,
-                                                model.tau)), method="RK5", dt=0.1)
+    weights = [p.detach() for p in (model.W, model.W_delay, model.b, model.W_out, model.tau)]
+    # The configuration check is cached per configuration: each bad one still raises, every
+    # time, and an unhashable one is named rather than failing the cache lookup.
+    for _ in range(2):
+        with pytest.raises(ValueError, match="method"):
+            neural_solve(h0, *weights, method="RK5", dt=0.1)
+        with pytest.raises(ValueError, match="method"):
+            neural_solve(h0, *weights, method=["RK4"], dt=0.1)
+        with pytest.raises(ValueError, match="activation"):
+            neural_solve(h0, *weights, activation=["tanh"], method="RK4", dt=0.1)
+        with pytest.raises(ValueError, match="dt"):
+            neural_solve(h0, *weights, method="RK4", dt=-0.1)

@@ -39,10 +39,10 @@ class SolveConfig:
     threads: int = 0
 
     def check(self) -> None:
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got "
                              f"{self.activation!r}")
-        if self.method not in _METHODS:
+        if not isinstance(self.method, str) or self.method not in _METHODS:
             raise ValueError(f"method: expected one of {sorted(_METHODS)}, got {self.method!r}")
         if not (np.isfinite(self.t_final) and self.t_final > 0):
             raise ValueError(f"t_final: must be positive and finite, got {self.t_final}")
@@ -67,15 +67,25 @@ class _Plan(NamedTuple):
     threads: int
 
 
-@functools.lru_cache(maxsize=256)
 def plan_of(cfg: SolveConfig) -> _Plan:
     """``cfg`` checked (raises naming the argument) and converted, once per configuration: a
     module's configuration is fixed, so its training steps skip both."""
+    try:
+        hash(cfg)
+    except TypeError:  # an unhashable field (a list for the method...): check() names it
+        return _make_plan(cfg)
+    return _cached_plan(cfg)
+
+
+def _make_plan(cfg: SolveConfig) -> _Plan:
     cfg.check()
     threads = cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)
     return _Plan(ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
                  float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), int(cfg.max_steps),
                  int(threads))
+
+
+_cached_plan = functools.lru_cache(maxsize=256)(_make_plan)
 
 
 def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
