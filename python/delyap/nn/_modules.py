@@ -74,7 +74,8 @@ class NeuralDDE(nn.Module):
     augment : int
         Extra state dimensions, zero at t = 0 (augmented neural DDE).
     threads : int
-        Worker threads over the batch (0: all cores).
+        Worker threads over the batch (0: as many as the pass's work pays for, up to all
+        cores: a small fixed-step pass runs on one).
 
     Notes
     -----

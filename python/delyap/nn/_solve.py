@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
@@ -79,10 +78,10 @@ def plan_of(cfg: SolveConfig) -> _Plan:
 
 def _make_plan(cfg: SolveConfig) -> _Plan:
     cfg.check()
-    threads = cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)
+    # threads <= 0 stays 0: the core then uses as many threads as the pass's work pays for.
     return _Plan(ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
                  float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), int(cfg.max_steps),
-                 int(threads))
+                 max(0, int(cfg.threads)))
 
 
 _cached_plan = functools.lru_cache(maxsize=256)(_make_plan)
