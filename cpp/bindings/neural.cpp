@@ -81,7 +81,8 @@ std::vector<Index> row_chunks(Index batch, int threads) {
 // time on two threads than on one.
 constexpr double kMinChunkFlops = 4e6;
 std::vector<Index> pass_chunks(Index batch, int threads, double flops) {
-  if (threads <= 0) threads = resolve_threads(0, std::max<Index>(1, Index(flops / kMinChunkFlops)));
+  if (threads <= 0)
+    threads = resolve_threads(0, std::max<Index>(1, Index(flops / kMinChunkFlops)));
   return row_chunks(batch, threads);
 }
 
@@ -253,7 +254,8 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   }
   std::vector<double> gh0(size_t(B * f.dim));
   // The adjoint costs about twice the forward.
-  const std::vector<Index> edges = pass_chunks(B, threads, 2.0 * double(N) * tab.stages * f.flops(B));
+  const std::vector<Index> edges =
+      pass_chunks(B, threads, 2.0 * double(N) * tab.stages * f.flops(B));
   std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
   run_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
     parallel_for(Index(parts.size()), int(parts.size()), cancel, [&](Index c) {
