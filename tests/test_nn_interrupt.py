@@ -31,13 +31,13 @@ small = _core.neural_forward(h0[:2], *args, 0.1, 1e-6, 1e-8, 0.05, None, 10**6, 
 print("started", flush=True)
 try:
     if {phase!r} == "forward":
-        _core.neural_forward(h0, *args, 20.0, 1e-6, 1e-8, 0.01, None, 10**7, 1)
+        _core.neural_forward(h0, *args, 20.0, 1e-6, 1e-8, 0.01, None, 10**7, {threads})
     else:
         # 500 steps: the backward pass (about twice a forward step each) runs for seconds even
         # on a quiet machine, well past the signal.
-        out = _core.neural_forward(h0, *args, 5.0, 1e-6, 1e-8, 0.01, None, 10**7, 1)
+        out = _core.neural_forward(h0, *args, 5.0, 1e-6, 1e-8, 0.01, None, 10**7, {threads})
         print("backward", flush=True)
-        _core.neural_backward(*args, out["t"], out["X"], out["K"], np.ones((B, D)), 1)
+        _core.neural_backward(*args, out["t"], out["X"], out["K"], np.ones((B, D)), {threads})
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     again = _core.neural_forward(h0[:2], *args, 0.1, 1e-6, 1e-8, 0.05, None, 10**6, 1)
@@ -49,11 +49,14 @@ sys.exit(3)
 """
 
 
+# threads=1 runs the pass on the calling thread (its work polls check signals); threads=2 on
+# worker threads with the calling thread watching (run_interruptible): both must stop.
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("phase", ["forward", "backward"])
-def test_ctrl_c_stops_the_pass(phase):
+def test_ctrl_c_stops_the_pass(phase, threads):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join([PYTHON_DIR, env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD.format(phase=phase))],
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD.format(phase=phase, threads=threads))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_for = "backward" if phase == "backward" else "started"
