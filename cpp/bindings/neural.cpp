@@ -5,12 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -86,54 +83,6 @@ std::vector<Index> pass_chunks(Index batch, int threads, double flops) {
   return row_chunks(batch, threads);
 }
 
-// Runs a pass, work(cancel, cancelled), with the GIL released and stopping on Ctrl-C. A pass on
-// one thread (one row block) runs right here on the calling thread: starting run_interruptible's
-// watcher thread and running the pass on it cost 15-20 µs a call and the caller's warm caches
-// (a training step of a small model, 2 RK4 steps at dim 2, hidden 32, is ≈ 0.25 ms in C++);
-// the pass's own polls (WorkPoll, by work done) then check for signals, on this thread and at
-// most every 50 ms, taking the GIL for it. Passes over several blocks, or with a progress
-// callback installed, run under run_interruptible (whose thread checks every 50 ms whatever
-// the blocks do).
-template <class Work>
-void run_pass(bool one_thread, Work&& work) {
-  std::atomic<bool> cancel{false};
-  if (!one_thread || bindings::detail::progress_callback) {
-    auto cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
-    bindings::run_interruptible(cancel, [&]() { work(cancel, cancelled); });
-    return;
-  }
-  using Clock = std::chrono::steady_clock;
-  constexpr auto kEvery = std::chrono::milliseconds(50);
-  const std::thread::id caller = std::this_thread::get_id();
-  Clock::time_point next_check = Clock::now() + kEvery;
-  bool interrupted = false;
-  // Called by the pass's polls; other threads (none here, but the core may add helpers) only
-  // read the flag.
-  auto cancelled = [&]() {
-    if (cancel.load(std::memory_order_relaxed)) return true;
-    if (std::this_thread::get_id() != caller || Clock::now() < next_check) return false;
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) {  // the KeyboardInterrupt stays set for the rethrow below
-      interrupted = true;
-      cancel.store(true);
-      return true;
-    }
-    next_check = Clock::now() + kEvery;
-    return false;
-  };
-  std::exception_ptr error;
-  {
-    py::gil_scoped_release release;
-    try {
-      work(cancel, cancelled);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  if (interrupted) throw py::error_already_set();
-  if (error) std::rethrow_exception(error);
-}
-
 py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, const DArray& b,
                         const DArray& Wout, const DArray& tau, int activation, Method method,
                         double t_final, double rtol, double atol, double dt,
@@ -189,7 +138,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
     const Index blocks = std::max<Index>(1, B * f.hidden / 16384);
     const std::vector<Index> edges =
         row_chunks(B, int(std::min<Index>(blocks, resolve_threads(threads, B))));
-    run_pass(edges.size() == 2, [&](std::atomic<bool>&, auto& cancelled) {
+    bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>&, auto& cancelled) {
       WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
       WorkerPool pool(int(edges.size()) - 1);
       nn::forward_adaptive(f, tab, tau.data(), t_final, opt, tr, poll, edges,
@@ -200,7 +149,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   } else {
     const std::vector<Index> edges =
         pass_chunks(B, threads, double(tr.steps()) * tab.stages * f.flops(B));
-    run_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
+    bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
       parallel_for(Index(edges.size()) - 1, int(edges.size()) - 1, cancel, [&](Index c) {
         WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
         nn::forward_on_grid(f, tab, tau.data(), tr, edges[size_t(c)],
@@ -257,7 +206,7 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   const std::vector<Index> edges =
       pass_chunks(B, threads, 2.0 * double(N) * tab.stages * f.flops(B));
   std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
-  run_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
+  bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
     parallel_for(Index(parts.size()), int(parts.size()), cancel, [&](Index c) {
       const Index r0 = edges[size_t(c)], rows = edges[size_t(c + 1)] - r0;
       WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
