@@ -176,7 +176,7 @@ def test_float32_module_and_learnable_tau_trains():
         loss.backward()
         assert model.tau.grad is not None and model.tau.grad.dtype == torch.float32
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0]
     assert float(model.tau.detach()) != tau0
 
