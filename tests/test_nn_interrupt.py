@@ -56,7 +56,8 @@ sys.exit(3)
 def test_ctrl_c_stops_the_pass(phase, threads):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join([PYTHON_DIR, env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD.format(phase=phase, threads=threads))],
+    child = textwrap.dedent(CHILD.format(phase=phase, threads=threads))
+    proc = subprocess.Popen([sys.executable, "-c", child],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_for = "backward" if phase == "backward" else "started"
