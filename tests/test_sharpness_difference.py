@@ -167,30 +167,6 @@ def test_difference_gradient_is_the_loss_gradient_in_chunks_and_under_no_grad():
                                atol=1e-6 * float(torch.linalg.norm(whole(v))))
 
 
-def test_power_step_of_lanczos_products_is_the_matrix_applied():
-    # The monitor keeps Hy/‖Hy‖ for the accepted Ritz vector y, formed from the Lanczos
-    # products at hand: it must equal the dense product.
-    from delyap.sgd.monitor import _power_step
-    from delyap.sgd.sharpness import lanczos
-
-    rng = np.random.default_rng(6)
-    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
-    A = torch.as_tensor(Q @ np.diag(np.linspace(-1.0, 5.0, 30)) @ Q.T)
-    products = []
-
-    def matvec(q):
-        w = A @ q
-        products.append((q, w))
-        return w
-
-    v0 = torch.as_tensor(rng.standard_normal(30))
-    _, vecs, _, steps, _, _ = lanczos(matvec, v0, 1, tol=1e-3, max_iter=4, restart=False)
-    assert steps == len(products) >= 2
-    w = A @ vecs[0]
-    torch.testing.assert_close(_power_step(products, vecs[0]), w / torch.linalg.norm(w),
-                               rtol=0, atol=1e-13)
-
-
 def test_monitor_first_record_starts_like_hessian_eigenvalues():
     # Cold, the monitor's first record takes hessian_eigenvalues' Jᵀ1 start (with the same
     # seeded random part): the same products, the same value. A random start needs more.

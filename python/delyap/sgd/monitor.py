@@ -36,6 +36,7 @@ from .sharpness import (
     NonFiniteProductError,
     _eigen,
     _loss_function,
+    _non_finite_eigen,
     _output_gradient_start,
     _start_vector,
     choose_products,
@@ -159,14 +160,6 @@ def _top_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tens
         s2 = torch.as_tensor(S[:, -2], dtype=torch.float64).to(Q[0].device)
         h2 = s2 @ torch.stack(W)
     return rho, y, res, len(Q), res <= tol * abs(rho), hy, h2
-
-
-def _power_step(products: list, y: torch.Tensor) -> torch.Tensor:
-    """Hy/‖Hy‖ for a vector y in the span of orthonormal Lanczos vectors q_i whose products
-    (q_i, Hq_i) are given: Hy = Σ (q_iᵀy) Hq_i, without another product."""
-    y = y.to(products[0][1].dtype)
-    w = sum(float(q @ y) * hq for q, hq in products)
-    return w / _torch().linalg.norm(w)
 
 
 class SharpnessMonitor:
@@ -293,10 +286,9 @@ class SharpnessMonitor:
         self._last: Optional[np.ndarray] = None
         # (step, eigenvectors) of the last records, for the extrapolated warm start.
         self._history: list[tuple[int, np.ndarray]] = []
-        # The second Ritz direction of the last warm record that had one (k = 1, largest):
-        # kept in reserve for the next record's subspace (see _top_ritz).
+        # The second Ritz direction of the last accepted warm record that had one (k = 1,
+        # largest): kept in reserve for the next record's subspace (see _top_ritz).
         self._second: Optional[torch.Tensor] = None
-        self._next_second: Optional[torch.Tensor] = None
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
         self.hvp = choose_products(hvp, model, self.tol, precision)
         # backward() forms its products in the model's own dtype (the training step's).
@@ -434,9 +426,6 @@ class SharpnessMonitor:
             res = self._warm(op, which, at)
             # A non-finite product fails any run at this point: no full run after it.
             fallback = res.status not in (0, _NON_FINITE)
-        if res is not None and not fallback and self._next_second is not None:
-            self._second = self._next_second
-        self._next_second = None
         if res is None or fallback:
             # Cold (the first record): the Jᵀ1 start of hessian_eigenvalues where it applies
             # (9 → 6 products at tol 1e-3 on the benchmark MLP, one gradient of the outputs
@@ -511,48 +500,27 @@ class SharpnessMonitor:
         need = 2 * self.k if which == "both" else self.k
         if self.k == 1 and which == "largest":
             return self._warm_top(op, at)
-        products: list = []  # (q, Hq) of every Lanczos step, for the free power step below
-
-        def matvec(q):
-            w = op(q)
-            products.append((q, w))
-            return w
-
+        info = {"which": which, "tol": self.tol, "dim": op.dim}
         try:
             values, vecs, res, steps, ok, _ = lanczos(
-                matvec, self._warm_start(op, at), self.k, which=which, tol=self.tol,
+                op, self._warm_start(op, at), self.k, which=which, tol=self.tol,
                 max_iter=max(self.warm_steps, need), restart=False)
         except NonFiniteProductError as err:
-            return HessianEigen(values=np.full(need, np.nan),
-                                vectors=np.full((need, op.dim), np.nan),
-                                residuals=np.full(need, np.nan), iterations=op.calls,
-                                status=_NON_FINITE,
-                                info={"which": which, "tol": self.tol, "dim": op.dim,
-                                      "error": str(err)})
+            return _non_finite_eigen(need, op, info, err)
         # restart=False stops on an invariant subspace with exact pairs, but possibly fewer
         # than asked for: only a full set counts as converged.
         ok = ok and len(values) == need
-        out = HessianEigen(values=np.asarray(values, dtype=float),
-                           vectors=vecs.cpu().numpy(), residuals=np.asarray(res, dtype=float),
-                           iterations=steps, status=0 if ok else _MAX_STEPS,
-                           info={"which": which, "tol": self.tol, "dim": op.dim})
-        if ok and self.k == 1 and which == "largest" and values[0] > 0:
-            # Accepted: the recorded pair is the Ritz pair (ρ, y), but the vector kept for the
-            # next start is Hy/‖Hy‖, a free power step (Hy = Σ (q_iᵀy) Hq_i over the Lanczos
-            # vectors q_i, whose products are at hand) that scales the component along each
-            # other eigenvector h_j by h_j/λ (|·| < 1 unless a negative eigenvalue is larger
-            # in magnitude than λ: then the next record just needs more steps). It damps the
-            # error that extrapolation would carry forward.
-            out.vectors = _power_step(products, vecs[0]).cpu().numpy()[None, :]
-        return out
+        return HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
+                            residuals=np.asarray(res, dtype=float), iterations=steps,
+                            status=0 if ok else _MAX_STEPS, info=info)
 
     def _warm_top(self, op, at: int) -> HessianEigen:
         """The warm path for the top eigenvalue alone: :func:`_top_ritz` from the warm start
         with the previous record's second Ritz direction in reserve (measured on the benchmark
         MLP at the edge of stability, every 10 steps: 4.8 products per record against 5.4 for
         Lanczos from the same start, and unchanged, ≈ 1.2, while the sharpness still grows).
-        Keeps for the next record Hy/‖Hy‖ (the free power step) and, where the space had two
-        vectors, H applied to the second Ritz vector."""
+        Keeps for the next record, when accepted, Hy/‖Hy‖ (the free power step) and, where the
+        space had two vectors, H applied to the second Ritz vector."""
         torch = _torch()
         info = {"which": "largest", "tol": self.tol, "dim": op.dim}
         second = None if self._second is None else self._second.to(op.device)
@@ -560,17 +528,20 @@ class SharpnessMonitor:
             rho, y, res, used, ok, hy, h2 = _top_ritz(op, self._warm_start(op, at), second,
                                                       self.tol, max(self.warm_steps, 1))
         except NonFiniteProductError as err:
-            return HessianEigen(values=np.full(1, np.nan), vectors=np.full((1, op.dim), np.nan),
-                                residuals=np.full(1, np.nan), iterations=op.calls,
-                                status=_NON_FINITE, info={**info, "error": str(err)})
+            return _non_finite_eigen(1, op, info, err)
         out = HessianEigen(values=np.array([rho]), vectors=y.cpu().numpy()[None, :],
                            residuals=np.array([res]), iterations=used,
                            status=0 if ok else _MAX_STEPS, info=info)
-        self._next_second = None
+        if not ok:  # the record falls back to a full run: keep the earlier second direction
+            return out
         if h2 is not None and bool(torch.isfinite(h2).all()) and float(h2.norm()) > 0:
-            self._next_second = (h2 / torch.linalg.norm(h2)).detach()
-        if ok and rho > 0 and hy is not None:
-            # As in _warm: the recorded pair is (ρ, y); the next start is the power step Hy.
+            self._second = (h2 / torch.linalg.norm(h2)).detach()
+        if rho > 0 and hy is not None:
+            # The recorded pair is (ρ, y), but the vector kept for the next start is Hy/‖Hy‖,
+            # a free power step that scales the component along each other eigenvector h_j by
+            # h_j/λ (|·| < 1 unless a negative eigenvalue is larger in magnitude than λ: then
+            # the next record just needs more steps). It damps the error that extrapolation
+            # would carry forward.
             out.vectors = (hy / torch.linalg.norm(hy)).cpu().numpy()[None, :]
         return out
 

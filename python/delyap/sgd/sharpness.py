@@ -652,10 +652,7 @@ def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
         values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
                                                   max_iter=max_iter)
     except NonFiniteProductError as err:
-        n = 2 * k if which == "both" else k
-        out = HessianEigen(values=np.full(n, np.nan), vectors=np.full((n, op.dim), np.nan),
-                           residuals=np.full(n, np.nan), iterations=op.calls,
-                           status=_NON_FINITE, info={**info, "error": str(err)})
+        out = _non_finite_eigen(2 * k if which == "both" else k, op, info, err)
     else:
         out = HessianEigen(values=np.asarray(values, dtype=float), vectors=vecs.cpu().numpy(),
                            residuals=np.asarray(res, dtype=float), iterations=steps,
@@ -663,6 +660,14 @@ def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
     out._origin = "hessian_eigenvalues"
     raise_if_failed(out, throw)
     return out
+
+
+def _non_finite_eigen(n: int, op: Any, info: dict, err: Exception) -> HessianEigen:
+    """The result of a run stopped by a non-finite product: n NaN pairs, status non_finite,
+    the products spent so far, ``info['error']`` naming the step."""
+    return HessianEigen(values=np.full(n, np.nan), vectors=np.full((n, op.dim), np.nan),
+                        residuals=np.full(n, np.nan), iterations=op.calls, status=_NON_FINITE,
+                        info={**info, "error": str(err)})
 
 
 def _rademacher(dim: int, gen, device):
