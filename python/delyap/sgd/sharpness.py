@@ -46,12 +46,12 @@ __all__ = ["HessianEigen", "HessianTrace", "HessianDensity", "hessian_eigenvalue
 # (the code the ODE solver uses for an exhausted step budget).
 _MAX_STEPS = 1
 _NON_FINITE = 3
+_WHICH = ("largest", "smallest", "both")
 
 
 class NonFiniteProductError(FloatingPointError):
     """An operator product (a Hessian-vector product) came back with NaN or ±inf: the
     parameters, the data or the loss are not finite there."""
-_WHICH = ("largest", "smallest", "both")
 
 
 # Relative step of the forward-difference HVP (√eps of float64).
