@@ -1,6 +1,7 @@
 """NeuralDDE / NeuralODE modules (torch needed; imported by delyap.nn on first use)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Optional, Union
@@ -170,8 +171,7 @@ class NeuralDDE(nn.Module):
         if grid is not None:
             grid = checked_grid(grid, c.t_final)
             if c.dt is None:  # unused (the grid gives the steps)
-                c = SolveConfig(c.activation, c.t_final, c.method, c.rtol, c.atol, 1.0,
-                                c.max_steps, c.threads)
+                c = dataclasses.replace(c, dt=1.0)
         info: dict = {}
         # plan_of: checked once per configuration (cached), not per training step.
         out = solve_checked(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, plan_of(c),
