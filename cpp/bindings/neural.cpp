@@ -138,7 +138,8 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
     const Index blocks = std::max<Index>(1, B * f.hidden / 16384);
     const std::vector<Index> edges =
         row_chunks(B, int(std::min<Index>(blocks, resolve_threads(threads, B))));
-    bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>&, auto& cancelled) {
+    bindings::run_interruptible_pass(
+        edges.size() == 2, [&](std::atomic<bool>&, auto& cancelled) {
       WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
       WorkerPool pool(int(edges.size()) - 1);
       nn::forward_adaptive(f, tab, tau.data(), t_final, opt, tr, poll, edges,
@@ -149,7 +150,8 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   } else {
     const std::vector<Index> edges =
         pass_chunks(B, threads, double(tr.steps()) * tab.stages * f.flops(B));
-    bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
+    bindings::run_interruptible_pass(
+        edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
       parallel_for(Index(edges.size()) - 1, int(edges.size()) - 1, cancel, [&](Index c) {
         WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
         nn::forward_on_grid(f, tab, tau.data(), tr, edges[size_t(c)],
@@ -206,7 +208,8 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   const std::vector<Index> edges =
       pass_chunks(B, threads, 2.0 * double(N) * tab.stages * f.flops(B));
   std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
-  bindings::run_interruptible_pass(edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
+  bindings::run_interruptible_pass(
+      edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
     parallel_for(Index(parts.size()), int(parts.size()), cancel, [&](Index c) {
       const Index r0 = edges[size_t(c)], rows = edges[size_t(c + 1)] - r0;
       WorkPoll<std::remove_reference_t<decltype(cancelled)>> poll(cancelled);
