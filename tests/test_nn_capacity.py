@@ -27,8 +27,8 @@ def test_bound_is_the_spectral_formula_and_scales_linearly():
     torch.manual_seed(2)
     model = NeuralDDE(1, 1, dim=2, hidden=8, tau=0.5).double()
     norm = torch.linalg.matrix_norm
-    expect = float(norm(model.W_out, 2)) * (float(norm(model.W, 2))
-                                           + float(norm(model.W_delay[0], 2)))
+    expect = float(norm(model.W_out.detach(), 2)) * (float(norm(model.W.detach(), 2))
+                                                    + float(norm(model.W_delay[0].detach(), 2)))
     mc = model.memory_capacity()
     assert mc.K_upper == pytest.approx(expect, rel=1e-12)
     with torch.no_grad():

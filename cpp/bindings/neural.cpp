@@ -36,7 +36,8 @@ DArray to_array(std::vector<double, Alloc>&& v, std::vector<py::ssize_t> shape) 
 }
 
 nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
-                   const DArray& tau, int activation, bool use_blas, bool small_kernels) {
+                   const DArray& tau, const std::optional<DArray>& w_time, int activation,
+                   bool use_blas, bool small_kernels) {
   require_shape(W, "W", {-1, -1});
   const py::ssize_t H = W.shape(0), D = W.shape(1);
   require_shape(tau, "tau", {-1});
@@ -44,6 +45,7 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   require_shape(Wd, "W_delay", {nd, H, D});
   require_shape(b, "b", {H});
   require_shape(Wout, "W_out", {D, H});
+  if (w_time) require_shape(*w_time, "w_time", {H});
   if (activation < 0 || activation > 3) throw py::value_error("activation: unknown code");
   for (py::ssize_t k = 0; k < nd; ++k)
     if (!(tau.at(k) > 0.0)) throw py::value_error("tau: delays must be positive");
@@ -55,6 +57,7 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   f.Wd = Wd.data();
   f.b = b.data();
   f.Wout = Wout.data();
+  f.wt = w_time ? w_time->data() : nullptr;
   f.act = nn::Activation(activation);
   f.small_kernels = small_kernels;
   // scipy's OpenBLAS dgemm when scipy is there (needs the GIL: called before the work starts).
@@ -87,8 +90,9 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
                         const DArray& Wout, const DArray& tau, int activation, Method method,
                         double t_final, double rtol, double atol, double dt,
                         const std::optional<DArray>& grid, Index max_steps, int threads,
-                        bool use_blas, double activation_bytes, bool small_kernels) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas, small_kernels);
+                        bool use_blas, double activation_bytes, bool small_kernels,
+                        const std::optional<DArray>& w_time) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, activation, use_blas, small_kernels);
   require_shape(h0, "h0", {-1, f.dim});
   const Index B = h0.shape(0);
   const Tableau& tab = tableau_for(method);
@@ -180,8 +184,9 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
 py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
                          const DArray& tau, int activation, Method method, const DArray& t,
                          const DArray& X, const DArray& K, const DArray& grad_y, int threads,
-                         bool use_blas, const std::optional<DArray>& A, bool small_kernels) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, activation, use_blas, small_kernels);
+                         bool use_blas, const std::optional<DArray>& A, bool small_kernels,
+                         const std::optional<DArray>& w_time) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, activation, use_blas, small_kernels);
   const Tableau& tab = tableau_for(method);
   require_shape(t, "t", {-1});
   const Index N = t.shape(0) - 1;
@@ -227,6 +232,11 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   out["b"] = to_array(std::move(g.b), {f.hidden});
   out["W_out"] = to_array(std::move(g.Wout), {f.dim, f.hidden});
   out["tau"] = to_array(std::move(g.tau), {f.n_delays});
+  if (f.wt) {
+    out["w_time"] = to_array(std::move(g.wt), {f.hidden});
+  } else {
+    out["w_time"] = py::none();
+  }
   return out;
 }
 
@@ -248,17 +258,21 @@ void register_neural(py::module_& m) {
         py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
         py::arg("max_steps"), py::arg("threads"), py::arg("use_blas") = true,
         py::arg("activation_bytes") = 0.0, py::arg("small_kernels") = true,
+        py::arg("w_time") = py::none(),
         "Batched neural DDE forward pass; returns y and the stored pass (t, X, K, and A, the "
         "activations, when they fit in activation_bytes; else None). use_blas: layer products "
         "through scipy's BLAS when available (False: Eigen; tests). small_kernels: at dim <= 8 "
-        "the layer products through delyap's own kernels instead (False: BLAS/Eigen; tests).");
+        "the layer products through delyap's own kernels instead (False: BLAS/Eigen; tests). "
+        "w_time: the time input's weights (hidden,), adding w_time*t to the pre-activations "
+        "(None: an autonomous field).");
   m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
         py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
         py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
         py::arg("use_blas") = true, py::arg("A") = py::none(), py::arg("small_kernels") = true,
+        py::arg("w_time") = py::none(),
         "Discrete adjoint of a stored neural DDE pass (step sequence held fixed); A: the "
-        "forward's stored activations (None: recomputed). use_blas, small_kernels: as "
-        "neural_forward.");
+        "forward's stored activations (None: recomputed). use_blas, small_kernels, w_time: as "
+        "neural_forward (the gradient of w_time is None without it).");
   m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
         "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");
 }

@@ -308,6 +308,8 @@ def _neural_map(model, starts: np.ndarray):
 
     def field(t, h, yd):
         z = h @ model.W.T + torch.einsum("bkd,khd->bh", yd, model.W_delay) + model.b
+        if model.w_time is not None:
+            z = z + model.w_time * t
         return sigma(z) @ model.W_out.T
 
     def forward(x):

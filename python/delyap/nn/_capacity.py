@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 class MemoryCapacity:
     """The Lipschitz constant K of the vector field and the memory capacity Kτ.
 
-    K is the Lipschitz constant of F(h, y_1, …, y_n) = W_out σ(W h + Σ_k W_k y_k + b) in the
+    K is the Lipschitz constant of F(h, y_1, …, y_n) = W_out σ(W h + Σ_k W_k y_k + b) (plus
+    w_time·t inside σ with a time input: K is the supremum over t as well) in the
     norm |F(h, y) − F(h', y')| ≤ K·max(|h − h'|, |y_1 − y_1'|, …) (Euclidean norms inside).
 
     Attributes
@@ -84,6 +85,10 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
         y = h[:, None, :] + torch.randn(h.shape[0], model.n_delays, n, generator=g,
                                         dtype=torch.float64)
         z = h @ W.T + torch.einsum("bkd,khd->bh", y, Wd) + b
+        if model.w_time is not None:  # a time input: the states at times uniform on [0, T]
+            t = model.config.t_final * torch.rand(h.shape[0], 1, generator=g,
+                                                  dtype=torch.float64)
+            z = z + t * model.w_time.detach().double()
         zr = z.detach().requires_grad_(True)
         with torch.enable_grad():
             act = _activation(model.config.activation)(zr)

@@ -35,13 +35,14 @@ def _delays(tau: Union[float, Sequence[float]], n_delays: int) -> list[float]:
 class NeuralDDE(nn.Module):
     r"""A neural delay differential equation x ↦ λ2(h(T)), with
 
-        h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b),   h(s) = λ1(x) on [−max τ, 0],
+        h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b [+ w_time·t]),
+        h(s) = λ1(x) on [−max τ, 0],
 
     λ1 an affine lift (``in_features → dim``, followed by ``augment`` zero dimensions) and λ2
     an affine readout (``dim + augment → out_features``). Forward and backward run in delyap's
     C++ core: the backward pass is the exact discrete adjoint of the computed forward pass
-    (the accepted step sequence held fixed), giving gradients for λ1, λ2, W, W_k, b, W_out and,
-    with ``learn_tau=True``, τ.
+    (the accepted step sequence held fixed), giving gradients for λ1, λ2, W, W_k, b, W_out,
+    ``w_time`` with ``time_input=True`` and, with ``learn_tau=True``, τ.
 
     Finite-depth views: with ``method="Euler"`` and ``dt = T/L`` the forward pass is the
     L-layer network h_{l+1} = h_l + dt·W_out σ(W h_l + Σ_k W_k h_{l−m_k} + b) (h_{l} = h_0 for
@@ -77,6 +78,10 @@ class NeuralDDE(nn.Module):
     threads : int
         Worker threads over the batch (0: as many as the pass's work pays for, up to all
         cores: a small fixed-step pass runs on one).
+    time_input : bool
+        A non-autonomous field: the hidden layer also takes the time, through a learnable
+        weight vector ``w_time`` (hidden,) added as w_time·t to the pre-activations (as if t
+        were one more input column of W; initialised like W). False: ``w_time`` is None.
 
     Notes
     -----
@@ -89,7 +94,7 @@ class NeuralDDE(nn.Module):
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
                  learn_tau: bool = False, max_delay: Optional[float] = None, augment: int = 0,
-                 threads: int = 0) -> None:
+                 threads: int = 0, time_input: bool = False) -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("dim", dim), ("hidden", hidden)):
@@ -123,6 +128,10 @@ class NeuralDDE(nn.Module):
             torch.empty(self.n_delays, self.hidden, n).uniform_(-bound_in, bound_in))
         self.b = nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
         self.W_out = nn.Parameter(torch.empty(n, self.hidden).uniform_(-bound_h, bound_h))
+        self.time_input = bool(time_input)
+        self.w_time: Optional[nn.Parameter] = (
+            nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
+            if self.time_input else None)
         tau_t = torch.tensor(taus, dtype=torch.get_default_dtype())
         if learn_tau:
             self.tau = nn.Parameter(tau_t)
@@ -165,7 +174,7 @@ class NeuralDDE(nn.Module):
 
     def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
         """h(T) from the constant history h0 (batch, dim + augment)."""
-        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau)
+        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, self.w_time)
         self._check_tau()
         c = self.config
         if grid is not None:
@@ -175,7 +184,7 @@ class NeuralDDE(nn.Module):
         info: dict = {}
         # plan_of: checked once per configuration (cached), not per training step.
         out = solve_checked(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, plan_of(c),
-                            grid, info)
+                            grid, info, self.w_time)
         self.last_info = info
         return out
 
@@ -198,20 +207,23 @@ class NeuralDDE(nn.Module):
         c = self.config
         return (f"in={self.in_features}, out={self.out_features}, dim={self.dim}, "
                 f"hidden={self.hidden}, augment={self.augment}, n_delays={self.n_delays}, "
-                f"activation={c.activation}, method={c.method}, T={c.t_final}")
+                f"activation={c.activation}, method={c.method}, T={c.t_final}"
+                + (", time_input=True" if self.time_input else ""))
 
 
 class NeuralODE(NeuralDDE):
-    """A neural ODE x ↦ λ2(h(T)), h' = W_out σ(W h + b), h(0) = λ1(x): :class:`NeuralDDE`
-    without delays (same parameters otherwise; with Euler and dt = T/L, an L-layer ResNet)."""
+    """A neural ODE x ↦ λ2(h(T)), h' = W_out σ(W h + b [+ w_time·t]), h(0) = λ1(x):
+    :class:`NeuralDDE` without delays (same parameters otherwise; with Euler and dt = T/L, an
+    L-layer ResNet, whose layers with ``time_input`` have biases b + w_time·l·dt)."""
 
     def __init__(self, in_features: int, out_features: int, dim: int, hidden: int, *,
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
-                 augment: int = 0, threads: int = 0) -> None:
+                 augment: int = 0, threads: int = 0, time_input: bool = False) -> None:
         super().__init__(in_features, out_features, dim, hidden, tau=1.0, n_delays=0,
                          activation=activation, t_final=t_final, method=method, rtol=rtol,
-                         atol=atol, dt=dt, augment=augment, threads=threads)
+                         atol=atol, dt=dt, augment=augment, threads=threads,
+                         time_input=time_input)
 
 
 __all__ = ["NeuralDDE", "NeuralODE", "ACTIVATIONS"]

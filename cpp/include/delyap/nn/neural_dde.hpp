@@ -1,5 +1,6 @@
 // Neural DDEs (and ODEs: no delays) of the built-in vector-field family
-//     h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b),   h(s) = h0 on [−τmax, 0],
+//     h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b + w_t·t),   h(s) = h0 on [−τmax, 0],
+// (the time input w_t·t optional: a non-autonomous field, t the stage's time)
 // integrated for a batch of samples in lockstep (one step sequence for the whole batch, the
 // adaptive error norm the max over the batch), with the exact discrete adjoint of that pass.
 //
@@ -209,10 +210,11 @@ struct UninitAllocator : std::allocator<T> {
 using UninitVec = std::vector<double, UninitAllocator<double>>;
 
 // The vector field's parameters (row-major, non-owning): W (hidden × dim), Wd (n_delays ×
-// hidden × dim), b (hidden), Wout (dim × hidden).
+// hidden × dim), b (hidden), Wout (dim × hidden), and the time input's weights wt (hidden;
+// nullptr: an autonomous field), which make the bias b + wt·t at a stage's time t.
 struct Field {
   int dim = 0, hidden = 0, n_delays = 0;
-  const double *W = nullptr, *Wd = nullptr, *b = nullptr, *Wout = nullptr;
+  const double *W = nullptr, *Wd = nullptr, *b = nullptr, *Wout = nullptr, *wt = nullptr;
   Activation act = Activation::Tanh;
   Gemm gemm;  // the GEMM every layer product goes through
   // dim ≤ kSmallDimMax: the layer products through small_gemm.hpp's kernels instead (false:
@@ -231,12 +233,14 @@ struct Field {
   }
 };
 
-// Gradients of a loss w.r.t. the field's parameters and the delays (accumulated).
+// Gradients of a loss w.r.t. the field's parameters and the delays (accumulated); wt is
+// empty for an autonomous field.
 struct FieldGrad {
-  std::vector<double> W, Wd, b, Wout, tau;
+  std::vector<double> W, Wd, b, Wout, tau, wt;
   explicit FieldGrad(const Field& f)
       : W(size_t(f.hidden) * f.dim), Wd(size_t(f.n_delays) * f.hidden * f.dim),
-        b(size_t(f.hidden)), Wout(size_t(f.dim) * f.hidden), tau(size_t(f.n_delays)) {}
+        b(size_t(f.hidden)), Wout(size_t(f.dim) * f.hidden), tau(size_t(f.n_delays)),
+        wt(f.wt ? size_t(f.hidden) : 0) {}
   void add(const FieldGrad& o) {
     auto acc = [](std::vector<double>& a, const std::vector<double>& b) {
       for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
@@ -246,6 +250,7 @@ struct FieldGrad {
     acc(b, o.b);
     acc(Wout, o.Wout);
     acc(tau, o.tau);
+    acc(wt, o.wt);
   }
 };
 
@@ -460,7 +465,7 @@ class Pass {
       : f_(f), tab_(tab), tau_(tau), r0_(r0), rows_(rows),
         u_(size_t(rows * f.dim)), y_(size_t(std::max(1, f.n_delays) * rows * f.dim)),
         z_(size_t(rows * f.hidden)), a_(size_t(rows * f.hidden)), da_(size_t(rows * f.hidden)),
-        small_(f.use_small()) {
+        bias_(f.wt ? size_t(f.hidden) : 0), small_(f.use_small()) {
     if (!small_) return;
     // The small kernels read the input weights transposed (D × H, contiguous over the hidden
     // units): slot 0 Wᵀ, slot 1 + k W_kᵀ; their gradients accumulate in the same layout.
@@ -507,7 +512,7 @@ class Pass {
       read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
                  y_.data() + k * m);
     double* a = tr.Ap ? tr.a(n, j, r0_, f_.hidden) : a_.data();
-    eval(u_.data(), y_.data(), nullptr, a);
+    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, a);
     out_product(a, tr.k(n, j, r0_));
   }
 
@@ -574,7 +579,11 @@ class Pass {
     if (small_) gwt_.assign(wt_.size(), 0.0);
     ArrMap hist_adj(grad_h0, m);
     hist_adj.setZero();
-    Eigen::Map<Eigen::RowVectorXd> gb(g.b.data(), H);
+    // With a time input a stage's bias gradient also goes to wt, times the stage's time: it is
+    // summed per stage in gbs (else straight into g.b).
+    std::vector<double> gbs(f_.wt ? size_t(H) : 0);
+    double* gb_stage = f_.wt ? gbs.data() : g.b.data();
+    Eigen::Map<Eigen::RowVectorXd> gb(gb_stage, H);
     for (Index n = N - 1; n >= 0; --n) {
       const double t = tr.tp[n], h = tr.tp[n + 1] - t;
       ensure(n);
@@ -588,6 +597,7 @@ class Pass {
           continue;
         }
         if (poll(2.0 * f_.flops(rows_))) return false;
+        const double ts = t + tab_.c[j] * h;  // the stage's time
         // Recompute the stage's inputs (and its activations unless stored).
         ArrMap u(u_.data(), m);
         u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
@@ -610,11 +620,12 @@ class Pass {
           a = tr.a(n, j, r0_, H);
           if (!fused_deriv) derivative_of_value(f_.act, a, da_.data(), rows_ * H);
         } else {
-          eval(u_.data(), y_.data(), da_.data(), a_.data());
+          eval(u_.data(), y_.data(), ts, da_.data(), a_.data());
         }
         const double* lam = lk.data() + (n * S + j) * m;
+        if (f_.wt) std::fill(gbs.begin(), gbs.end(), 0.0);
         if (small_) {
-          small_backward(lam, a, fused_deriv, gz.data(), lu.data(), ly.data(), g);
+          small_backward(lam, a, fused_deriv, gz.data(), lu.data(), ly.data(), gb_stage, g);
         } else {
           const Gemm& gemm = f_.gemm;
           gemm(true, false, D, H, rows_, lam, a, 1.0, g.Wout.data());
@@ -625,6 +636,11 @@ class Pass {
           gemm(true, false, H, D, rows_, gz.data(), u_.data(), 1.0, g.W.data());
           gemm(false, false, rows_, D, H, gz.data(), f_.W, 0.0, lu.data());
         }
+        if (f_.wt)
+          for (int i = 0; i < H; ++i) {
+            g.b[size_t(i)] += gbs[size_t(i)];
+            g.wt[size_t(i)] += ts * gbs[size_t(i)];
+          }
         const ArrMap lu_arr(lu.data(), m);
         LX(n) += lu_arr;
         for (int l = 0; l < j; ++l)
@@ -673,9 +689,9 @@ class Pass {
 
   // The backward's layer products of one stage through the small kernels: λ = ∂L/∂k (rows ×
   // D), a the activations; gz = (λ W_out) ⊙ σ'(z); lu = gz W = ∂L/∂u; ly[k] = gz W_k;
-  // gradients of W_out, b, W, W_k (W, W_k transposed, in gwt_).
+  // gradients of W_out, the bias (into gb), W, W_k (W, W_k transposed, in gwt_).
   void small_backward(const double* lam, const double* a, bool tanh_from_a, double* gz,
-                      double* lu, double* ly, FieldGrad& g) {
+                      double* lu, double* ly, double* gb, FieldGrad& g) {
 #ifdef DELYAP_NN_SMALL_GEMM
     namespace sg = small_gemm;
     const int D = f_.dim, H = f_.hidden, nd = f_.n_delays;
@@ -685,7 +701,7 @@ class Pass {
     const double* m1[1] = {f_.Wout};
     sg::small_k(D, rows_, H, 1, x1, m1, nullptr, tanh_from_a ? sg::kTanhDeriv : sg::kTimes,
                 tanh_from_a ? a : da_.data(), gz, nullptr);
-    sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), g.b.data());
+    sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), gb);
     sg::small_n(D, rows_, H, gz, wt_.data(), false, lu);
     for (int k = 0; k < nd; ++k) {
       sg::acc_tn(D, rows_, H, y_.data() + k * m, gz, gwt_.data() + Index(k + 1) * D * H,
@@ -693,24 +709,32 @@ class Pass {
       sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly + k * m);
     }
 #else
-    (void)lam, (void)a, (void)tanh_from_a, (void)gz, (void)lu, (void)ly, (void)g;
+    (void)lam, (void)a, (void)tanh_from_a, (void)gz, (void)lu, (void)ly, (void)gb, (void)g;
     throw std::logic_error("neural DDE: small kernels not built");
 #endif
   }
 
-  // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b and activations a (and σ'(z) if da).
-  void eval(const double* u, const double* y, double* da, double* a) {
+  // The bias at time t: b, or b + wt·t with a time input.
+  const double* bias_at(double t) {
+    if (!f_.wt) return f_.b;
+    for (int i = 0; i < f_.hidden; ++i) bias_[size_t(i)] = f_.b[i] + f_.wt[i] * t;
+    return bias_.data();
+  }
+
+  // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b (+ wt·t) and activations a (and σ'(z) if da).
+  void eval(const double* u, const double* y, double t, double* da, double* a) {
     const int D = f_.dim, H = f_.hidden;
+    const double* bias = bias_at(t);
 #ifdef DELYAP_NN_SMALL_GEMM
     if (small_) {
       xin_[0] = u;
       for (int k = 0; k < f_.n_delays; ++k) xin_[size_t(1 + k)] = y + Index(k) * rows_ * D;
       if (f_.act == Activation::Tanh) {  // tanh on the accumulators: z is never stored
-        small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), f_.b,
+        small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), bias,
                             small_gemm::kTanh, nullptr, a, da);
         return;
       }
-      small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), f_.b,
+      small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), bias,
                           small_gemm::kPlain, nullptr, z_.data(), nullptr);
       activate(f_.act, z_.data(), a, da, rows_ * H);
       return;
@@ -721,7 +745,7 @@ class Pass {
     for (int k = 0; k < f_.n_delays; ++k)
       f_.gemm(false, true, rows_, H, D, y + Index(k) * rows_ * D, f_.Wd + Index(k) * H * D, 1.0,
               z_.data());
-    Z.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(f_.b, H);
+    Z.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(bias, H);
     activate(f_.act, z_.data(), a, da, rows_ * H);
   }
 
@@ -729,7 +753,7 @@ class Pass {
   void initial_derivative(const double* h0, double* out) {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
-    eval(h0, y_.data(), nullptr, a_.data());
+    eval(h0, y_.data(), 0.0, nullptr, a_.data());
     out_product(a_.data(), out);
   }
 
@@ -739,6 +763,7 @@ class Pass {
   const double* tau_;
   Index r0_, rows_;
   std::vector<double> u_, y_, z_, a_, da_;
+  std::vector<double> bias_;  // b + wt·t of the stage being evaluated (time input only)
   bool small_;
   std::vector<double> wt_, gwt_;             // small kernels: transposed W, W_k and gradients
   std::vector<const double*> xin_, min_;     // their inputs and weights, per product
