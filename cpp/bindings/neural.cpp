@@ -172,7 +172,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   out["K"] = to_array(std::move(tr.K), {N, tab.stages, B, f.dim});
   if (tr.Ap) {
     double* a = tr.A.release();
-    py::capsule owner(a, &nn::ActivationPool::release_fn);
+    py::capsule owner(a, &nn::BufferPool::release_fn);
     out["A"] = DArray({N, Index(tab.stages), B, Index(f.hidden)}, a, owner);
   } else {
     out["A"] = py::none();

@@ -8,7 +8,7 @@
 // and its stages K[n][j] (memory O(steps·batch·dim)); the pre-activations are recomputed by
 // the backward pass (one GEMM), which keeps the hidden width out of the memory bound, unless
 // the caller lets the forward keep the activations A[n][j] (batch × hidden) within a byte
-// budget (Trace::a_budget): then the backward reads them instead of redoing the GEMM and the
+// budget (Trace::keep_activations): then the backward reads them instead of redoing the GEMM and the
 // activation, a fifth of its work, and σ' comes from σ (tanh, relu, sigmoid). Delayed
 // states are read from the stored steps by the interpolant the DDE solver uses: the method's
 // continuous extension (DP5) or the cubic Hermite interpolant of (x, f) at both ends, written
@@ -43,14 +43,9 @@
 #include <exception>
 #include <limits>
 #include <memory>
-#include <mutex>
-#include <new>
 #include <stdexcept>
 #include <utility>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "delyap/common/config.hpp"
 #include "delyap/common/work_poll.hpp"
@@ -59,6 +54,7 @@
 #include "delyap/dde/options.hpp"
 #include "delyap/dde/step_kernels.hpp"
 #include "delyap/dde/tableau.hpp"
+#include "delyap/nn/buffer_pool.hpp"
 #include "delyap/nn/small_gemm.hpp"
 
 namespace delyap::nn {
@@ -186,29 +182,6 @@ struct Gemm {
   }
 };
 
-// An allocator whose resize() leaves new doubles uninitialised: the pass's arrays (states,
-// stages, adjoints) are written before they are read, and zeroing them first was 5 % of a
-// training step at dim 32 (tens of MB per step).
-template <class T>
-struct UninitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitAllocator<U>;
-  };
-  UninitAllocator() = default;
-  template <class U>
-  UninitAllocator(const UninitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-using UninitVec = std::vector<double, UninitAllocator<double>>;
-
 // The vector field's parameters (row-major, non-owning): W (hidden × dim), Wd (n_delays ×
 // hidden × dim), b (hidden), Wout (dim × hidden), and the time input's weights wt (hidden;
 // nullptr: an autonomous field), which make the bias b + wt·t at a stage's time t.
@@ -254,59 +227,6 @@ struct FieldGrad {
   }
 };
 
-// Storage of the kept activations (tens of MB per pass). A freed buffer is kept (one, the
-// largest) for the next pass: a fresh allocation of that size is fresh pages, whose first-touch
-// faults and zeroing cost a tenth of a small-width training step; a reused one is already
-// mapped. Idle memory held: one buffer, at most the caller's activation budget.
-class ActivationPool {
- public:
-  static ActivationPool& instance() {
-    static ActivationPool pool;
-    return pool;
-  }
-  // At least `bytes` (a multiple of 2 MiB, 2 MiB-aligned, uninitialised).
-  double* acquire(size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (idle_ && idle_bytes_ >= bytes && idle_bytes_ <= 2 * bytes) {
-        void* p = std::exchange(idle_, nullptr);
-        live_.emplace_back(p, idle_bytes_);
-        return static_cast<double*>(p);
-      }
-    }
-    void* p = std::aligned_alloc(kAlign, bytes);
-    if (!p) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
-#endif
-    std::lock_guard<std::mutex> lock(mu_);
-    live_.emplace_back(p, bytes);
-    return static_cast<double*>(p);
-  }
-  void release(void* p) {
-    if (!p) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t bytes = 0;
-    for (size_t i = 0; i < live_.size(); ++i)
-      if (live_[i].first == p) {
-        bytes = live_[i].second;
-        live_[i] = live_.back();
-        live_.pop_back();
-        break;
-      }
-    if (bytes > idle_bytes_ || !idle_) std::swap(p, idle_), idle_bytes_ = bytes;
-    std::free(p);  // the smaller of the two (or nothing)
-  }
-  static void release_fn(void* p) { instance().release(p); }
-  static constexpr size_t kAlign = size_t(1) << 21;
-
- private:
-  std::mutex mu_;
-  void* idle_ = nullptr;
-  size_t idle_bytes_ = 0;
-  std::vector<std::pair<void*, size_t>> live_;
-};
-
 // The stored pass: times t[0..N], states X[n] (batch × dim, n ≤ N) and stages K[n][j]
 // (batch × dim, n < N). The forward fills its own storage; the backward may read a pass held
 // elsewhere (the arrays handed back to Python) through the same pointers.
@@ -320,7 +240,7 @@ struct Trace {
   // The activations A[n][j] (batch × hidden) when kept (keep_activations); Ap == nullptr:
   // not kept, the backward recomputes them.
   double* Ap = nullptr;
-  std::unique_ptr<double, void (*)(void*)> A{nullptr, ActivationPool::release_fn};
+  std::unique_ptr<double, void (*)(void*)> A{nullptr, BufferPool::release_fn};
   Index a_steps = 0;  // steps the kept activations have room for
   Index rejected = 0;
   Index steps() const { return n_steps; }
@@ -336,13 +256,12 @@ struct Trace {
   // Keeps the activations of the steps sized so far if they take at most `budget` bytes (a
   // fixed step sequence: an adaptive one grows step by step). Uninitialised storage (every
   // entry the backward reads is written first) on transparent huge pages where Linux has
-  // them, reused from the previous pass (ActivationPool): for tens of MB per pass, the 4 KiB
+  // them, reused from the previous pass (BufferPool): for tens of MB per pass, the 4 KiB
   // page faults of a fresh allocation cost as much as the GEMMs the stored activations save.
   void keep_activations(int hidden, double budget) {
     const size_t n = size_t(n_steps * stages * batch * hidden);
     if (n == 0 || 8.0 * double(n) > budget) return;
-    const size_t align = ActivationPool::kAlign;
-    A.reset(ActivationPool::instance().acquire((n * sizeof(double) + align - 1) / align * align));
+    A.reset(static_cast<double*>(BufferPool::instance().acquire(n * sizeof(double))));
     Ap = A.get();
     a_steps = n_steps;
   }
@@ -352,9 +271,8 @@ struct Trace {
     const double per_step = 8.0 * double(stages) * double(batch) * hidden;
     const Index cap = per_step > 0.0 ? Index(budget / per_step) : 0;
     if (cap < 1) return;
-    const size_t align = ActivationPool::kAlign;
-    const size_t bytes = size_t(cap) * size_t(per_step);
-    A.reset(ActivationPool::instance().acquire((bytes + align - 1) / align * align));
+    A.reset(static_cast<double*>(
+        BufferPool::instance().acquire(size_t(cap) * size_t(per_step))));
     Ap = A.get();
     a_steps = cap;
   }

@@ -108,8 +108,11 @@ DELYAP_NN_INLINE void tanh_v(V& z) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  const VI bits = (reinterpret_cast<const VI&>(t) + 1023) << 52;  // 2^k's exponent field
-  const V den = p * reinterpret_cast<const V&>(bits) + 1.0;  // in [1, e^40 + 1]
+  // A cast between vector types of one size reinterprets the bits (GCC's vector extension);
+  // a reinterpret_cast of a reference would break strict aliasing (GCC warned that t was
+  // read uninitialised).
+  const VI bits = ((VI)t + 1023) << 52;  // 2^k's exponent field
+  const V den = p * (V)bits + 1.0;       // in [1, e^40 + 1]
   // 1/den: a float division (a third of a double division's cost here: the divider, not the
   // polynomial, bounded the activation) refined by two Newton steps, q ← q + q(1 − den·q),
   // each squaring the relative error: 2^-23 → 2^-46 → below double rounding (q ≈ 1/den).
