@@ -303,7 +303,7 @@ def test_stored_activations_give_the_recomputed_gradients(act):
         kept = out["A"] is not None
         assert kept == (budget > 0 and act != 2)
         if kept:
-            assert out["A"].shape == (10, 4, B, H)
+            assert out["A"].shape == (10, 4, 1, B, H)  # (steps, stages, layers, batch, H)
         grads.append(_core.neural_backward(W, Wd, b, Wo, tau, act, _core.Method.RK4, out["t"],
                                            out["X"], out["K"], lam, 2, A=out["A"]))
     assert _core.neural_forward(h0, W, Wd, b, Wo, tau, act, _core.Method.RK4, 1.0, 1e-6, 1e-8,
@@ -322,7 +322,7 @@ def test_stored_activations_are_checked():
                                0.1, None, 10**6, 1, activation_bytes=1e9)
     args = (W, Wd, b, Wo, tau, 0, _core.Method.RK4, out["t"], out["X"], out["K"], h0, 1)
     with pytest.raises(ValueError, match="A"):
-        _core.neural_backward(*args, A=out["A"][:, :, :4])
+        _core.neural_backward(*args, A=out["A"][:, :, :, :4])
     with pytest.raises(ValueError, match="A"):
         _core.neural_backward(*args[:5], 2, *args[6:], A=out["A"])
 
@@ -385,7 +385,7 @@ def test_adaptive_pass_keeps_activations_within_its_budget(act):
         assert n > 2
         kept.append(out["A"] is not None)
         if kept[-1]:
-            assert out["A"].shape == (n, 7, B, H)
+            assert out["A"].shape == (n, 7, 1, B, H)
         grads.append(_core.neural_backward(W, Wd, b, Wo, tau, act, _core.Method.DP5, out["t"],
                                            out["X"], out["K"], lam, 1, A=out["A"]))
     assert kept == [False, True, False]

@@ -36,8 +36,9 @@ DArray to_array(std::vector<double, Alloc>&& v, std::vector<py::ssize_t> shape) 
 }
 
 nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DArray& Wout,
-                   const DArray& tau, const std::optional<DArray>& w_time, int activation,
-                   bool use_blas, bool small_kernels) {
+                   const DArray& tau, const std::optional<DArray>& w_time,
+                   const std::optional<DArray>& W_hidden, const std::optional<DArray>& b_hidden,
+                   int activation, bool use_blas, bool small_kernels) {
   require_shape(W, "W", {-1, -1});
   const py::ssize_t H = W.shape(0), D = W.shape(1);
   require_shape(tau, "tau", {-1});
@@ -46,6 +47,13 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   require_shape(b, "b", {H});
   require_shape(Wout, "W_out", {D, H});
   if (w_time) require_shape(*w_time, "w_time", {H});
+  if (W_hidden.has_value() != b_hidden.has_value())
+    throw py::value_error("W_hidden, b_hidden: give both (stacked hidden layers) or neither");
+  const py::ssize_t n_stack = W_hidden ? W_hidden->shape(0) : 0;
+  if (W_hidden) {
+    require_shape(*W_hidden, "W_hidden", {-1, H, H});
+    require_shape(*b_hidden, "b_hidden", {n_stack, H});
+  }
   if (activation < 0 || activation > 3) throw py::value_error("activation: unknown code");
   for (py::ssize_t k = 0; k < nd; ++k)
     if (!(tau.at(k) > 0.0)) throw py::value_error("tau: delays must be positive");
@@ -58,6 +66,9 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   f.b = b.data();
   f.Wout = Wout.data();
   f.wt = w_time ? w_time->data() : nullptr;
+  f.n_stack = int(n_stack);
+  f.Vh = W_hidden ? W_hidden->data() : nullptr;
+  f.ch = b_hidden ? b_hidden->data() : nullptr;
   f.act = nn::Activation(activation);
   f.small_kernels = small_kernels;
   // scipy's OpenBLAS dgemm when scipy is there (needs the GIL: called before the work starts).
@@ -91,8 +102,10 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
                         double t_final, double rtol, double atol, double dt,
                         const std::optional<DArray>& grid, Index max_steps, int threads,
                         bool use_blas, double activation_bytes, bool small_kernels,
-                        const std::optional<DArray>& w_time) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, activation, use_blas, small_kernels);
+                        const std::optional<DArray>& w_time, const std::optional<DArray>& W_hidden,
+                        const std::optional<DArray>& b_hidden) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, W_hidden, b_hidden, activation,
+                               use_blas, small_kernels);
   require_shape(h0, "h0", {-1, f.dim});
   const Index B = h0.shape(0);
   const Tableau& tab = tableau_for(method);
@@ -102,6 +115,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   tr.batch = B;
   tr.dim = f.dim;
   tr.stages = tab.stages;
+  tr.layers = f.layers();
   std::vector<double> g;
   const bool fixed = grid.has_value() || !tab.adaptive();
   if (grid) {
@@ -173,7 +187,7 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   if (tr.Ap) {
     double* a = tr.A.release();
     py::capsule owner(a, &nn::BufferPool::release_fn);
-    out["A"] = DArray({N, Index(tab.stages), B, Index(f.hidden)}, a, owner);
+    out["A"] = DArray({N, Index(tab.stages), Index(f.layers()), B, Index(f.hidden)}, a, owner);
   } else {
     out["A"] = py::none();
   }
@@ -185,8 +199,10 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
                          const DArray& tau, int activation, Method method, const DArray& t,
                          const DArray& X, const DArray& K, const DArray& grad_y, int threads,
                          bool use_blas, const std::optional<DArray>& A, bool small_kernels,
-                         const std::optional<DArray>& w_time) {
-  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, activation, use_blas, small_kernels);
+                         const std::optional<DArray>& w_time, const std::optional<DArray>& W_hidden,
+                         const std::optional<DArray>& b_hidden) {
+  const nn::Field f = field_of(W, Wd, b, Wout, tau, w_time, W_hidden, b_hidden, activation,
+                               use_blas, small_kernels);
   const Tableau& tab = tableau_for(method);
   require_shape(t, "t", {-1});
   const Index N = t.shape(0) - 1;
@@ -198,6 +214,7 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   tr.batch = B;
   tr.dim = f.dim;
   tr.stages = tab.stages;
+  tr.layers = f.layers();
   tr.n_steps = N;
   tr.tp = const_cast<double*>(t.data());
   tr.Xp = const_cast<double*>(X.data());
@@ -205,7 +222,7 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   if (A) {
     if (!nn::derivative_from_value(f.act))
       throw py::value_error("A: stored activations are not used with softplus");
-    require_shape(*A, "A", {N, tab.stages, B, f.hidden});
+    require_shape(*A, "A", {N, tab.stages, f.layers(), B, f.hidden});
     tr.Ap = const_cast<double*>(A->data());
   }
   std::vector<double> gh0(size_t(B * f.dim));
@@ -237,6 +254,13 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   } else {
     out["w_time"] = py::none();
   }
+  if (f.Vh) {
+    out["W_hidden"] = to_array(std::move(g.Vh), {f.n_stack, f.hidden, f.hidden});
+    out["b_hidden"] = to_array(std::move(g.ch), {f.n_stack, f.hidden});
+  } else {
+    out["W_hidden"] = py::none();
+    out["b_hidden"] = py::none();
+  }
   return out;
 }
 
@@ -258,21 +282,25 @@ void register_neural(py::module_& m) {
         py::arg("t_final"), py::arg("rtol"), py::arg("atol"), py::arg("dt"), py::arg("grid"),
         py::arg("max_steps"), py::arg("threads"), py::arg("use_blas") = true,
         py::arg("activation_bytes") = 0.0, py::arg("small_kernels") = true,
-        py::arg("w_time") = py::none(),
+        py::arg("w_time") = py::none(), py::arg("W_hidden") = py::none(),
+        py::arg("b_hidden") = py::none(),
         "Batched neural DDE forward pass; returns y and the stored pass (t, X, K, and A, the "
-        "activations, when they fit in activation_bytes; else None). use_blas: layer products "
-        "through scipy's BLAS when available (False: Eigen; tests). small_kernels: at dim <= 8 "
-        "the layer products through delyap's own kernels instead (False: BLAS/Eigen; tests). "
-        "w_time: the time input's weights (hidden,), adding w_time*t to the pre-activations "
-        "(None: an autonomous field).");
+        "activations (steps, stages, layers, batch, hidden), when they fit in activation_bytes; "
+        "else None). use_blas: layer products through scipy's BLAS when available (False: "
+        "Eigen; tests). small_kernels: at dim <= 8 the layer products through delyap's own "
+        "kernels instead (False: BLAS/Eigen; tests). w_time: the time input's weights "
+        "(hidden,), adding w_time*t to the pre-activations (None: an autonomous field). "
+        "W_hidden (n, hidden, hidden), b_hidden (n, hidden): n stacked hidden layers "
+        "a_l = act(W_hidden[l-1] a_{l-1} + b_hidden[l-1]) after the first (None: one layer).");
   m.def("neural_backward", &neural_backward, py::arg("W"), py::arg("W_delay"), py::arg("b"),
         py::arg("W_out"), py::arg("tau"), py::arg("activation"), py::arg("method"), py::arg("t"),
         py::arg("X"), py::arg("K"), py::arg("grad_y"), py::arg("threads"),
         py::arg("use_blas") = true, py::arg("A") = py::none(), py::arg("small_kernels") = true,
-        py::arg("w_time") = py::none(),
+        py::arg("w_time") = py::none(), py::arg("W_hidden") = py::none(),
+        py::arg("b_hidden") = py::none(),
         "Discrete adjoint of a stored neural DDE pass (step sequence held fixed); A: the "
-        "forward's stored activations (None: recomputed). use_blas, small_kernels, w_time: as "
-        "neural_forward (the gradient of w_time is None without it).");
+        "forward's stored activations (None: recomputed). use_blas, small_kernels, w_time, "
+        "W_hidden, b_hidden: as neural_forward (their gradients are None without them).");
   m.def("neural_read_weights", &neural_read_weights, py::arg("method"), py::arg("theta"),
         "Weights (w, w_end, dw, dw_end) of a delayed read at θ within a stored step.");
 }

@@ -310,7 +310,11 @@ def _neural_map(model, starts: np.ndarray):
         z = h @ model.W.T + torch.einsum("bkd,khd->bh", yd, model.W_delay) + model.b
         if model.w_time is not None:
             z = z + model.w_time * t
-        return sigma(z) @ model.W_out.T
+        a = sigma(z)
+        if model.W_hidden is not None:
+            for V, c in zip(model.W_hidden, model.b_hidden):
+                a = sigma(a @ V.T + c)
+        return a @ model.W_out.T
 
     def forward(x):
         h0 = model.initial_state(x)

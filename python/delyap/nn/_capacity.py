@@ -25,11 +25,13 @@ class MemoryCapacity:
     ----------
     K_upper : float
         ‖W_out‖₂ · L_σ · (‖W‖₂ + Σ_k ‖W_k‖₂): an upper bound of K (L_σ = sup |σ'|: 1 for
-        tanh, ReLU, softplus; 1/4 for the sigmoid).
+        tanh, ReLU, softplus; 1/4 for the sigmoid); with stacked layers (``depth`` > 1) times
+        L_σ ‖W_hidden[l]‖₂ for each.
     K_empirical : float
         A lower estimate: the largest ‖J_h + Σ_k J_k‖₂ (all arguments moved along one direction)
         and single-block norm ‖J_h‖₂, ‖J_k‖₂ over sampled states, J the Jacobian blocks
-        W_out diag σ'(z) W, W_out diag σ'(z) W_k. Every one of them is ≤ K ≤ K_upper.
+        W_out diag σ'(z) W, W_out diag σ'(z) W_k (through every stacked layer's
+        W_hidden[l]ᵀ diag σ'). Every one of them is ≤ K ≤ K_upper.
     tau : float
         The largest delay (0 for a neural ODE).
     K_tau : float
@@ -74,8 +76,12 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
         b = model.b.detach().double()
         lip = ACTIVATION_LIPSCHITZ[model.config.activation]
         norm = torch.linalg.matrix_norm
+        stack = ([] if model.W_hidden is None or model.b_hidden is None else
+                 list(zip(model.W_hidden.detach().double(), model.b_hidden.detach().double())))
         K_upper = float(norm(Wout, 2)) * lip * (
             float(norm(W, 2)) + sum(float(norm(Wd[k], 2)) for k in range(model.n_delays)))
+        for V, _ in stack:
+            K_upper *= lip * float(norm(V, 2))
         g = torch.Generator().manual_seed(seed)
         n = model.state_dim
         if x is not None:
@@ -89,12 +95,26 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
             t = model.config.t_final * torch.rand(h.shape[0], 1, generator=g,
                                                   dtype=torch.float64)
             z = z + t * model.w_time.detach().double()
-        zr = z.detach().requires_grad_(True)
-        with torch.enable_grad():
-            act = _activation(model.config.activation)(zr)
-            (ds,) = torch.autograd.grad(act.sum(), zr)  # σ' elementwise
+        sigma = _activation(model.config.activation)
+
+        def with_derivative(z):  # σ(z) and σ'(z) elementwise
+            zr = z.detach().requires_grad_(True)
+            with torch.enable_grad():
+                a = sigma(zr)
+                (ds,) = torch.autograd.grad(a.sum(), zr)
+            return a.detach(), ds
+
+        a, ds = with_derivative(z)
+        derivs = [ds]
+        for V, c in stack:
+            a, ds = with_derivative(a @ V.T + c)
+            derivs.append(ds)
+        # ∂F/∂(first layer's input) per sample: W_out diag σ'_top V … diag σ'_0, (b, dim, hidden).
+        M = Wout[None] * derivs[-1][:, None, :]
+        for (V, _), ds in zip(reversed(stack), reversed(derivs[:-1])):
+            M = (M @ V) * ds[:, None, :]
         blocks = [W] + [Wd[k] for k in range(model.n_delays)]
-        jac = [torch.einsum("dh,bh,he->bde", Wout, ds, B) for B in blocks]
+        jac = [M @ B for B in blocks]
         cands = [torch.linalg.matrix_norm(sum(jac), 2)]
         cands += [torch.linalg.matrix_norm(J, 2) for J in jac]
         K_emp = float(torch.stack(cands).max())

@@ -38,11 +38,15 @@ class NeuralDDE(nn.Module):
         h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b [+ w_time·t]),
         h(s) = λ1(x) on [−max τ, 0],
 
+    (with ``depth`` > 1, depth − 1 more hidden layers a ↦ σ(W_hidden[l] a + b_hidden[l]) before
+    W_out),
+
     λ1 an affine lift (``in_features → dim``, followed by ``augment`` zero dimensions) and λ2
     an affine readout (``dim + augment → out_features``). Forward and backward run in delyap's
     C++ core: the backward pass is the exact discrete adjoint of the computed forward pass
     (the accepted step sequence held fixed), giving gradients for λ1, λ2, W, W_k, b, W_out,
-    ``w_time`` with ``time_input=True`` and, with ``learn_tau=True``, τ.
+    ``W_hidden`` and ``b_hidden`` with ``depth`` > 1, ``w_time`` with ``time_input=True`` and,
+    with ``learn_tau=True``, τ.
 
     Finite-depth views: with ``method="Euler"`` and ``dt = T/L`` the forward pass is the
     L-layer network h_{l+1} = h_l + dt·W_out σ(W h_l + Σ_k W_k h_{l−m_k} + b) (h_{l} = h_0 for
@@ -55,7 +59,7 @@ class NeuralDDE(nn.Module):
     dim : int
         State dimension of the (non-augmented) DDE.
     hidden : int
-        Width of the vector field's hidden layer.
+        Width of the vector field's hidden layers.
     tau : float or sequence of float
         The delays (positive). A single number with ``n_delays > 1`` gives τ_k = τ·k/n_delays.
     n_delays : int
@@ -78,6 +82,10 @@ class NeuralDDE(nn.Module):
     threads : int
         Worker threads over the batch (0: as many as the pass's work pays for, up to all
         cores: a small fixed-step pass runs on one).
+    depth : int
+        Hidden layers of the vector field (1: W_out σ(W h + … + b)); the depth − 1 more are
+        hidden × hidden (``W_hidden``, ``b_hidden``; None at depth 1), initialised like
+        ``nn.Linear``. Its products run through BLAS GEMMs, also at dim ≤ 8.
     time_input : bool
         A non-autonomous field: the hidden layer also takes the time, through a learnable
         weight vector ``w_time`` (hidden,) added as w_time·t to the pre-activations (as if t
@@ -94,7 +102,7 @@ class NeuralDDE(nn.Module):
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
                  learn_tau: bool = False, max_delay: Optional[float] = None, augment: int = 0,
-                 threads: int = 0, time_input: bool = False) -> None:
+                 threads: int = 0, time_input: bool = False, depth: int = 1) -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("dim", dim), ("hidden", hidden)):
@@ -102,6 +110,8 @@ class NeuralDDE(nn.Module):
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         if not isinstance(n_delays, (int, np.integer)) or n_delays < 0:
             raise ValueError(f"n_delays: expected a non-negative integer, got {n_delays!r}")
+        if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
+            raise ValueError(f"depth: expected a positive integer, got {depth!r}")
         if not isinstance(augment, (int, np.integer)) or augment < 0:
             raise ValueError(f"augment: expected a non-negative integer, got {augment!r}")
         self.config = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
@@ -128,6 +138,14 @@ class NeuralDDE(nn.Module):
             torch.empty(self.n_delays, self.hidden, n).uniform_(-bound_in, bound_in))
         self.b = nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
         self.W_out = nn.Parameter(torch.empty(n, self.hidden).uniform_(-bound_h, bound_h))
+        self.depth = int(depth)
+        self.W_hidden: Optional[nn.Parameter] = None
+        self.b_hidden: Optional[nn.Parameter] = None
+        if self.depth > 1:
+            self.W_hidden = nn.Parameter(torch.empty(self.depth - 1, self.hidden, self.hidden)
+                                         .uniform_(-bound_h, bound_h))
+            self.b_hidden = nn.Parameter(torch.empty(self.depth - 1, self.hidden)
+                                         .uniform_(-bound_h, bound_h))
         self.time_input = bool(time_input)
         self.w_time: Optional[nn.Parameter] = (
             nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
@@ -174,7 +192,8 @@ class NeuralDDE(nn.Module):
 
     def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
         """h(T) from the constant history h0 (batch, dim + augment)."""
-        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, self.w_time)
+        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, self.w_time,
+                      self.W_hidden, self.b_hidden)
         self._check_tau()
         c = self.config
         if grid is not None:
@@ -184,7 +203,7 @@ class NeuralDDE(nn.Module):
         info: dict = {}
         # plan_of: checked once per configuration (cached), not per training step.
         out = solve_checked(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, plan_of(c),
-                            grid, info, self.w_time)
+                            grid, info, self.w_time, self.W_hidden, self.b_hidden)
         self.last_info = info
         return out
 
@@ -208,6 +227,7 @@ class NeuralDDE(nn.Module):
         return (f"in={self.in_features}, out={self.out_features}, dim={self.dim}, "
                 f"hidden={self.hidden}, augment={self.augment}, n_delays={self.n_delays}, "
                 f"activation={c.activation}, method={c.method}, T={c.t_final}"
+                + (f", depth={self.depth}" if self.depth > 1 else "")
                 + (", time_input=True" if self.time_input else ""))
 
 
@@ -219,11 +239,12 @@ class NeuralODE(NeuralDDE):
     def __init__(self, in_features: int, out_features: int, dim: int, hidden: int, *,
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
-                 augment: int = 0, threads: int = 0, time_input: bool = False) -> None:
+                 augment: int = 0, threads: int = 0, time_input: bool = False,
+                 depth: int = 1) -> None:
         super().__init__(in_features, out_features, dim, hidden, tau=1.0, n_delays=0,
                          activation=activation, t_final=t_final, method=method, rtol=rtol,
                          atol=atol, dt=dt, augment=augment, threads=threads,
-                         time_input=time_input)
+                         time_input=time_input, depth=depth)
 
 
 __all__ = ["NeuralDDE", "NeuralODE", "ACTIVATIONS"]

@@ -89,14 +89,17 @@ _cached_plan = functools.lru_cache(maxsize=256)(_make_plan)
 
 def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
                   W_out: torch.Tensor, tau: torch.Tensor,
-                  w_time: Optional[torch.Tensor] = None) -> None:
+                  w_time: Optional[torch.Tensor] = None, W_hidden: Optional[torch.Tensor] = None,
+                  b_hidden: Optional[torch.Tensor] = None) -> None:
     """Type, device, dtype and rank checks of a pass's tensors (shapes: the C++ pass)."""
     import torch
 
     tensors: tuple[tuple[str, Any], ...] = (("h0", h0), ("W", W), ("W_delay", W_delay),
                                             ("b", b), ("W_out", W_out), ("tau", tau))
-    if w_time is not None:
-        tensors += (("w_time", w_time),)
+    optional = (("w_time", w_time), ("W_hidden", W_hidden), ("b_hidden", b_hidden))
+    tensors += tuple((name, v) for name, v in optional if v is not None)
+    if (W_hidden is None) != (b_hidden is None):
+        raise ValueError("W_hidden, b_hidden: give both (stacked hidden layers) or neither")
     for name, v in tensors:
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__}")
@@ -153,34 +156,38 @@ def _function() -> Any:
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
     class NeuralSolve(torch.autograd.Function):
-        """h(T) of h' = W_out σ(W h + Σ_k W_k h(t − τ_k) + b + w_time·t), h = h0 on [−τmax, 0],
-        by the C++ core; backward is the discrete adjoint of the computed pass (step sequence
-        fixed). w_time may be None (an autonomous field)."""
+        """h(T) of h' = W_out σ(… σ(W h + Σ_k W_k h(t − τ_k) + b + w_time·t) …), h = h0 on
+        [−τmax, 0], by the C++ core; backward is the discrete adjoint of the computed pass (step
+        sequence fixed). w_time, W_hidden and b_hidden may be None (an autonomous field, one
+        hidden layer)."""
 
         @staticmethod
         def forward(ctx: Any, h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
                     b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor,
-                    w_time: Optional[torch.Tensor],
+                    w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
+                    b_hidden: Optional[torch.Tensor],
                     call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> torch.Tensor:
             p, grid, info = call
             h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
-            wta = None if w_time is None else as_f64(w_time)
+            wta, Wha, bha = (None if t is None else as_f64(t)
+                             for t in (w_time, W_hidden, b_hidden))
             out = _core.neural_forward(
                 h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol, p.atol,
                 p.dt, grid, p.max_steps, p.threads, True, float(ACTIVATION_CACHE_BYTES),
-                w_time=wta)
+                w_time=wta, W_hidden=Wha, b_hidden=bha)
             ctx.plan = p
             # The backward reads the weights the forward used (views or float64 copies); saving
             # the tensors too keeps autograd's check that none was modified in place.
-            ctx.arrays = (Wa, Wda, ba, Wouta, taua, wta)
-            ctx.dtypes = tuple(None if t is None else t.dtype
-                               for t in (h0, W, W_delay, b, W_out, tau, w_time))
+            ctx.arrays = (Wa, Wda, ba, Wouta, taua, wta, Wha, bha)
+            ctx.dtypes = tuple(None if t is None else t.dtype for t in
+                               (h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden))
             # The stored pass as saved tensors (views of the arrays): autograd frees them after
             # the backward (unless retain_graph), so the activations' buffer goes back to the
             # core's pool for the next step even while the caller still holds the loss.
             A = out["A"]
-            ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, torch.from_numpy(out["t"]),
-                                  torch.from_numpy(out["X"]), torch.from_numpy(out["K"]),
+            ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
+                                  torch.from_numpy(out["t"]), torch.from_numpy(out["X"]),
+                                  torch.from_numpy(out["K"]),
                                   None if A is None else torch.from_numpy(A))
             if info is not None:
                 info["t"] = out["t"]
@@ -191,15 +198,16 @@ def _function() -> Any:
         @staticmethod
         def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
             # (saved_tensors also raises if a weight was modified in place since the forward)
-            t, X, K, A = ctx.saved_tensors[6:]
+            t, X, K, A = ctx.saved_tensors[8:]
             p: _Plan = ctx.plan
-            Wa, Wda, ba, Wouta, taua, wta = ctx.arrays
+            Wa, Wda, ba, Wouta, taua, wta, Wha, bha = ctx.arrays
             g = _core.neural_backward(Wa, Wda, ba, Wouta, taua, p.activation, p.method, t.numpy(),
                                       X.numpy(), K.numpy(), as_f64(grad_y), p.threads, True,
-                                      None if A is None else A.numpy(), w_time=wta)
+                                      None if A is None else A.numpy(), w_time=wta,
+                                      W_hidden=Wha, b_hidden=bha)
             grads: list[Any] = []
-            for name, need, dtype in zip(("h0", "W", "W_delay", "b", "W_out", "tau", "w_time"),
-                                         ctx.needs_input_grad, ctx.dtypes):
+            names = ("h0", "W", "W_delay", "b", "W_out", "tau", "w_time", "W_hidden", "b_hidden")
+            for name, need, dtype in zip(names, ctx.needs_input_grad, ctx.dtypes):
                 v = torch.from_numpy(g[name]) if need else None
                 grads.append(v if v is None or dtype is f64 else v.to(dtype))
             return (*grads, None)
@@ -211,10 +219,12 @@ def _function() -> Any:
 def solve_checked(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
                   W_out: torch.Tensor, tau: torch.Tensor, plan: _Plan,
                   grid: Optional[np.ndarray] = None, info: Optional[dict] = None,
-                  w_time: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  w_time: Optional[torch.Tensor] = None, W_hidden: Optional[torch.Tensor] = None,
+                  b_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The pass on arguments already checked (check_tensors, delay_values, plan_of,
     checked_grid)."""
-    return _function().apply(h0, W, W_delay, b, W_out, tau, w_time, (plan, grid, info))
+    return _function().apply(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
+                             (plan, grid, info))
 
 
 def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
@@ -223,10 +233,14 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
                  grid: Optional[np.ndarray] = None, max_steps: int = 1_000_000,
                  threads: int = 0, info: Optional[dict] = None,
-                 w_time: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 w_time: Optional[torch.Tensor] = None, W_hidden: Optional[torch.Tensor] = None,
+                 b_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
     """h(T) of the built-in neural DDE vector field, differentiable in every argument:
 
-        h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b + w_time·t),   h(s) = h0 on [−max τ, 0].
+        h'(t) = W_out a_{L−1},   a_0 = σ(W h(t) + Σ_k W_k h(t − τ_k) + b + w_time·t),
+        a_l = σ(W_hidden[l−1] a_{l−1} + b_hidden[l−1])  (l = 1 … L−1),   h(s) = h0 on [−max τ, 0],
+
+    with L − 1 = ``len(W_hidden)`` stacked layers (none by default: W_out σ(W h + … + b)).
 
     Parameters
     ----------
@@ -248,16 +262,20 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
         Receives ``t`` (the accepted step times) and ``rejected`` (count).
     w_time : Tensor (hidden,), optional
         The time input's weights (None: an autonomous field). t is each stage's time.
+    W_hidden : Tensor (n, hidden, hidden), optional
+    b_hidden : Tensor (n, hidden), optional
+        n stacked hidden layers after the first (both or neither).
 
     Returns
     -------
     Tensor (batch, dim), the dtype of ``h0`` (computed in float64).
     """
-    check_tensors(h0, W, W_delay, b, W_out, tau, w_time)
+    check_tensors(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden)
     delay_values(tau)
     if grid is not None:
         grid = checked_grid(grid, float(t_final))
         dt = 1.0  # unused (the grid gives the steps); lets fixed-step methods pass the check
     cfg = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
                       None if dt is None else float(dt), int(max_steps), int(threads))
-    return solve_checked(h0, W, W_delay, b, W_out, tau, plan_of(cfg), grid, info, w_time)
+    return solve_checked(h0, W, W_delay, b, W_out, tau, plan_of(cfg), grid, info, w_time,
+                         W_hidden, b_hidden)

@@ -1,6 +1,8 @@
 // Neural DDEs (and ODEs: no delays) of the built-in vector-field family
 //     h'(t) = W_out σ(W h(t) + Σ_k W_k h(t − τ_k) + b + w_t·t),   h(s) = h0 on [−τmax, 0],
-// (the time input w_t·t optional: a non-autonomous field, t the stage's time)
+// (the time input w_t·t optional: a non-autonomous field, t the stage's time), or with a
+// stack of hidden layers a_l = σ(V_l a_{l−1} + c_l) (l = 1 … L−1, width H) between the first
+// layer a_0 = σ(W h + …) and the output W_out a_{L−1}.
 // integrated for a batch of samples in lockstep (one step sequence for the whole batch, the
 // adaptive error norm the max over the batch), with the exact discrete adjoint of that pass.
 //
@@ -183,11 +185,14 @@ struct Gemm {
 };
 
 // The vector field's parameters (row-major, non-owning): W (hidden × dim), Wd (n_delays ×
-// hidden × dim), b (hidden), Wout (dim × hidden), and the time input's weights wt (hidden;
-// nullptr: an autonomous field), which make the bias b + wt·t at a stage's time t.
+// hidden × dim), b (hidden), Wout (dim × hidden), the time input's weights wt (hidden;
+// nullptr: an autonomous field), which make the bias b + wt·t at a stage's time t, and the
+// stacked hidden layers Vh (n_stack × hidden × hidden) and ch (n_stack × hidden).
 struct Field {
-  int dim = 0, hidden = 0, n_delays = 0;
+  int dim = 0, hidden = 0, n_delays = 0, n_stack = 0;
   const double *W = nullptr, *Wd = nullptr, *b = nullptr, *Wout = nullptr, *wt = nullptr;
+  const double *Vh = nullptr, *ch = nullptr;
+  int layers() const { return 1 + n_stack; }  // hidden layers, each `hidden` wide
   Activation act = Activation::Tanh;
   Gemm gemm;  // the GEMM every layer product goes through
   // dim ≤ kSmallDimMax: the layer products through small_gemm.hpp's kernels instead (false:
@@ -202,18 +207,19 @@ struct Field {
   }
   // Multiply-adds of one evaluation for `rows` samples, as flops.
   double flops(Index rows) const {
-    return 2.0 * double(rows) * hidden * dim * (2.0 + n_delays);
+    return 2.0 * double(rows) * hidden * (dim * (2.0 + n_delays) + double(n_stack) * hidden);
   }
 };
 
 // Gradients of a loss w.r.t. the field's parameters and the delays (accumulated); wt is
 // empty for an autonomous field.
 struct FieldGrad {
-  std::vector<double> W, Wd, b, Wout, tau, wt;
+  std::vector<double> W, Wd, b, Wout, tau, wt, Vh, ch;
   explicit FieldGrad(const Field& f)
       : W(size_t(f.hidden) * f.dim), Wd(size_t(f.n_delays) * f.hidden * f.dim),
         b(size_t(f.hidden)), Wout(size_t(f.dim) * f.hidden), tau(size_t(f.n_delays)),
-        wt(f.wt ? size_t(f.hidden) : 0) {}
+        wt(f.wt ? size_t(f.hidden) : 0), Vh(size_t(f.n_stack) * f.hidden * f.hidden),
+        ch(size_t(f.n_stack) * f.hidden) {}
   void add(const FieldGrad& o) {
     auto acc = [](std::vector<double>& a, const std::vector<double>& b) {
       for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
@@ -224,6 +230,8 @@ struct FieldGrad {
     acc(Wout, o.Wout);
     acc(tau, o.tau);
     acc(wt, o.wt);
+    acc(Vh, o.Vh);
+    acc(ch, o.ch);
   }
 };
 
@@ -232,13 +240,13 @@ struct FieldGrad {
 // elsewhere (the arrays handed back to Python) through the same pointers.
 struct Trace {
   Index batch = 0;
-  int dim = 0, stages = 0;
+  int dim = 0, stages = 0, layers = 1;  // layers: the field's hidden layers (Field::layers)
   Index n_steps = 0;
   double *tp = nullptr, *Xp = nullptr, *Kp = nullptr;
   std::vector<double> t;  // owned storage (empty when viewing another's)
   UninitVec X, K;          // every entry written by the forward before it is read
-  // The activations A[n][j] (batch × hidden) when kept (keep_activations); Ap == nullptr:
-  // not kept, the backward recomputes them.
+  // The activations A[n][j][l] (batch × hidden, layer l) when kept (keep_activations);
+  // Ap == nullptr: not kept, the backward recomputes them.
   double* Ap = nullptr;
   std::unique_ptr<double, void (*)(void*)> A{nullptr, BufferPool::release_fn};
   Index a_steps = 0;  // steps the kept activations have room for
@@ -259,7 +267,7 @@ struct Trace {
   // them, reused from the previous pass (BufferPool): for tens of MB per pass, the 4 KiB
   // page faults of a fresh allocation cost as much as the GEMMs the stored activations save.
   void keep_activations(int hidden, double budget) {
-    const size_t n = size_t(n_steps * stages * batch * hidden);
+    const size_t n = size_t(n_steps * stages * layers * batch * hidden);
     if (n == 0 || 8.0 * double(n) > budget) return;
     A.reset(static_cast<double*>(BufferPool::instance().acquire(n * sizeof(double))));
     Ap = A.get();
@@ -268,7 +276,7 @@ struct Trace {
   // For an adaptive pass (steps unknown ahead): room for as many steps as `budget` bytes hold;
   // the pass drops the activations if it takes more steps (drop_activations_past).
   void keep_activations_upto(int hidden, double budget) {
-    const double per_step = 8.0 * double(stages) * double(batch) * hidden;
+    const double per_step = 8.0 * double(stages) * layers * double(batch) * hidden;
     const Index cap = per_step > 0.0 ? Index(budget / per_step) : 0;
     if (cap < 1) return;
     A.reset(static_cast<double*>(
@@ -285,8 +293,8 @@ struct Trace {
       a_steps = 0;
     }
   }
-  double* a(Index n, int j, Index r0, int H) const {
-    return Ap + ((n * stages + j) * batch + r0) * H;
+  double* a(Index n, int j, int l, Index r0, int H) const {
+    return Ap + (((n * stages + j) * layers + l) * batch + r0) * H;
   }
   double* x(Index n, Index r0) const { return Xp + (n * batch + r0) * dim; }
   double* k(Index n, int j, Index r0) const {
@@ -382,7 +390,8 @@ class Pass {
   Pass(const Field& f, const Tableau& tab, const double* tau, Index r0, Index rows)
       : f_(f), tab_(tab), tau_(tau), r0_(r0), rows_(rows),
         u_(size_t(rows * f.dim)), y_(size_t(std::max(1, f.n_delays) * rows * f.dim)),
-        z_(size_t(rows * f.hidden)), a_(size_t(rows * f.hidden)), da_(size_t(rows * f.hidden)),
+        z_(size_t(rows * f.hidden)), a_(size_t(f.layers() * rows * f.hidden)),
+        da_(size_t(f.layers() * rows * f.hidden)),
         bias_(f.wt ? size_t(f.hidden) : 0), small_(f.use_small()) {
     if (!small_) return;
     // The small kernels read the input weights transposed (D × H, contiguous over the hidden
@@ -429,9 +438,12 @@ class Pass {
     for (int k = 0; k < nd; ++k)
       read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
                  y_.data() + k * m);
-    double* a = tr.Ap ? tr.a(n, j, r0_, f_.hidden) : a_.data();
-    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, a);
-    out_product(a, tr.k(n, j, r0_));
+    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, [&](int l) {
+      return tr.Ap ? tr.a(n, j, l, r0_, f_.hidden) : a_.data() + l * rows_ * f_.hidden;
+    });
+    out_product(tr.Ap ? tr.a(n, j, f_.layers() - 1, r0_, f_.hidden)
+                      : a_.data() + (f_.layers() - 1) * rows_ * f_.hidden,
+                tr.k(n, j, r0_));
   }
 
   // k = a W_outᵀ (rows × dim).
@@ -489,7 +501,8 @@ class Pass {
       }
     };
     std::vector<double> lu(static_cast<size_t>(m)), ly(size_t(std::max(1, small_ ? nd : 1) * m)),
-        gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m));
+        gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m)),
+        gz2(f_.n_stack ? static_cast<size_t>(rows_ * H) : 0);
     auto LX = [&](Index n) { return ArrMap(lx.data() + n * m, m); };
     auto LK = [&](Index n, int j) { return ArrMap(lk.data() + (n * S + j) * m, m); };
     ensure(N);
@@ -530,27 +543,49 @@ class Pass {
           rd[k] = locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]);
           read_value(tr, rd[k], n, y_.data() + k * m);
         }
-        const double* a = a_.data();
-        // With the tanh values stored, the small kernels take tanh' = 1 − a² inside the
-        // product that needs it (no pass of its own).
+        // Layer l's activations (stored, or recomputed with σ' into da_) and σ'.
+        const int L = f_.layers(), top = L - 1;
+        auto act_of = [&](int l) -> double* {
+          return tr.Ap ? tr.a(n, j, l, r0_, H) : a_.data() + l * rows_ * H;
+        };
+        auto deriv_of = [&](int l) { return da_.data() + l * rows_ * H; };
+        // With the tanh values stored, the small kernels take the top layer's tanh' = 1 − a²
+        // inside the product that needs it (no pass of its own).
         const bool fused_deriv = small_ && tr.Ap && f_.act == Activation::Tanh;
         if (tr.Ap) {
-          a = tr.a(n, j, r0_, H);
-          if (!fused_deriv) derivative_of_value(f_.act, a, da_.data(), rows_ * H);
+          for (int l = 0; l < L; ++l)
+            if (l < top || !fused_deriv)
+              derivative_of_value(f_.act, act_of(l), deriv_of(l), rows_ * H);
         } else {
-          eval(u_.data(), y_.data(), ts, da_.data(), a_.data());
+          eval(u_.data(), y_.data(), ts, da_.data(), act_of);
         }
         const double* lam = lk.data() + (n * S + j) * m;
         if (f_.wt) std::fill(gbs.begin(), gbs.end(), 0.0);
+        const Gemm& gemm = f_.gemm;
+        // The output layer: W_out's gradient and gz = ∂L/∂z of the top layer.
         if (small_) {
-          small_backward(lam, a, fused_deriv, gz.data(), lu.data(), ly.data(), gb_stage, g);
+          small_output_backward(lam, act_of(top), fused_deriv ? nullptr : deriv_of(top),
+                                gz.data(), g);
         } else {
-          const Gemm& gemm = f_.gemm;
-          gemm(true, false, D, H, rows_, lam, a, 1.0, g.Wout.data());
-          MatMap G(gz.data(), rows_, H);
+          gemm(true, false, D, H, rows_, lam, act_of(top), 1.0, g.Wout.data());
           gemm(false, false, rows_, H, D, lam, f_.Wout, 0.0, gz.data());
-          G.array() *= ConstMatMap(da_.data(), rows_, H).array();
-          gb += G.colwise().sum();
+          MatMap(gz.data(), rows_, H).array() *= ConstMatMap(deriv_of(top), rows_, H).array();
+        }
+        // Down the stacked layers: z_l = a_{l−1} V_lᵀ + c_l.
+        for (int l = top; l >= 1; --l) {
+          const Index off = Index(l - 1) * H * H;
+          gemm(true, false, H, H, rows_, gz.data(), act_of(l - 1), 1.0, g.Vh.data() + off);
+          Eigen::Map<Eigen::RowVectorXd>(g.ch.data() + (l - 1) * H, H) +=
+              ConstMatMap(gz.data(), rows_, H).colwise().sum();
+          gemm(false, false, rows_, H, H, gz.data(), f_.Vh + off, 0.0, gz2.data());
+          MatMap(gz.data(), rows_, H).array() = ConstMatMap(gz2.data(), rows_, H).array() *
+                                                ConstMatMap(deriv_of(l - 1), rows_, H).array();
+        }
+        // The first layer: b (and wt), W, and ∂L/∂u.
+        if (small_) {
+          small_input_backward(gz.data(), lu.data(), ly.data(), gb_stage);
+        } else {
+          gb += ConstMatMap(gz.data(), rows_, H).colwise().sum();
           gemm(true, false, H, D, rows_, gz.data(), u_.data(), 1.0, g.W.data());
           gemm(false, false, rows_, D, H, gz.data(), f_.W, 0.0, lu.data());
         }
@@ -605,20 +640,33 @@ class Pass {
     return true;
   }
 
-  // The backward's layer products of one stage through the small kernels: λ = ∂L/∂k (rows ×
-  // D), a the activations; gz = (λ W_out) ⊙ σ'(z); lu = gz W = ∂L/∂u; ly[k] = gz W_k;
-  // gradients of W_out, the bias (into gb), W, W_k (W, W_k transposed, in gwt_).
-  void small_backward(const double* lam, const double* a, bool tanh_from_a, double* gz,
-                      double* lu, double* ly, double* gb, FieldGrad& g) {
+  // The backward's output layer through the small kernels: λ = ∂L/∂k (rows × D), a the top
+  // layer's activations, da its σ' (nullptr: tanh' = 1 − a² fused into the product);
+  // W_out's gradient and gz = (λ W_out) ⊙ σ'.
+  void small_output_backward(const double* lam, const double* a, const double* da, double* gz,
+                             FieldGrad& g) {
+#ifdef DELYAP_NN_SMALL_GEMM
+    namespace sg = small_gemm;
+    const int D = f_.dim, H = f_.hidden;
+    sg::acc_tn(D, rows_, H, lam, a, g.Wout.data(), nullptr);
+    const double* x1[1] = {lam};
+    const double* m1[1] = {f_.Wout};
+    sg::small_k(D, rows_, H, 1, x1, m1, nullptr, da ? sg::kTimes : sg::kTanhDeriv, da ? da : a,
+                gz, nullptr);
+#else
+    (void)lam, (void)a, (void)da, (void)gz, (void)g;
+    throw std::logic_error("neural DDE: small kernels not built");
+#endif
+  }
+
+  // The backward's first layer through the small kernels, from gz = ∂L/∂z of that layer:
+  // lu = gz W = ∂L/∂u, ly[k] = gz W_k; gradients of the bias (into gb), W, W_k (transposed,
+  // in gwt_).
+  void small_input_backward(const double* gz, double* lu, double* ly, double* gb) {
 #ifdef DELYAP_NN_SMALL_GEMM
     namespace sg = small_gemm;
     const int D = f_.dim, H = f_.hidden, nd = f_.n_delays;
     const Index m = rows_ * D;
-    sg::acc_tn(D, rows_, H, lam, a, g.Wout.data(), nullptr);
-    const double* x1[1] = {lam};
-    const double* m1[1] = {f_.Wout};
-    sg::small_k(D, rows_, H, 1, x1, m1, nullptr, tanh_from_a ? sg::kTanhDeriv : sg::kTimes,
-                tanh_from_a ? a : da_.data(), gz, nullptr);
     sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), gb);
     sg::small_n(D, rows_, H, gz, wt_.data(), false, lu);
     for (int k = 0; k < nd; ++k) {
@@ -627,7 +675,7 @@ class Pass {
       sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly + k * m);
     }
 #else
-    (void)lam, (void)a, (void)tanh_from_a, (void)gz, (void)lu, (void)ly, (void)gb, (void)g;
+    (void)gz, (void)lu, (void)ly, (void)gb;
     throw std::logic_error("neural DDE: small kernels not built");
 #endif
   }
@@ -639,8 +687,24 @@ class Pass {
     return bias_.data();
   }
 
-  // Pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b (+ wt·t) and activations a (and σ'(z) if da).
-  void eval(const double* u, const double* y, double t, double* da, double* a) {
+  // The activations of every layer: act_of(l) (rows × H) is where layer l's go, and da + l·rows·H
+  // their σ' (if da).
+  template <class ActOf>
+  void eval(const double* u, const double* y, double t, double* da, ActOf&& act_of) {
+    eval_first(u, y, t, da, act_of(0));
+    const int H = f_.hidden;
+    for (int l = 1; l < f_.layers(); ++l) {  // z_l = a_{l−1} V_lᵀ + c_l
+      f_.gemm(false, true, rows_, H, H, act_of(l - 1), f_.Vh + Index(l - 1) * H * H, 0.0,
+              z_.data());
+      MatMap(z_.data(), rows_, H).rowwise() +=
+          Eigen::Map<const Eigen::RowVectorXd>(f_.ch + Index(l - 1) * H, H);
+      activate(f_.act, z_.data(), act_of(l), da ? da + l * rows_ * H : nullptr, rows_ * H);
+    }
+  }
+
+  // The first layer: pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b (+ wt·t) and activations a
+  // (and σ'(z) if da).
+  void eval_first(const double* u, const double* y, double t, double* da, double* a) {
     const int D = f_.dim, H = f_.hidden;
     const double* bias = bias_at(t);
 #ifdef DELYAP_NN_SMALL_GEMM
@@ -671,8 +735,8 @@ class Pass {
   void initial_derivative(const double* h0, double* out) {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
-    eval(h0, y_.data(), 0.0, nullptr, a_.data());
-    out_product(a_.data(), out);
+    eval(h0, y_.data(), 0.0, nullptr, [&](int l) { return a_.data() + l * rows_ * f_.hidden; });
+    out_product(a_.data() + (f_.layers() - 1) * rows_ * f_.hidden, out);
   }
 
  private:
