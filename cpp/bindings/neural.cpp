@@ -49,11 +49,10 @@ nn::Field field_of(const DArray& W, const DArray& Wd, const DArray& b, const DAr
   if (w_time) require_shape(*w_time, "w_time", {H});
   if (W_hidden.has_value() != b_hidden.has_value())
     throw py::value_error("W_hidden, b_hidden: give both (stacked hidden layers) or neither");
+  // W_hidden's rank checked before its shape(0) is read (a 0-d array: IndexError, no name).
+  if (W_hidden) require_shape(*W_hidden, "W_hidden", {-1, H, H});
   const py::ssize_t n_stack = W_hidden ? W_hidden->shape(0) : 0;
-  if (W_hidden) {
-    require_shape(*W_hidden, "W_hidden", {-1, H, H});
-    require_shape(*b_hidden, "b_hidden", {n_stack, H});
-  }
+  if (W_hidden) require_shape(*b_hidden, "b_hidden", {n_stack, H});
   if (activation < 0 || activation > 3) throw py::value_error("activation: unknown code");
   for (py::ssize_t k = 0; k < nd; ++k)
     if (!(tau.at(k) > 0.0)) throw py::value_error("tau: delays must be positive");
