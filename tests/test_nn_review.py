@@ -15,8 +15,9 @@ torch = pytest.importorskip("torch")
 from delyap import _core  # noqa: E402
 from delyap.nn import NeuralDDE, NeuralODE, neural_solve, odeint_dde  # noqa: E402
 
-ACTS = {"tanh": torch.tanh, "relu": torch.relu, "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)),  # exact (torch's: z above 20)
-        "sigmoid": torch.sigmoid}
+# softplus exactly, log(1 + e^z): torch's F.softplus returns z above z = 20 (off by e^-20).
+ACTS = {"tanh": torch.tanh, "relu": torch.relu,
+        "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)), "sigmoid": torch.sigmoid}
 GRAD_NAMES = ("h0", "W", "W_delay", "b", "W_out", "tau", "W_hidden", "b_hidden", "w_time")
 
 

@@ -30,8 +30,9 @@ class MemoryCapacity:
     K_empirical : float
         A lower estimate: the largest ‖J_h + Σ_k J_k‖₂ (all arguments moved along one direction)
         and single-block norm ‖J_h‖₂, ‖J_k‖₂ over sampled states, J the Jacobian blocks
-        W_out diag σ'(z) W, W_out diag σ'(z) W_k (through every stacked layer's
-        W_hidden[l]ᵀ diag σ'). Every one of them is ≤ K ≤ K_upper.
+        W_out diag σ'(z) W, W_out diag σ'(z) W_k (with stacked layers, W_out diag σ'(z_{L−1})
+        W_hidden[L−2] ⋯ W_hidden[0] diag σ'(z_0) W and likewise for W_k). Every one of them is
+        ≤ K ≤ K_upper.
     tau : float
         The largest delay (0 for a neural ODE).
     K_tau : float
