@@ -9,8 +9,9 @@
 // arrays have the same sizes, and is already mapped.
 //
 // Idle memory held: at most kMaxIdle buffers and kMaxIdleBytes in all (the smallest are freed
-// first); buffers below kMinBytes go to the ordinary heap. The pool is never destroyed (arrays
-// handed to Python may be freed after static destructors would have run).
+// first; one larger than kMaxIdleBytes is freed at once); buffers below kMinBytes go to the
+// ordinary heap. The pool is never destroyed (arrays handed to Python may be freed after
+// static destructors would have run).
 #pragma once
 
 #include <cstddef>
@@ -82,6 +83,10 @@ class BufferPool {
     const auto buf = live_[i];
     live_[i] = live_.back();
     live_.pop_back();
+    if (buf.second > kMaxIdleBytes) {  // never kept: it would first evict every idle buffer
+      std::free(buf.first);
+      return;
+    }
     idle_.push_back(buf);
     idle_bytes_ += buf.second;
     while (idle_.size() > kMaxIdle || idle_bytes_ > kMaxIdleBytes) {
