@@ -85,7 +85,10 @@ class NeuralDDE(nn.Module):
     depth : int
         Hidden layers of the vector field (1: W_out σ(W h + … + b)); the depth − 1 more are
         hidden × hidden (``W_hidden``, ``b_hidden``; None at depth 1), initialised like
-        ``nn.Linear``. Its products run through BLAS GEMMs, also at dim ≤ 8.
+        ``nn.Linear``. Its products run through BLAS GEMMs, also at dim ≤ 8 (scipy's
+        OpenBLAS, which splits batch × hidden² products from about 64 × 64 × 64 up over its
+        own threads whatever ``threads`` says: on a loaded machine, ``OPENBLAS_NUM_THREADS=1``
+        or threadpoolctl can be several times faster).
     time_input : bool
         A non-autonomous field: the hidden layer also takes the time, through a learnable
         weight vector ``w_time`` (hidden,) added as w_time·t to the pre-activations (as if t

@@ -8,10 +8,11 @@
 //
 // Forward: an explicit RK method from dde/tableau.hpp. Every stored step keeps its state X[n]
 // and its stages K[n][j] (memory O(steps·batch·dim)); the pre-activations are recomputed by
-// the backward pass (one GEMM), which keeps the hidden width out of the memory bound, unless
-// the caller lets the forward keep the activations A[n][j] (batch × hidden) within a byte
-// budget (Trace::keep_activations): then the backward reads them instead of redoing the GEMM and the
-// activation, a fifth of its work, and σ' comes from σ (tanh, relu, sigmoid). Delayed
+// the backward pass (one GEMM per hidden layer), which keeps the hidden width out of the
+// memory bound, unless the caller lets the forward keep the activations A[n][j][l] (batch ×
+// hidden, per layer l) within a byte budget (Trace::keep_activations): then the backward reads
+// them instead of redoing the GEMMs and the activations, a fifth of its work (one layer), and
+// σ' comes from σ (tanh, relu, sigmoid). Delayed
 // states are read from the stored steps by the interpolant the DDE solver uses: the method's
 // continuous extension (DP5) or the cubic Hermite interpolant of (x, f) at both ends, written
 // as weights on the step's stored vectors,
