@@ -182,3 +182,20 @@ def test_stacked_weights_of_the_wrong_rank_are_named():
         neural_solve(h0, W, Wd, b, Wout, tau, W_hidden=Vh, b_hidden=scalar)
     with pytest.raises(ValueError, match="w_time"):
         neural_solve(h0, W, Wd, b, Wout, tau, w_time=scalar)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softplus"])
+def test_gradcheck_of_smooth_activations_with_depth_and_time_input(act):
+    # Finite differences (independent of the interpolant weights odeint_dde shares with the
+    # core): σ' from stored sigmoid values, softplus recomputed with its logistic derivative.
+    W, Wd, b, Wout, Vh, ch, wt = _weights(2, 3, 1, 2, seed=11)
+    h0 = torch.randn(2, 2, generator=torch.Generator().manual_seed(12),
+                     dtype=torch.float64).requires_grad_(True)
+    tau = torch.tensor([0.27], dtype=torch.float64, requires_grad=True)
+
+    def fn(h0, W, Wd, b, Wout, tau, Vh, ch, wt):
+        return neural_solve(h0, W, Wd, b, Wout, tau, t_final=0.7, method="RK4", dt=0.1,
+                            activation=act, w_time=wt, W_hidden=Vh, b_hidden=ch)
+
+    assert torch.autograd.gradcheck(fn, (h0, W, Wd, b, Wout, tau, Vh, ch, wt), eps=1e-6,
+                                    atol=1e-7, rtol=1e-5)
