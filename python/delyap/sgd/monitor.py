@@ -23,6 +23,7 @@ import contextlib
 import csv
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
@@ -116,13 +117,42 @@ def _top_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tens
     converged, hy, h_second)``: Hy and H applied to the second Ritz vector (None with one
     product) come from the products at no cost.
     """
+    r = _extreme_ritz(matvec, start, second, tol, max_products)
+    return r.rho, r.y, r.residual, r.products, r.converged, r.hy, r.h_second
+
+
+@dataclass
+class _RitzRun:
+    """What :func:`_extreme_ritz` found: the top Ritz pair (rho, y) of its space with the
+    residual ‖Hy − ρy‖, the products used, whether the residual met the bound, Hy, and the
+    second Ritz vector with H applied to it (None with one product)."""
+
+    rho: float
+    y: Any
+    residual: float
+    products: int
+    converged: bool
+    hy: Any
+    second: Any
+    h_second: Any
+    basis: tuple = ((), ())
+
+
+def _extreme_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tensor],
+                  tol: float, max_products: int, scale: float = 0.0,
+                  known: tuple = ((), ())) -> _RitzRun:
+    """:func:`_top_ritz`'s subspace iteration, stopping once the residual is
+    ≤ tol·max(|ρ|, ``scale``). ``scale`` 0 is the relative test of the top; the bottom of the
+    spectrum runs it on −H with ``scale`` = λ_max (:meth:`SharpnessMonitor._warm_bottom`),
+    the bound "both" Lanczos runs put on every pair (tol·max|θ|)."""
     torch = _torch()
-    Q: list = []
-    W: list = []
+    Q: list = list(known[0])
+    W: list = list(known[1])
+    first = len(Q)
     queue = [start] + ([None, second] if second is not None else [])
     rho, y, hy, res, S, theta = math.nan, start, None, math.inf, None, None
     r: Any = None
-    while len(Q) < max_products:
+    while len(Q) - first < max_products:
         v = queue.pop(0) if queue else None
         if v is None:
             v = r
@@ -151,15 +181,28 @@ def _top_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tens
         rho, y, hy = float(theta[-1]), s @ Qm, s @ Wm
         r = hy - rho * y
         res = float(torch.linalg.norm(r))
-        if res <= tol * abs(rho):
+        if res <= tol * max(abs(rho), scale):
             break
+    ok = res <= tol * max(abs(rho), scale)
     if hy is None:
-        return rho, y, res, 0, False, None, None
-    h2 = None
+        return _RitzRun(rho, y, res, 0, False, None, None, None)
+    y2 = h2 = None
     if len(Q) >= 2 and S is not None:
         s2 = torch.as_tensor(S[:, -2], dtype=torch.float64).to(Q[0].device)
-        h2 = s2 @ torch.stack(W)
-    return rho, y, res, len(Q), res <= tol * abs(rho), hy, h2
+        y2, h2 = s2 @ torch.stack(Q), s2 @ torch.stack(W)
+    return _RitzRun(rho, y, res, len(Q) - first, ok, hy, y2, h2, (Q, W))
+
+
+def _join(top: HessianEigen, low: HessianEigen) -> HessianEigen:
+    """One record's result from the top and bottom runs, laid out as ``which='both'``
+    (values, vectors and residuals top then bottom); status the worse of the two."""
+    status = (_NON_FINITE if _NON_FINITE in (top.status, low.status) else
+              max(top.status, low.status))
+    return HessianEigen(values=np.concatenate([top.values, low.values]),
+                        vectors=np.concatenate([top.vectors, low.vectors]),
+                        residuals=np.concatenate([top.residuals, low.residuals]),
+                        iterations=top.iterations + low.iterations, status=status,
+                        info={**top.info, "which": "both"})
 
 
 class SharpnessMonitor:
@@ -289,6 +332,14 @@ class SharpnessMonitor:
         # The second Ritz direction of the last accepted warm record that had one (k = 1,
         # largest): kept in reserve for the next record's subspace (see _top_ritz).
         self._second: Optional[torch.Tensor] = None
+        # The bottom's start for the next record (k = 1 with smallest): the filtered bottom
+        # Ritz vector and second Ritz direction of the last record (_record_bottom).
+        self._low: Optional[tuple] = None
+        # False: k = 1 with smallest takes the joint which='both' Lanczos path instead (the
+        # path before the split; kept for k > 1 anyway; the tests compare the two).
+        self._split_bottom = True
+        self._share = True
+        self._top_basis: tuple = ((), ())
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
         self.hvp = choose_products(hvp, model, self.tol, precision)
         # backward() forms its products in the model's own dtype (the training step's).
@@ -420,8 +471,13 @@ class SharpnessMonitor:
         if op is None:
             op = hvp_operator(self.model, self.X, self.Y, self.loss, precision=self.precision,
                               hvp=self.hvp)
-        which = "both" if self.smallest else "largest"
+        # k = 1 with smallest: the top is tracked exactly as without smallest (_warm_top, its
+        # own fallback and state) and the bottom separately (_record_bottom).
+        split = (self._split_bottom and self.smallest and self.k == 1
+                 and self.warm_steps > 0)
+        which = "both" if self.smallest and not split else "largest"
         res, fallback = None, False
+        self._top_basis = ((), ())
         if self._last is not None and self.warm_steps > 0:
             res = self._warm(op, which, at)
             # A non-finite product fails any run at this point: no full run after it.
@@ -441,6 +497,10 @@ class SharpnessMonitor:
             # All pairs (top and, with smallest, bottom): the next start needs both ends.
             self._last = res.vectors
             self._history = (self._history + [(at, self._last)])[-self.extrapolate:]
+        if split:
+            low, low_fallback = self._record_bottom(op, res)
+            fallback = fallback or low_fallback
+            res = _join(res, low)
         lo = float(res.values[-1]) if self.smallest else math.nan
         if math.isnan(lr):
             thr = mu = math.nan
@@ -461,6 +521,90 @@ class SharpnessMonitor:
         self._lyap_interval = [0.0, 0]
         self._top.append(np.pad(top, (0, self.k - top.shape[0]), constant_values=np.nan))
         return res
+
+    def _record_bottom(self, op, top: HessianEigen) -> tuple[HessianEigen, bool]:
+        """λ_min for a k = 1 record with ``smallest``, tracked apart from the top.
+
+        Certificate: the same as a ``which='both'`` Lanczos run's, ‖Hv − λv‖ ≤ tol·max(|λ_max|,
+        |λ_min|) with λ_max the record's sharpness (the Ritz pair and its residual formed from
+        this record's products), so the recorded λ_min is within that bound of an eigenvalue
+        of H (and, a Rayleigh quotient, never below the true λ_min). That scale is what the GD
+        exponent needs: an error δ in λ_min moves |1 − ηλ_min| by at most ηδ, i.e. μ by
+        ≲ η·tol·λ_max ≤ 2·tol below the edge of stability. A relative test on |λ_min| itself
+        would be hopeless and pointless: λ_min sits in a dense cluster near 0.
+
+        Warm path: :func:`_extreme_ritz` on −H (its top is H's bottom) from the previous
+        bottom Ritz vector with the previous second one in reserve, at most 2·``warm_steps``
+        products (the bottom's space builds up more slowly than the top's, and a fallback
+        discards it), in a space that already holds the top's warm products of this record
+        (free: H applied to them is known; they take the large-curvature directions out of
+        the bottom Ritz vector). The stored vectors are (λ_max − H)y normalised, a free
+        filter step (Hy is among the products) that removes the top eigendirection and damps
+        every component along large curvature by (λ_max − h)/(λ_max − λ_min): those
+        components, not the mix within the bottom cluster, dominate the next record's
+        residual. Fallback: up to
+        ``max_iter`` products from the best warm vector plus a seeded random part, as the
+        top's full run; the first record runs ``which='both'`` Lanczos from a seeded random
+        vector (the comment there says why). Returns the bottom pair as a HessianEigen and
+        whether it fell back."""
+        torch = _torch()
+        info = {"which": "smallest", "tol": self.tol, "dim": op.dim}
+        if top.status == _NON_FINITE or not math.isfinite(float(top.values[0])):
+            return _non_finite_eigen(1, op, info, ValueError("no finite top eigenvalue")), False
+        scale = abs(float(top.values[0]))
+
+        def neg(v):
+            return -op(v)
+
+        seed = self.seed + len(self._rows)   # the joint path's seed: same first record
+        if self._low is None:
+            # Cold: the joint path's first record (which='both' Lanczos, same seeded random
+            # start, same value). Neither it nor a bottom-only space is sure to leave the
+            # cluster from a random start: both stop once the residuals meet the bound, and
+            # with another seed the bench MLP after 300 EoS steps gave λ_min ≈ +3e-5 where the
+            # true one is −0.018 (within the bound of *an* eigenvalue, as certified). Later
+            # records track the pair they start from.
+            calls = op.calls
+            both = _eigen(op, 1, "both", self.tol, self.max_iter,
+                          _start_vector(op, None, seed), throw=False)
+            if both.status == _NON_FINITE:
+                both.iterations = op.calls - calls
+            low = HessianEigen(values=both.values[-1:], vectors=both.vectors[-1:],
+                               residuals=both.residuals[-1:], iterations=both.iterations,
+                               status=both.status, info=info)
+            if both.status != _NON_FINITE:
+                self._low = (torch.as_tensor(both.vectors[-1], dtype=torch.float64), None)
+            return low, False
+        fallback, calls = False, op.calls
+        try:
+            second = None if self._low[1] is None else self._low[1].to(op.device)
+            Qt, Wt = self._top_basis if self._share and top.status == 0 else ((), ())
+            run = _extreme_ritz(neg, self._low[0].to(op.device), second, self.tol,
+                                2 * self.warm_steps, scale, known=(Qt, [-w for w in Wt]))
+            used = run.products
+            if not run.converged:
+                fallback = True
+                start = _start_vector(op, run.y if run.hy is not None else self._low[0], seed)
+                run = _extreme_ritz(neg, start, None, self.tol, self.max_iter, scale)
+                used += run.products
+        except NonFiniteProductError as err:
+            self._low = None
+            bad = _non_finite_eigen(1, op, info, err)
+            bad.iterations = op.calls - calls    # this run's products, not the top's too
+            return bad, fallback
+        lam = -run.rho
+        out = HessianEigen(values=np.array([lam]), vectors=run.y.cpu().numpy()[None, :],
+                           residuals=np.array([run.residual]), iterations=used,
+                           status=0 if run.converged else _MAX_STEPS, info=info)
+        if run.hy is not None:
+            # run.hy = −Hy: (λ_max − H)y = λ_max·y + run.hy (the free filter step above).
+            keep = [(scale * v + hv) if hv is not None else None
+                    for v, hv in ((run.y, run.hy), (run.second, run.h_second))]
+            self._low = tuple(None if z is None or not float(torch.linalg.norm(z)) > 0 else
+                              (z / torch.linalg.norm(z)).detach() for z in keep)
+            if self._low[0] is None:
+                self._low = None
+        return out, fallback
 
     def _warm_start(self, op, at: int):
         """The previous eigenvectors (top, and bottom with ``smallest``), moved on to step
@@ -525,8 +669,12 @@ class SharpnessMonitor:
         info = {"which": "largest", "tol": self.tol, "dim": op.dim}
         second = None if self._second is None else self._second.to(op.device)
         try:
-            rho, y, res, used, ok, hy, h2 = _top_ritz(op, self._warm_start(op, at), second,
-                                                      self.tol, max(self.warm_steps, 1))
+            run = _extreme_ritz(op, self._warm_start(op, at), second, self.tol,
+                                max(self.warm_steps, 1))
+            rho, y, res, used, ok, hy, h2 = (run.rho, run.y, run.residual, run.products,
+                                             run.converged, run.hy, run.h_second)
+            # This record's products of the top, for the bottom's space (_record_bottom).
+            self._top_basis = run.basis if self.smallest else ((), ())
         except NonFiniteProductError as err:
             return _non_finite_eigen(1, op, info, err)
         out = HessianEigen(values=np.array([rho]), vectors=y.cpu().numpy()[None, :],
