@@ -64,7 +64,7 @@ def test_bottom_records_are_certified_against_dense_hessians():
         assert lam_min >= w[0] - margin                                # a Rayleigh quotient
         # and the smallest one to the certificate's scale (what the GD exponent needs)
         assert lam_min - w[0] <= TOL * w[-1], (i, lam_min, w[:3])
-        assert r["min_eigenvalue"][i] == lam_min
+        assert r["min_eigenvalue"][i] == lam_min and r["min_residual"][i] == res_min
         assert r["gd_exponent"][i] == pytest.approx(
             np.log(max(abs(1 - 0.05 * w[-1]), abs(1 - 0.05 * w[0]))), abs=0.05 * TOL * w[-1])
 

@@ -2,7 +2,11 @@
 
 #include <pybind11/pybind11.h>
 
+#include <mutex>
 #include <string>
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#endif
 
 #include "delyap/lyap/blocked_linalg.hpp"
 
@@ -55,7 +59,69 @@ const FortranLapack* load() {
   return f.dgemm && f.dgeqrf && f.dorgqr ? &f : nullptr;
 }
 
+// OpenBLAS's thread-count functions in the library that exports `dgemm` (scipy's bundled
+// OpenBLAS names them with a scipy_ prefix and, for 64-bit integers, a 64_ suffix: the names
+// threadpoolctl tries), or nulls.
+struct BlasThreadFns {
+  int (*get)() = nullptr;
+  void (*set)(int) = nullptr;
+};
+
+BlasThreadFns find_thread_fns(void* dgemm) {
+  BlasThreadFns fns;
+#if defined(__unix__) || defined(__APPLE__)
+  Dl_info info;
+  if (!dgemm || !dladdr(dgemm, &info) || !info.dli_fname) return fns;
+  void* lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);  // already loaded: a handle
+  if (!lib) return fns;
+  for (const char* prefix : {"scipy_", ""})
+    for (const char* suffix : {"", "64_", "_64"}) {
+      const std::string get = std::string(prefix) + "openblas_get_num_threads" + suffix;
+      const std::string set = std::string(prefix) + "openblas_set_num_threads" + suffix;
+      void* g = dlsym(lib, get.c_str());
+      void* s = dlsym(lib, set.c_str());
+      if (g && s) {
+        fns.get = reinterpret_cast<int (*)()>(g);
+        fns.set = reinterpret_cast<void (*)(int)>(s);
+        return fns;  // the handle stays open: the library stays loaded anyway
+      }
+    }
+  dlclose(lib);
+#else
+  (void)dgemm;
+#endif
+  return fns;
+}
+
+std::mutex pin_mutex;
+int pin_users = 0, pin_saved = 1;
+
+const BlasThreadFns& thread_fns() {
+  static const BlasThreadFns fns = [] {
+    const FortranLapack* f = scipy_lapack();
+    return find_thread_fns(f ? reinterpret_cast<void*>(f->dgemm) : nullptr);
+  }();
+  return fns;
+}
+
 }  // namespace
+
+SingleThreadedBlas::SingleThreadedBlas() {
+  const BlasThreadFns& fns = thread_fns();
+  if (!fns.set) return;
+  std::lock_guard<std::mutex> lock(pin_mutex);
+  if (pin_users++ == 0) {
+    pin_saved = fns.get();
+    if (pin_saved != 1) fns.set(1);
+  }
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  const BlasThreadFns& fns = thread_fns();
+  if (!fns.set) return;
+  std::lock_guard<std::mutex> lock(pin_mutex);
+  if (--pin_users == 0 && pin_saved != 1) fns.set(pin_saved);
+}
 
 const FortranLapack* scipy_lapack() {
   // Once: a lookup that found no scipy is not retried (one that raised, e.g. on Ctrl-C, is:

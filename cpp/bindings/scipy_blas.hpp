@@ -4,9 +4,10 @@
 //
 // BLAS threads: the calls run inside delyap's workers and OpenBLAS may split each of them over
 // its own threads (as it does for numpy; OPENBLAS_NUM_THREADS or threadpoolctl set how many).
-// delyap does not change that global setting behind the user's back. With `threads=` > 1, large
-// OpenBLAS level-3 calls from several workers take turns on OpenBLAS's level-3 lock rather than
-// oversubscribing the cores; small ones run single-threaded side by side.
+// delyap leaves that global setting alone for its Lyapunov kernels (large blocked products,
+// which OpenBLAS's threads speed up; with `threads=` > 1 such calls from several workers take
+// turns on OpenBLAS's level-3 lock rather than oversubscribing the cores). The exception is
+// SingleThreadedBlas, held by the neural pass only (see there).
 #pragma once
 
 #include "dense_blocked.hpp"
@@ -16,6 +17,22 @@ namespace delyap::bindings {
 // scipy's dgemm / dgeqrf / dorgqr, looked up at the first call (needs the GIL); null when scipy
 // cannot be imported or a prototype differs from FortranLapack's (then Eigen runs everywhere).
 const FortranLapack* scipy_lapack();
+
+// While one is alive, scipy's OpenBLAS runs every call on the calling thread
+// (openblas_set_num_threads(1)); the count it had is restored when the last one ends. For the
+// neural pass, whose products are small (batch rows × hidden × dim or hidden) and whose
+// parallelism is its own `threads=` over the rows: OpenBLAS splitting each 256 × 128 × 32
+// product over its threads made a training step at dim 32, hidden 128 2.3× slower (48 → 109 ms
+// on two loaded cores), and at depth 2 the hidden × hidden products 1.4× (22.6 → 32.7 ms wall).
+// While a pass runs, BLAS calls from other threads of the process run single-threaded too.
+// No-op where the library exports no thread setter (or is not OpenBLAS).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();  // after scipy_lapack() has been called (it finds the library)
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
 
 // The host's dense policy for dimension d: scipy's library is looked up only when d is large
 // enough for a blocked kernel. Call with the GIL held (before run_interruptible).

@@ -81,14 +81,16 @@ class NeuralDDE(nn.Module):
         Extra state dimensions, zero at t = 0 (augmented neural DDE).
     threads : int
         Worker threads over the batch (0: as many as the pass's work pays for, up to all
-        cores: a small fixed-step pass runs on one).
+        cores: a small fixed-step pass runs on one). While a pass runs, scipy's OpenBLAS is
+        held to one thread (its count is restored after): it would otherwise split each of
+        the pass's small layer products over its own threads (2.3× slower at dim 32, hidden
+        128 on two busy cores); BLAS calls from other threads of the process during the pass
+        run single-threaded too.
     depth : int
         Hidden layers of the vector field (1: W_out σ(W h + … + b)); the depth − 1 more are
         hidden × hidden (``W_hidden``, ``b_hidden``; None at depth 1), initialised like
-        ``nn.Linear``. Its products run through BLAS GEMMs, also at dim ≤ 8 (scipy's
-        OpenBLAS, which splits batch × hidden² products from about 64 × 64 × 64 up over its
-        own threads whatever ``threads`` says: on a loaded machine, ``OPENBLAS_NUM_THREADS=1``
-        or threadpoolctl can be several times faster).
+        ``nn.Linear``. Its products run through BLAS GEMMs (scipy's OpenBLAS), also at
+        dim ≤ 8.
     time_input : bool
         A non-autonomous field: the hidden layer also takes the time, through a learnable
         weight vector ``w_time`` (hidden,) added as w_time·t to the pre-activations (as if t

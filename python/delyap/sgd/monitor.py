@@ -52,8 +52,8 @@ if TYPE_CHECKING:  # torch is optional and imported on first use
 __all__ = ["SharpnessMonitor", "momentum_exponent", "stability_threshold"]
 
 _COLUMNS = ("step", "loss", "sharpness", "min_eigenvalue", "lr", "momentum", "two_over_lr",
-            "threshold", "gd_exponent", "hvps", "converged", "residual", "fallback",
-            "lyapunov", "lyapunov_mean")
+            "threshold", "gd_exponent", "hvps", "converged", "residual", "min_residual",
+            "fallback", "lyapunov", "lyapunov_mean")
 
 
 def stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False) -> float:
@@ -223,15 +223,23 @@ class SharpnessMonitor:
         optimizer descends for 2/η to be the right threshold: pass the training criterion,
         e.g. ``nn.MSELoss()``.
     smallest : bool
-        Also compute λ_min (the GD exponent needs it). It costs far more than λ_max: the
-        bottom of a network Hessian's spectrum is a dense cluster near 0, whose extreme value
-        converges slowly (bench MLP, every 10 steps, tol 1e-3: ≈ 12 products per record
-        against 1.6). ``smallest=False`` records the sharpness alone; the GD exponent is then
-        taken over λ_max only, a lower bound of the true one where λ_min < 0.
+        Also compute λ_min (the GD exponent needs it). It costs more than λ_max: the bottom of
+        a network Hessian's spectrum is a dense cluster near 0, and the residual bound of the
+        pair, tol·max(|λ_max|, |λ_min|) (an error δ in λ_min moves μ by ≲ ηδ), needs the
+        large-curvature components out of its vector. With k = 1 the pair is tracked apart
+        from the top, whose records stay those of ``smallest=False`` bit for bit
+        (:meth:`_record_bottom`). Bench MLP (benchmarks/bench_hessian.py), a record every 10
+        of 300 GD steps, tol 1e-3, products per record (after the first five in brackets):
+        9.7 (7.3) while the sharpness grows, 16.9 (12.7) at the edge of stability, against
+        12.0 (10.6) and 18.3 (15.5) for the joint ``which='both'`` Lanczos run it replaced
+        (still the path for k > 1) and 1.5 and 4.8 for λ_max alone. ``smallest=False``
+        records the sharpness alone; the GD exponent is then taken over λ_max only, a lower
+        bound of the true one where λ_min < 0.
     tol, max_iter :
-        Lanczos tolerance (on the residual, relative: every recorded pair has
+        Lanczos tolerance (on the residual, relative: every recorded top pair has
         ‖Hv − λv‖ ≤ tol·|λ|, so |λ − λ_true| ≤ tol·|λ| for an eigenvalue λ_true, and
-        ~tol²·λ/gap where λ is separated; the residual is recorded) and step cap per record.
+        ~tol²·λ/gap where λ is separated; the bottom one ≤ tol·max(|λ_max|, |λ_min|); the
+        residual is recorded) and step cap per record.
         A record that does not reach ``tol`` is kept with ``converged`` False, and so is one
         whose Hessian-vector products are not finite (a diverged run: NaN values). The default
         1e-3 (PyHessian's default tolerance, there on the change between iterates, which
@@ -247,8 +255,9 @@ class SharpnessMonitor:
         The cheap path: each record first runs at most ``warm_steps`` Lanczos steps (HVPs)
         from the previous eigenvectors, extrapolated along the last records (the eigenvector
         drifts smoothly under GD, so a 2–3 dimensional Krylov space usually meets ``tol``).
-        With k = 1 (and ``smallest`` False) the space also takes the previous record's second
-        Ritz direction, after one Lanczos step (:func:`_top_ritz`).
+        With k = 1 the space also takes the previous record's second Ritz direction, after
+        one Lanczos step (:func:`_top_ritz`); λ_min then gets at most 2·``warm_steps``
+        products of its own (:meth:`_record_bottom`).
         The a-posteriori residual decides: only when it exceeds ``tol`` does the record fall
         back to a full Lanczos run (from the best warm vector plus a seeded
         random part, up to ``max_iter`` steps; ``records["fallback"]`` says which). 0: always
@@ -513,7 +522,10 @@ class SharpnessMonitor:
                            "momentum": beta, "two_over_lr": 2.0 / lr, "threshold": thr,
                            "gd_exponent": mu, "hvps": res.iterations,
                            "converged": res.status == 0,
-                           "residual": float(res.residuals[0]), "fallback": fallback,
+                           "residual": float(res.residuals[0]),
+                           "min_residual": (float(res.residuals[-1]) if self.smallest
+                                            else math.nan),
+                           "fallback": fallback,
                            "lyapunov": (self._lyap_interval[0] / self._lyap_interval[1]
                                         if self._lyap_interval[1] else math.nan),
                            "lyapunov_mean": (self._lyap_total[0] / self._lyap_total[1]
@@ -710,6 +722,7 @@ class SharpnessMonitor:
     def records(self) -> dict[str, np.ndarray]:
         """Columns ``step, loss, sharpness, min_eigenvalue, lr, momentum, two_over_lr,
         threshold, gd_exponent, hvps, converged, residual`` (‖Hv − λv‖ of the sharpness),
+        ``min_residual`` (that of λ_min; NaN without ``smallest``),
         ``fallback`` (the warm path missed ``tol``; a full Lanczos run was made),
         ``lyapunov`` and ``lyapunov_mean`` (with lyapunov=True, else NaN: the class doc) and
         ``top`` (records × k)."""
