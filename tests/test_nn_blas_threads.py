@@ -52,3 +52,4 @@ def test_openblas_runs_single_threaded_during_a_pass_and_is_restored():
             neural_solve(*_pass_args(8, 16, 8), method="DP5", rtol=1e-12, atol=1e-14,
                          max_steps=3)
         assert {lib.get_num_threads() for lib in libs} == {2}
+

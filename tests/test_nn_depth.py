@@ -126,7 +126,7 @@ def test_stacked_layers_on_every_code_path(D, H, nd):
     # stage) and recomputed activations, one and three threads, every activation: the same
     # values and gradients.
     rng = np.random.default_rng(40 + D)
-    B, n_stack = 13, 2
+    B, n_stack = 41, 2  # 41 rows: three threads get three row chunks (≥ 8 rows each)
     W, Wd = rng.standard_normal((H, D)), rng.standard_normal((nd, H, D))
     b, Wo = rng.standard_normal(H), rng.standard_normal((D, H)) / H ** 0.5
     Vh = rng.standard_normal((n_stack, H, H)) / H ** 0.5

@@ -199,3 +199,18 @@ def test_gradcheck_of_smooth_activations_with_depth_and_time_input(act):
 
     assert torch.autograd.gradcheck(fn, (h0, W, Wd, b, Wout, tau, Vh, ch, wt), eps=1e-6,
                                     atol=1e-7, rtol=1e-5)
+
+
+def test_activation_budget_is_checked():
+    # The private core entry's byte budget for kept activations: NaN would keep every
+    # activation, inf overflow the adaptive pass's step count.
+    from delyap import _core
+
+    rng = np.random.default_rng(0)
+    W, Wd, b, Wout = (rng.standard_normal(s) for s in ((3, 2), (1, 3, 2), (3,), (2, 3)))
+    h0, tau = rng.standard_normal((4, 2)), np.array([0.3])
+    for method, dt in ((_core.Method.RK4, 0.1), (_core.Method.DP5, 0.0)):
+        for bad in (float("nan"), float("inf"), -1.0):
+            with pytest.raises(ValueError, match="activation_bytes"):
+                _core.neural_forward(h0, W, Wd, b, Wout, tau, 0, method, 1.0, 1e-6, 1e-8, dt,
+                                     None, 100, 1, activation_bytes=bad)

@@ -128,7 +128,7 @@ def test_time_input_on_every_code_path(D, H, nd):
     # as finite differences see it (checked through one direction: d/dε of the loss along
     # w_time's gradient).
     rng = np.random.default_rng(30 + D)
-    B = 13
+    B = 41  # three threads get three row chunks (≥ 8 rows each)
     W, Wd = rng.standard_normal((H, D)), rng.standard_normal((nd, H, D))
     b, Wo = rng.standard_normal(H), rng.standard_normal((D, H)) / H ** 0.5
     wt = rng.standard_normal(H)

@@ -109,6 +109,9 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   const Index B = h0.shape(0);
   const Tableau& tab = tableau_for(method);
   if (!(t_final > 0.0)) throw py::value_error("t_final: must be positive");
+  // (a NaN budget would keep every activation, an infinite one overflows the step count)
+  if (!(activation_bytes >= 0.0 && activation_bytes < 1e18))
+    throw py::value_error("activation_bytes: expected a finite byte budget >= 0");
   const double tau_min = nn::min_delay(tau.data(), f.n_delays);
   nn::Trace tr;
   tr.batch = B;
