@@ -143,7 +143,7 @@ def _extreme_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.
                   known: tuple = ((), ())) -> _RitzRun:
     """:func:`_top_ritz`'s subspace iteration, stopping once the residual is
     ≤ tol·max(|ρ|, ``scale``). ``scale`` 0 is the relative test of the top; the bottom of the
-    spectrum runs it on −H with ``scale`` = λ_max (:meth:`SharpnessMonitor._warm_bottom`),
+    spectrum runs it on −H with ``scale`` = λ_max (:meth:`SharpnessMonitor._record_bottom`),
     the bound "both" Lanczos runs put on every pair (tol·max|θ|)."""
     torch = _torch()
     Q: list = list(known[0])
@@ -347,7 +347,6 @@ class SharpnessMonitor:
         # False: k = 1 with smallest takes the joint which='both' Lanczos path instead (the
         # path before the split; kept for k > 1 anyway; the tests compare the two).
         self._split_bottom = True
-        self._share = True
         self._top_basis: tuple = ((), ())
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
         self.hvp = choose_products(hvp, model, self.tol, precision)
@@ -508,6 +507,7 @@ class SharpnessMonitor:
             self._history = (self._history + [(at, self._last)])[-self.extrapolate:]
         if split:
             low, low_fallback = self._record_bottom(op, res)
+            self._top_basis = ((), ())   # not kept in memory between records
             fallback = fallback or low_fallback
             res = _join(res, low)
         lo = float(res.values[-1]) if self.smallest else math.nan
@@ -554,11 +554,10 @@ class SharpnessMonitor:
         filter step (Hy is among the products) that removes the top eigendirection and damps
         every component along large curvature by (λ_max − h)/(λ_max − λ_min): those
         components, not the mix within the bottom cluster, dominate the next record's
-        residual. Fallback: up to
-        ``max_iter`` products from the best warm vector plus a seeded random part, as the
-        top's full run; the first record runs ``which='both'`` Lanczos from a seeded random
-        vector (the comment there says why). Returns the bottom pair as a HessianEigen and
-        whether it fell back."""
+        residual. Fallback: up to ``max_iter`` products from the best warm vector plus a
+        seeded random part, as the top's full run; the first record runs ``which='both'``
+        Lanczos from a seeded random vector (the comment there says why). Returns the bottom
+        pair as a HessianEigen and whether it fell back."""
         torch = _torch()
         info = {"which": "smallest", "tol": self.tol, "dim": op.dim}
         if top.status == _NON_FINITE or not math.isfinite(float(top.values[0])):
@@ -590,7 +589,7 @@ class SharpnessMonitor:
         fallback, calls = False, op.calls
         try:
             second = None if self._low[1] is None else self._low[1].to(op.device)
-            Qt, Wt = self._top_basis if self._share and top.status == 0 else ((), ())
+            Qt, Wt = self._top_basis   # real products at this record's parameters
             run = _extreme_ritz(neg, self._low[0].to(op.device), second, self.tol,
                                 2 * self.warm_steps, scale, known=(Qt, [-w for w in Wt]))
             used = run.products
