@@ -29,6 +29,7 @@ Usage:
     python3 benchmarks/bench_hessian.py [--quick] [--json out.json]   (after pip install .[bench])
     ... --train-steps 300     # at the edge of stability instead of the initialisation
     ... --monitor-only --train-steps 300 --monitor-lr 1.9   # the monitor during EoS training
+    ... --monitor-only --monitor-smallest   # monitors that also record λ_min (smallest=True)
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class _LegacyMonitor:
 MONITORS = ("plain", "before", "after", "graph", "graph_exact")
 
 
-def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-3):
+def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-3, smallest=False):
     """Wall and CPU seconds of --gd-steps GD steps: plain, with the legacy monitor, with the
     operator-based SharpnessMonitor and with the training-graph one (best of ``repeats``,
     interleaved so that load on a shared machine hits them alike). All train the same
@@ -121,7 +122,7 @@ def monitor_overhead(net0, X, Y, crit, lr, steps, every, repeats=1, tol=1e-3):
         opt = torch.optim.SGD(net.parameters(), lr=lr)
         mon = (None if kind == "plain" else
                _LegacyMonitor(net, X, Y, crit, every, tol) if kind == "before" else
-               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=False, tol=tol,
+               sgd.SharpnessMonitor(net, X, Y, every=every, loss=crit, smallest=smallest, tol=tol,
                                     hvp="exact" if kind == "graph_exact" else "auto"))
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
@@ -212,6 +213,9 @@ def main() -> None:
                     help="skip the PyHessian comparison: the monitor's overhead only")
     ap.add_argument("--monitor-tol", type=float, default=1e-3,
                     help="the monitor's tol (its default: 1e-3)")
+    ap.add_argument("--monitor-smallest", action="store_true",
+                    help="the SharpnessMonitors also record λ_min (smallest=True, the monitor's "
+                         "default; without it they record λ_max alone)")
     ap.add_argument("--monitor-lr", type=float, default=1.0,
                     help="monitored GD runs at η = this/λ_max(initialisation): 1 is stable "
                          "(progressive sharpening), 1.9 with --train-steps 300 continues the "
@@ -308,7 +312,7 @@ def main() -> None:
 
     lr = args.monitor_lr / (lam0 if args.train_steps else ref)
     best = monitor_overhead(net, X, Y, crit, lr, args.gd_steps, 10, args.repeats,
-                            tol=args.monitor_tol)
+                            tol=args.monitor_tol, smallest=args.monitor_smallest)
     pw, pc, _ = best["plain"]
     old, mon, gmon = best["before"][2], best["after"][2], best["graph"][2]
     xmon = best["graph_exact"][2]
@@ -325,7 +329,7 @@ def main() -> None:
           "graph_exact": xmon.records["hvps"].astype(float)}
     mon_json: dict = {"plain_s": pw, "plain_cpu_s": pc, "unit_cpu_s": u}
     print(f"\nmonitor every 10 GD steps ({args.gd_steps} steps, η = {lr:.4g} = 2/{2 / lr:.4g}, "
-          f"tol {args.monitor_tol:g}), "
+          f"tol {args.monitor_tol:g}{', smallest=True' if args.monitor_smallest else ''}), "
           f"overhead over plain GD (plain: {pw:.2f} s wall, {pc:.2f} s CPU):\n"
           f"| monitor | HVPs per call | after 5 calls | wall s | wall overhead | CPU s | "
           f"CPU overhead | cost model, steady |\n|---|---|---|---|---|---|---|---|")
