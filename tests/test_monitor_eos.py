@@ -1,5 +1,5 @@
 """The sharpness monitor's warm path for the top eigenvalue (k = 1): a Rayleigh–Ritz space
-[start, residual, previous second Ritz direction, residuals…] (monitor._top_ritz), checked
+[start, residual, previous second Ritz direction, residuals…] (monitor._extreme_ritz), checked
 against dense linear algebra, and records at the edge of stability against a dense Hessian."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from delyap import sgd  # noqa: E402
-from delyap.sgd.monitor import _top_ritz  # noqa: E402
+from delyap.sgd.monitor import _extreme_ritz  # noqa: E402
 from delyap.sgd.sharpness import NonFiniteProductError, _loss_function  # noqa: E402
 
 
@@ -19,7 +19,7 @@ def _matrix(n=40, seed=0):
     return (Q * lam) @ Q.T, Q, lam
 
 
-def test_top_ritz_is_the_dense_rayleigh_ritz_on_its_space():
+def test_extreme_ritz_is_the_dense_rayleigh_ritz_on_its_space():
     A, Q, _ = _matrix()
     At = torch.as_tensor(A)
     rng = np.random.default_rng(1)
@@ -31,8 +31,10 @@ def test_top_ritz_is_the_dense_rayleigh_ritz_on_its_space():
         calls.append(v)
         return At @ v
 
-    rho, y, res, used, ok, hy, h2 = _top_ritz(matvec, torch.as_tensor(s / np.linalg.norm(s)),
-                                              torch.as_tensor(u), 1e-14, 3)
+    run = _extreme_ritz(matvec, torch.as_tensor(s / np.linalg.norm(s)), torch.as_tensor(u),
+                        1e-14, 3)
+    rho, y, res, used, ok, hy, h2 = (run.rho, run.y, run.residual, run.products,
+                                     run.converged, run.hy, run.h_second)
     assert used == 3 and len(calls) == 3 and not ok
     # The space is span(s, As, u) (start, one Lanczos step, then the second direction).
     B = np.linalg.qr(np.stack([s, A @ s, u], axis=1))[0]
@@ -47,12 +49,12 @@ def test_top_ritz_is_the_dense_rayleigh_ritz_on_its_space():
     y2 = B @ S[:, -2]
     assert min(np.linalg.norm(h2.numpy() - s_ * A @ y2) for s_ in (1, -1)) < 1e-10
     # Without the second direction it is the Lanczos (Krylov) space of s.
-    rho_k = _top_ritz(matvec, torch.as_tensor(s), None, 1e-14, 3)[0]
+    rho_k = _extreme_ritz(matvec, torch.as_tensor(s), None, 1e-14, 3).rho
     K = np.linalg.qr(np.stack([s, A @ s, A @ A @ s], axis=1))[0]
     assert rho_k == pytest.approx(np.linalg.eigvalsh(K.T @ A @ K)[-1], rel=1e-12)
 
 
-def test_top_ritz_certificate_and_the_second_direction_saves_products():
+def test_extreme_ritz_certificate_and_the_second_direction_saves_products():
     A, Q, lam = _matrix(seed=2)
     At = torch.as_tensor(A)
     rng = np.random.default_rng(3)
@@ -60,17 +62,18 @@ def test_top_ritz_certificate_and_the_second_direction_saves_products():
     # Krylov needs several steps to undo the turn (λ₂/λ₁ = 0.95), the Ritz space one.
     s = np.cos(0.1) * Q[:, 0] + np.sin(0.1) * Q[:, 1] + 1e-4 * rng.standard_normal(40)
     tol = 1e-6
-    with_u = _top_ritz(lambda v: At @ v, torch.as_tensor(s), torch.as_tensor(Q[:, 1]), tol, 40)
-    krylov = _top_ritz(lambda v: At @ v, torch.as_tensor(s), None, tol, 40)
-    for rho, y, res, _used, ok, _, _ in (with_u, krylov):
+    with_u = _extreme_ritz(lambda v: At @ v, torch.as_tensor(s), torch.as_tensor(Q[:, 1]), tol,
+                           40)
+    krylov = _extreme_ritz(lambda v: At @ v, torch.as_tensor(s), None, tol, 40)
+    for rho, y, res, ok in ((r.rho, r.y, r.residual, r.converged) for r in (with_u, krylov)):
         assert ok and res <= tol * rho
         assert abs(rho - lam[0]) <= res                       # Weyl: an eigenvalue within res
         yn = y.numpy()
         assert np.linalg.norm(A @ yn - rho * yn) == pytest.approx(res, rel=1e-8)
-    assert with_u[3] < krylov[3]
+    assert with_u.products < krylov.products
     # A product that is not finite raises (the monitor records NaN, not a value).
     with pytest.raises(NonFiniteProductError):
-        _top_ritz(lambda v: v * np.nan, torch.as_tensor(s), None, tol, 5)
+        _extreme_ritz(lambda v: v * np.nan, torch.as_tensor(s), None, tol, 5)
 
 
 def _dense_top(net, X, Y, crit):

@@ -97,30 +97,6 @@ def _optimizer_settings(optimizer) -> tuple[float, float, bool]:
     return lr * (1.0 - damp), beta, bool(g.get("nesterov", False))
 
 
-def _top_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tensor],
-              tol: float, max_products: int) -> tuple:
-    """The top Ritz pair of H on a growing subspace, for the monitor's warm path (k = 1).
-
-    The basis grows as [start, r, second, r, r, …], r the residual Hy − ρy of the current top
-    Ritz pair (ρ, y): up to ``second`` this is the Lanczos (Krylov) space of ``start``; then
-    ``second`` (the previous record's second Ritz direction) joins it, and the residuals
-    continue it (Davidson without preconditioner). Why the extra direction: at the edge of
-    stability λ₂ ≈ 0.9–0.97 λ₁ and the top eigenvector turns within span(v₁, v₂) by up to
-    ~0.1 rad between records, back and forth (no extrapolation follows it), which a Krylov
-    space separates only at ≈ (1 + 2√gap) per step; Rayleigh–Ritz on a space holding the old
-    v₂ resolves that rotation in one product. It comes third, after one Lanczos step, so that a
-    record whose start is already good (the stable regime) pays nothing for it.
-
-    After every product the residual is formed explicitly, ‖W s − ρ Q s‖ with W = HQ (the
-    products themselves, not an estimate), and the run stops once it is ≤ tol·|ρ|: the same
-    certificate as :func:`delyap.sgd.lanczos`. Returns ``(rho, y, residual, products,
-    converged, hy, h_second)``: Hy and H applied to the second Ritz vector (None with one
-    product) come from the products at no cost.
-    """
-    r = _extreme_ritz(matvec, start, second, tol, max_products)
-    return r.rho, r.y, r.residual, r.products, r.converged, r.hy, r.h_second
-
-
 @dataclass
 class _RitzRun:
     """What :func:`_extreme_ritz` found: the top Ritz pair (rho, y) of its space with the
@@ -141,10 +117,28 @@ class _RitzRun:
 def _extreme_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tensor],
                   tol: float, max_products: int, scale: float = 0.0,
                   known: tuple = ((), ())) -> _RitzRun:
-    """:func:`_top_ritz`'s subspace iteration, stopping once the residual is
-    ≤ tol·max(|ρ|, ``scale``). ``scale`` 0 is the relative test of the top; the bottom of the
-    spectrum runs it on −H with ``scale`` = λ_max (:meth:`SharpnessMonitor._record_bottom`),
-    the bound "both" Lanczos runs put on every pair (tol·max|θ|)."""
+    """The top Ritz pair of H on a growing subspace, for the monitor's warm path (k = 1).
+
+    The basis grows as [start, r, second, r, r, …], r the residual Hy − ρy of the current top
+    Ritz pair (ρ, y): up to ``second`` this is the Lanczos (Krylov) space of ``start``; then
+    ``second`` (the previous record's second Ritz direction) joins it, and the residuals
+    continue it (Davidson without preconditioner). Why the extra direction: at the edge of
+    stability λ₂ ≈ 0.9–0.97 λ₁ and the top eigenvector turns within span(v₁, v₂) by up to
+    ~0.1 rad between records, back and forth (no extrapolation follows it), which a Krylov
+    space separates only at ≈ (1 + 2√gap) per step; Rayleigh–Ritz on a space holding the old
+    v₂ resolves that rotation in one product. It comes third, after one Lanczos step, so that a
+    record whose start is already good (the stable regime) pays nothing for it.
+
+    After every product the residual is formed explicitly, ‖W s − ρ Q s‖ with W = HQ (the
+    products themselves, not an estimate), and the run stops once it is ≤ tol·|ρ|: the same
+    certificate as :func:`delyap.sgd.lanczos`, or with ``scale`` > 0 once it is
+    ≤ tol·max(|ρ|, ``scale``): the bottom of the spectrum runs this on −H with ``scale`` =
+    λ_max (:meth:`SharpnessMonitor._record_bottom`), the bound "both" Lanczos runs put on
+    every pair (tol·max|θ|). ``known``: (vectors, their products) already at hand (this
+    record's), the start of the basis at no cost. Returns a :class:`_RitzRun`: Hy and the
+    second Ritz vector with H applied to it (None with one product) come from the products
+    at no cost.
+    """
     torch = _torch()
     Q: list = list(known[0])
     W: list = list(known[1])
@@ -250,13 +244,13 @@ class SharpnessMonitor:
         1e-3 and 2.2 at 1e-4 while the sharpness grows or settles below 2/η; at the edge of
         stability, where the top eigenvector turns by up to ~0.1 rad within 10 steps and
         λ₂ ≈ 0.9–0.97 λ₁, ≈ 4.8 at 1e-3 and 7.1 at 1e-4 (5.4 and 8.5 with Lanczos alone; see
-        :func:`_top_ritz`).
+        :func:`_extreme_ritz`).
     warm_steps : int
         The cheap path: each record first runs at most ``warm_steps`` Lanczos steps (HVPs)
         from the previous eigenvectors, extrapolated along the last records (the eigenvector
         drifts smoothly under GD, so a 2–3 dimensional Krylov space usually meets ``tol``).
         With k = 1 the space also takes the previous record's second Ritz direction, after
-        one Lanczos step (:func:`_top_ritz`); λ_min then gets at most 2·``warm_steps``
+        one Lanczos step (:func:`_extreme_ritz`); λ_min then gets at most 2·``warm_steps``
         products of its own (:meth:`_record_bottom`).
         The a-posteriori residual decides: only when it exceeds ``tol`` does the record fall
         back to a full Lanczos run (from the best warm vector plus a seeded
@@ -339,7 +333,7 @@ class SharpnessMonitor:
         # (step, eigenvectors) of the last records, for the extrapolated warm start.
         self._history: list[tuple[int, np.ndarray]] = []
         # The second Ritz direction of the last accepted warm record that had one (k = 1,
-        # largest): kept in reserve for the next record's subspace (see _top_ritz).
+        # largest): kept in reserve for the next record's subspace (see _extreme_ritz).
         self._second: Optional[torch.Tensor] = None
         # The bottom's start for the next record (k = 1 with smallest): the filtered bottom
         # Ritz vector and second Ritz direction of the last record (_record_bottom).
@@ -670,7 +664,7 @@ class SharpnessMonitor:
                             status=0 if ok else _MAX_STEPS, info=info)
 
     def _warm_top(self, op, at: int) -> HessianEigen:
-        """The warm path for the top eigenvalue alone: :func:`_top_ritz` from the warm start
+        """The warm path for the top eigenvalue alone: :func:`_extreme_ritz` from the warm start
         with the previous record's second Ritz direction in reserve (measured on the benchmark
         MLP at the edge of stability, every 10 steps: 4.8 products per record against 5.4 for
         Lanczos from the same start, and unchanged, ≈ 1.2, while the sharpness still grows).
