@@ -61,3 +61,18 @@ TEST_CASE("BufferPool keeps at most kMaxIdle buffers and kMaxIdleBytes idle", "[
   CHECK(large.second <= BufferPool::kMaxIdleBytes);
   CHECK(large.second >= 2 * big);  // the smallest go first: both big ones that fit stay
 }
+
+// (Before the fix, an oversized buffer's release freed the smallest idle buffers one by one and
+// then itself: a pass with one oversized array, e.g. the stages of a long integration, emptied
+// the pool every step.)
+TEST_CASE("BufferPool: an oversized buffer's release keeps the idle ones", "[nn]") {
+  BufferPool& pool = BufferPool::instance();
+  void* a = pool.acquire(4 * MiB);
+  void* b = pool.acquire(8 * MiB);
+  pool.release(a);
+  pool.release(b);
+  const auto before = pool.idle();
+  void* big = pool.acquire(BufferPool::kMaxIdleBytes + 2 * MiB);  // address space only
+  pool.release(big);
+  CHECK(pool.idle() == before);  // nothing evicted, the oversized one not kept
+}
