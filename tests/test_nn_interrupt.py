@@ -57,8 +57,12 @@ def test_ctrl_c_stops_the_pass(phase, threads):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join([PYTHON_DIR, env.get("PYTHONPATH", "")])
     child = textwrap.dedent(CHILD.format(phase=phase, threads=threads))
+    # A runner started in the background of a non-interactive shell ignores SIGINT, and the
+    # child would inherit that (Python then installs no KeyboardInterrupt handler): restore the
+    # default disposition in the child, as tests/test_interrupt.py does.
     proc = subprocess.Popen([sys.executable, "-c", child],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for = "backward" if phase == "backward" else "started"
         for line in proc.stdout:
