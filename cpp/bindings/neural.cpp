@@ -151,8 +151,8 @@ py::dict neural_forward(const DArray& h0, const DArray& W, const DArray& Wd, con
   opt.atol = atol;
   opt.dt = dt;
   opt.max_steps = max_steps;
-  std::optional<bindings::SingleThreadedBlas> one_blas_thread;  // scipy_blas.hpp: why
-  if (f.gemm.dgemm) one_blas_thread.emplace();
+  // OpenBLAS on one thread while the pass runs (scipy_blas.hpp says why)
+  const bindings::SingleThreadedBlas one_blas_thread(f.gemm.dgemm != nullptr);
   if (!fixed) {
     // One pool for the whole pass: each step's stages run on the row blocks in parallel.
     // Each step ends in a barrier, so a block needs enough work to pay for it: at least
@@ -234,8 +234,8 @@ py::dict neural_backward(const DArray& W, const DArray& Wd, const DArray& b, con
   const std::vector<Index> edges =
       pass_chunks(B, threads, 2.0 * double(N) * tab.stages * f.flops(B));
   std::vector<nn::FieldGrad> parts(edges.size() - 1, nn::FieldGrad(f));
-  std::optional<bindings::SingleThreadedBlas> one_blas_thread;  // scipy_blas.hpp: why
-  if (f.gemm.dgemm) one_blas_thread.emplace();
+  // OpenBLAS on one thread while the pass runs (scipy_blas.hpp says why)
+  const bindings::SingleThreadedBlas one_blas_thread(f.gemm.dgemm != nullptr);
   bindings::run_interruptible_pass(
       edges.size() == 2, [&](std::atomic<bool>& cancel, auto& cancelled) {
     parallel_for(Index(parts.size()), int(parts.size()), cancel, [&](Index c) {

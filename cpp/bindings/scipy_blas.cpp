@@ -106,9 +106,9 @@ const BlasThreadFns& thread_fns() {
 
 }  // namespace
 
-SingleThreadedBlas::SingleThreadedBlas() {
+SingleThreadedBlas::SingleThreadedBlas(bool active) : active_(active && thread_fns().set) {
+  if (!active_) return;
   const BlasThreadFns& fns = thread_fns();
-  if (!fns.set) return;
   std::lock_guard<std::mutex> lock(pin_mutex);
   if (pin_users++ == 0) {
     pin_saved = fns.get();
@@ -117,8 +117,8 @@ SingleThreadedBlas::SingleThreadedBlas() {
 }
 
 SingleThreadedBlas::~SingleThreadedBlas() {
+  if (!active_) return;
   const BlasThreadFns& fns = thread_fns();
-  if (!fns.set) return;
   std::lock_guard<std::mutex> lock(pin_mutex);
   if (--pin_users == 0 && pin_saved != 1) fns.set(pin_saved);
 }

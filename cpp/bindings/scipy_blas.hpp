@@ -28,10 +28,15 @@ const FortranLapack* scipy_lapack();
 // No-op where the library exports no thread setter (or is not OpenBLAS).
 class SingleThreadedBlas {
  public:
-  SingleThreadedBlas();  // after scipy_lapack() has been called (it finds the library)
+  // active: false makes it a no-op (a pass without scipy's BLAS). Construct after
+  // scipy_lapack() has been called (it finds the library).
+  explicit SingleThreadedBlas(bool active);
   ~SingleThreadedBlas();
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  bool active_;
 };
 
 // The host's dense policy for dimension d: scipy's library is looked up only when d is large

@@ -439,12 +439,9 @@ class Pass {
     for (int k = 0; k < nd; ++k)
       read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
                  y_.data() + k * m);
-    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, [&](int l) {
-      return tr.Ap ? tr.a(n, j, l, r0_, f_.hidden) : a_.data() + l * rows_ * f_.hidden;
-    });
-    out_product(tr.Ap ? tr.a(n, j, f_.layers() - 1, r0_, f_.hidden)
-                      : a_.data() + (f_.layers() - 1) * rows_ * f_.hidden,
-                tr.k(n, j, r0_));
+    auto act_of = [&](int l) { return acts(tr, n, j, l); };
+    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, act_of);
+    out_product(act_of(f_.layers() - 1), tr.k(n, j, r0_));
   }
 
   // k = a W_outᵀ (rows × dim).
@@ -546,9 +543,7 @@ class Pass {
         }
         // Layer l's activations (stored, or recomputed with σ' into da_) and σ'.
         const int L = f_.layers(), top = L - 1;
-        auto act_of = [&](int l) -> double* {
-          return tr.Ap ? tr.a(n, j, l, r0_, H) : a_.data() + l * rows_ * H;
-        };
+        auto act_of = [&](int l) { return acts(tr, n, j, l); };
         auto deriv_of = [&](int l) { return da_.data() + l * rows_ * H; };
         // With the tanh values stored, the small kernels take the top layer's tanh' = 1 − a²
         // inside the product that needs it (no pass of its own).
@@ -681,6 +676,13 @@ class Pass {
 #endif
   }
 
+  // Where layer l's activations of stage j of step n go: the trace's kept ones, or this
+  // pass's scratch (one block of rows × hidden per layer).
+  double* scratch_acts(int l) { return a_.data() + l * rows_ * f_.hidden; }
+  double* acts(const Trace& tr, Index n, int j, int l) {
+    return tr.Ap ? tr.a(n, j, l, r0_, f_.hidden) : scratch_acts(l);
+  }
+
   // The bias at time t: b, or b + wt·t with a time input.
   const double* bias_at(double t) {
     if (!f_.wt) return f_.b;
@@ -736,8 +738,9 @@ class Pass {
   void initial_derivative(const double* h0, double* out) {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
-    eval(h0, y_.data(), 0.0, nullptr, [&](int l) { return a_.data() + l * rows_ * f_.hidden; });
-    out_product(a_.data() + (f_.layers() - 1) * rows_ * f_.hidden, out);
+    auto act_of = [&](int l) { return scratch_acts(l); };
+    eval(h0, y_.data(), 0.0, nullptr, act_of);
+    out_product(act_of(f_.layers() - 1), out);
   }
 
  private:
