@@ -295,8 +295,7 @@ def _neural_map(model, starts: np.ndarray):
     step sequence of one forward pass over the starts (the map the module computed there,
     smooth in x because the steps are held fixed)."""
     torch = _torch()
-    from .nn._capacity import _activation
-    from .nn._general import odeint_dde
+    from .nn._general import builtin_field, odeint_dde
 
     c = model.config
     grid = None
@@ -304,17 +303,8 @@ def _neural_map(model, starts: np.ndarray):
         with torch.no_grad():
             model(torch.as_tensor(starts, dtype=model.W.dtype))
         grid = np.asarray(model.last_info["t"], dtype=np.float64)
-    sigma = _activation(c.activation)
-
-    def field(t, h, yd):
-        z = h @ model.W.T + torch.einsum("bkd,khd->bh", yd, model.W_delay) + model.b
-        if model.w_time is not None:
-            z = z + model.w_time * t
-        a = sigma(z)
-        if model.W_hidden is not None:
-            for V, c in zip(model.W_hidden, model.b_hidden):
-                a = sigma(a @ V.T + c)
-        return a @ model.W_out.T
+    field = builtin_field(c.activation, model.W, model.W_delay, model.b, model.W_out,
+                          model.w_time, model.W_hidden, model.b_hidden)
 
     def forward(x):
         h0 = model.initial_state(x)

@@ -70,15 +70,17 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
 
     if n_samples < 1:
         raise ValueError(f"n_samples: must be positive, got {n_samples}")
+    cpu, f64 = torch.device("cpu"), torch.float64  # (a module on a GPU: the estimate on the CPU)
     with torch.no_grad():
-        W = model.W.detach().double()
-        Wd = model.W_delay.detach().double()
-        Wout = model.W_out.detach().double()
-        b = model.b.detach().double()
+        W = model.W.detach().to(cpu, f64)
+        Wd = model.W_delay.detach().to(cpu, f64)
+        Wout = model.W_out.detach().to(cpu, f64)
+        b = model.b.detach().to(cpu, f64)
         lip = ACTIVATION_LIPSCHITZ[model.config.activation]
         norm = torch.linalg.matrix_norm
         stack = ([] if model.W_hidden is None or model.b_hidden is None else
-                 list(zip(model.W_hidden.detach().double(), model.b_hidden.detach().double())))
+                 list(zip(model.W_hidden.detach().to(cpu, f64),
+                          model.b_hidden.detach().to(cpu, f64))))
         K_upper = float(norm(Wout, 2)) * lip * (
             float(norm(W, 2)) + sum(float(norm(Wd[k], 2)) for k in range(model.n_delays)))
         for V, _ in stack:
@@ -86,7 +88,7 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
         g = torch.Generator().manual_seed(seed)
         n = model.state_dim
         if x is not None:
-            h = model.initial_state(x).detach().double()
+            h = model.initial_state(x).detach().to(cpu, f64)
         else:
             h = torch.randn(n_samples, n, generator=g, dtype=torch.float64)
         y = h[:, None, :] + torch.randn(h.shape[0], model.n_delays, n, generator=g,
@@ -95,7 +97,7 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
         if model.w_time is not None:  # a time input: the states at times uniform on [0, T]
             t = model.config.t_final * torch.rand(h.shape[0], 1, generator=g,
                                                   dtype=torch.float64)
-            z = z + t * model.w_time.detach().double()
+            z = z + t * model.w_time.detach().to(cpu, f64)
         sigma = _activation(model.config.activation)
 
         def with_derivative(z):  # σ(z) and σ'(z) elementwise

@@ -10,7 +10,8 @@ import torch
 
 from .. import _core
 from .._testing import tableau as _tableau
-from ._solve import _METHODS
+from ._capacity import _activation
+from ._solve import _METHODS, SolveConfig, plan_of, solve_checked
 
 __all__ = ["odeint_dde"]
 
@@ -48,19 +49,20 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
         raise ValueError(f"method: expected one of {sorted(_METHODS)}, got {method!r}")
     if not isinstance(h0, torch.Tensor) or h0.ndim != 2:
         raise ValueError("h0: expected a (batch, dim) tensor")
-    tau_t = torch.as_tensor(tau, dtype=h0.dtype)
-    if tau_t.ndim != 1 or bool((tau_t.detach() <= 0).any()):
+    tau_t = torch.as_tensor(tau, dtype=h0.dtype, device=h0.device)
+    # The delays as floats once per pass: read times are found on the host without a device
+    # synchronisation per stage (on a GPU, each float() of a tensor waits for the queue).
+    tau_vals = [float(v) for v in tau_t.detach().tolist()] if tau_t.ndim == 1 else []
+    if tau_t.ndim != 1 or not all(v > 0 for v in tau_vals):
         raise ValueError("tau: expected a 1-D sequence of positive delays")
     if grid is None:
         if dt is None or not dt > 0:
             raise ValueError("dt: needed (positive) when no grid is given")
-        n = int(np.ceil(t_final / dt - 1e-9))
-        grid = np.minimum(np.arange(n + 1) * float(dt), t_final)
-        grid[-1] = t_final
+        grid = fixed_grid(t_final, dt)
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid[0] != 0.0 or not np.all(np.diff(grid) > 0):
         raise ValueError("grid: expected increasing times starting at 0")
-    tau_min = float(tau_t.detach().min()) if tau_t.numel() else np.inf
+    tau_min = min(tau_vals, default=np.inf)
     if np.max(np.diff(grid)) > tau_min * (1 + 1e-12):
         raise ValueError(f"dt: steps must not exceed the smallest delay ({tau_min})")
     tab = _tableau(_METHODS[method])
@@ -68,8 +70,9 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     X = [h0]
     K: list[list[torch.Tensor]] = []
 
-    def read(s_tau: torch.Tensor, n: int) -> torch.Tensor:
-        s = float(s_tau.detach())
+    tau_grad = tau_t.requires_grad
+
+    def read(s: float, k: int, n: int) -> torch.Tensor:
         if not s > 0.0 or n == 0:
             return h0
         i = int(np.searchsorted(grid[: n + 1], s, side="right")) - 1
@@ -78,14 +81,19 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
         theta = min(1.0, max(0.0, (s - grid[i]) / h))
         w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
         val = X[i] + sum(h * wj * K[i][j] for j, wj in enumerate(w) if wj != 0.0)
+        if w_end != 0.0:
+            val = val + h * w_end * K[i + 1][0]
+        if not tau_grad:
+            return val
         der = sum(dwj * K[i][j] for j, dwj in enumerate(dw) if dwj != 0.0)
-        if w_end != 0.0 or dw_end != 0.0:
-            f_end = K[i + 1][0]
-            val = val + h * w_end * f_end
-            der = der + dw_end * f_end
-        # The read's dependence on τ through s, to first order: x(s) moves by −x'(s)·dτ.
-        # (s_tau − s) is zero in value, so this adds the derivative and nothing else.
-        return val + (s_tau - s) * der if isinstance(der, torch.Tensor) else val
+        if dw_end != 0.0:
+            der = der + dw_end * K[i + 1][0]
+        # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
+        # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
+        # derivative and nothing else.
+        if not isinstance(der, torch.Tensor):
+            return val
+        return val - (tau_t[k] - tau_t[k].detach()) * der
 
     for n in range(len(grid) - 1):
         t, h = float(grid[n]), float(grid[n + 1] - grid[n])
@@ -96,9 +104,77 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
                 ks.append(K[n - 1][S - 1])
                 continue
             u = X[n] + sum(h * a[j][m] * ks[m] for m in range(j) if a[j][m] != 0.0)
-            ys = [read(t + c[j] * h - tau_t[k], n) for k in range(tau_t.numel())]
+            t_stage = t + c[j] * h
+            ys = [read(t_stage - tau_vals[k], k, n) for k in range(len(tau_vals))]
             yd = torch.stack(ys, dim=1) if ys else h0.new_zeros(h0.shape[0], 0, h0.shape[1])
-            ks.append(f(t + c[j] * h, u, yd))
+            ks.append(f(t_stage, u, yd))
         X.append(X[n] + sum(h * b[j] * ks[j] for j in range(S) if b[j] != 0.0))
     return X[-1]
 
+
+
+def fixed_grid(t_final: float, dt: float) -> np.ndarray:
+    """The times n·dt up to t_final, then t_final, as the core's fixed grid (nn::fixed_grid):
+    a last step shorter than 1e-9·dt is a rounding remainder of T/dt, not a step."""
+    inner = np.arange(1, int(np.floor(t_final / dt)) + 2) * float(dt)
+    return np.concatenate(([0.0], inner[inner < t_final - 1e-9 * dt], [t_final]))
+
+
+def builtin_field(activation: str, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
+                  W_out: torch.Tensor, w_time: Optional[torch.Tensor] = None,
+                  W_hidden: Optional[torch.Tensor] = None,
+                  b_hidden: Optional[torch.Tensor] = None
+                  ) -> Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The built-in vector field of :func:`delyap.nn.neural_solve` in torch operations, as an
+    ``f(t, h, h_delayed)`` for :func:`odeint_dde` (twice differentiable, vmap-able):
+    W_out a_{L−1}, a_0 = σ(W h + Σ_k W_k h_k + b + w_time·t), a_l = σ(W_hidden[l−1] a_{l−1} +
+    b_hidden[l−1])."""
+    sigma = _activation(activation)
+
+    def field(t: float, h: torch.Tensor, h_delayed: torch.Tensor) -> torch.Tensor:
+        z = h @ W.T + torch.einsum("bkd,khd->bh", h_delayed, W_delay) + b
+        if w_time is not None:
+            z = z + w_time * t
+        a = sigma(z)
+        if W_hidden is not None and b_hidden is not None:
+            for V, c in zip(W_hidden, b_hidden):
+                a = sigma(a @ V.T + c)
+        return a @ W_out.T
+
+    return field
+
+
+def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
+                  W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
+                  grid: Optional[np.ndarray], info: Optional[dict],
+                  w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
+                  b_hidden: Optional[torch.Tensor]) -> torch.Tensor:
+    """The pass of backend "torch": the built-in field through torch operations on the tensors'
+    device and dtype (cuBLAS products on a GPU), differentiated by torch's autograd through the
+    stages; on the steps and interpolant of the C++ pass, so both compute the same pass.
+
+    Fixed-step configurations (``dt`` or ``grid``) run entirely on the device. An adaptive one
+    takes its accepted steps from the C++ controller: one forward pass of the core on float64
+    CPU copies chooses them, then the device integrates on that grid (the core's step
+    sequence, as a replayed ``grid`` would be)."""
+    rejected = 0
+    if grid is None and cfg.method in ("BS3", "DP5"):  # adaptive, as in the core
+        cpu: dict = {}
+        def host(v: torch.Tensor) -> torch.Tensor:
+            return v.detach().to("cpu", torch.float64)
+
+        with torch.no_grad():
+            solve_checked(host(h0), host(W), host(W_delay), host(b), host(W_out), host(tau),
+                          plan_of(cfg), None, cpu, None if w_time is None else host(w_time),
+                          None if W_hidden is None else host(W_hidden),
+                          None if b_hidden is None else host(b_hidden))
+        grid, rejected = np.asarray(cpu["t"], dtype=np.float64), int(cpu["rejected"])
+    elif grid is None:
+        assert cfg.dt is not None  # (SolveConfig.check: fixed-step methods have a dt)
+        grid = fixed_grid(cfg.t_final, cfg.dt)
+    field = builtin_field(cfg.activation, W, W_delay, b, W_out, w_time, W_hidden, b_hidden)
+    out = odeint_dde(field, h0, tau, cfg.t_final, method=cfg.method, grid=grid)
+    if info is not None:
+        info["t"] = grid
+        info["rejected"] = rejected
+    return out

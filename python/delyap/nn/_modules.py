@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from ._capacity import MemoryCapacity, memory_capacity
+from ._general import solve_builtin
 from ._solve import (
     ACTIVATIONS,
+    BACKENDS,
     SolveConfig,
     check_tensors,
     checked_grid,
@@ -95,6 +97,14 @@ class NeuralDDE(nn.Module):
         A non-autonomous field: the hidden layer also takes the time, through a learnable
         weight vector ``w_time`` (hidden,) added as w_time·t to the pre-activations (as if t
         were one more input column of W; initialised like W). False: ``w_time`` is None.
+    backend : {"auto", "core", "torch"}
+        Where the pass runs (:func:`delyap.nn.neural_solve`): "auto" (default) runs delyap's
+        C++ core for a module on the CPU and the torch backend on any other device, so
+        ``model.to("cuda")`` trains on the GPU: the same steps and interpolant through torch
+        operations (cuBLAS products), gradients by torch's autograd through the stages
+        (memory: every stage of the pass, as a torch RK loop keeps); an adaptive method takes
+        its steps from one CPU forward pass of the core per call. "core" or "torch" force
+        one.
 
     Notes
     -----
@@ -107,7 +117,8 @@ class NeuralDDE(nn.Module):
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
                  learn_tau: bool = False, max_delay: Optional[float] = None, augment: int = 0,
-                 threads: int = 0, time_input: bool = False, depth: int = 1) -> None:
+                 threads: int = 0, time_input: bool = False, depth: int = 1,
+                 backend: str = "auto") -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("dim", dim), ("hidden", hidden)):
@@ -122,6 +133,9 @@ class NeuralDDE(nn.Module):
         self.config = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
                                   None if dt is None else float(dt), 1_000_000, int(threads))
         self.config.check()
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
         taus = _delays(tau, n_delays) if n_delays > 0 else []
         if any(not (math.isfinite(v) and v > 0) for v in taus):
             raise ValueError(f"tau: delays must be positive and finite, got {taus}")
@@ -181,8 +195,9 @@ class NeuralDDE(nn.Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected (..., {self.in_features}) features (in_features), "
                              f"got shape {tuple(x.shape)}")
-        if x.device.type != "cpu":
-            raise ValueError(f"x: delyap.nn runs on the CPU; got a tensor on {x.device}")
+        if x.device != self.W.device:
+            raise ValueError(f"x: on {x.device}, but the module's parameters are on "
+                             f"{self.W.device} (move one of them: model.to(x.device))")
         if x.dtype != self.W.dtype:
             raise TypeError(f"x: dtype {x.dtype} does not match the module's {self.W.dtype} "
                             "(convert one of them, e.g. model.double())")
@@ -197,8 +212,9 @@ class NeuralDDE(nn.Module):
 
     def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
         """h(T) from the constant history h0 (batch, dim + augment)."""
-        check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, self.w_time,
-                      self.W_hidden, self.b_hidden)
+        backend = check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau,
+                                self.w_time, self.W_hidden, self.b_hidden,
+                                getattr(self, "backend", "auto"))  # (modules pickled before it)
         self._check_tau()
         c = self.config
         if grid is not None:
@@ -206,6 +222,11 @@ class NeuralDDE(nn.Module):
             if c.dt is None:  # unused (the grid gives the steps)
                 c = dataclasses.replace(c, dt=1.0)
         info: dict = {}
+        if backend == "torch":
+            out = solve_builtin(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, c, grid,
+                                info, self.w_time, self.W_hidden, self.b_hidden)
+            self.last_info = info
+            return out
         # plan_of: checked once per configuration (cached), not per training step.
         out = solve_checked(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, plan_of(c),
                             grid, info, self.w_time, self.W_hidden, self.b_hidden)
@@ -233,7 +254,8 @@ class NeuralDDE(nn.Module):
                 f"hidden={self.hidden}, augment={self.augment}, n_delays={self.n_delays}, "
                 f"activation={c.activation}, method={c.method}, T={c.t_final}"
                 + (f", depth={self.depth}" if self.depth > 1 else "")
-                + (", time_input=True" if self.time_input else ""))
+                + (", time_input=True" if self.time_input else "")
+                + (f", backend={self.backend!r}" if self.backend != "auto" else ""))
 
 
 class NeuralODE(NeuralDDE):
@@ -245,11 +267,11 @@ class NeuralODE(NeuralDDE):
                  activation: str = "tanh", t_final: float = 1.0, method: str = "DP5",
                  rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None,
                  augment: int = 0, threads: int = 0, time_input: bool = False,
-                 depth: int = 1) -> None:
+                 depth: int = 1, backend: str = "auto") -> None:
         super().__init__(in_features, out_features, dim, hidden, tau=1.0, n_delays=0,
                          activation=activation, t_final=t_final, method=method, rtol=rtol,
                          atol=atol, dt=dt, augment=augment, threads=threads,
-                         time_input=time_input, depth=depth)
+                         time_input=time_input, depth=depth, backend=backend)
 
 
 __all__ = ["NeuralDDE", "NeuralODE", "ACTIVATIONS"]

@@ -20,6 +20,10 @@ ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "relu": 1.0, "softplus": 1.0, "sigmoid": 0.
 # them: a fifth of its work) while they take at most this many bytes; longer passes recompute
 # them and stay at O(steps·batch·dim) memory.
 ACTIVATION_CACHE_BYTES = 64 * 2**20
+# Where a pass runs: "core" (the C++ pass, CPU tensors), "torch" (the same scheme through torch
+# operations on the tensors' device, autograd through the stages), "auto" (core on the CPU,
+# torch elsewhere, e.g. on a GPU).
+BACKENDS = ("auto", "core", "torch")
 _METHODS = {"Euler": _core.Method.Euler, "RK4": _core.Method.RK4, "BS3": _core.Method.BS3,
             "DP5": _core.Method.DP5}
 
@@ -90,8 +94,9 @@ _cached_plan = functools.lru_cache(maxsize=256)(_make_plan)
 def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
                   W_out: torch.Tensor, tau: torch.Tensor,
                   w_time: Optional[torch.Tensor] = None, W_hidden: Optional[torch.Tensor] = None,
-                  b_hidden: Optional[torch.Tensor] = None) -> None:
-    """Type, device, dtype and rank checks of a pass's tensors (shapes: the C++ pass)."""
+                  b_hidden: Optional[torch.Tensor] = None, backend: str = "auto") -> str:
+    """Type, device, dtype and rank checks of a pass's tensors (shapes: the C++ pass); returns
+    the backend the pass runs on ("core" or "torch")."""
     import torch
 
     tensors: tuple[tuple[str, Any], ...] = (("h0", h0), ("W", W), ("W_delay", W_delay),
@@ -103,8 +108,9 @@ def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     for name, v in tensors:
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(v).__name__}")
-        if not v.is_cpu:
-            raise ValueError(f"{name}: delyap.nn runs on the CPU; got a tensor on {v.device}")
+        if v.device != h0.device:
+            raise ValueError(f"{name}: on {v.device}, but h0 is on {h0.device} (mixed devices: "
+                             "move the input or the module, e.g. model.to(x.device))")
         if v.dtype is not torch.float64 and v.dtype is not torch.float32:
             raise TypeError(f"{name}: expected float32 or float64, got {v.dtype}")
     dtype = h0.dtype
@@ -116,6 +122,19 @@ def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
         raise ValueError(f"h0: expected shape (batch, dim), got {tuple(h0.shape)}")
     if tau.ndim != 1:
         raise ValueError(f"tau: expected shape (n_delays,), got {tuple(tau.shape)}")
+    return resolve_backend(backend, h0.device)
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """"core" or "torch" for tensors on ``device`` (raises naming ``backend``)."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "core" if device.type == "cpu" else "torch"
+    if backend == "core" and device.type != "cpu":
+        raise ValueError(f"backend: 'core' runs on the CPU, the tensors are on {device} "
+                         "(backend='torch' or 'auto' runs the pass there)")
+    return backend
 
 
 def delay_values(tau: torch.Tensor, what: str = "positive and finite") -> list[float]:
@@ -234,7 +253,7 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
                  grid: Optional[np.ndarray] = None, max_steps: int = 1_000_000,
                  threads: int = 0, info: Optional[dict] = None,
                  w_time: Optional[torch.Tensor] = None, W_hidden: Optional[torch.Tensor] = None,
-                 b_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 b_hidden: Optional[torch.Tensor] = None, backend: str = "auto") -> torch.Tensor:
     """h(T) of the built-in neural DDE vector field, differentiable in every argument:
 
         h'(t) = W_out a_{L−1},   a_0 = σ(W h(t) + Σ_k W_k h(t − τ_k) + b + w_time·t),
@@ -265,17 +284,30 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
     W_hidden : Tensor (n, hidden, hidden), optional
     b_hidden : Tensor (n, hidden), optional
         n stacked hidden layers after the first (both or neither).
+    backend : {"auto", "core", "torch"}
+        Where the pass runs. "core": delyap's C++ pass on CPU tensors (float32 computed in
+        float64), its backward the discrete adjoint. "torch": the same steps and interpolant
+        through torch operations on the tensors' device and dtype (cuBLAS products on a GPU),
+        differentiated by torch's autograd through the stages (memory: every stage of the
+        pass); adaptive methods take their steps from one forward pass of the core on CPU
+        float64 copies. "auto" (default): core for CPU tensors, torch for any other device.
 
     Returns
     -------
-    Tensor (batch, dim), the dtype of ``h0`` (computed in float64).
+    Tensor (batch, dim), the dtype of ``h0`` (computed in float64 by the core).
     """
-    check_tensors(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden)
+    backend = check_tensors(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, backend)
     delay_values(tau)
     if grid is not None:
         grid = checked_grid(grid, float(t_final))
         dt = 1.0  # unused (the grid gives the steps); lets fixed-step methods pass the check
     cfg = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
                       None if dt is None else float(dt), int(max_steps), int(threads))
-    return solve_checked(h0, W, W_delay, b, W_out, tau, plan_of(cfg), grid, info, w_time,
-                         W_hidden, b_hidden)
+    plan = plan_of(cfg)
+    if backend == "torch":
+        from ._general import solve_builtin
+
+        return solve_builtin(h0, W, W_delay, b, W_out, tau, cfg, grid, info, w_time, W_hidden,
+                             b_hidden)
+    return solve_checked(h0, W, W_delay, b, W_out, tau, plan, grid, info, w_time, W_hidden,
+                         b_hidden)
