@@ -170,11 +170,12 @@ def torchdde_step(p32, dt: float, tau: float, solver: str = "RK4", rtol: float =
             return torch.tanh(y @ W.T + history[0] @ Wd[0].T + b) @ Wout.T
 
     fn = Field()
-    fn.delays = torch.tensor([tau], dtype=torch.float32)
+    dev = h0.device  # (the GPU benchmark runs this on CUDA tensors)
+    fn.delays = torch.tensor([tau], dtype=torch.float32, device=dev)
     for t in p32:
         t.grad = None
-    ts = torch.tensor([0.0, T_FINAL], dtype=torch.float32)
-    kw: dict = {"dt0": torch.tensor(dt, dtype=torch.float32)}
+    ts = torch.tensor([0.0, T_FINAL], dtype=torch.float32, device=dev)
+    kw: dict = {"dt0": torch.tensor(dt, dtype=torch.float32, device=dev)}
     if rtol > 0:
         kw = {"dt0": None, "stepsize_controller": torchdde.AdaptiveStepSizeController(
             atol=rtol * 1e-2, rtol=rtol)}

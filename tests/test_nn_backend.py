@@ -43,7 +43,9 @@ def _loss_and_grads(model, x, y):
     out = model(x)
     loss = ((out - y) ** 2).mean()
     loss.backward()
-    return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+    # (an empty W_delay, a neural ODE's, gets no gradient from torch's autograd: compared empty)
+    return out.detach(), {n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                          for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -150,3 +152,17 @@ def test_a_module_on_the_gpu_gives_the_cpu_cores_values_and_gradients():
         torch.testing.assert_close(grads_g[n].cpu(), grads_c[n], rtol=1e-10, atol=1e-13)
     mc = gpu.memory_capacity()  # computed on the CPU from the GPU module's weights
     assert mc.K_upper == pytest.approx(cpu.memory_capacity().K_upper, rel=1e-12)
+
+
+def test_gpu_neural_benchmark_script_runs_and_agrees_on_the_cpu():
+    """benchmarks/gpu/bench_neural_gpu.py waits for a GPU; --device cpu --smoke runs it here,
+    with its checks of every tool against the core."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "bench_neural_gpu.py"
+    run = subprocess.run([sys.executable, str(script), "--device", "cpu", "--smoke"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "delyap f64" in run.stdout and "MISMATCH" not in run.stdout

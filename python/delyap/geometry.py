@@ -290,12 +290,12 @@ class CriticalPoints(Result):
 
 def _neural_map(model, starts: np.ndarray):
     """Φ of a delyap.nn NeuralDDE/NeuralODE written in torch operations (twice
-    differentiable, vmap-able): :func:`delyap.nn.odeint_dde` with the module's vector field,
-    method and steps. Fixed-step modules give their own map exactly; adaptive ones replay the
-    step sequence of one forward pass over the starts (the map the module computed there,
-    smooth in x because the steps are held fixed)."""
+    differentiable, vmap-able): the stage loop of :func:`delyap.nn.odeint_dde` with the
+    module's vector field, method and steps. Fixed-step modules give their own map exactly;
+    adaptive ones replay the step sequence of one forward pass over the starts (the map the
+    module computed there, smooth in x because the steps are held fixed)."""
     torch = _torch()
-    from .nn._general import builtin_field, odeint_dde
+    from .nn._general import builtin_field, fixed_grid, integrate
 
     c = model.config
     grid = None
@@ -303,13 +303,15 @@ def _neural_map(model, starts: np.ndarray):
         with torch.no_grad():
             model(torch.as_tensor(starts, dtype=model.W.dtype))
         grid = np.asarray(model.last_info["t"], dtype=np.float64)
+    else:
+        grid = fixed_grid(c.t_final, c.dt)
+    tau_vals = [float(v) for v in model.tau.detach().tolist()]
     field = builtin_field(c.activation, model.W, model.W_delay, model.b, model.W_out,
                           model.w_time, model.W_hidden, model.b_hidden)
 
     def forward(x):
         h0 = model.initial_state(x)
-        hT = odeint_dde(field, h0, model.tau, c.t_final, method=c.method, dt=c.dt, grid=grid)
-        return model.readout(hT)
+        return model.readout(integrate(field, h0, model.tau, tau_vals, grid, c.method))
 
     return forward
 

@@ -2,7 +2,7 @@
 torch's autograd through the stages (the general, slower path beside the C++ one)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch
 from .. import _core
 from .._testing import tableau as _tableau
 from ._capacity import _activation
-from ._solve import _METHODS, SolveConfig, plan_of, solve_checked
+from ._solve import _METHODS, SolveConfig, delay_values, plan_of, solve_checked
 
 __all__ = ["odeint_dde"]
 
@@ -62,55 +62,92 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid[0] != 0.0 or not np.all(np.diff(grid) > 0):
         raise ValueError("grid: expected increasing times starting at 0")
+    B, D = h0.shape
+
+    def stacked(t: float, u: torch.Tensor, ys: list[torch.Tensor]) -> torch.Tensor:
+        return f(t, u, torch.stack(ys, dim=1) if ys else h0.new_zeros(B, 0, D))
+
+    return integrate(stacked, h0, tau_t, tau_vals, grid, method)
+
+
+def _combine(base: torch.Tensor, terms: Iterable[tuple[float, torch.Tensor]]) -> torch.Tensor:
+    """base + Σ c·t over the nonzero c, one fused operation per term (torch.add's alpha): the
+    stage loop is bound by per-operation cost at small widths (kernel launches on a GPU)."""
+    out = base
+    for coef, t in terms:
+        if coef != 0.0:
+            out = torch.add(out, t, alpha=coef)
+    return out
+
+
+def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.Tensor],
+              h0: torch.Tensor, tau_t: torch.Tensor, tau_vals: list[float], grid: np.ndarray,
+              method: str) -> torch.Tensor:
+    """The stage loop of :func:`odeint_dde` on checked arguments, ``field(t, h, [h(t − τ_k)])``
+    taking the delayed states as a list (the built-in field multiplies each by its W_k without
+    stacking them)."""
     tau_min = min(tau_vals, default=np.inf)
     if np.max(np.diff(grid)) > tau_min * (1 + 1e-12):
-        raise ValueError(f"dt: steps must not exceed the smallest delay ({tau_min})")
+        raise ValueError(f"dt: steps must not exceed the smallest delay ({tau_min}); reads "
+                         "would reach the running step")
     tab = _tableau(_METHODS[method])
     S, a, b, c, fsal = tab["stages"], tab["a"], tab["b"], tab["c"], tab["fsal"]
     X = [h0]
     K: list[list[torch.Tensor]] = []
-
     tau_grad = tau_t.requires_grad
+    reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+
+    def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        # x and (when τ is learned) x' at θ in step i; several stages of a step read the same
+        # point (RK4's two midpoints), so each is computed once per step.
+        key = (i, theta)
+        if key in reads:
+            return reads[key]
+        h = float(grid[i + 1] - grid[i])
+        w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
+        terms = [(h * wj, K[i][j]) for j, wj in enumerate(w)]
+        if w_end != 0.0:
+            terms.append((h * w_end, K[i + 1][0]))
+        val = _combine(X[i], terms)
+        der: Optional[torch.Tensor] = None
+        if tau_grad:
+            dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
+            if dw_end != 0.0:
+                dterms.append((dw_end, K[i + 1][0]))
+            if dterms:
+                der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
+        reads[key] = (val, der)
+        return val, der
 
     def read(s: float, k: int, n: int) -> torch.Tensor:
         if not s > 0.0 or n == 0:
             return h0
         i = int(np.searchsorted(grid[: n + 1], s, side="right")) - 1
         i = min(max(i, 0), n - 1)
-        h = grid[i + 1] - grid[i]
-        theta = min(1.0, max(0.0, (s - grid[i]) / h))
-        w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
-        val = X[i] + sum(h * wj * K[i][j] for j, wj in enumerate(w) if wj != 0.0)
-        if w_end != 0.0:
-            val = val + h * w_end * K[i + 1][0]
-        if not tau_grad:
+        theta = min(1.0, max(0.0, (s - grid[i]) / (grid[i + 1] - grid[i])))
+        val, der = interpolate(i, theta)
+        if der is None:
             return val
-        der = sum(dwj * K[i][j] for j, dwj in enumerate(dw) if dwj != 0.0)
-        if dw_end != 0.0:
-            der = der + dw_end * K[i + 1][0]
         # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
         # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
         # derivative and nothing else.
-        if not isinstance(der, torch.Tensor):
-            return val
         return val - (tau_t[k] - tau_t[k].detach()) * der
 
     for n in range(len(grid) - 1):
         t, h = float(grid[n]), float(grid[n + 1] - grid[n])
+        reads.clear()
         ks: list[torch.Tensor] = []
         K.append(ks)
         for j in range(S):
             if j == 0 and fsal and n > 0:
                 ks.append(K[n - 1][S - 1])
                 continue
-            u = X[n] + sum(h * a[j][m] * ks[m] for m in range(j) if a[j][m] != 0.0)
+            u = _combine(X[n], ((h * a[j][m], ks[m]) for m in range(j)))
             t_stage = t + c[j] * h
-            ys = [read(t_stage - tau_vals[k], k, n) for k in range(len(tau_vals))]
-            yd = torch.stack(ys, dim=1) if ys else h0.new_zeros(h0.shape[0], 0, h0.shape[1])
-            ks.append(f(t_stage, u, yd))
-        X.append(X[n] + sum(h * b[j] * ks[j] for j in range(S) if b[j] != 0.0))
+            ks.append(field(t_stage, u, [read(t_stage - tau_vals[k], k, n)
+                                         for k in range(len(tau_vals))]))
+        X.append(_combine(X[n], ((h * b[j], ks[j]) for j in range(S))))
     return X[-1]
-
 
 
 def fixed_grid(t_final: float, dt: float) -> np.ndarray:
@@ -124,21 +161,23 @@ def builtin_field(activation: str, W: torch.Tensor, W_delay: torch.Tensor, b: to
                   W_out: torch.Tensor, w_time: Optional[torch.Tensor] = None,
                   W_hidden: Optional[torch.Tensor] = None,
                   b_hidden: Optional[torch.Tensor] = None
-                  ) -> Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The built-in vector field of :func:`delyap.nn.neural_solve` in torch operations, as an
-    ``f(t, h, h_delayed)`` for :func:`odeint_dde` (twice differentiable, vmap-able):
+                  ) -> Callable[[float, torch.Tensor, list[torch.Tensor]], torch.Tensor]:
+    """The built-in vector field of :func:`delyap.nn.neural_solve` in torch operations, as a
+    ``field(t, h, [h(t − τ_k)])`` for :func:`integrate` (twice differentiable, vmap-able):
     W_out a_{L−1}, a_0 = σ(W h + Σ_k W_k h_k + b + w_time·t), a_l = σ(W_hidden[l−1] a_{l−1} +
     b_hidden[l−1])."""
     sigma = _activation(activation)
 
-    def field(t: float, h: torch.Tensor, h_delayed: torch.Tensor) -> torch.Tensor:
-        z = h @ W.T + torch.einsum("bkd,khd->bh", h_delayed, W_delay) + b
+    def field(t: float, h: torch.Tensor, h_delayed: list[torch.Tensor]) -> torch.Tensor:
+        z = torch.addmm(b, h, W.T)
+        for k, y in enumerate(h_delayed):
+            z = torch.addmm(z, y, W_delay[k].T)
         if w_time is not None:
-            z = z + w_time * t
+            z = torch.add(z, w_time, alpha=t)
         a = sigma(z)
         if W_hidden is not None and b_hidden is not None:
             for V, c in zip(W_hidden, b_hidden):
-                a = sigma(a @ V.T + c)
+                a = sigma(torch.addmm(c, a, V.T))
         return a @ W_out.T
 
     return field
@@ -173,7 +212,7 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
         assert cfg.dt is not None  # (SolveConfig.check: fixed-step methods have a dt)
         grid = fixed_grid(cfg.t_final, cfg.dt)
     field = builtin_field(cfg.activation, W, W_delay, b, W_out, w_time, W_hidden, b_hidden)
-    out = odeint_dde(field, h0, tau, cfg.t_final, method=cfg.method, grid=grid)
+    out = integrate(field, h0, tau, delay_values(tau), grid, cfg.method)
     if info is not None:
         info["t"] = grid
         info["rejected"] = rejected
