@@ -255,7 +255,8 @@ class NeuralDDE(nn.Module):
                 f"activation={c.activation}, method={c.method}, T={c.t_final}"
                 + (f", depth={self.depth}" if self.depth > 1 else "")
                 + (", time_input=True" if self.time_input else "")
-                + (f", backend={self.backend!r}" if self.backend != "auto" else ""))
+                + (f", backend={self.backend!r}"
+                   if getattr(self, "backend", "auto") != "auto" else ""))
 
 
 class NeuralODE(NeuralDDE):
