@@ -27,6 +27,11 @@ usual convention), for every tool alike; "dgemm" is the rate numpy's BLAS reache
 nine products per stage (one call each, one thread), the reference for delyap's GF/s. Peak
 RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
 
+The "machine" part is the exception: each tool on the whole machine, at its faster of one
+thread and all cores (torch.set_num_threads; delyap threads=), by wall time, since a user's
+training step waits for the wall clock. (The main tables stay one thread per tool, where CPU
+time compares the work each tool does.)
+
 Run:  python benchmarks/bench_neural.py [--quick] [--parts rk4,ode,matched,rss] [--json PATH]
 """
 from __future__ import annotations
@@ -47,7 +52,7 @@ import delyap
 from delyap.nn import neural_solve
 
 BATCH, T_FINAL, TAU = 256, 1.0, 0.5
-PARTS = ("rk4", "ode", "matched", "rss")
+PARTS = ("rk4", "ode", "matched", "rss", "machine")
 
 
 def params(dim: int, hidden: int, n_delays: int, seed: int = 0, dtype=torch.float64):
@@ -108,13 +113,13 @@ def dgemm_rate(dim: int, hidden: int, reps: int) -> float:
 # --------------------------------------------------------------------------- the tools
 
 
-def delyap_step(p, tau, **kw):
+def delyap_step(p, tau, threads: int = 1, **kw):
     h0, W, Wd, b, Wout = p
     for t in p:
         t.grad = None
     t0 = time.perf_counter()
     info: dict = {}
-    y = neural_solve(h0, W, Wd, b, Wout, tau, threads=1, info=info, **kw)
+    y = neural_solve(h0, W, Wd, b, Wout, tau, threads=threads, info=info, **kw)
     loss = y.pow(2).sum()
     loss.backward()
     return (y.detach(), [t.grad for t in p], info), time.perf_counter() - t0
@@ -270,7 +275,8 @@ def main() -> None:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"comma-separated subset of {','.join(PARTS)} (default: all): the RK4 "
                     "table, the neural ODE table, the matched-accuracy and step-count tables "
-                    "against torchdde, peak RSS")
+                    "against torchdde, peak RSS, the whole-machine table (each tool at its "
+                    "faster thread count)")
     ap.add_argument("--rss-child", nargs=4, metavar=("TOOL", "DIM", "HIDDEN", "STEPS"),
                     help=argparse.SUPPRESS)
     _common.add_json_option(ap)
@@ -315,6 +321,7 @@ def run(args) -> None:
     rows = rk4_table(reps, dt, m, n_steps, have_dde) if "rk4" in args.parts else []
     ode_rows = ode_table(reps) if have_diffeq and "ode" in args.parts else []
     dde_acc = torchdde_matched(args.quick) if have_dde and "matched" in args.parts else {}
+    machine = machine_table(reps) if "machine" in args.parts else []
     rss = {}
     if "rss" in args.parts:
         print("\nPeak RSS, 1000-step RK4 training step, dim 8, hidden 32, batch 256 (fresh "
@@ -323,7 +330,7 @@ def run(args) -> None:
             rss[tool] = peak_rss(tool, 8, 32, 1000)
             print(f"  {tool:9s} {rss[tool]}")
     _common.write_json(args.json, args, {"dde": rows, "ode": ode_rows, "torchdde": dde_acc,
-                                         "rss": rss})
+                                         "rss": rss, "machine": machine})
 
 
 def rk4_table(reps: int, dt: float, m: int, n_steps: int, have_dde: bool) -> list:
@@ -365,6 +372,49 @@ def rk4_table(reps: int, dt: float, m: int, n_steps: int, have_dde: bool) -> lis
                   f"{ms(row.get('torchdde_cpu_s', np.nan))} | "
                   f"{row.get('ratio_torchdde', np.nan):.1f} | {row['max_dy_torch']:.0e} | "
                   f"{row.get('max_dy_torchdde', np.nan):.1e} |", flush=True)
+    return rows
+
+
+def machine_table(reps: int) -> list:
+    """Neural DDE RK4 training steps (50 steps) at the overhead-bound sizes, each tool at its
+    faster thread count on this machine: wall ms, best of 2·reps, interleaved."""
+    dt, m = 0.02, round(TAU / 0.02)
+    cores = os.cpu_count() or 1
+    counts = sorted({1, cores})
+    print(f"\nWhole machine ({cores} cores): each tool at its faster of {counts} threads, "
+          "wall ms, best of the interleaved repeats\n")
+    print("| dim | hidden | delyap ms (threads) | torch RK4 ms (threads) | torch / delyap | "
+          "max abs dy |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for dim, hidden in ((2, 32), (2, 64), (8, 32), (8, 64)):
+        p = params(dim, hidden, 1)
+        tau = torch.tensor([TAU], dtype=torch.float64)
+        tools = {}
+        for n in counts:
+            tools[("delyap", n)] = (lambda n=n: delyap_step(p, tau, threads=n, t_final=T_FINAL,
+                                                            method="RK4", dt=dt))
+            tools[("torch", n)] = (lambda n=n: (torch.set_num_threads(n),
+                                                torch_rk4_step(p, dt, m))[1])
+        best: dict = {k: np.inf for k in tools}
+        outs: dict = {}
+        for _ in range(2 * max(1, reps)):
+            for key, fn in tools.items():
+                (res, wall) = fn()
+                outs[key[0]] = res[0]
+                best[key] = min(best[key], wall)
+        torch.set_num_threads(1)
+        d_n = min(counts, key=lambda n: best[("delyap", n)])
+        t_n = min(counts, key=lambda n: best[("torch", n)])
+        row = {"dim": dim, "hidden": hidden, "delyap_wall_s": best[("delyap", d_n)],
+               "delyap_threads": d_n, "torch_wall_s": best[("torch", t_n)], "torch_threads": t_n,
+               "all": {f"{k[0]}_{k[1]}": v for k, v in best.items()},
+               "max_dy": float((outs["delyap"] - outs["torch"]).abs().max())}
+        row["ratio"] = row["torch_wall_s"] / row["delyap_wall_s"]
+        rows.append(row)
+        print(f"| {dim} | {hidden} | {ms(row['delyap_wall_s'])} ({d_n}) | "
+              f"{ms(row['torch_wall_s'])} ({t_n}) | {row['ratio']:.1f} | {row['max_dy']:.0e} |",
+              flush=True)
     return rows
 
 
