@@ -10,7 +10,8 @@ rescaled after each step so that the spectral bound K_upper ≤ K_max), and the 
 and K_max. An augmented model (one extra zero dimension) fits at every Kτ, for contrast.
 
 Run:  python examples/neural_memory_capacity.py   (about a minute; writes
-docs/neural_memory_capacity.png and prints the table)
+docs/neural_memory_capacity.png and prints the table; ``--device cuda`` trains the models on a
+GPU through delyap.nn's torch backend)
 """
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ from delyap.nn import NeuralDDE
 FLOOR = 0.5  # sup-distance from x² to any monotone map on [−1, 1]
 
 
-def train(tau: float, k_max: float, augment: int, steps: int, seed: int = 0):
+def train(tau: float, k_max: float, augment: int, steps: int, seed: int = 0,
+          device: str = "cpu"):
     """Train a 1-D neural DDE with K_upper ≤ k_max; returns (sup error, final K_upper·τ)."""
     torch.manual_seed(seed)
     dt = min(0.05, tau)  # RK4 steps never exceed the delay
     model = NeuralDDE(1, 1, dim=1, hidden=32, tau=tau, method="RK4", dt=dt, t_final=1.0,
-                      augment=augment).double()
+                      augment=augment).double().to(device)
     # λ1 and λ2 keep unit slopes (their offsets train): with trainable slopes, gradient descent
     # from a random start falls into the symmetric saddle where λ1 or λ2 shrinks to zero and the
     # model outputs the mean of x², for every model alike, which would hide the effect of Kτ.
@@ -40,7 +42,7 @@ def train(tau: float, k_max: float, augment: int, steps: int, seed: int = 0):
         model.readout.weight.fill_(1.0)
     model.lift.weight.requires_grad_(False)
     model.readout.weight.requires_grad_(False)
-    x = torch.linspace(-1, 1, 65, dtype=torch.float64).unsqueeze(1)
+    x = torch.linspace(-1, 1, 65, dtype=torch.float64, device=device).unsqueeze(1)
     y = x ** 2
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.02)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -62,7 +64,7 @@ def train(tau: float, k_max: float, augment: int, steps: int, seed: int = 0):
         sched.step()
         k = cap()
     with torch.no_grad():
-        xs = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1)
+        xs = torch.linspace(-1, 1, 401, dtype=torch.float64, device=device).unsqueeze(1)
         err = float((model(xs) - xs ** 2).abs().max())
     return err, k * tau
 
@@ -71,6 +73,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300, help="Adam steps per model")
     ap.add_argument("--out", default="docs/neural_memory_capacity.png")
+    ap.add_argument("--device", default="cpu",
+                    help="torch device of the models (cpu: delyap's C++ core; cuda: its torch "
+                    "backend on the GPU)")
     args = ap.parse_args()
     taus = [0.05, 0.2, 0.5, 1.0]
     k_caps = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
@@ -79,10 +84,10 @@ def main() -> None:
     print(f"{'tau':>6} {'K_max':>6} {'K*tau':>7} {'sup err (1-D)':>14} {'sup err (aug)':>14}")
     for tau in taus:
         for k in k_caps:
-            err, ktau = train(tau, k, 0, args.steps)
+            err, ktau = train(tau, k, 0, args.steps, device=args.device)
             aug = float("nan")
             if k in (k_caps[0], k_caps[-1]):  # the augmented contrast at both ends of the K range
-                aug, _ = train(tau, k, 1, args.steps)
+                aug, _ = train(tau, k, 1, args.steps, device=args.device)
             rows.append((tau, k, ktau, err, aug))
             print(f"{tau:6.2f} {k:6.2f} {ktau:7.3f} {err:14.4f} {aug:14.4f}")
     print(f"{len(rows)} sweeps in {time.perf_counter() - t0:.1f} s")
