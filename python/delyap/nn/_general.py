@@ -11,7 +11,7 @@ import torch
 from .. import _core
 from .._testing import tableau as _tableau
 from ._capacity import _activation
-from ._solve import _METHODS, SolveConfig, delay_values, plan_of, solve_checked
+from ._solve import _METHODS, SolveConfig, checked_grid, delay_values, plan_of, solve_checked
 
 __all__ = ["odeint_dde"]
 
@@ -43,7 +43,7 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     dt : float, optional
         Step of the fixed grid (needed unless ``grid`` is given).
     grid : array, optional
-        Step times 0 = t_0 < … < t_N = t_final.
+        Step times 0 = t_0 < … < t_N = t_final (checked: a grid ending elsewhere raises).
     """
     if method not in _METHODS:
         raise ValueError(f"method: expected one of {sorted(_METHODS)}, got {method!r}")
@@ -55,13 +55,14 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     tau_vals = [float(v) for v in tau_t.detach().tolist()] if tau_t.ndim == 1 else []
     if tau_t.ndim != 1 or not all(v > 0 for v in tau_vals):
         raise ValueError("tau: expected a 1-D sequence of positive delays")
+    if not (np.isfinite(t_final) and t_final > 0):
+        raise ValueError(f"t_final: must be positive and finite, got {t_final}")
     if grid is None:
         if dt is None or not dt > 0:
             raise ValueError("dt: needed (positive) when no grid is given")
         grid = fixed_grid(t_final, dt)
-    grid = np.asarray(grid, dtype=np.float64)
-    if grid.ndim != 1 or grid[0] != 0.0 or not np.all(np.diff(grid) > 0):
-        raise ValueError("grid: expected increasing times starting at 0")
+    # (a grid ending before or after t_final would integrate to another time unnoticed)
+    grid = checked_grid(grid, float(t_final))
     B, D = h0.shape
 
     def stacked(t: float, u: torch.Tensor, ys: list[torch.Tensor]) -> torch.Tensor:
@@ -94,7 +95,9 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
     S, a, b, c, fsal = tab["stages"], tab["a"], tab["b"], tab["c"], tab["fsal"]
     X = [h0]
     K: list[list[torch.Tensor]] = []
-    tau_grad = tau_t.requires_grad
+    # (under torch.no_grad, e.g. inference, the reads skip the derivative x' they would carry)
+    tau_grad = tau_t.requires_grad and torch.is_grad_enabled()
+    tau_read = [False] * len(tau_vals)  # delays whose reads left the constant history
     reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
 
     def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -105,15 +108,19 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
             return reads[key]
         h = float(grid[i + 1] - grid[i])
         w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
+        # f(t_{i+1}) = K[i+1][0] is missing only for a read at stage 0 of the running step
+        # i + 1 with θ at rounding level (a step equal to the smallest delay, e.g. dt = τ):
+        # its weights there are O(θ²) and O(θ), nothing in value, so the term is left out.
+        end = K[i + 1][0] if K[i + 1] else None
         terms = [(h * wj, K[i][j]) for j, wj in enumerate(w)]
-        if w_end != 0.0:
-            terms.append((h * w_end, K[i + 1][0]))
+        if w_end != 0.0 and end is not None:
+            terms.append((h * w_end, end))
         val = _combine(X[i], terms)
         der: Optional[torch.Tensor] = None
         if tau_grad:
             dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
-            if dw_end != 0.0:
-                dterms.append((dw_end, K[i + 1][0]))
+            if dw_end != 0.0 and end is not None:
+                dterms.append((dw_end, end))
             if dterms:
                 der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
         reads[key] = (val, der)
@@ -128,6 +135,7 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
         val, der = interpolate(i, theta)
         if der is None:
             return val
+        tau_read[k] = True
         # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
         # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
         # derivative and nothing else.
@@ -147,6 +155,13 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
             ks.append(field(t_stage, u, [read(t_stage - tau_vals[k], k, n)
                                          for k in range(len(tau_vals))]))
         X.append(_combine(X[n], ((h * b[j], ks[j]) for j in range(S))))
+    if tau_grad and not any(tau_read):
+        # Every read stayed in the constant history (all τ_k ≥ T): h(T) does not depend on τ.
+        # + 0·τ_k (the finite ones: 0·∞ is NaN) joins τ to the graph, so it gets a zero
+        # gradient, as from the C++ adjoint, rather than none (optimizers skip a None grad,
+        # torch.autograd.grad raises on it).
+        zero = [0.0 * tau_t[k] for k, v in enumerate(tau_vals) if np.isfinite(v)]
+        return _combine(X[-1], ((1.0, z) for z in zero))
     return X[-1]
 
 
