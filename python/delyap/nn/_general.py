@@ -63,10 +63,10 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
         grid = fixed_grid(t_final, dt)
     # (a grid ending before or after t_final would integrate to another time unnoticed)
     grid = checked_grid(grid, float(t_final))
-    B, D = h0.shape
+    no_delays = h0.new_zeros(h0.shape[0], 0, h0.shape[1])  # (once, not per stage)
 
     def stacked(t: float, u: torch.Tensor, ys: list[torch.Tensor]) -> torch.Tensor:
-        return f(t, u, torch.stack(ys, dim=1) if ys else h0.new_zeros(B, 0, D))
+        return f(t, u, torch.stack(ys, dim=1) if ys else no_delays)
 
     return integrate(stacked, h0, tau_t, tau_vals, grid, method)
 
