@@ -322,11 +322,10 @@ def test_odeint_dde_checks_t_final_and_where_the_grid_ends():
     torch.testing.assert_close(tau.detach(), kept[1], rtol=0, atol=0)
 
 
-@pytest.mark.xfail(reason="C++ core: with a step equal to the smallest delay, stage 0 reads the "
-                          "running step's unwritten K[n][0] (weight O(θ²), θ ~ 1e-16); a buffer "
-                          "left holding NaN by an earlier pass makes a healthy pass NaN",
-                   strict=False)
 def test_core_pass_with_step_equal_to_delay_does_not_read_unwritten_stages():
+    # With dt = τ, stage 0 reads t_n − τ, a rounding error past t_{n−1}: the read is snapped
+    # to t_{n−1} rather than touching the running step's K[n][0], not yet written. Before,
+    # a NaN left in that (reused) memory by a failed pass made the next healthy pass NaN.
     g = torch.Generator().manual_seed(12)
     D, H = 2, 4
     args = [torch.randn(*s, generator=g, dtype=torch.float64)

@@ -108,19 +108,15 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
             return reads[key]
         h = float(grid[i + 1] - grid[i])
         w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
-        # f(t_{i+1}) = K[i+1][0] is missing only for a read at stage 0 of the running step
-        # i + 1 with θ at rounding level (a step equal to the smallest delay, e.g. dt = τ):
-        # its weights there are O(θ²) and O(θ), nothing in value, so the term is left out.
-        end = K[i + 1][0] if K[i + 1] else None
         terms = [(h * wj, K[i][j]) for j, wj in enumerate(w)]
-        if w_end != 0.0 and end is not None:
-            terms.append((h * w_end, end))
+        if w_end != 0.0:
+            terms.append((h * w_end, K[i + 1][0]))
         val = _combine(X[i], terms)
         der: Optional[torch.Tensor] = None
         if tau_grad:
             dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
-            if dw_end != 0.0 and end is not None:
-                dterms.append((dw_end, end))
+            if dw_end != 0.0:
+                dterms.append((dw_end, K[i + 1][0]))
             if dterms:
                 der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
         reads[key] = (val, der)
@@ -132,6 +128,11 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
         i = int(np.searchsorted(grid[: n + 1], s, side="right")) - 1
         i = min(max(i, 0), n - 1)
         theta = min(1.0, max(0.0, (s - grid[i]) / (grid[i + 1] - grid[i])))
+        if i + 1 == n and theta < 1e-9:
+            # Stage 0 reading the previous step at θ of rounding size (a step equal to the
+            # smallest delay, dt = τ): snapped to θ = 0, as the core's locate_read does, so
+            # that f(t_n), not yet computed, is not touched.
+            theta = 0.0
         val, der = interpolate(i, theta)
         if der is None:
             return val

@@ -380,7 +380,14 @@ inline Read locate_read(const Tableau& tab, const double* t, Index n, double s) 
   const Index i = Index(std::upper_bound(t, t + n + 1, s) - t) - 1;
   r.i = std::min<Index>(std::max<Index>(i, 0), n - 1);
   r.h = t[r.i + 1] - t[r.i];
-  const double th = std::min(1.0, std::max(0.0, (s - t[r.i]) / r.h));
+  double th = std::min(1.0, std::max(0.0, (s - t[r.i]) / r.h));
+  // A read at stage 0 of step n lands in step n − 1 with θ > 0 only by rounding, when that
+  // step equals the smallest delay (dt = τ; steps may exceed it by 1e-12 relative): θ is then
+  // ≤ 1e-12, and the Hermite weights at θ > 0 would touch f(t_n) = K[n][0], not yet computed
+  // (uninitialised memory: a NaN left there by an earlier pass made a healthy pass NaN). The
+  // read is snapped to t_{n−1} (θ = 0), a change at rounding level. Later stages read step
+  // n − 1 at θ ≥ c_j·h/h_{n−1}, far from 0.
+  if (r.i + 1 == n && th < 1e-9) th = 0.0;
   read_weights(tab, th, &r);
   return r;
 }
