@@ -337,3 +337,69 @@ def test_core_pass_with_step_equal_to_delay_does_not_read_unwritten_stages():
                                          backend="core")).any())
     again = neural_solve(*args, tau, method="RK4", dt=0.1, backend="core")
     torch.testing.assert_close(again, good, rtol=0, atol=0)
+
+
+def _saved_elements(fn):
+    """fn()'s value and the number of tensor elements autograd saves for its backward outside
+    checkpointed regions (inside them checkpointing's own hooks take over)."""
+    count = [0]
+
+    def pack(t):
+        count[0] += t.numel()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, count[0]
+
+
+@pytest.mark.parametrize("method", ["RK4", "DP5"])
+def test_recomputed_steps_give_the_same_pass_and_keep_only_states(method):
+    from delyap.nn._general import builtin_field, fixed_grid, integrate
+
+    g = torch.Generator().manual_seed(21)
+    D, H, nd = 2, 64, 2
+    W, b = torch.randn(H, D, generator=g, dtype=torch.float64), torch.randn(H, generator=g,
+                                                                            dtype=torch.float64)
+    Wd = torch.randn(nd, H, D, generator=g, dtype=torch.float64)
+    Wout = torch.randn(D, H, generator=g, dtype=torch.float64) / H
+    Vh = torch.randn(1, H, H, generator=g, dtype=torch.float64) / H ** 0.5
+    ch = torch.randn(1, H, generator=g, dtype=torch.float64)
+    weights = [W, Wd, b, Wout, Vh, ch]
+    for w in weights:
+        w.requires_grad_(True)
+    h0 = torch.randn(16, D, generator=g, dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor([0.3, 0.45], dtype=torch.float64, requires_grad=True)
+    grid = fixed_grid(1.0, 0.1) if method == "RK4" else np.array([0, .1, .25, .4, .6, .8, 1.])
+    field = builtin_field("tanh", W, Wd, b, Wout, None, Vh, ch)
+    results = {}
+    for recompute in (False, True):
+        y, saved = _saved_elements(lambda r=recompute: integrate(field, h0, tau, [0.3, 0.45],
+                                                                 grid, method, r))
+        grads = torch.autograd.grad(y.pow(2).sum(), [h0, tau, *weights])
+        results[recompute] = (y.detach(), grads, saved)
+    (y0, g0, saved0), (y1, g1, saved1) = results[False], results[True]
+    torch.testing.assert_close(y1, y0, rtol=0, atol=0)
+    for a, c in zip(g1, g0):
+        torch.testing.assert_close(a, c, rtol=1e-13, atol=1e-15)
+    # kept: every stage's layer activations (16 × 64 per layer) against none
+    assert saved0 > 16 * H * 2 * len(grid)
+    assert saved1 < saved0 / 20
+
+
+def test_long_torch_backend_passes_recompute_and_match_the_core(monkeypatch):
+    from delyap.nn import _general
+
+    kw = CONFIGS["rk4-two-delays-learned-tau-time-depth"]["kw"]
+    core, other = _pair(NeuralDDE, kw)
+    x = torch.randn(11, 3, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
+    y = torch.randn(11, 2, generator=torch.Generator().manual_seed(23), dtype=torch.float64)
+    out_c, grads_c = _loss_and_grads(core, x, y)
+    kept = _saved_elements(lambda: other(x))[1]
+    monkeypatch.setattr(_general, "ACTIVATION_CACHE_BYTES", 0)  # every pass is "long"
+    (out_t, saved) = _saved_elements(lambda: other(x))
+    assert saved < kept / 5
+    out_t, grads_t = _loss_and_grads(other, x, y)
+    torch.testing.assert_close(out_t, out_c, rtol=0, atol=1e-12)
+    for n in grads_c:
+        torch.testing.assert_close(grads_t[n], grads_c[n], rtol=1e-10, atol=1e-13)

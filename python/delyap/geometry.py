@@ -296,16 +296,17 @@ def _neural_map(model, starts: np.ndarray):
     module computed there, smooth in x because the steps are held fixed)."""
     torch = _torch()
     from .nn._general import builtin_field, fixed_grid, integrate
+    from .nn._solve import delay_values
 
     c = model.config
     grid = None
     if c.method not in ("Euler", "RK4"):
         with torch.no_grad():
-            model(torch.as_tensor(starts, dtype=model.W.dtype))
+            model(torch.as_tensor(starts, dtype=model.W.dtype, device=model.W.device))
         grid = np.asarray(model.last_info["t"], dtype=np.float64)
     else:
         grid = fixed_grid(c.t_final, c.dt)
-    tau_vals = [float(v) for v in model.tau.detach().tolist()]
+    tau_vals = delay_values(model.tau)
     field = builtin_field(c.activation, model.W, model.W_delay, model.b, model.W_out,
                           model.w_time, model.W_hidden, model.b_hidden)
 

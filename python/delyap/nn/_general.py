@@ -7,11 +7,20 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from .. import _core
 from .._testing import tableau as _tableau
 from ._capacity import _activation
-from ._solve import _METHODS, SolveConfig, checked_grid, delay_values, plan_of, solve_checked
+from ._solve import (
+    _METHODS,
+    ACTIVATION_CACHE_BYTES,
+    SolveConfig,
+    checked_grid,
+    delay_values,
+    plan_of,
+    solve_checked,
+)
 
 __all__ = ["odeint_dde"]
 
@@ -83,10 +92,13 @@ def _combine(base: torch.Tensor, terms: Iterable[tuple[float, torch.Tensor]]) ->
 
 def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.Tensor],
               h0: torch.Tensor, tau_t: torch.Tensor, tau_vals: list[float], grid: np.ndarray,
-              method: str) -> torch.Tensor:
+              method: str, recompute: bool = False) -> torch.Tensor:
     """The stage loop of :func:`odeint_dde` on checked arguments, ``field(t, h, [h(t − τ_k)])``
     taking the delayed states as a list (the built-in field multiplies each by its W_k without
-    stacking them)."""
+    stacking them). ``recompute``: each step runs under ``torch.utils.checkpoint``, so that
+    autograd keeps the states and stages only (O(steps·stages·batch·dim), as the core's pass)
+    and recomputes a step's layer activations in the backward (one more forward pass of work);
+    for a deterministic ``field`` only (no dropout: its random state is not replayed)."""
     tau_min = min(tau_vals, default=np.inf)
     if np.max(np.diff(grid)) > tau_min * (1 + 1e-12):
         raise ValueError(f"dt: steps must not exceed the smallest delay ({tau_min}); reads "
@@ -98,64 +110,76 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
     # (under torch.no_grad, e.g. inference, the reads skip the derivative x' they would carry)
     tau_grad = tau_t.requires_grad and torch.is_grad_enabled()
     tau_read = [False] * len(tau_vals)  # delays whose reads left the constant history
-    reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
 
-    def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        # x and (when τ is learned) x' at θ in step i; several stages of a step read the same
-        # point (RK4's two midpoints), so each is computed once per step.
-        key = (i, theta)
-        if key in reads:
-            return reads[key]
-        h = float(grid[i + 1] - grid[i])
-        w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
-        terms = [(h * wj, K[i][j]) for j, wj in enumerate(w)]
-        if w_end != 0.0:
-            terms.append((h * w_end, K[i + 1][0]))
-        val = _combine(X[i], terms)
-        der: Optional[torch.Tensor] = None
-        if tau_grad:
-            dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
-            if dw_end != 0.0:
-                dterms.append((dw_end, K[i + 1][0]))
-            if dterms:
-                der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
-        reads[key] = (val, der)
-        return val, der
-
-    def read(s: float, k: int, n: int) -> torch.Tensor:
-        if not s > 0.0 or n == 0:
-            return h0
-        i = int(np.searchsorted(grid[: n + 1], s, side="right")) - 1
-        i = min(max(i, 0), n - 1)
-        theta = min(1.0, max(0.0, (s - grid[i]) / (grid[i + 1] - grid[i])))
-        if i + 1 == n and theta < 1e-9:
-            # Stage 0 reading the previous step at θ of rounding size (a step equal to the
-            # smallest delay, dt = τ): snapped to θ = 0, as the core's locate_read does, so
-            # that f(t_n), not yet computed, is not touched.
-            theta = 0.0
-        val, der = interpolate(i, theta)
-        if der is None:
-            return val
-        tau_read[k] = True
-        # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
-        # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
-        # derivative and nothing else.
-        return val - (tau_t[k] - tau_t[k].detach()) * der
-
-    for n in range(len(grid) - 1):
+    def step(n: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The stages of step n and X[n+1], from X[0..n] and K[0..n−1] (read, not changed:
+        with ``recompute`` the backward runs this again)."""
         t, h = float(grid[n]), float(grid[n + 1] - grid[n])
-        reads.clear()
         ks: list[torch.Tensor] = []
-        K.append(ks)
+        reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+
+        def stages(i: int) -> list[torch.Tensor]:
+            return ks if i == n else K[i]
+
+        def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+            # x and (when τ is learned) x' at θ in step i; several stages of a step read the
+            # same point (RK4's two midpoints), so each is computed once per step.
+            key = (i, theta)
+            if key in reads:
+                return reads[key]
+            hi = float(grid[i + 1] - grid[i])
+            w, w_end, dw, dw_end = _core.neural_read_weights(_METHODS[method], theta)
+            terms = [(hi * wj, K[i][j]) for j, wj in enumerate(w)]
+            if w_end != 0.0:
+                terms.append((hi * w_end, stages(i + 1)[0]))
+            val = _combine(X[i], terms)
+            der: Optional[torch.Tensor] = None
+            if tau_grad:
+                dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
+                if dw_end != 0.0:
+                    dterms.append((dw_end, stages(i + 1)[0]))
+                if dterms:
+                    der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
+            reads[key] = (val, der)
+            return val, der
+
+        def read(s: float, k: int) -> torch.Tensor:
+            if not s > 0.0 or n == 0:
+                return h0
+            i = int(np.searchsorted(grid[: n + 1], s, side="right")) - 1
+            i = min(max(i, 0), n - 1)
+            theta = min(1.0, max(0.0, (s - grid[i]) / (grid[i + 1] - grid[i])))
+            if i + 1 == n and theta < 1e-9:
+                # Stage 0 reading the previous step at θ of rounding size (a step equal to the
+                # smallest delay, dt = τ): snapped to θ = 0, as the core's locate_read does, so
+                # that f(t_n), not yet computed, is not touched.
+                theta = 0.0
+            val, der = interpolate(i, theta)
+            if der is None:
+                return val
+            tau_read[k] = True
+            # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
+            # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
+            # derivative and nothing else.
+            return val - (tau_t[k] - tau_t[k].detach()) * der
+
         for j in range(S):
             if j == 0 and fsal and n > 0:
                 ks.append(K[n - 1][S - 1])
                 continue
             u = _combine(X[n], ((h * a[j][m], ks[m]) for m in range(j)))
             t_stage = t + c[j] * h
-            ks.append(field(t_stage, u, [read(t_stage - tau_vals[k], k, n)
+            ks.append(field(t_stage, u, [read(t_stage - tau_vals[k], k)
                                          for k in range(len(tau_vals))]))
-        X.append(_combine(X[n], ((h * b[j], ks[j]) for j in range(S))))
+        return ks, _combine(X[n], ((h * b[j], ks[j]) for j in range(S)))
+
+    for n in range(len(grid) - 1):
+        if recompute:
+            ks, x_next = checkpoint(step, n, use_reentrant=False, preserve_rng_state=False)
+        else:
+            ks, x_next = step(n)
+        K.append(ks)
+        X.append(x_next)
     if tau_grad and not any(tau_read):
         # Every read stayed in the constant history (all τ_k ≥ T): h(T) does not depend on τ.
         # + 0·τ_k (the finite ones: 0·∞ is NaN) joins τ to the graph, so it gets a zero
@@ -203,7 +227,8 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
                   W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
                   grid: Optional[np.ndarray], info: Optional[dict],
                   w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
-                  b_hidden: Optional[torch.Tensor]) -> torch.Tensor:
+                  b_hidden: Optional[torch.Tensor],
+                  tau_vals: Optional[list[float]] = None) -> torch.Tensor:
     """The pass of backend "torch": the built-in field through torch operations on the tensors'
     device and dtype (cuBLAS products on a GPU), differentiated by torch's autograd through the
     stages; on the steps and interpolant of the C++ pass, so both compute the same pass.
@@ -211,7 +236,11 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     Fixed-step configurations (``dt`` or ``grid``) run entirely on the device. An adaptive one
     takes its accepted steps from the C++ controller: one forward pass of the core on float64
     CPU copies chooses them, then the device integrates on that grid (the core's step
-    sequence, as a replayed ``grid`` would be)."""
+    sequence, as a replayed ``grid`` would be). As in the core, the layer activations are kept
+    for the backward while they take at most ``ACTIVATION_CACHE_BYTES``; longer passes
+    recompute them step by step (torch checkpointing) and keep O(steps·batch·dim).
+    ``tau_vals``: the delays as floats when the caller has read them already (each read of a
+    device tensor's values waits for the device)."""
     rejected = 0
     if grid is None and cfg.method in ("BS3", "DP5"):  # adaptive, as in the core
         cpu: dict = {}
@@ -228,7 +257,17 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
         assert cfg.dt is not None  # (SolveConfig.check: fixed-step methods have a dt)
         grid = fixed_grid(cfg.t_final, cfg.dt)
     field = builtin_field(cfg.activation, W, W_delay, b, W_out, w_time, W_hidden, b_hidden)
-    out = integrate(field, h0, tau, delay_values(tau), grid, cfg.method)
+    layers = 1 if W_hidden is None else 1 + W_hidden.shape[0]
+    # What autograd keeps per stage: each product's input (the state and the delayed states,
+    # each layer's activations) and each activation's output, ≈ batch·(dim·(1 + n_delays) +
+    # hidden·layers) values.
+    B, D = h0.shape
+    per_stage = B * (D * (1 + tau.numel()) + W.shape[0] * layers) * h0.element_size()
+    stages = _tableau(_METHODS[cfg.method])["stages"]
+    recompute = (torch.is_grad_enabled()
+                 and (len(grid) - 1) * stages * per_stage > ACTIVATION_CACHE_BYTES)
+    out = integrate(field, h0, tau, delay_values(tau) if tau_vals is None else tau_vals, grid,
+                    cfg.method, recompute)
     if info is not None:
         info["t"] = grid
         info["rejected"] = rejected

@@ -202,20 +202,22 @@ class NeuralDDE(nn.Module):
             raise TypeError(f"x: dtype {x.dtype} does not match the module's {self.W.dtype} "
                             "(convert one of them, e.g. model.double())")
 
-    def _check_tau(self) -> None:
+    def _check_tau(self) -> list[float]:
+        """The delays as floats, checked (positive, below max_delay)."""
         if self.n_delays == 0:
-            return
+            return []
         vals = delay_values(self.tau, "positive")
         if self.max_delay is not None and any(v >= self.max_delay for v in vals):
             raise ValueError(f"tau: learnable delays {vals} reached max_delay = "
                              f"{self.max_delay}")
+        return vals
 
     def solve(self, h0: torch.Tensor, grid: Optional[np.ndarray] = None) -> torch.Tensor:
         """h(T) from the constant history h0 (batch, dim + augment)."""
         backend = check_tensors(h0, self.W, self.W_delay, self.b, self.W_out, self.tau,
                                 self.w_time, self.W_hidden, self.b_hidden,
                                 getattr(self, "backend", "auto"))  # (modules pickled before it)
-        self._check_tau()
+        tau_vals = self._check_tau()
         c = self.config
         if grid is not None:
             grid = checked_grid(grid, c.t_final)
@@ -224,7 +226,7 @@ class NeuralDDE(nn.Module):
         info: dict = {}
         if backend == "torch":
             out = solve_builtin(h0, self.W, self.W_delay, self.b, self.W_out, self.tau, c, grid,
-                                info, self.w_time, self.W_hidden, self.b_hidden)
+                                info, self.w_time, self.W_hidden, self.b_hidden, tau_vals)
             self.last_info = info
             return out
         # plan_of: checked once per configuration (cached), not per training step.
