@@ -102,7 +102,8 @@ class NeuralDDE(nn.Module):
         C++ core for a module on the CPU and the torch backend on any other device, so
         ``model.to("cuda")`` trains on the GPU: the same steps and interpolant through torch
         operations (cuBLAS products), gradients by torch's autograd through the stages
-        (memory: every stage of the pass, as a torch RK loop keeps); an adaptive method takes
+        (layer activations kept within the core's 64 MiB budget, else recomputed step by step
+        in the backward: O(steps·batch·dim) memory, as the core's pass); an adaptive method takes
         its steps from one CPU forward pass of the core per call. "core" or "torch" force
         one.
 

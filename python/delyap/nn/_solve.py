@@ -288,13 +288,15 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
         Where the pass runs. "core": delyap's C++ pass on CPU tensors (float32 computed in
         float64), its backward the discrete adjoint. "torch": the same steps and interpolant
         through torch operations on the tensors' device and dtype (cuBLAS products on a GPU),
-        differentiated by torch's autograd through the stages (memory: every stage of the
-        pass); adaptive methods take their steps from one forward pass of the core on CPU
+        differentiated by torch's autograd through the stages (each step's layer activations
+        kept while they fit the core's 64 MiB budget, else recomputed step by step in the
+        backward); adaptive methods take their steps from one forward pass of the core on CPU
         float64 copies. "auto" (default): core for CPU tensors, torch for any other device.
 
     Returns
     -------
-    Tensor (batch, dim), the dtype of ``h0`` (computed in float64 by the core).
+    Tensor (batch, dim), the dtype of ``h0`` (computed in float64 by the core, in the tensors'
+    dtype by the torch backend).
     """
     backend = check_tensors(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, backend)
     delay_values(tau)
