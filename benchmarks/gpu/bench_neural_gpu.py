@@ -32,20 +32,16 @@ from delyap.nn import neural_solve
 
 
 def _load(name: str):
-    # bench_neural (its weights, torch RK4 loop and torchdde step) and _common sit one folder
-    # up; loaded by path so that sys.path stays as Python set it.
-    path = Path(__file__).resolve().parents[1] / f"{name}.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
+    # The torch peers and _common sit one folder up; loaded by path so that sys.path stays as
+    # Python set it (benchmarks/gpu first, then the installed packages).
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
     return mod
 
 
-bench = _load("bench_neural")
+peers = _load("peers_torch_neural")
 _common = _load("_common")
 DT, M = 0.02, 25  # τ = M·dt
 
@@ -105,8 +101,7 @@ def main() -> int:
     repeats = 1 if args.smoke else 3 if args.quick else 10
     rows, bad = [], []
     for batch, dim, hidden in sizes:
-        bench.BATCH = batch
-        p_cpu = bench.params(dim, hidden, 1)
+        p_cpu = peers.params(dim, hidden, 1, batch=batch)
         tau_cpu = torch.tensor([M * DT], dtype=torch.float64)
         # the reference: the C++ core on the CPU, float64
         ref = delyap_step(p_cpu, tau_cpu, "core")
@@ -115,10 +110,10 @@ def main() -> int:
         tools = {
             "delyap f64": lambda: delyap_step(p64, tau64, "torch"),
             "delyap f32": lambda: delyap_step(p32, tau64.float(), "torch"),
-            "torch RK4 f64": lambda: bench.torch_rk4_step(p64, DT, M)[0][0],
+            "torch RK4 f64": lambda: peers.torch_rk4_step(p64, DT, M)[0][0],
         }
         if have_dde:
-            tools["torchdde f32"] = lambda: bench.torchdde_step(p32, DT, M * DT)[0][0]
+            tools["torchdde f32"] = lambda: peers.torchdde_step(p32, DT, M * DT)[0][0]
         best = {k: float("inf") for k in tools}
         outs = {}
         for _ in range(repeats):  # interleaved: each tool sees the same device state
