@@ -223,6 +223,14 @@ def builtin_field(activation: str, W: torch.Tensor, W_delay: torch.Tensor, b: to
     return field
 
 
+def _host(v: torch.Tensor) -> torch.Tensor:
+    return v.detach().to("cpu", torch.float64)
+
+
+def _host_or_none(v: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return None if v is None else _host(v)
+
+
 def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
                   W_out: torch.Tensor, tau: torch.Tensor, cfg: SolveConfig,
                   grid: Optional[np.ndarray], info: Optional[dict],
@@ -244,14 +252,10 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     rejected = 0
     if grid is None and cfg.method in ("BS3", "DP5"):  # adaptive, as in the core
         cpu: dict = {}
-        def host(v: torch.Tensor) -> torch.Tensor:
-            return v.detach().to("cpu", torch.float64)
-
         with torch.no_grad():
-            solve_checked(host(h0), host(W), host(W_delay), host(b), host(W_out), host(tau),
-                          plan_of(cfg), None, cpu, None if w_time is None else host(w_time),
-                          None if W_hidden is None else host(W_hidden),
-                          None if b_hidden is None else host(b_hidden))
+            solve_checked(_host(h0), _host(W), _host(W_delay), _host(b), _host(W_out),
+                          _host(tau), plan_of(cfg), None, cpu, _host_or_none(w_time),
+                          _host_or_none(W_hidden), _host_or_none(b_hidden))
         grid, rejected = np.asarray(cpu["t"], dtype=np.float64), int(cpu["rejected"])
     elif grid is None:
         assert cfg.dt is not None  # (SolveConfig.check: fixed-step methods have a dt)
