@@ -127,3 +127,6 @@ def test_widths_classes_and_bad_inputs():
         geometry.critical_points(_bump(), [[0, 1], [0, 1]])
     with pytest.raises(TypeError, match="float64"):
         geometry.critical_points(_bump().float(), (0.0, 1.0))
+    with pytest.raises(ValueError, match="model: critical points are searched on the CPU, "
+                                         "the model is on meta"):
+        geometry.critical_points(_bump().to("meta"), (0.0, 1.0))

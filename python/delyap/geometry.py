@@ -370,6 +370,10 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     params = list(model.parameters())
     if params and params[0].dtype != torch.float64:
         raise TypeError("model: critical points need float64 parameters (model.double())")
+    if params and params[0].device.type != "cpu":
+        # (the multi-start Newton iteration solves its small systems on the host)
+        raise ValueError(f"model: critical points are searched on the CPU, the model is on "
+                         f"{params[0].device} (pass a CPU copy: copy.deepcopy(model).cpu())")
     b = as_float_array(bounds, "bounds", ndim=(1, 2))
     b = b.reshape(1, 2) if b.ndim == 1 else b
     if b.shape[1] != 2 or np.any(~(b[:, 0] < b[:, 1])):
