@@ -21,11 +21,12 @@ state dim × hidden width. Peers:
 Every tool runs on one thread (torch.set_num_threads(1); delyap threads=1, its layer GEMMs
 on scipy's OpenBLAS pinned to one thread, or at dim <= 8 its own kernels). Times are process
 CPU times (the machine is shared: CPU time is less affected by other load than wall time),
-best of N, the tools interleaved within each repeat. GFlop/s counts the vector field's GEMMs
-only, 2·B·hidden·dim·(2 + n_delays) per evaluation, times 3 for forward plus backward (the
-usual convention), for every tool alike; "dgemm" is the rate numpy's BLAS reaches on the same
-nine products per stage (one call each, one thread), the reference for delyap's GF/s. Peak
-RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
+best of N, the tools interleaved within each repeat, each tool's timed step preceded by an
+untimed one of its own (its data warm in the caches, as in a training loop). GFlop/s counts
+the vector field's GEMMs only, 2·B·hidden·dim·(2 + n_delays) per evaluation, times 3 for
+forward plus backward (the usual convention), for every tool alike; "dgemm" is the rate
+numpy's BLAS reaches on the same nine products per stage (one call each, one thread), the
+reference for delyap's GF/s. Peak RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
 
 The "machine" part is the exception: each tool on the whole machine, at its faster of one
 thread and all cores (torch.set_num_threads; delyap threads=), by wall time, since a user's
@@ -59,15 +60,21 @@ def field_flops(dim: int, hidden: int, n_delays: int) -> float:
     return 2.0 * BATCH * hidden * dim * (2 + n_delays)
 
 
-def interleaved(reps: int, tools: dict) -> dict:
-    """{name: (result, best wall s, best CPU s)}: each repeat runs every tool once, in turn.
+def interleaved(reps: int, tools: dict, warm: int = 1) -> dict:
+    """{name: (result, best wall s, best CPU s)}: each repeat runs every tool in turn, each
+    ``warm`` untimed steps and then a timed one.
 
-    Each tool is a callable returning (result, wall seconds of its own work); the CPU time
-    is the process's around the whole call.
+    The untimed steps put the tool's own data back in the caches the other tool's turn has
+    just filled, as the previous step of a training loop would have: a step timed right after
+    another tool's 35 ms of work ran 20–40 % slower (delyap at 8 × 32), which measured the
+    other tool's cache footprint rather than this one's step. Each tool is a callable returning
+    (result, wall seconds of its own work); the CPU time is the process's around the call.
     """
     runs: dict = {name: [] for name in tools}
     for _ in range(max(1, reps)):
         for name, fn in tools.items():
+            for _ in range(warm):
+                fn()
             c0 = time.process_time()
             res, wall = fn()
             runs[name].append((res, wall, time.process_time() - c0))
@@ -320,6 +327,7 @@ def machine_table(reps: int) -> list:
         outs: dict = {}
         for _ in range(2 * max(1, reps)):
             for key, fn in tools.items():
+                fn()  # untimed: the tool's data back in the caches (interleaved's docstring)
                 (res, wall) = fn()
                 outs[key[0]] = res[0]
                 best[key] = min(best[key], wall)
