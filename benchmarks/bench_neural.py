@@ -66,7 +66,7 @@ def interleaved(reps: int, tools: dict, warm: int = 1) -> dict:
 
     The untimed steps put the tool's own data back in the caches the other tool's turn has
     just filled, as the previous step of a training loop would have: a step timed right after
-    another tool's 35 ms of work ran 20–40 % slower (delyap at 8 × 32), which measured the
+    another tool's 35 ms of work ran 20–50 % slower (delyap at 8 × 32), which measured the
     other tool's cache footprint rather than this one's step. Each tool is a callable returning
     (result, wall seconds of its own work); the CPU time is the process's around the call.
     """
