@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nn_reference import torch_field  # noqa: E402
+
 import delyap  # noqa: E402
 from delyap import _core  # noqa: E402
 from delyap.nn import NeuralDDE, NeuralODE, neural_solve, odeint_dde  # noqa: E402
@@ -22,19 +24,6 @@ def _weights(dim, hidden, n_delays, n_stack, seed, scale=1.0):
 
     return (r(hidden, dim), r(n_delays, hidden, dim), r(hidden), r(dim, hidden),
             r(n_stack, hidden, hidden, sc=scale / hidden ** 0.5), r(n_stack, hidden))
-
-
-def _field(W, Wd, b, Wout, Vh, ch, act=torch.tanh, wt=None):
-    """The stacked built-in field in torch: f(t, h, h_delayed)."""
-    def f(t, h, hd):
-        z = h @ W.T + b + (0.0 if wt is None else wt * t)
-        for k in range(Wd.shape[0]):
-            z = z + hd[:, k] @ Wd[k].T
-        a = act(z)
-        for V, c in zip(Vh, ch):
-            a = act(a @ V.T + c)
-        return a @ Wout.T
-    return f
 
 
 @pytest.mark.parametrize("method", ["RK4", "DP5"])
@@ -76,7 +65,7 @@ def test_torch_path_gives_the_stacked_adjoints_gradients(dim):
         y1 = neural_solve(h0, W, Wd, b, Wout, tau, t_final=1.0, method=method, W_hidden=Vh,
                           b_hidden=ch, **kw)
         g1 = torch.autograd.grad(y1.pow(2).sum(), params)
-        y2 = odeint_dde(_field(W, Wd, b, Wout, Vh, ch), h0, tau, 1.0, method=method, **kw)
+        y2 = odeint_dde(torch_field(W, Wd, b, Wout, Vh, ch), h0, tau, 1.0, method=method, **kw)
         g2 = torch.autograd.grad(y2.pow(2).sum(), params)
         torch.testing.assert_close(y1, y2, atol=1e-12, rtol=0)
         for a, c in zip(g1, g2):

@@ -9,16 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nn_reference import torch_field  # noqa: E402
+
 from delyap.nn import NeuralDDE, neural_solve, odeint_dde  # noqa: E402
-
-
-def _field(W, Wd, b, Wout):
-    def f(t, h, hd):
-        z = h @ W.T + b
-        for k in range(Wd.shape[0]):
-            z = z + hd[:, k] @ Wd[k].T
-        return torch.tanh(z) @ Wout.T
-    return f
 
 
 def _inputs(dtype, layout, seed=0, n_delays=2):
@@ -46,7 +39,7 @@ def _inputs(dtype, layout, seed=0, n_delays=2):
 def _reference(args, method, **kw):
     """Value and gradients (loss Σ sin y) by torch's autograd through odeint_dde, float64."""
     a = [t.detach().double().requires_grad_(True) for t in args]
-    y = odeint_dde(_field(*a[1:5]), a[0], a[5], 1.0, method=method, **kw)
+    y = odeint_dde(torch_field(*a[1:5]), a[0], a[5], 1.0, method=method, **kw)
     return y.detach(), torch.autograd.grad(y.sin().sum(), a)
 
 
@@ -96,7 +89,7 @@ def test_module_learnable_delays_match_torch_autograd_over_steps():
         # Reference: the same module evaluated through torch (odeint_dde on the same grid).
         params = dict(model.named_parameters())
         h0 = model.initial_state(x)
-        hT = odeint_dde(_field(model.W, model.W_delay, model.b, model.W_out), h0, model.tau,
+        hT = odeint_dde(torch_field(model.W, model.W_delay, model.b, model.W_out), h0, model.tau,
                         1.0, method="RK4", dt=0.125)
         ref = torch.autograd.grad(model.readout(hT).pow(2).sum(), list(params.values()))
         torch.testing.assert_close(loss, model.readout(hT).pow(2).sum(), atol=1e-12, rtol=0)

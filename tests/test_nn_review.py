@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nn_reference import torch_field  # noqa: E402
+
 from delyap import _core  # noqa: E402
 from delyap.nn import NeuralDDE, NeuralODE, neural_solve, odeint_dde  # noqa: E402
 
@@ -31,19 +33,6 @@ def _weights(dim, hidden, n_delays, n_stack, seed):
             r(n_stack, hidden, hidden, sc=hidden ** -0.5), r(n_stack, hidden), r(hidden))
 
 
-def _field(W, Wd, b, Wout, Vh, ch, act, wt):
-    """The built-in field in torch, written independently: f(t, h, h_delayed)."""
-    def f(t, h, hd):
-        z = h @ W.T + b + wt * t
-        for k in range(Wd.shape[0]):
-            z = z + hd[:, k] @ Wd[k].T
-        a = act(z)
-        for V, c in zip(Vh, ch):
-            a = act(a @ V.T + c)
-        return a @ Wout.T
-    return f
-
-
 @pytest.mark.parametrize("act", sorted(ACTS))
 @pytest.mark.parametrize("n_delays,dim,method", [(0, 2, "DP5"), (2, 9, "DP5"), (2, 3, "BS3")])
 def test_adaptive_stacked_pass_with_time_input_matches_torch_autograd(act, n_delays, dim,
@@ -61,7 +50,7 @@ def test_adaptive_stacked_pass_with_time_input_matches_torch_autograd(act, n_del
                       atol=1e-7, info=info, activation=act, w_time=wt, W_hidden=Vh, b_hidden=ch)
     assert len(info["t"]) > 5
     g1 = torch.autograd.grad(y1.pow(2).sum(), params)
-    y2 = odeint_dde(_field(W, Wd, b, Wout, Vh, ch, ACTS[act], wt), h0, tau, 1.3, method=method,
+    y2 = odeint_dde(torch_field(W, Wd, b, Wout, Vh, ch, ACTS[act], wt), h0, tau, 1.3, method=method,
                     grid=info["t"])
     g2 = torch.autograd.grad(y2.pow(2).sum(), params)
     torch.testing.assert_close(y1, y2, atol=1e-12, rtol=0)

@@ -7,6 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nn_reference import torch_field  # noqa: E402
+
 import delyap  # noqa: E402
 from delyap import _core  # noqa: E402
 from delyap.nn import NeuralDDE, NeuralODE, neural_solve, odeint_dde  # noqa: E402
@@ -19,16 +21,6 @@ def _weights(dim, hidden, n_delays, seed, scale=1.0):
         return (scale * torch.randn(*s, generator=g, dtype=torch.float64)).requires_grad_(True)
 
     return r(hidden, dim), r(n_delays, hidden, dim), r(hidden), r(dim, hidden), r(hidden)
-
-
-def _field(W, Wd, b, Wout, wt):
-    """The non-autonomous built-in field in torch: f(t, h, h_delayed)."""
-    def f(t, h, hd):
-        z = h @ W.T + b + wt * t
-        for k in range(Wd.shape[0]):
-            z = z + hd[:, k] @ Wd[k].T
-        return torch.tanh(z) @ Wout.T
-    return f
 
 
 def _dp5_grid(h0, W, Wd, b, Wout, wt, tau, t_final):
@@ -98,7 +90,7 @@ def test_torch_path_gives_the_adjoints_gradients_with_time_input():
     for method, kw in (("RK4", dict(dt=0.1)), ("DP5", dict(grid=grid))):
         y1 = neural_solve(h0, W, Wd, b, Wout, tau, t_final=1.0, method=method, w_time=wt, **kw)
         g1 = torch.autograd.grad(y1.pow(2).sum(), params)
-        y2 = odeint_dde(_field(W, Wd, b, Wout, wt), h0, tau, 1.0, method=method, **kw)
+        y2 = odeint_dde(torch_field(W, Wd, b, Wout, wt=wt), h0, tau, 1.0, method=method, **kw)
         g2 = torch.autograd.grad(y2.pow(2).sum(), params)
         torch.testing.assert_close(y1, y2, atol=1e-12, rtol=0)
         for a, c in zip(g1, g2):
