@@ -14,8 +14,8 @@ from ._capacity import MemoryCapacity, memory_capacity
 from ._general import solve_builtin
 from ._solve import (
     ACTIVATIONS,
-    BACKENDS,
     SolveConfig,
+    check_backend,
     check_tensors,
     checked_grid,
     delay_values,
@@ -134,9 +134,7 @@ class NeuralDDE(nn.Module):
         self.config = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
                                   None if dt is None else float(dt), 1_000_000, int(threads))
         self.config.check()
-        if not isinstance(backend, str) or backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-        self.backend = backend
+        self.backend = check_backend(backend)
         taus = _delays(tau, n_delays) if n_delays > 0 else []
         if any(not (math.isfinite(v) and v > 0) for v in taus):
             raise ValueError(f"tau: delays must be positive and finite, got {taus}")

@@ -125,10 +125,16 @@ def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     return resolve_backend(backend, h0.device)
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """"core" or "torch" for tensors on ``device`` (raises naming ``backend``)."""
+def check_backend(backend: Any) -> str:
+    """``backend`` if it is one of BACKENDS (else a ValueError naming it)."""
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """"core" or "torch" for tensors on ``device`` (raises naming ``backend``)."""
+    check_backend(backend)
     if backend == "auto":
         return "core" if device.type == "cpu" else "torch"
     if backend == "core" and device.type != "cpu":
