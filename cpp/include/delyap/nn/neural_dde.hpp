@@ -17,7 +17,9 @@
 // continuous extension (DP5) or the cubic Hermite interpolant of (x, f) at both ends, written
 // as weights on the step's stored vectors,
 //     x(t_i + θ h_i) = X[i] + h_i (Σ_j w_j(θ) K[i][j] + w_end(θ) F[i]),
-// F[i] = f(t_{i+1}) (the FSAL stage, or stage 0 of the next step). Steps never exceed the
+// F[i] = f(t_{i+1}) (the FSAL stage, or stage 0 of the next step). Consecutive stages reading
+// the same points share the reads and the delayed part of the first layer's product (RK4: two
+// distinct reads per step instead of four; Pass::locate_reads). Steps never exceed the
 // smallest delay, so every read falls in a finished step or in the constant history, and the
 // adaptive steps land on the discontinuity points Σ n_k τ_k (dde/discontinuities.hpp) as the
 // DDE solver's do (the history's derivative jumps at t = 0).
@@ -392,6 +394,16 @@ inline Read locate_read(const Tableau& tab, const double* t, Index n, double s) 
   return r;
 }
 
+// Whether two reads take the same weights of the same finished step (so the same value: a
+// finished step's vectors never change).
+inline bool same_read(const Read& a, const Read& b, int stages) {
+  if (a.history || b.history) return a.history == b.history;
+  if (a.i != b.i || a.h != b.h || a.w_end != b.w_end || a.dw_end != b.dw_end) return false;
+  for (int j = 0; j < stages; ++j)
+    if (a.w[j] != b.w[j] || a.dw[j] != b.dw[j]) return false;
+  return true;
+}
+
 // One batched pass (forward and backward) over rows [r0, r0 + rows) of a trace.
 class Pass {
  public:
@@ -400,7 +412,9 @@ class Pass {
         u_(size_t(rows * f.dim)), y_(size_t(std::max(1, f.n_delays) * rows * f.dim)),
         z_(size_t(rows * f.hidden)), a_(size_t(f.layers() * rows * f.hidden)),
         da_(size_t(f.layers() * rows * f.hidden)),
-        bias_(f.wt ? size_t(f.hidden) : 0), small_(f.use_small()) {
+        bias_(f.wt ? size_t(f.hidden) : 0), small_(f.use_small()),
+        pd_(f.n_delays > 0 ? size_t(rows * f.hidden) : 0), reads_(size_t(f.n_delays)),
+        pd_reads_(size_t(f.n_delays)) {
     if (!small_) return;
     // The small kernels read the input weights transposed (D × H, contiguous over the hidden
     // units): slot 0 Wᵀ, slot 1 + k W_kᵀ; their gradients accumulate in the same layout.
@@ -443,12 +457,52 @@ class Pass {
     for (int l = 0; l < j; ++l)
       if (tab_.a[j][l] != 0.0)
         u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
-    for (int k = 0; k < nd; ++k)
-      read_value(tr, locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]), n,
-                 y_.data() + k * m);
+    if (nd > 0 && !locate_reads(tr, n, t + tab_.c[j] * h)) {
+      load_reads(tr, n);
+      delayed_product(pd_.data());
+    }
     auto act_of = [&](int l) { return acts(tr, n, j, l); };
-    eval(u_.data(), y_.data(), t + tab_.c[j] * h, nullptr, act_of);
+    eval(u_.data(), nd > 0 ? pd_.data() : nullptr, t + tab_.c[j] * h, nullptr, act_of);
     out_product(act_of(f_.layers() - 1), tr.k(n, j, r0_));
+  }
+
+  // The delayed reads of a stage at time ts (finished steps t[0..n]) into reads_; true when
+  // they are those of y_ (and of P in pd_): consecutive stages often read the same points (RK4's
+  // two midpoint stages; a step's last stage, at t + h, and the next step's first; DP5's two
+  // stages at t + h), and then share the reads and the delayed part of the first layer's
+  // product, P = Σ_k y_k W_kᵀ. Sharing halves the delayed GEMMs of an RK4 pass.
+  bool locate_reads(const Trace& tr, Index n, double ts) {
+    bool same = have_reads_;
+    for (int k = 0; k < f_.n_delays; ++k) {
+      reads_[size_t(k)] = locate_read(tab_, tr.tp, n, ts - tau_[k]);
+      same = same && same_read(reads_[size_t(k)], pd_reads_[size_t(k)], tab_.stages);
+    }
+    return same;
+  }
+
+  // The values of reads_ into y_ (rows × dim per delay); they become the current reads.
+  void load_reads(const Trace& tr, Index n) {
+    const Index m = rows_ * f_.dim;
+    for (int k = 0; k < f_.n_delays; ++k)
+      read_value(tr, reads_[size_t(k)], n, y_.data() + k * m);
+    pd_reads_ = reads_;
+    have_reads_ = true;
+  }
+
+  // P = Σ_k y_k W_kᵀ (rows × hidden), without the bias.
+  void delayed_product(double* pd) {
+    const int D = f_.dim, H = f_.hidden, nd = f_.n_delays;
+#ifdef DELYAP_NN_SMALL_GEMM
+    if (small_) {
+      for (int k = 0; k < nd; ++k) xin_[size_t(1 + k)] = y_.data() + Index(k) * rows_ * D;
+      small_gemm::small_k(D, rows_, H, nd, xin_.data() + 1, min_.data() + 1, nullptr, nullptr,
+                          small_gemm::kPlain, nullptr, pd, nullptr);
+      return;
+    }
+#endif
+    for (int k = 0; k < nd; ++k)
+      f_.gemm(false, true, rows_, H, D, y_.data() + Index(k) * rows_ * D,
+              f_.Wd + Index(k) * H * D, k == 0 ? 0.0 : 1.0, pd);
   }
 
   // k = a W_outᵀ (rows × dim).
@@ -505,9 +559,10 @@ class Pass {
         if (z < N) std::fill(lk.data() + z * S * m, lk.data() + (z + 1) * S * m, 0.0);
       }
     };
-    std::vector<double> lu(static_cast<size_t>(m)), ly(size_t(std::max(1, small_ ? nd : 1) * m)),
+    std::vector<double> lu(static_cast<size_t>(m)), ly(size_t(std::max(1, nd) * m)),
         gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m)),
-        gz2(f_.n_stack ? static_cast<size_t>(rows_ * H) : 0);
+        gz2(f_.n_stack ? static_cast<size_t>(rows_ * H) : 0),
+        gzd(nd > 0 ? static_cast<size_t>(rows_ * H) : 0);
     auto LX = [&](Index n) { return ArrMap(lx.data() + n * m, m); };
     auto LK = [&](Index n, int j) { return ArrMap(lk.data() + (n * S + j) * m, m); };
     ensure(N);
@@ -520,6 +575,41 @@ class Pass {
     std::vector<double> gbs(f_.wt ? size_t(H) : 0);
     double* gb_stage = f_.wt ? gbs.data() : g.b.data();
     Eigen::Map<Eigen::RowVectorXd> gb(gb_stage, H);
+    // Stages that share their delayed reads (locate_reads; consecutive in the reverse order as
+    // in the forward) form a group: gzd sums their first-layer gradients gz, and the delayed
+    // part of the backward (W_k's gradients, ∂L/∂y_k = gzd W_k, the reads' adjoints and τ's
+    // gradient, all linear in gz) runs once per group, when it closes. Its contributions go to
+    // steps before the group's stages (reads never touch a stage adjoint not yet consumed), so
+    // closing the group before the next stage with other reads keeps every adjoint complete
+    // when it is read.
+    have_reads_ = false;  // an open group: y_ holds the values of pd_reads_
+    auto close_group = [&]() {
+      if (!have_reads_) return;
+      have_reads_ = false;
+      for (int k = 0; k < nd; ++k) {
+        double* lyk = ly.data() + k * m;
+        delayed_backward(k, gzd.data(), lyk, g);
+        const Read& r = pd_reads_[size_t(k)];
+        const ArrMap ly_arr(lyk, m);
+        if (r.history) {
+          hist_adj += ly_arr;
+          continue;  // x' = 0 in the constant history: no τ term
+        }
+        // ∂/∂τ_k of the read: −x'(s).
+        ArrMap d(xp.data(), m);
+        d.setZero();
+        for (int l = 0; l < S; ++l)
+          if (r.dw[l] != 0.0) d += r.dw[l] * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, l, r0_), m);
+        if (r.dw_end != 0.0)
+          d += r.dw_end * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
+        g.tau[size_t(k)] -= (d * ly_arr).sum();
+        ensure(r.i);
+        LX(r.i) += ly_arr;
+        for (int l = 0; l < S; ++l)
+          if (r.w[l] != 0.0) LK(r.i, l) += (r.h * r.w[l]) * ly_arr;
+        if (r.w_end != 0.0) LK(r.i + 1, 0) += (r.h * r.w_end) * ly_arr;
+      }
+    };
     for (Index n = N - 1; n >= 0; --n) {
       const double t = tr.tp[n], h = tr.tp[n + 1] - t;
       ensure(n);
@@ -528,6 +618,7 @@ class Pass {
         if (tab_.b[j] != 0.0) LK(n, j) += (h * tab_.b[j]) * LX(n + 1);
       for (int j = S - 1; j >= 0; --j) {
         if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
+          close_group();
           ensure(n - 1);
           LK(n - 1, S - 1) += LK(n, 0);
           continue;
@@ -540,13 +631,14 @@ class Pass {
         for (int l = 0; l < j; ++l)
           if (tab_.a[j][l] != 0.0)
             u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
-        Read reads[16];
-        std::vector<Read> more;  // more than 16 delays: rare
-        if (nd > 16) more.resize(size_t(nd));
-        Read* rd = nd > 16 ? more.data() : reads;
-        for (int k = 0; k < nd; ++k) {
-          rd[k] = locate_read(tab_, tr.tp, n, t + tab_.c[j] * h - tau_[k]);
-          read_value(tr, rd[k], n, y_.data() + k * m);
+        // The delayed reads: those of the open group, or a new group (the open one closed first:
+        // its contributions may reach this stage's adjoint).
+        bool new_group = false;
+        if (nd > 0 && !locate_reads(tr, n, ts)) {
+          close_group();
+          load_reads(tr, n);
+          if (!tr.Ap) delayed_product(pd_.data());
+          new_group = true;
         }
         // Layer l's activations (stored, or recomputed with σ' into da_) and σ'.
         const int L = f_.layers(), top = L - 1;
@@ -560,7 +652,7 @@ class Pass {
             if (l < top || !fused_deriv)
               derivative_of_value(f_.act, act_of(l), deriv_of(l), rows_ * H);
         } else {
-          eval(u_.data(), y_.data(), ts, da_.data(), act_of);
+          eval(u_.data(), nd > 0 ? pd_.data() : nullptr, ts, da_.data(), act_of);
         }
         const double* lam = lk.data() + (n * S + j) * m;
         if (f_.wt) std::fill(gbs.begin(), gbs.end(), 0.0);
@@ -586,7 +678,7 @@ class Pass {
         }
         // The first layer: b (and wt), W, and ∂L/∂u.
         if (small_) {
-          small_input_backward(gz.data(), lu.data(), ly.data(), gb_stage);
+          small_input_backward(gz.data(), lu.data(), gb_stage);
         } else {
           gb += ConstMatMap(gz.data(), rows_, H).colwise().sum();
           gemm(true, false, H, D, rows_, gz.data(), u_.data(), 1.0, g.W.data());
@@ -601,35 +693,15 @@ class Pass {
         LX(n) += lu_arr;
         for (int l = 0; l < j; ++l)
           if (tab_.a[j][l] != 0.0) LK(n, l) += (h * tab_.a[j][l]) * lu_arr;
-        for (int k = 0; k < nd; ++k) {
-          double* lyk = ly.data() + (small_ ? k * m : 0);
-          if (!small_) {
-            f_.gemm(true, false, H, D, rows_, gz.data(), y_.data() + k * m, 1.0,
-                    g.Wd.data() + Index(k) * H * D);
-            f_.gemm(false, false, rows_, D, H, gz.data(), f_.Wd + Index(k) * H * D, 0.0, lyk);
-          }
-          const Read& r = rd[k];
-          const ArrMap ly_arr(lyk, m);
-          if (r.history) {
-            hist_adj += ly_arr;
-            continue;  // x' = 0 in the constant history: no τ term
-          }
-          // ∂/∂τ_k of the read: −x'(s).
-          ArrMap d(xp.data(), m);
-          d.setZero();
-          for (int l = 0; l < S; ++l)
-            if (r.dw[l] != 0.0) d += r.dw[l] * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, l, r0_), m);
-          if (r.dw_end != 0.0)
-            d += r.dw_end * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
-          g.tau[size_t(k)] -= (d * ly_arr).sum();
-          ensure(r.i);
-          LX(r.i) += ly_arr;
-          for (int l = 0; l < S; ++l)
-            if (r.w[l] != 0.0) LK(r.i, l) += (r.h * r.w[l]) * ly_arr;
-          if (r.w_end != 0.0) LK(r.i + 1, 0) += (r.h * r.w_end) * ly_arr;
+        if (nd > 0) {  // gz joins its group's sum
+          if (new_group)
+            std::swap(gz, gzd);
+          else
+            ArrMap(gzd.data(), rows_ * H) += ArrMap(gz.data(), rows_ * H);
         }
       }
     }
+    close_group();
     ensure(0);
     hist_adj += LX(0);
     if (small_) {  // the transposed weight gradients (D × H) into g (H × D)
@@ -654,33 +726,44 @@ class Pass {
     sg::acc_tn(D, rows_, H, lam, a, g.Wout.data(), nullptr);
     const double* x1[1] = {lam};
     const double* m1[1] = {f_.Wout};
-    sg::small_k(D, rows_, H, 1, x1, m1, nullptr, da ? sg::kTimes : sg::kTanhDeriv, da ? da : a,
-                gz, nullptr);
+    sg::small_k(D, rows_, H, 1, x1, m1, nullptr, nullptr, da ? sg::kTimes : sg::kTanhDeriv,
+                da ? da : a, gz, nullptr);
 #else
     (void)lam, (void)a, (void)da, (void)gz, (void)g;
     throw std::logic_error("neural DDE: small kernels not built");
 #endif
   }
 
-  // The backward's first layer through the small kernels, from gz = ∂L/∂z of that layer:
-  // lu = gz W = ∂L/∂u, ly[k] = gz W_k; gradients of the bias (into gb), W, W_k (transposed,
-  // in gwt_).
-  void small_input_backward(const double* gz, double* lu, double* ly, double* gb) {
+  // The backward's first layer through the small kernels, from gz = ∂L/∂z of that layer, its
+  // input part: lu = gz W = ∂L/∂u, the gradients of the bias (into gb) and W (transposed, in
+  // gwt_).
+  void small_input_backward(const double* gz, double* lu, double* gb) {
 #ifdef DELYAP_NN_SMALL_GEMM
     namespace sg = small_gemm;
-    const int D = f_.dim, H = f_.hidden, nd = f_.n_delays;
-    const Index m = rows_ * D;
+    const int D = f_.dim, H = f_.hidden;
     sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), gb);
     sg::small_n(D, rows_, H, gz, wt_.data(), false, lu);
-    for (int k = 0; k < nd; ++k) {
-      sg::acc_tn(D, rows_, H, y_.data() + k * m, gz, gwt_.data() + Index(k + 1) * D * H,
-                 nullptr);
-      sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly + k * m);
-    }
 #else
-    (void)gz, (void)lu, (void)ly, (void)gb;
+    (void)gz, (void)lu, (void)gb;
     throw std::logic_error("neural DDE: small kernels not built");
 #endif
+  }
+
+  // The first layer's delayed part for delay k, from gz summed over the stages that read y_k:
+  // ly = gz W_k = ∂L/∂y_k and W_k's gradient (transposed in gwt_ with the small kernels).
+  void delayed_backward(int k, const double* gz, double* ly, FieldGrad& g) {
+    const int D = f_.dim, H = f_.hidden;
+    const double* y = y_.data() + Index(k) * rows_ * D;
+#ifdef DELYAP_NN_SMALL_GEMM
+    if (small_) {
+      namespace sg = small_gemm;
+      sg::acc_tn(D, rows_, H, y, gz, gwt_.data() + Index(k + 1) * D * H, nullptr);
+      sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly);
+      return;
+    }
+#endif
+    f_.gemm(true, false, H, D, rows_, gz, y, 1.0, g.Wd.data() + Index(k) * H * D);
+    f_.gemm(false, false, rows_, D, H, gz, f_.Wd + Index(k) * H * D, 0.0, ly);
   }
 
   // Where layer l's activations of stage j of step n go: the trace's kept ones, or this
@@ -698,10 +781,10 @@ class Pass {
   }
 
   // The activations of every layer: act_of(l) (rows × H) is where layer l's go, and da + l·rows·H
-  // their σ' (if da).
+  // their σ' (if da); pd: the delayed part of the first layer's product (nullptr: no delays).
   template <class ActOf>
-  void eval(const double* u, const double* y, double t, double* da, ActOf&& act_of) {
-    eval_first(u, y, t, da, act_of(0));
+  void eval(const double* u, const double* pd, double t, double* da, ActOf&& act_of) {
+    eval_first(u, pd, t, da, act_of(0));
     const int H = f_.hidden;
     for (int l = 1; l < f_.layers(); ++l) {  // z_l = a_{l−1} V_lᵀ + c_l
       f_.gemm(false, true, rows_, H, H, act_of(l - 1), f_.Vh + Index(l - 1) * H * H, 0.0,
@@ -712,21 +795,20 @@ class Pass {
     }
   }
 
-  // The first layer: pre-activations z = u Wᵀ + Σ y_k W_kᵀ + b (+ wt·t) and activations a
-  // (and σ'(z) if da).
-  void eval_first(const double* u, const double* y, double t, double* da, double* a) {
+  // The first layer: pre-activations z = u Wᵀ + b (+ wt·t) + P, P = Σ_k y_k W_kᵀ the delayed
+  // part (pd; nullptr: none), and activations a (and σ'(z) if da).
+  void eval_first(const double* u, const double* pd, double t, double* da, double* a) {
     const int D = f_.dim, H = f_.hidden;
     const double* bias = bias_at(t);
 #ifdef DELYAP_NN_SMALL_GEMM
     if (small_) {
       xin_[0] = u;
-      for (int k = 0; k < f_.n_delays; ++k) xin_[size_t(1 + k)] = y + Index(k) * rows_ * D;
       if (f_.act == Activation::Tanh) {  // tanh on the accumulators: z is never stored
-        small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), bias,
+        small_gemm::small_k(D, rows_, H, 1, xin_.data(), min_.data(), bias, pd,
                             small_gemm::kTanh, nullptr, a, da);
         return;
       }
-      small_gemm::small_k(D, rows_, H, 1 + f_.n_delays, xin_.data(), min_.data(), bias,
+      small_gemm::small_k(D, rows_, H, 1, xin_.data(), min_.data(), bias, pd,
                           small_gemm::kPlain, nullptr, z_.data(), nullptr);
       activate(f_.act, z_.data(), a, da, rows_ * H);
       return;
@@ -734,9 +816,7 @@ class Pass {
 #endif
     MatMap Z(z_.data(), rows_, H);
     f_.gemm(false, true, rows_, H, D, u, f_.W, 0.0, z_.data());
-    for (int k = 0; k < f_.n_delays; ++k)
-      f_.gemm(false, true, rows_, H, D, y + Index(k) * rows_ * D, f_.Wd + Index(k) * H * D, 1.0,
-              z_.data());
+    if (pd) Z += ConstMatMap(pd, rows_, H);
     Z.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(bias, H);
     activate(f_.act, z_.data(), a, da, rows_ * H);
   }
@@ -745,8 +825,10 @@ class Pass {
   void initial_derivative(const double* h0, double* out) {
     const Index m = rows_ * f_.dim;
     for (int k = 0; k < f_.n_delays; ++k) std::copy(h0, h0 + m, y_.data() + k * m);
+    have_reads_ = false;  // y_ no longer holds the values of pd_reads_
+    if (f_.n_delays > 0) delayed_product(pd_.data());
     auto act_of = [&](int l) { return scratch_acts(l); };
-    eval(h0, y_.data(), 0.0, nullptr, act_of);
+    eval(h0, f_.n_delays > 0 ? pd_.data() : nullptr, 0.0, nullptr, act_of);
     out_product(act_of(f_.layers() - 1), out);
   }
 
@@ -760,6 +842,11 @@ class Pass {
   bool small_;
   std::vector<double> wt_, gwt_;             // small kernels: transposed W, W_k and gradients
   std::vector<const double*> xin_, min_;     // their inputs and weights, per product
+  // Shared delayed reads (locate_reads): pd_ holds P = Σ_k y_k W_kᵀ of the reads pd_reads_, whose
+  // values y_ holds (when have_reads_); reads_: the reads of the stage being evaluated.
+  std::vector<double> pd_;
+  std::vector<Read> reads_, pd_reads_;
+  bool have_reads_ = false;
 };
 
 // The step sequence of a fixed-step solve: n·dt (n·dt < T) and T.

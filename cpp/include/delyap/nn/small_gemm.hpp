@@ -141,20 +141,25 @@ DELYAP_NN_INLINE void epi(double* o, V& acc, const double* e, double* da) {
   }
   NN_ST(o, acc);
 }
+// The accumulators of small_k start from bias[h] + add[r, h] (either may be absent); a macro,
+// not a helper returning a vector (see NN_LD).
+#define NN_INIT(r, h)                                                                        \
+  (add ? (bias ? NN_LD(bias + (h)) + NN_LD(add + (r) * H + (h)) : NN_LD(add + (r) * H + (h))) \
+       : (bias ? NN_LD(bias + (h)) : V{}))
 // small_k_impl's rows [r0, r0 + nr), columns [h0, H).
 template <int D, int mode>
 DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
                                    const double* const* X, const double* const* M,
-                                   const double* bias, const double* e, double* out,
-                                   double* da) {
+                                   const double* bias, const double* add, const double* e,
+                                   double* out, double* da) {
   for (Index r = r0; r < r0 + nr; ++r) {
     double* o = out + r * H;
     const double* er = e ? e + r * H : nullptr;
     double* dr = da ? da + r * H : nullptr;
     int h = h0;
     for (; h + 4 * W <= H; h += 4 * W) {
-      V a0 = bias ? NN_LD(bias + h) : V{}, a1 = bias ? NN_LD(bias + h + W) : V{};
-      V a2 = bias ? NN_LD(bias + h + 2 * W) : V{}, a3 = bias ? NN_LD(bias + h + 3 * W) : V{};
+      V a0 = NN_INIT(r, h), a1 = NN_INIT(r, h + W), a2 = NN_INIT(r, h + 2 * W),
+        a3 = NN_INIT(r, h + 3 * W);
       for (int m = 0; m < nin; ++m) {
         const double* x = X[m] + r * D;
         const double* w = M[m] + h;
@@ -173,7 +178,7 @@ DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
       epi<mode>(o + h + 3 * W, a3, er ? er + h + 3 * W : nullptr, dr ? dr + h + 3 * W : nullptr);
     }
     for (; h + W <= H; h += W) {
-      V a0 = bias ? NN_LD(bias + h) : V{};
+      V a0 = NN_INIT(r, h);
       for (int m = 0; m < nin; ++m) {
         const double* x = X[m] + r * D;
 #pragma GCC unroll 8
@@ -186,6 +191,7 @@ DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
       double acc[W] = {}, ein[W] = {}, out1[W], dout[W];
       for (int j = 0; j < n; ++j) {
         double a0 = bias ? bias[h + j] : 0.0;
+        if (add) a0 += add[r * H + h + j];
         for (int m = 0; m < nin; ++m)
           for (int d = 0; d < D; ++d) a0 += X[m][r * D + d] * M[m][d * H + h + j];
         acc[j] = a0;
@@ -201,19 +207,24 @@ DELYAP_NN_INLINE void small_k_cols(Index r0, Index nr, int h0, int H, int nin,
   }
 }
 
-// out[r, h] = bias[h] + Σ_m Σ_d X_m[r, d] M_m[d, h]   (X_m rows × D, M_m D × H, all row-major),
-// then the epilogue with e[r, h] (da[r, h]: kTanh's derivative). Two rows and 4W columns at a
-// time: eight independent accumulators (FMA latency × throughput), the loads of M shared.
+// out[r, h] = bias[h] + add[r, h] + Σ_m Σ_d X_m[r, d] M_m[d, h]   (X_m rows × D, M_m D × H,
+// add rows × H, all row-major; bias, add optional), then the epilogue with e[r, h] (da[r, h]:
+// kTanh's derivative). Two rows and 4W columns at a time: eight independent accumulators (FMA
+// latency × throughput), the loads of M shared.
 template <int D, int mode>
 DELYAP_NN_INLINE void small_k_impl(Index rows, int H, int nin, const double* const* X,
                                    const double* const* M, const double* bias,
-                                   const double* e, double* out, double* da) {
+                                   const double* add, const double* e, double* out,
+                                   double* da) {
   Index r = 0;
   for (; r + 2 <= rows && H >= 4 * W; r += 2) {
     int h = 0;
     for (; h + 4 * W <= H; h += 4 * W) {
       V a[2][4];
-      for (int c = 0; c < 4; ++c) a[0][c] = a[1][c] = bias ? NN_LD(bias + h + c * W) : V{};
+      for (int c = 0; c < 4; ++c) {
+        a[0][c] = NN_INIT(r, h + c * W);
+        a[1][c] = NN_INIT(r + 1, h + c * W);
+      }
       for (int m = 0; m < nin; ++m) {
         const double* x = X[m] + r * D;
         const double* w = M[m] + h;
@@ -234,10 +245,11 @@ DELYAP_NN_INLINE void small_k_impl(Index rows, int H, int nin, const double* con
         }
     }
     // The columns past the last multiple of 4W: one row at a time, below.
-    if (h < H) small_k_cols<D, mode>(r, 2, h, H, nin, X, M, bias, e, out, da);
+    if (h < H) small_k_cols<D, mode>(r, 2, h, H, nin, X, M, bias, add, e, out, da);
   }
-  if (r < rows) small_k_cols<D, mode>(r, rows - r, 0, H, nin, X, M, bias, e, out, da);
+  if (r < rows) small_k_cols<D, mode>(r, rows - r, 0, H, nin, X, M, bias, add, e, out, da);
 }
+#undef NN_INIT
 
 // out[r, d] (= or +=) Σ_h A[r, h] M[d, h]   (A rows × H, M D × H, out rows × D). R rows at a
 // time share the loads of M (R·D accumulators); their R·D outputs are contiguous, reduced four
@@ -360,31 +372,31 @@ DELYAP_NN_INLINE void acc_tn_impl(Index rows, int H, const double* X, const doub
 // `static`: one copy of each clone set per translation unit, as the clones' resolver wants.
 DELYAP_NN_SMALL_CLONES static void small_k(int D, Index rows, int H, int nin,
                                            const double* const* X, const double* const* M,
-                                           const double* bias, int mode, const double* e,
-                                           double* out, double* da) {
+                                           const double* bias, const double* add, int mode,
+                                           const double* e, double* out, double* da) {
   // The epilogue a template argument: straight-line code per mode (the tanh of four vectors
   // interleaved, not a branch per vector).
   switch (mode) {
     case kPlain: {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kPlain>(rows, H, nin, X, M, bias, e, out, da)
+#define DELYAP_NN_CALL(d) small_k_impl<d, kPlain>(rows, H, nin, X, M, bias, add, e, out, da)
       DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
 #undef DELYAP_NN_CALL
       break;
     }
     case kTanhDeriv: {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kTanhDeriv>(rows, H, nin, X, M, bias, e, out, da)
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTanhDeriv>(rows, H, nin, X, M, bias, add, e, out, da)
       DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
 #undef DELYAP_NN_CALL
       break;
     }
     case kTimes: {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kTimes>(rows, H, nin, X, M, bias, e, out, da)
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTimes>(rows, H, nin, X, M, bias, add, e, out, da)
       DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
 #undef DELYAP_NN_CALL
       break;
     }
     default: {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh>(rows, H, nin, X, M, bias, e, out, da)
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh>(rows, H, nin, X, M, bias, add, e, out, da)
       DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
 #undef DELYAP_NN_CALL
       break;
