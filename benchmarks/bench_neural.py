@@ -24,7 +24,10 @@ CPU times (the machine is shared: CPU time is less affected by other load than w
 best of N, the tools interleaved within each repeat, each tool's timed step preceded by an
 untimed one of its own (its data warm in the caches, as in a training loop). GFlop/s counts
 the vector field's GEMMs only, 2·B·hidden·dim·(2 + n_delays) per evaluation, times 3 for
-forward plus backward (the usual convention), for every tool alike; "dgemm" is the rate
+forward plus backward (the usual convention), for every tool alike: the nominal work of the
+loop. delyap's core shares the delayed product between the stages that read one point (RK4:
+two of four per step), so it performs 5/6 of that work at one delay and its figure is an
+effective rate; "dgemm" is the rate
 numpy's BLAS reaches on the same nine products per stage (one call each, one thread), the
 reference for delyap's GF/s. Peak RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
 
@@ -304,15 +307,17 @@ def rk4_table(reps: int, dt: float, m: int, n_steps: int, have_dde: bool) -> lis
 
 def machine_table(reps: int) -> list:
     """Neural DDE RK4 training steps (50 steps) at the overhead-bound sizes, each tool at its
-    faster thread count on this machine: wall ms, best of 2·reps, interleaved."""
+    faster thread count on this machine: wall ms, best of 2·reps, interleaved. The torch loop
+    runs plain and with the delayed products shared between the stages that read one point
+    (as delyap's core shares them); the ratio is against the faster of the two."""
     dt, m = 0.02, round(TAU / 0.02)
     cores = os.cpu_count() or 1
     counts = sorted({1, cores})
     print(f"\nWhole machine ({cores} cores): each tool at its faster of {counts} threads, "
           "wall ms, best of the interleaved repeats\n")
-    print("| dim | hidden | delyap ms (threads) | torch RK4 ms (threads) | torch / delyap | "
-          "max abs dy |")
-    print("|---|---|---|---|---|---|")
+    print("| dim | hidden | delyap ms (threads) | torch RK4 ms (threads) | torch RK4 shared ms "
+          "(threads) | best torch / delyap | max abs dy |")
+    print("|---|---|---|---|---|---|---|")
     rows = []
     for dim, hidden in ((2, 32), (2, 64), (8, 32), (8, 64)):
         p = params(dim, hidden, 1)
@@ -323,26 +328,39 @@ def machine_table(reps: int) -> list:
                                                             method="RK4", dt=dt))
             tools[("torch", n)] = (lambda n=n: (torch.set_num_threads(n),
                                                 torch_rk4_step(p, dt, m))[1])
+            tools[("torch_shared", n)] = (lambda n=n: (torch.set_num_threads(n),
+                                                       torch_rk4_step(p, dt, m, True))[1])
         best: dict = {k: np.inf for k in tools}
         outs: dict = {}
         for _ in range(2 * max(1, reps)):
             for key, fn in tools.items():
                 fn()  # untimed: the tool's data back in the caches (interleaved's docstring)
                 (res, wall) = fn()
-                outs[key[0]] = res[0]
+                outs[key[0]] = res
                 best[key] = min(best[key], wall)
         torch.set_num_threads(1)
         d_n = min(counts, key=lambda n: best[("delyap", n)])
         t_n = min(counts, key=lambda n: best[("torch", n)])
+        s_n = min(counts, key=lambda n: best[("torch_shared", n)])
+        y_d = outs["delyap"][0]
         row = {"dim": dim, "hidden": hidden, "delyap_wall_s": best[("delyap", d_n)],
                "delyap_threads": d_n, "torch_wall_s": best[("torch", t_n)], "torch_threads": t_n,
+               "torch_shared_wall_s": best[("torch_shared", s_n)], "torch_shared_threads": s_n,
                "all": {f"{k[0]}_{k[1]}": v for k, v in best.items()},
-               "max_dy": float((outs["delyap"] - outs["torch"]).abs().max())}
-        row["ratio"] = row["torch_wall_s"] / row["delyap_wall_s"]
+               # values and gradients of both torch loops against delyap's
+               "max_dy": max(float((y_d - outs[t][0]).abs().max()) for t in ("torch",
+                                                                            "torch_shared")),
+               "max_dgrad": max(float((a - c).abs().max() / (c.abs().max() + 1e-300))
+                                for t in ("torch", "torch_shared")
+                                for a, c in zip(outs["delyap"][1], outs[t][1]))}
+        row["ratio"] = min(row["torch_wall_s"], row["torch_shared_wall_s"]) / row["delyap_wall_s"]
+        if not (row["max_dy"] < 1e-10 and row["max_dgrad"] < 1e-9):
+            raise AssertionError(f"{dim} x {hidden}: the torch loops and delyap disagree "
+                                 f"(dy {row['max_dy']:.1e}, grad {row['max_dgrad']:.1e})")
         rows.append(row)
         print(f"| {dim} | {hidden} | {ms(row['delyap_wall_s'])} ({d_n}) | "
-              f"{ms(row['torch_wall_s'])} ({t_n}) | {row['ratio']:.1f} | {row['max_dy']:.0e} |",
-              flush=True)
+              f"{ms(row['torch_wall_s'])} ({t_n}) | {ms(row['torch_shared_wall_s'])} ({s_n}) | "
+              f"{row['ratio']:.1f} | {row['max_dy']:.0e} |", flush=True)
     return rows
 
 

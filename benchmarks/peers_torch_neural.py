@@ -26,26 +26,39 @@ def params(dim: int, hidden: int, n_delays: int, seed: int = 0, dtype=torch.floa
     return [t.to(dtype).requires_grad_(True) for t in (h0, W, Wd, b, Wout)]
 
 
-def torch_rk4_step(p, dt: float, m: int):
-    """Plain torch RK4 with autograd; delay τ = m·dt, reads as delyap's Hermite history."""
+def torch_rk4_step(p, dt: float, m: int, share_delayed: bool = False):
+    """Plain torch RK4 with autograd; delay τ = m·dt, reads as delyap's Hermite history.
+
+    ``share_delayed``: compute the delayed product y W_1ᵀ once per read point (the two midpoint
+    stages read one point, a step's last stage and the next step's first another), as delyap's
+    core does; a hand optimisation of the loop, off in the plain loop."""
     h0, W, Wd, b, Wout = p
     for t in p:
         t.grad = None
     t0 = time.perf_counter()
     n_steps = round(T_FINAL / dt)
     nd = Wd.shape[0]
+    products: dict = {}  # read point -> y W_1ᵀ (share_delayed)
 
-    def f(u, y):
+    def delayed(key, y):
+        if not share_delayed:
+            return y @ Wd[0].T
+        if key not in products:
+            products.clear()  # a point is read by consecutive stages only
+            products[key] = y @ Wd[0].T
+        return products[key]
+
+    def f(u, key, y):
         z = u @ W.T + b
         if nd:
-            z = z + y @ Wd[0].T
+            z = z + delayed(key, y)
         return torch.tanh(z) @ Wout.T
 
     X, F = [h0], []  # states and f at step starts (K[n][0])
     for n in range(n_steps):
         i = n - m  # the delayed step index for stage time t_n
         x = X[n]
-        k1 = f(x, None if nd == 0 else (h0 if i < 0 else X[i]))
+        k1 = f(x, ("x", max(i, 0)), None if nd == 0 else (h0 if i < 0 else X[i]))
         F.append(k1)
         if nd == 0:
             ym = y1 = None
@@ -55,9 +68,9 @@ def torch_rk4_step(p, dt: float, m: int):
             y1 = X[i + 1]
             # Cubic Hermite midpoint of step i: (x_i + x_{i+1})/2 + dt (f_i − f_{i+1})/8.
             ym = 0.5 * (X[i] + y1) + dt * (F[i] - F[i + 1]) / 8.0
-        k2 = f(x + 0.5 * dt * k1, ym)
-        k3 = f(x + 0.5 * dt * k2, ym)
-        k4 = f(x + dt * k3, y1)
+        k2 = f(x + 0.5 * dt * k1, ("mid", i), ym)
+        k3 = f(x + 0.5 * dt * k2, ("mid", i), ym)
+        k4 = f(x + dt * k3, ("x", max(i + 1, 0)), y1)
         X.append(x + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4))
     y = X[-1]
     y.pow(2).sum().backward()
