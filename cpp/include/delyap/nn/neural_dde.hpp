@@ -95,8 +95,10 @@ DELYAP_NN_CLONES static void tanh_derivative(const double* a, double* da, Index 
 
 DELYAP_NN_CLONES static void tanh_array(const double* z, double* a, double* da, Index n) {
   // The clamp in a loop of its own: inside the main loop GCC sees it as control flow and
-  // vectorises nothing (checked with -fopt-info-vec).
-  for (Index i = 0; i < n; ++i) a[i] = std::max(-20.0, std::min(20.0, z[i]));
+  // vectorises nothing (checked with -fopt-info-vec). z first in both calls: std::min(a, b)
+  // returns a when the comparison fails, so a NaN z stays NaN (tanh(NaN) = NaN, as the small
+  // kernels and torch give); with the bound first a NaN became ±20, a finite output.
+  for (Index i = 0; i < n; ++i) a[i] = std::max(std::min(z[i], 20.0), -20.0);
   for (Index i = 0; i < n; ++i) {
     const double y = 2.0 * a[i];
     const double t = y * 1.4426950408889634 + 6755399441055744.0;  // 1.5·2^52: round to int
@@ -578,10 +580,13 @@ class Pass {
     // Stages that share their delayed reads (locate_reads; consecutive in the reverse order as
     // in the forward) form a group: gzd sums their first-layer gradients gz, and the delayed
     // part of the backward (W_k's gradients, ∂L/∂y_k = gzd W_k, the reads' adjoints and τ's
-    // gradient, all linear in gz) runs once per group, when it closes. Its contributions go to
-    // steps before the group's stages (reads never touch a stage adjoint not yet consumed), so
-    // closing the group before the next stage with other reads keeps every adjoint complete
-    // when it is read.
+    // gradient, all linear in gz) runs once per group, when it closes, before the next stage
+    // with other reads. Why no adjoint is read before the group's contributions reach it: a
+    // read by a stage of step n touches X[i], K[i][·] with i ≤ n − 1, consumed from step i's
+    // stages on, after the group has closed; and (Hermite, non-FSAL: RK4, Euler) K[n][0] = F[n−1]
+    // only at θ > 0 in step n − 1, which stage (n, 0) itself never reads (it reads t_n − τ ≤
+    // t_{n−1}, a θ > 0 there only by rounding, snapped to 0 by locate_read), so (n, 0) never
+    // shares that group and is processed after it closes.
     have_reads_ = false;  // an open group: y_ holds the values of pd_reads_
     auto close_group = [&]() {
       if (!have_reads_) return;
@@ -618,7 +623,7 @@ class Pass {
         if (tab_.b[j] != 0.0) LK(n, j) += (h * tab_.b[j]) * LX(n + 1);
       for (int j = S - 1; j >= 0; --j) {
         if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
-          close_group();
+          close_group();  // not needed for correctness: a group is kept to adjacent stages
           ensure(n - 1);
           LK(n - 1, S - 1) += LK(n, 0);
           continue;
@@ -695,7 +700,7 @@ class Pass {
           if (tab_.a[j][l] != 0.0) LK(n, l) += (h * tab_.a[j][l]) * lu_arr;
         if (nd > 0) {  // gz joins its group's sum
           if (new_group)
-            std::swap(gz, gzd);
+            std::swap(gz, gzd);  // the group's first gz becomes its sum without a copy
           else
             ArrMap(gzd.data(), rows_ * H) += ArrMap(gz.data(), rows_ * H);
         }
