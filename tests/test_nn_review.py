@@ -90,7 +90,7 @@ def _assert_same(res):
                                            atol=1e-12 * np.abs(g0[name]).max())
 
 
-@pytest.mark.parametrize("D,H,nd", [(2, 32, 1), (3, 7, 2), (9, 12, 0)])
+@pytest.mark.parametrize("D,H,nd", [(2, 32, 1), (3, 7, 2), (8, 13, 1), (9, 12, 0)])
 def test_fixed_step_stacked_time_input_passes_on_several_threads(D, H, nd):
     # 41 rows: 3–5 threads get ≥ 8 rows each, so the row chunks (r0 > 0 into the kept
     # activations (steps, stages, layers, batch, hidden), per-chunk gradients summed) run.

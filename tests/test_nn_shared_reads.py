@@ -56,7 +56,7 @@ def _check(out, g, ref_y, ref_g):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("dim", [3, 10])  # small kernels; BLAS (dim > 8)
+@pytest.mark.parametrize("dim", [3, 8, 10])  # small kernels (dim 8: small_n8); BLAS (dim > 8)
 @pytest.mark.parametrize("method", ["RK4", "DP5"])
 @pytest.mark.parametrize("taus", [(0.3,), (0.1, 0.25), (0.1,)])  # dt = 0.1: τ = dt too
 def test_shared_reads_give_torchs_values_and_gradients_on_fixed_steps(dim, method, taus):

@@ -430,6 +430,25 @@ class Pass {
     xin_.resize(size_t(1 + nd));
     min_.resize(size_t(1 + nd));
     for (int k = 0; k <= nd; ++k) min_[size_t(k)] = wt_.data() + Index(k) * D * H;
+    if (D == kSmallDimMax) {  // small_n8 reads W_out transposed (H × D); W, W_k are already
+      woutt_.resize(size_t(H * D));
+      for (int h = 0; h < H; ++h)
+        for (int d = 0; d < D; ++d) woutt_[size_t(h * D + d)] = f.Wout[d * H + h];
+    }
+  }
+
+  // out = A Mᵀ (rows × dim) for A rows × hidden, through the small kernels: M (dim × hidden)
+  // or, at dim 8, its transpose Mt (hidden × dim) for small_n8.
+  void small_product(const double* A, const double* M, const double* Mt, double* out) const {
+#ifdef DELYAP_NN_SMALL_GEMM
+    if (f_.dim == kSmallDimMax)
+      small_gemm::small_n8(rows_, f_.hidden, A, Mt, out);
+    else
+      small_gemm::small_n(f_.dim, rows_, f_.hidden, A, M, false, out);
+#else
+    (void)A, (void)M, (void)Mt, (void)out;
+    throw std::logic_error("neural DDE: small kernels not built");
+#endif
   }
 
   // x(s) for the pass's rows into out, from the finished steps t[0..n].
@@ -511,7 +530,7 @@ class Pass {
   void out_product(const double* a, double* k) const {
 #ifdef DELYAP_NN_SMALL_GEMM
     if (small_) {
-      small_gemm::small_n(f_.dim, rows_, f_.hidden, a, f_.Wout, false, k);
+      small_product(a, f_.Wout, woutt_.data(), k);
       return;
     }
 #endif
@@ -747,7 +766,7 @@ class Pass {
     namespace sg = small_gemm;
     const int D = f_.dim, H = f_.hidden;
     sg::acc_tn(D, rows_, H, u_.data(), gz, gwt_.data(), gb);
-    sg::small_n(D, rows_, H, gz, wt_.data(), false, lu);
+    small_product(gz, wt_.data(), f_.W, lu);
 #else
     (void)gz, (void)lu, (void)gb;
     throw std::logic_error("neural DDE: small kernels not built");
@@ -763,7 +782,7 @@ class Pass {
     if (small_) {
       namespace sg = small_gemm;
       sg::acc_tn(D, rows_, H, y, gz, gwt_.data() + Index(k + 1) * D * H, nullptr);
-      sg::small_n(D, rows_, H, gz, wt_.data() + Index(k + 1) * D * H, false, ly);
+      small_product(gz, wt_.data() + Index(k + 1) * D * H, f_.Wd + Index(k) * H * D, ly);
       return;
     }
 #endif
@@ -847,6 +866,7 @@ class Pass {
   bool small_;
   std::vector<double> wt_, gwt_;             // small kernels: transposed W, W_k and gradients
   std::vector<const double*> xin_, min_;     // their inputs and weights, per product
+  std::vector<double> woutt_;                // W_out transposed (H × D) for small_n8 (D = 8)
   // Shared delayed reads (locate_reads): pd_ holds P = Σ_k y_k W_kᵀ of the reads pd_reads_, whose
   // values y_ holds (when have_reads_); reads_: the reads of the stage being evaluated.
   std::vector<double> pd_;

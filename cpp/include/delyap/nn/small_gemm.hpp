@@ -411,6 +411,29 @@ DELYAP_NN_SMALL_CLONES static void small_n(int D, Index rows, int H, const doubl
 #undef DELYAP_NN_CALL
 }
 
+// out[r, 0..7] = Σ_h A[r, h] Mt[h, 0..7]   (A rows × H, Mt H × 8, out rows × 8): small_n at
+// D = 8 with the weights transposed. An output row is then one vector and the sums over h need
+// no horizontal reduction (small_n's shuffles take the FMA port's place on AVX-512); eight rows
+// at a time give eight independent FMA chains.
+DELYAP_NN_SMALL_CLONES static void small_n8(Index rows, int H, const double* A, const double* Mt,
+                                            double* out) {
+  Index r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    V acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = V{};
+    for (int h = 0; h < H; ++h) {
+      const V m = NN_LD(Mt + h * 8);
+      for (int i = 0; i < 8; ++i) acc[i] += NN_BCM(A + (r + i) * H + h) * m;
+    }
+    for (int i = 0; i < 8; ++i) NN_ST(out + (r + i) * 8, acc[i]);
+  }
+  for (; r < rows; ++r) {
+    V acc = V{};
+    for (int h = 0; h < H; ++h) acc += NN_BCM(A + r * H + h) * NN_LD(Mt + h * 8);
+    NN_ST(out + r * 8, acc);
+  }
+}
+
 DELYAP_NN_SMALL_CLONES static void acc_tn(int D, Index rows, int H, const double* X,
                                           const double* G, double* out, double* colsum) {
 #define DELYAP_NN_CALL(d) acc_tn_impl<d>(rows, H, X, G, out, colsum)
