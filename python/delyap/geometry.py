@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ._result import Result
+from ._result import Result, raise_if_failed
 from ._system import ArrayLike
 from ._validate import as_count, as_float_array, as_positive
 
@@ -133,6 +133,15 @@ def _classify(widths) -> tuple[str, str]:
                          f"bottleneck below the input width")
 
 
+def _check_finite_parameters(model) -> None:
+    """A ValueError naming the first parameter with NaN or inf: ranks (an SVD) and ∇Φ of such a
+    model mean nothing, and unchecked they came out as a class or an empty set of critical
+    points reported as a success."""
+    for name, p in model.named_parameters():
+        if not bool(_torch().isfinite(p.detach()).all()):
+            raise ValueError(f"model: parameter {name!r} contains NaN or inf")
+
+
 def _numerical_rank(W: np.ndarray, rank_tol: Optional[float]) -> int:
     s = np.linalg.svd(W, compute_uv=False)
     tol = (max(W.shape) * np.finfo(float).eps if rank_tol is None
@@ -227,10 +236,15 @@ def architecture_class(model: torch.nn.Module, *, rank_tol: Optional[float] = No
     arXiv:2405.09351). The statement is about the exact flow; a fixed-step solver's map is a
     diffeomorphism too when its step is small against 1/K (:meth:`NeuralDDE.memory_capacity`).
     """
+    if isinstance(model, _torch().nn.Module):
+        _check_finite_parameters(model)
     if _is_neural_de(model):
         return _neural_ode_class(model, rank_tol)
     linears, acts = _mlp_layers(model)
     widths = [int(linears[0].in_features)] + [int(m.out_features) for m in linears]
+    if min(widths) < 1:
+        # A zero-width layer makes Φ constant (every point critical): no class applies.
+        raise ValueError(f"model: layer widths {tuple(widths)} include 0")
     ranks, eff = [], [widths[0]]
     for lin in linears[:-1]:
         W = _weights(lin)
@@ -267,7 +281,8 @@ class CriticalPoints(Result):
         ‖∇Φ‖ at each point (≤ ``gtol``).
     n_starts : int
     status : int
-        0.
+        0, or 3 (non_finite) when ∇Φ is not finite at some starts (``info["error"]`` says
+        where): the search there says nothing, so an empty result would be no answer.
     """
 
     points: np.ndarray
@@ -333,7 +348,8 @@ def _scalar_function(model, starts: np.ndarray):
 
 def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int = 64,
                     seed: int = 0, max_iter: int = 100, gtol: float = 1e-10,
-                    dedup_tol: float = 1e-6, degenerate_tol: float = 1e-6) -> CriticalPoints:
+                    dedup_tol: float = 1e-6, degenerate_tol: float = 1e-6,
+                    throw: bool = True) -> CriticalPoints:
     """Critical points (∇Φ = 0) of a scalar-output torch model in a box.
 
     Batched multi-start Levenberg–Marquardt on the residual ∇Φ with Jacobian ∇²Φ
@@ -363,6 +379,10 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         gradient is kept).
     degenerate_tol : float
         Relative threshold on the smallest |eigenvalue| of ∇²Φ for ``degenerate``.
+    throw : bool
+        True (default): ∇Φ not finite at a start raises :class:`delyap.IntegrationError`;
+        False: the result has ``status`` 3 (non_finite). Parameters with NaN or inf raise
+        ValueError.
     """
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
@@ -374,6 +394,7 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         # (the multi-start Newton iteration solves its small systems on the host)
         raise ValueError(f"model: critical points are searched on the CPU, the model is on "
                          f"{params[0].device} (pass a CPU copy: copy.deepcopy(model).cpu())")
+    _check_finite_parameters(model)
     b = as_float_array(bounds, "bounds", ndim=(1, 2))
     b = b.reshape(1, 2) if b.ndim == 1 else b
     if b.shape[1] != 2 or np.any(~(b[:, 0] < b[:, 1])):
@@ -390,7 +411,10 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
             g = grad(x)
         except RuntimeError as err:  # the model's input width differs from the bounds'
             raise ValueError(f"bounds: {d} input dimensions do not fit the model ({err})") from None
-        gscale = max(1.0, float(g.norm(dim=1).median()))
+        bad_starts = ~torch.isfinite(g).all(dim=1)
+        # (a NaN gradient fails every test below, so its start would drop out silently)
+        gscale = max(1.0, float(g[~bad_starts].norm(dim=1).median())
+                     if not bool(bad_starts.all()) else 1.0)
         mu = torch.full((n,), 1e-3 * gscale, dtype=torch.float64)
         eye = torch.eye(d, dtype=torch.float64)
         # Starts that leave the box by half its width are followed no further (their points
@@ -450,6 +474,13 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
                          gradient_norms=gns[chosen][order] if len(pts) else np.zeros(0),
                          n_starts=n, info={"converged_starts": int(keep.sum()),
                                            "gradient_scale": gscale, "bounds": b})
+    n_bad = int(bad_starts.sum())
+    if n_bad:
+        first = starts[int(torch.nonzero(bad_starts)[0])]
+        out.status = 3
+        out.info["error"] = (f"∇Φ is not finite at {n_bad} of {n} starts (the first at "
+                             f"x = {first.tolist()})")
     out._origin = "critical_points"
+    raise_if_failed(out, throw)
     return out
 

@@ -5,7 +5,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from ._solve import ACTIVATION_LIPSCHITZ
+from .._validate import as_count
+from ._solve import ACTIVATION_LIPSCHITZ, delay_values
 
 if TYPE_CHECKING:
     import torch
@@ -68,8 +69,15 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
     """
     import torch
 
-    if n_samples < 1:
-        raise ValueError(f"n_samples: must be positive, got {n_samples}")
+    n_samples = as_count(n_samples, "n_samples")
+    # Checked first: a NaN or inf τ (a learnable one after a non-finite step) gave K_tau NaN
+    # or inf with regime "memory", a verdict from no number; NaN weights failed in an SVD.
+    tau_vals = delay_values(model.tau) if model.n_delays else []
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p.detach()).all()):
+            raise ValueError(f"model: parameter {name!r} contains NaN or inf")
+    if isinstance(x, torch.Tensor) and (x.numel() == 0 or not bool(torch.isfinite(x).all())):
+        raise ValueError("x: expected a non-empty tensor of finite inputs")
     cpu, f64 = torch.device("cpu"), torch.float64  # (a module on a GPU: the estimate on the CPU)
     with torch.no_grad():
         W = model.W.detach().to(cpu, f64)
@@ -121,7 +129,7 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
         cands = [torch.linalg.matrix_norm(sum(jac), 2)]
         cands += [torch.linalg.matrix_norm(J, 2) for J in jac]
         K_emp = float(torch.stack(cands).max())
-    tau = float(model.tau.detach().max()) if model.n_delays else 0.0
+    tau = max(tau_vals, default=0.0)
     K_tau = K_upper * tau
     return MemoryCapacity(K_upper=K_upper, K_empirical=K_emp, tau=tau, K_tau=K_tau,
                           regime="ode-like" if K_tau * math.e < 1.0 else "memory")

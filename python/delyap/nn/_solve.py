@@ -161,6 +161,18 @@ def checked_grid(grid: Any, t_final: float) -> np.ndarray:
     return g
 
 
+def _named_failure(err: RuntimeError, **arrays: Optional[np.ndarray]) -> Exception:
+    """The error of a failed adaptive pass, naming its first cause: a NaN or inf input makes
+    every step's error estimate non-finite, so the controller shrinks the step until "step
+    size underflow", which hid that the input, not the dynamics, was at fault. A pass whose
+    inputs are finite keeps the core's error (the solution blew up or is too stiff)."""
+    for name, a in arrays.items():
+        if a is not None and not np.all(np.isfinite(a)):
+            return ValueError(f"{name}: contains NaN or inf (the adaptive pass cannot "
+                              f"control its error on it: {err})")
+    return err
+
+
 class _NeuralSolveFn:
     """Namespace for the lazily built autograd Function (torch is optional for delyap)."""
 
@@ -196,10 +208,14 @@ def _function() -> Any:
             h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
             wta, Wha, bha = (None if t is None else as_f64(t)
                              for t in (w_time, W_hidden, b_hidden))
-            out = _core.neural_forward(
-                h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol, p.atol,
-                p.dt, grid, p.max_steps, p.threads, True, float(ACTIVATION_CACHE_BYTES),
-                w_time=wta, W_hidden=Wha, b_hidden=bha)
+            try:
+                out = _core.neural_forward(
+                    h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol,
+                    p.atol, p.dt, grid, p.max_steps, p.threads, True,
+                    float(ACTIVATION_CACHE_BYTES), w_time=wta, W_hidden=Wha, b_hidden=bha)
+            except RuntimeError as err:
+                raise _named_failure(err, h0=h0a, W=Wa, W_delay=Wda, b=ba, W_out=Wouta,
+                                     w_time=wta, W_hidden=Wha, b_hidden=bha) from None
             ctx.plan = p
             # The backward reads the weights the forward used (views or float64 copies); saving
             # the tensors too keeps autograd's check that none was modified in place.
@@ -303,6 +319,14 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
     -------
     Tensor (batch, dim), the dtype of ``h0`` (computed in float64 by the core, in the tensors'
     dtype by the torch backend).
+
+    Notes
+    -----
+    Non-finite values: a fixed-step pass (or a replayed ``grid``) propagates NaN/inf as torch
+    does, row by row (a NaN sample gives a NaN row, the others are unaffected; gradients
+    through it are NaN). An adaptive pass (DP5, BS3) raises: ValueError naming the argument
+    when an input is not finite, else the core's RuntimeError ("step size underflow",
+    "max_steps reached") when the solution blows up or is too stiff.
     """
     backend = check_tensors(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, backend)
     delay_values(tau)

@@ -97,6 +97,9 @@ def gradient_flow(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: 
     thr = as_positive(threshold, "threshold")
     op = hvp_operator(model, X, Y, loss)
     theta0 = op.theta.detach().clone()
+    if not bool(torch.isfinite(theta0).all()):
+        # (else the ODE solver's check reported it as its own argument, "history")
+        raise ValueError("model: parameters contain NaN or inf")
     dim = op.dim
 
     def loss_at(th) -> float:

@@ -498,7 +498,11 @@ class HessianEigen(Result):
 
 @dataclass
 class HessianTrace(Result):
-    """Hutchinson estimate of tr(H) with its standard error (``n_probes`` Rademacher probes)."""
+    """Hutchinson estimate of tr(H) with its standard error (``n_probes`` Rademacher probes).
+
+    ``status`` is 0, or 3 (non_finite) when a Hessian-vector product was not finite
+    (non-finite parameters or loss: ``trace`` and ``stderr`` are NaN, ``info["error"]`` names
+    the probe)."""
 
     trace: float
     stderr: float
@@ -518,6 +522,9 @@ class HessianDensity(Result):
         sums to 1): the density is the average over probes of Σ_i w_i δ(λ − θ_i).
     dim : int
         D, the number of parameters: D · Σ w_i θ_i estimates the trace.
+    status : int
+        0, or 3 (non_finite) when a Hessian-vector product was not finite (non-finite
+        parameters or loss: nodes and weights are NaN, ``info["error"]`` says where).
     """
 
     nodes: np.ndarray
@@ -678,34 +685,52 @@ def _rademacher(dim: int, gen, device):
 
 def hessian_trace(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
                   loss: Union[str, Callable, Any] = "mse", n_probes: int = 100, seed: int = 0,
-                  precision: str = "float64", chunk_size: Optional[int] = None) -> HessianTrace:
+                  precision: str = "float64", chunk_size: Optional[int] = None,
+                  throw: bool = True) -> HessianTrace:
     """Hutchinson's estimate tr(H) ≈ (1/n) Σ zᵀHz over Rademacher probes z (seeded), with the
-    standard error of the mean (the probes are independent)."""
+    standard error of the mean (the probes are independent).
+
+    ``throw``: True (default) raises :class:`delyap.IntegrationError` when a Hessian-vector
+    product is not finite; False returns the result with ``status`` 3 (non_finite)."""
     torch = _torch()
     n = as_count(n_probes, "n_probes", minimum=2)
     op = hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size)
     gen = torch.Generator(device="cpu").manual_seed(as_count(seed, "seed", minimum=0))
-    samples = np.empty(n)
+    samples = np.full(n, np.nan)
+    info: dict[str, Any] = {"samples": samples, "dim": op.dim}
+    status = 0
     for i in range(n):
         z = _rademacher(op.dim, gen, op.device)
         samples[i] = float(z @ op(z))
-    se = float(samples.std(ddof=1) / math.sqrt(n))
-    out = HessianTrace(trace=float(samples.mean()), stderr=se, n_probes=n,
-                       info={"samples": samples, "dim": op.dim})
+        if not math.isfinite(samples[i]):
+            # (a NaN mean with status 0 would read as a computed trace)
+            status = _NON_FINITE
+            info["error"] = (f"probe {i + 1}: the Hessian-vector product is not finite "
+                             f"(non-finite parameters or loss?)")
+            break
+    if status:
+        trace = se = math.nan
+    else:
+        trace, se = float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(n))
+    out = HessianTrace(trace=trace, stderr=se, n_probes=n, status=status, info=info)
     out._origin = "hessian_trace"
+    raise_if_failed(out, throw)
     return out
 
 
 def hessian_density(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
                     loss: Union[str, Callable, Any] = "mse", n_probes: int = 10,
                     n_steps: int = 80, seed: int = 0, precision: str = "float64",
-                    chunk_size: Optional[int] = None) -> HessianDensity:
+                    chunk_size: Optional[int] = None, throw: bool = True) -> HessianDensity:
     """Spectral density of H by stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019).
 
     Each of ``n_probes`` Rademacher probes runs ``n_steps`` Lanczos steps (fully
     reorthogonalised); the Ritz values θ_i with weights (first component of the Ritz vector)²
     are the Gauss quadrature of the probe's spectral measure, exact for polynomials of degree
     < 2·n_steps. Evaluate with ``result.density(grid, width)``.
+
+    ``throw``: True (default) raises :class:`delyap.IntegrationError` when a Hessian-vector
+    product is not finite; False returns the result with ``status`` 3 (non_finite).
     """
     torch = _torch()
     from scipy.linalg import eigh_tridiagonal
@@ -716,15 +741,23 @@ def hessian_density(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
     m = min(m, op.dim)
     gen = torch.Generator(device="cpu").manual_seed(as_count(seed, "seed", minimum=0))
     nodes, weights = np.zeros((n, m)), np.zeros((n, m))
+    info: dict[str, Any] = {"n_steps": m}
+    status = 0
     for p in range(n):
         z = _rademacher(op.dim, gen, op.device)
         # Only T is needed: its eigenpairs are the quadrature nodes and weights.
-        _, _, _, steps, _, (alpha, beta) = lanczos(op, z, 1, tol=1e-300, max_iter=m,
-                                                   check_every=m, restart=False)
+        try:
+            _, _, _, steps, _, (alpha, beta) = lanczos(op, z, 1, tol=1e-300, max_iter=m,
+                                                       check_every=m, restart=False)
+        except NonFiniteProductError as err:
+            status, info["error"] = _NON_FINITE, f"probe {p + 1}: {err}"
+            nodes[:], weights[:] = np.nan, np.nan
+            break
         th, S = eigh_tridiagonal(alpha, beta) if steps > 1 else (alpha.copy(), np.ones((1, 1)))
         nodes[p, :steps], weights[p, :steps] = th, S[0] ** 2
         if steps < m:  # an invariant subspace: the quadrature is exact; pad with zero weights
             nodes[p, steps:] = th[-1]
-    out = HessianDensity(nodes=nodes, weights=weights, dim=op.dim, info={"n_steps": m})
+    out = HessianDensity(nodes=nodes, weights=weights, dim=op.dim, status=status, info=info)
     out._origin = "hessian_density"
+    raise_if_failed(out, throw)
     return out
