@@ -193,3 +193,22 @@ def test_adaptive_pass_on_a_nan_input_names_it(backend, cls):
         model.b[0] = math.nan
     with pytest.raises(ValueError, match="^(h0|b): contains NaN or inf"):
         model(torch.randn(4, 2, dtype=torch.float64))
+
+
+def test_architecture_class_of_a_zero_readout_is_not_no_critical_points():
+    """A zero output layer (a zero-initialised readout) makes Φ constant: every point is a
+    degenerate critical point (critical_points finds one at every start), yet
+    architecture_class said 'non-augmented': "Φ has no critical points"; the last layer's
+    rank was left out of the rank-deficiency check. Same for a NeuralODE's readout."""
+    net = _mlp([2, 2, 1])
+    with torch.no_grad():
+        net[2].weight.zero_()
+    cls = geometry.architecture_class(net)
+    assert cls.kind == "degenerate" and cls.effective_kind == "constant"
+    assert "no critical points" not in str(cls)
+    found = geometry.critical_points(net, np.array([[-1.0, 1.0], [-1.0, 1.0]]), n_starts=4)
+    assert len(found) == 4 and found.degenerate.all()
+    ode = dn.NeuralODE(2, 1, 2, 4, method="RK4", dt=0.25).double()
+    with torch.no_grad():
+        ode.readout.weight.zero_()
+    assert geometry.architecture_class(ode).effective_kind == "constant"

@@ -66,7 +66,8 @@ class ArchitectureClass:
         Widths of the equivalent full-rank network (a rank-deficient W_l inserts a layer of
         width rank(W_l)).
     effective_kind : str
-        The class of that full-rank network (equals ``kind`` unless 'degenerate').
+        The class of that full-rank network (equals ``kind`` unless 'degenerate'), or
+        'constant' when a weight matrix is zero (Φ constant: every point is critical).
     reason : str
         Why, in words.
     theory : str
@@ -94,6 +95,7 @@ _THEORY = {
                  "is non-degenerate (Φ is Morse).",
     "bottleneck": "Φ factors through the narrow layer: each critical point lies on a set of "
                   "dimension ≥ n₀ − n_min > 0, so critical points, if any, are degenerate.",
+    "constant": "Every point is a critical point, and every one is degenerate (∇²Φ = 0).",
 }
 
 
@@ -162,6 +164,14 @@ def _from_widths(widths, ranks, eff, smooth: bool, acts, prefix: str = "") -> Ar
                  if r < min(a, b)]
     note = "" if smooth else (f" (the theory assumes smooth activations with φ' > 0; this "
                               f"model uses {sorted(set(acts))})")
+    zero = [i + 1 for i, r in enumerate(ranks) if r == 0]
+    if zero:
+        # A zero weight matrix (a zero-initialised readout, say) makes Φ constant; the width
+        # rules below would call a zero readout 'non-augmented': "no critical points".
+        return ArchitectureClass(
+            "degenerate", tuple(widths), tuple(ranks), tuple(eff), "constant",
+            f"{prefix}the weight matrices of layer(s) {zero} are zero, so Φ is constant.{note}",
+            _THEORY["constant"], smooth)
     if deficient:
         reason = (f"{prefix}weight matrices of layer(s) {deficient} are rank-deficient (ranks "
                   f"{tuple(ranks)}); the equivalent full-rank network has widths {tuple(eff)} "
