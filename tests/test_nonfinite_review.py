@@ -212,3 +212,27 @@ def test_architecture_class_of_a_zero_readout_is_not_no_critical_points():
     with torch.no_grad():
         ode.readout.weight.zero_()
     assert geometry.architecture_class(ode).effective_kind == "constant"
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_monitor_of_a_diverging_momentum_run_records_instead_of_crashing(nesterov):
+    """With torch SGD momentum, the first diverged record (NaN eigenvalues) raised numpy's
+    LinAlgError('Array must not contain infs or NaNs') from momentum_exponent's eigvals,
+    stopping the training loop, where the documented behaviour is a record kept with
+    converged False (as without momentum)."""
+    net = _mlp([2, 6, 1])
+    X, Y = _data()
+    monitor = sgd.SharpnessMonitor(net, X, Y, every=1, loss=torch.nn.MSELoss())
+    opt = torch.optim.SGD(net.parameters(), lr=1e30, momentum=0.9, nesterov=nesterov)
+    crit = torch.nn.MSELoss()
+    for _ in range(8):
+        opt.zero_grad()
+        crit(net(X), Y).backward()
+        opt.step()
+        monitor.step(opt)
+    rec = monitor.records
+    assert len(rec["step"]) == 8
+    bad = ~np.isfinite(rec["sharpness"])
+    assert bad.any() and not rec["converged"][bad].any()
+    assert np.isnan(rec["gd_exponent"][bad]).all()
+    assert math.isnan(sgd.monitor.momentum_exponent([np.nan, 1.0], 0.1, 0.9))

@@ -72,6 +72,10 @@ def momentum_exponent(eigenvalues: Any, lr: float, momentum: float = 0.0,
     in the direction of h (the companion matrices of the module doc); stable iff < 0."""
     h = np.asarray(eigenvalues, dtype=float).reshape(-1)
     b = float(momentum)
+    if not np.all(np.isfinite(h)):
+        # A diverged record (NaN eigenvalues): no exponent. eigvals would raise on it and stop
+        # the training loop the monitor is recording.
+        return math.nan
     if b == 0.0:
         with np.errstate(divide="ignore"):
             return float(np.log(np.max(np.abs(1.0 - lr * h))))
