@@ -236,3 +236,18 @@ def test_monitor_of_a_diverging_momentum_run_records_instead_of_crashing(nestero
     assert bad.any() and not rec["converged"][bad].any()
     assert np.isnan(rec["gd_exponent"][bad]).all()
     assert math.isnan(sgd.monitor.momentum_exponent([np.nan, 1.0], 0.1, 0.9))
+
+
+def test_random_network_draws_of_a_nan_scale_raise():
+    """random_network_draws(…, sigma_w=nan) returned NaN weights (and inf gave ±inf) without a
+    word, where layer_spectrum_sweep, which runs the same draws, rejects the same scales."""
+    from delyap.layer_spectrum import random_network_draws
+
+    for kw in ({"sigma_w": math.nan, "sigma_b": 0.0}, {"sigma_w": 1.0, "sigma_b": math.inf}):
+        name = next(k for k, v in kw.items() if not math.isfinite(v))
+        with pytest.raises(ValueError, match=f"^{name}: must be finite"):
+            random_network_draws(3, 2, **kw)
+    with pytest.raises(ValueError, match="^input_scale: must be finite"):
+        random_network_draws(3, 2, 1.0, 0.0, input_scale=math.nan)
+    d = random_network_draws(3, 2, 1.0, 0.0)
+    assert np.isfinite(d["weights"]).all()

@@ -30,7 +30,7 @@ import numpy as np
 from . import _core
 from ._result import Result, raise_if_failed
 from ._system import ArrayLike
-from ._validate import as_count, as_float_array, as_threads
+from ._validate import as_count, as_float_array, as_positive, as_threads
 
 if TYPE_CHECKING:  # torch is optional and imported on first use
     import torch
@@ -306,7 +306,10 @@ def random_network_draws(width: int, depth: int, sigma_w: float, sigma_b: float,
     """The network :func:`layer_spectrum_sweep` runs at (σ_w, σ_b) (with ``stream`` 0, its
     draws): ``weights`` (L, N, N), ``biases`` (L, N), ``inputs`` (n_inputs, N) and the start
     frame ``q0`` (N, k)."""
+    # Checked as layer_spectrum_sweep checks them (NaN scales gave NaN draws without a word).
+    sw, sb, scale = (as_positive(v, name, allow_zero=True) for v, name in
+                     ((sigma_w, "sigma_w"), (sigma_b, "sigma_b"), (input_scale, "input_scale")))
     return dict(_core.random_network_draws(
         as_count(width, "width"), as_count(depth, "depth"), as_count(n_exponents, "n_exponents"),
-        as_count(n_inputs, "n_inputs"), float(sigma_w), float(sigma_b), float(input_scale),
+        as_count(n_inputs, "n_inputs"), sw, sb, scale,
         as_count(seed, "seed", minimum=0), as_count(stream, "stream", minimum=0)))
