@@ -251,3 +251,34 @@ def test_random_network_draws_of_a_nan_scale_raise():
         random_network_draws(3, 2, 1.0, 0.0, input_scale=math.nan)
     d = random_network_draws(3, 2, 1.0, 0.0)
     assert np.isfinite(d["weights"]).all()
+
+
+def test_monitor_backward_at_a_nan_point_records_instead_of_blaming_the_loss():
+    """monitor.backward(loss) whose first record falls on a diverged point (NaN loss) raised
+    ValueError('loss: nan is not the monitored full-batch loss … (nan)'): NaN compared with
+    NaN, and the message blamed the user's loss convention. The record is now kept with
+    converged False and the convention is checked at the next finite record."""
+    net = _mlp([2, 6, 1])
+    X, Y = _data()
+    crit = torch.nn.MSELoss()
+    monitor = sgd.SharpnessMonitor(net, X, Y, every=1, loss=crit)
+    with torch.no_grad():
+        net[0].weight[0, 0] = math.nan
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    res = monitor.backward(crit(net(X), Y), opt)
+    assert res.status == 3
+    rec = monitor.records
+    assert np.isnan(rec["sharpness"][0]) and not rec["converged"][0]
+    # A wrong convention is still caught once the loss is finite.
+    fresh = _mlp([2, 6, 1])
+    mon2 = sgd.SharpnessMonitor(fresh, X, Y, every=1, loss=crit)
+    with pytest.raises(ValueError, match="^loss: .* is not the monitored full-batch loss"):
+        mon2.backward(2.0 * crit(fresh(X), Y), torch.optim.SGD(fresh.parameters(), lr=0.1))
+
+
+def test_odeint_dde_of_an_integer_state_names_h0():
+    """odeint_dde with an integer h0 raised 'tau: expected a 1-D sequence of positive
+    delays': τ = 0.5 was cast to h0's integer dtype (0), and the error named τ."""
+    with pytest.raises(TypeError, match="^h0: expected a floating-point tensor"):
+        dn.odeint_dde(lambda t, h, hd: -h, torch.ones(3, 2, dtype=torch.int64), [0.5], 1.0,
+                      dt=0.1)

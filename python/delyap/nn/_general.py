@@ -58,6 +58,9 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
         raise ValueError(f"method: expected one of {sorted(_METHODS)}, got {method!r}")
     if not isinstance(h0, torch.Tensor) or h0.ndim != 2:
         raise ValueError("h0: expected a (batch, dim) tensor")
+    if not torch.is_floating_point(h0):
+        # (τ is cast to h0's dtype: an integer h0 turned τ = 0.5 into 0, reported as "tau")
+        raise TypeError(f"h0: expected a floating-point tensor, got {h0.dtype}")
     tau_t = torch.as_tensor(tau, dtype=h0.dtype, device=h0.device)
     # The delays as floats once per pass: read times are found on the host without a device
     # synchronisation per stage (on a GPU, each float() of a tensor waits for the queue).

@@ -460,6 +460,11 @@ class SharpnessMonitor:
         theta0, loss_of = _loss_function(self.model, self.loss)
         with torch.no_grad():
             ref = float(loss_of(theta0, self.X, self.Y))
+        if not (math.isfinite(value) and math.isfinite(ref)):
+            # A diverged point (NaN/inf loss) cannot tell the losses apart; the comparison
+            # would blame the user's loss convention. Check at the next finite record instead;
+            # this one is kept with converged False, as any diverged record.
+            return
         rel = 1e-4 if dtype != torch.float64 else 1e-9
         if not abs(value - ref) <= rel * max(abs(ref), 1e-30):
             raise ValueError(f"loss: {value!r} is not the monitored full-batch loss at these "
