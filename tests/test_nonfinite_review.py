@@ -282,3 +282,21 @@ def test_odeint_dde_of_an_integer_state_names_h0():
     with pytest.raises(TypeError, match="^h0: expected a floating-point tensor"):
         dn.odeint_dde(lambda t, h, hd: -h, torch.ones(3, 2, dtype=torch.int64), [0.5], 1.0,
                       dt=0.1)
+
+
+def test_interpolation_check_does_not_pass_nan_residuals():
+    """model_lyapunov / stability_map check that the model interpolates with
+    `residual_rms > tol` (False for NaN), so a model with a NaN weight passed as an exact
+    minimum and failed later on 'K: contains NaN or inf', naming an internal array;
+    train_to_interpolation on it returned a report with loss NaN and no warning (the same
+    comparison, `loss > tol`)."""
+    net = _mlp([2, 8, 1])
+    X = _data()[0][:4]
+    with torch.no_grad():
+        Y = net(X).detach().clone()
+        net[0].weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match="^model: does not interpolate the data"):
+        sgd.model_lyapunov(net, X, Y, 0.1, 2, steps=100)
+    with pytest.warns(dl.ConvergenceWarning, match="loss nan above tol"):
+        rep = sgd.train_to_interpolation(net, X, Y, max_iter=3)
+    assert math.isnan(rep["loss"])

@@ -196,7 +196,8 @@ def interpolation_report(model, X, Y) -> dict:
 
 def _check_interpolation(model, X, Y, tol: float, check: str) -> dict:
     rep = interpolation_report(model, X, Y)
-    bad = rep["residual_rms"] > tol * max(1.0, rep["target_rms"])
+    # (written so that NaN residuals, from non-finite parameters, count as not interpolating)
+    bad = not rep["residual_rms"] <= tol * max(1.0, rep["target_rms"])
     if bad and check != "ignore":
         msg = (f"model: does not interpolate the data (residual rms {rep['residual_rms']:.3g}, "
                f"max {rep['residual_max']:.3g}, gradient norm {rep['grad_norm']:.3g}; tolerance "
@@ -337,7 +338,7 @@ def _final_report(model, X, Y, tol, iterations, unit, stacklevel) -> dict:
     frames up) when the loss stayed above tol."""
     rep = interpolation_report(model, X, Y)
     rep["iterations"] = iterations
-    if rep["loss"] > tol:
+    if not rep["loss"] <= tol:  # (a NaN loss, from non-finite parameters, warns too)
         warnings.warn(f"train_to_interpolation: loss {rep['loss']:.3g} above tol {tol:g} after "
                       f"{iterations} {unit}", ConvergenceWarning, stacklevel=stacklevel)
     return rep
