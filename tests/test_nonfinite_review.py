@@ -64,9 +64,6 @@ def test_hessian_density_of_nan_parameters_has_a_status():
         sgd.hessian_density(net, X, Y, n_probes=2, n_steps=5)
 
 
-@pytest.mark.xfail(strict=True, reason="forward-difference HVP step √eps·max(1, ‖θ‖) is huge "
-                   "when ‖θ‖ is large: finite wrong eigenvalues with status success "
-                   "(sharpness.py HVPOperator._fd_scale / choose_products); not fixed here")
 def test_difference_products_with_a_large_parameter_are_not_a_silent_wrong_answer():
     """hvp='auto' at tol ≥ 1e-5 takes forward differences of the gradient with the step
     ε‖v‖ = √eps·max(1, ‖θ‖). One saturated weight of 1e8 (the loss does not depend on it)
@@ -84,6 +81,46 @@ def test_difference_products_with_a_large_parameter_are_not_a_silent_wrong_answe
     assert exact.status == 0
     # Either a failure status, or the certified value (|λ − λ_true| ≤ residual ≤ tol·|λ|).
     assert auto.status != 0 or abs(auto.sharpness - exact.sharpness) <= 1e-4 * exact.sharpness
+    # Fixed: the Lanczos basis shows the differences asymmetric (4.6e-1 against 1e-6), and the
+    # run is redone on exact products, saying so.
+    assert auto.status == 0 and auto.info["hvp"] == "exact" and "hvp_fallback" in auto.info
+    # A healthy model keeps the cheap products (asymmetry ~1e-8, far below 0.1·tol).
+    net2 = _mlp([2, 6, 1])
+    fine = sgd.hessian_eigenvalues(net2, X, Y, tol=1e-5)
+    assert fine.info["hvp"] == "difference" and fine.info["asymmetry"] < 1e-7
+
+
+@pytest.mark.parametrize("mode", ["step", "backward"])
+def test_monitor_switches_to_exact_products_where_differences_are_inexact(mode):
+    """The SharpnessMonitor on the same large-weight model: its difference check (two
+    gradients at the first record) finds the products inexact and records on exact ones,
+    the values those of hessian_eigenvalues with exact products; a model with ordinary
+    weights keeps the difference products."""
+    X, Y = _data()
+    for big, expect in ((1e8, "exact"), (None, "difference")):
+        net = _mlp([2, 6, 1])
+        if big is not None:
+            with torch.no_grad():
+                net[0].weight[0, 0] = big
+        mon = sgd.SharpnessMonitor(net, X, Y, every=1, smallest=False, tol=1e-5)
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(net(X), Y) * 0.5
+            if mode == "backward":
+                mon.backward(loss, opt)
+                opt.step()
+                mon.step(opt)
+            else:
+                loss.backward()
+                opt.step()
+                mon.step(opt)
+        assert mon.hvp == expect
+        rec = mon.records
+        assert np.all(rec["converged"])
+        ref = sgd.hessian_eigenvalues(net, X, Y, tol=1e-9, hvp="exact").sharpness
+        if mode == "step":  # the last record is at the current parameters
+            assert abs(rec["sharpness"][-1] - ref) <= 2e-5 * ref
 
 
 def test_gradient_flow_of_nan_parameters_names_the_model():

@@ -41,6 +41,8 @@ from .sharpness import (
     _output_gradient_start,
     _start_vector,
     choose_products,
+    difference_error,
+    difference_products_trusted,
     hvp_operator,
     lanczos,
 )
@@ -116,6 +118,7 @@ class _RitzRun:
     second: Any
     h_second: Any
     basis: tuple = ((), ())
+    asymmetry: float = 0.0  # max |q_iᵀHq_j − q_jᵀHq_i| / |ρ| over the space: the products' error
 
 
 def _extreme_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.Tensor],
@@ -188,7 +191,8 @@ def _extreme_ritz(matvec: Callable, start: torch.Tensor, second: Optional[torch.
     if len(Q) >= 2 and S is not None:
         s2 = torch.as_tensor(S[:, -2], dtype=torch.float64).to(Q[0].device)
         y2, h2 = s2 @ torch.stack(Q), s2 @ torch.stack(W)
-    return _RitzRun(rho, y, res, len(Q) - first, ok, hy, y2, h2, (Q, W))
+    asym = float(np.max(np.abs(M - M.T))) / max(abs(rho), scale, 1e-300)
+    return _RitzRun(rho, y, res, len(Q) - first, ok, hy, y2, h2, (Q, W), asym)
 
 
 def _join(top: HessianEigen, low: HessianEigen) -> HessianEigen:
@@ -292,7 +296,11 @@ class SharpnessMonitor:
         ``tol`` and each costs one gradient, about half an exact product. With
         :meth:`backward` ∇L(θ) is the training step's own gradient, so a record costs its
         products only, one gradient each. 'exact': double backward. ``monitor.hvp`` says
-        which is used.
+        which is used. Difference products are checked (the same product at half the step,
+        two gradients) at the first record, every 25 records and when ‖θ‖ has moved by a
+        quarter, and by the asymmetry of every record's space; found inexact for ``tol``
+        (their step grows with ‖θ‖: large or diverging parameters), the monitor switches to
+        exact products for good, that record included.
 
     Use ``monitor.step(optimizer)`` after each ``optimizer.step()``, or ``with
     monitor.attach(optimizer):`` around the loop (a post-step hook). ``monitor.record(...)``
@@ -346,6 +354,7 @@ class SharpnessMonitor:
         # path before the split; kept for k > 1 anyway; the tests compare the two).
         self._split_bottom = True
         self._top_basis: tuple = ((), ())
+        self._fd_checked: Optional[tuple[int, float]] = None  # (record, ‖θ‖) of the last check
         hvp_operator(model, X, Y, loss, precision=precision)  # validate the inputs now
         self.hvp = choose_products(hvp, model, self.tol, precision)
         # backward() forms its products in the model's own dtype (the training step's).
@@ -482,27 +491,22 @@ class SharpnessMonitor:
         if op is None:
             op = hvp_operator(self.model, self.X, self.Y, self.loss, precision=self.precision,
                               hvp=self.hvp)
+        checked = 0  # products of the difference checks (in the record's count)
+        if getattr(op, "products", None) == "difference":
+            op, checked = self._check_differences(op)
         # k = 1 with smallest: the top is tracked exactly as without smallest (_warm_top, its
         # own fallback and state) and the bottom separately (_record_bottom).
         split = (self._split_bottom and self.smallest and self.k == 1
                  and self.warm_steps > 0)
         which = "both" if self.smallest and not split else "largest"
-        res, fallback = None, False
-        self._top_basis = ((), ())
-        if self._last is not None and self.warm_steps > 0:
-            res = self._warm(op, which, at)
-            # A non-finite product fails any run at this point: no full run after it.
-            fallback = res.status not in (0, _NON_FINITE)
-        if res is None or fallback:
-            # Cold (the first record): the Jᵀ1 start of hessian_eigenvalues where it applies
-            # (9 → 6 products at tol 1e-3 on the benchmark MLP, one gradient of the outputs
-            # included).
-            warm = (self._last if self._last is not None else
-                    _output_gradient_start(op, self.k, which)) if res is None else res.vectors
-            start = _start_vector(op, warm, self.seed + len(self._rows))
-            full = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
-            full.iterations += 0 if res is None else res.iterations  # HVPs of the record
-            res = full
+        res, fallback = self._record_top(op, which, at)
+        if not difference_products_trusted(res, self.tol, getattr(op, "products", None)):
+            # The record's own space shows the differences inexact for tol: this record and
+            # the next ones on exact products.
+            checked += res.iterations
+            op = self._exact_products()
+            res, fallback = self._record_top(op, which, at)
+        res.iterations += checked
         top = res.values[: self.k]
         if res.status != _NON_FINITE:
             # All pairs (top and, with smallest, bottom): the next start needs both ends.
@@ -536,6 +540,58 @@ class SharpnessMonitor:
         self._lyap_interval = [0.0, 0]
         self._top.append(np.pad(top, (0, self.k - top.shape[0]), constant_values=np.nan))
         return res
+
+    def _record_top(self, op, which: str, at: int) -> tuple[HessianEigen, bool]:
+        """The record's top (and with ``which='both'`` bottom) pairs: the warm path from the
+        last record, or a full run (the first record, or when the warm path does not reach
+        tol); (result, whether it fell back to the full run)."""
+        res, fallback = None, False
+        self._top_basis = ((), ())
+        if self._last is not None and self.warm_steps > 0:
+            res = self._warm(op, which, at)
+            # A non-finite product fails any run at this point: no full run after it.
+            fallback = res.status not in (0, _NON_FINITE)
+        if res is None or fallback:
+            # Cold (the first record): the Jᵀ1 start of hessian_eigenvalues where it applies
+            # (9 → 6 products at tol 1e-3 on the benchmark MLP, one gradient of the outputs
+            # included).
+            warm = (self._last if self._last is not None else
+                    _output_gradient_start(op, self.k, which)) if res is None else res.vectors
+            start = _start_vector(op, warm, self.seed + len(self._rows))
+            full = _eigen(op, self.k, which, self.tol, self.max_iter, start, throw=False)
+            full.iterations += 0 if res is None else res.iterations  # HVPs of the record
+            res = full
+        return res, fallback
+
+    def _check_differences(self, op) -> tuple[Any, int]:
+        """Difference products are checked (:func:`difference_error`, two gradients) at the
+        first record, every 25 records and whenever ‖θ‖ has moved by more than a quarter since
+        the last check: their step, and with it their error, grows with ‖θ‖, and a record
+        accepted on one product has no space whose asymmetry would show it. An error above
+        0.1·tol·‖Hv‖ switches the monitor to exact products for good, this record included.
+        Returns (the operator for this record, the products spent)."""
+        torch = _torch()
+        norm = float(torch.linalg.norm(op.theta))
+        last = self._fd_checked
+        if last is not None and len(self._rows) - last[0] < 25 and \
+                0.8 * last[1] <= norm <= 1.25 * last[1]:
+            return op, 0
+        self._fd_checked = (len(self._rows), norm)
+        v = (torch.as_tensor(self._last[0], dtype=torch.float64) if self._last is not None
+             else _output_gradient_start(op, 1, "largest"))
+        if v is None:
+            v = _start_vector(op, None, self.seed)
+        err, scale = difference_error(op, v.to(op.device))
+        if not (math.isfinite(err) and math.isfinite(scale)) or err <= 0.1 * self.tol * scale:
+            return op, 2  # (a non-finite gradient: the record reports it, exact or not)
+        return self._exact_products(), 2
+
+    def _exact_products(self) -> Any:
+        """Exact products from now on (the difference ones were found inexact for tol), and an
+        exact operator for the current record."""
+        self.hvp = self._backward_hvp = "exact"
+        return hvp_operator(self.model, self.X, self.Y, self.loss, hvp="exact",
+                            precision="model" if self._graph_mode else self.precision)
 
     def _record_bottom(self, op, top: HessianEigen) -> tuple[HessianEigen, bool]:
         """λ_min for a k = 1 record with ``smallest``, tracked apart from the top.
@@ -658,11 +714,13 @@ class SharpnessMonitor:
         need = 2 * self.k if which == "both" else self.k
         if self.k == 1 and which == "largest":
             return self._warm_top(op, at)
-        info = {"which": which, "tol": self.tol, "dim": op.dim}
+        info: dict[str, Any] = {"which": which, "tol": self.tol, "dim": op.dim}
         try:
+            stats: dict = {}
             values, vecs, res, steps, ok, _ = lanczos(
                 op, self._warm_start(op, at), self.k, which=which, tol=self.tol,
-                max_iter=max(self.warm_steps, need), restart=False)
+                max_iter=max(self.warm_steps, need), restart=False, stats=stats)
+            info["asymmetry"] = stats["asymmetry"]
         except NonFiniteProductError as err:
             return _non_finite_eigen(need, op, info, err)
         # restart=False stops on an invariant subspace with exact pairs, but possibly fewer
@@ -691,6 +749,7 @@ class SharpnessMonitor:
             self._top_basis = run.basis if self.smallest else ((), ())
         except NonFiniteProductError as err:
             return _non_finite_eigen(1, op, info, err)
+        info["asymmetry"] = run.asymmetry
         out = HessianEigen(values=np.array([rho]), vectors=y.cpu().numpy()[None, :],
                            residuals=np.array([res]), iterations=used,
                            status=0 if ok else _MAX_STEPS, info=info)

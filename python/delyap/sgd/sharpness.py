@@ -232,6 +232,22 @@ class HVPOperator:
         return out.detach().to(torch.float64)
 
 
+def difference_error(op: Any, v: Any) -> tuple[float, float]:
+    """(estimated error, ‖Hv‖) of a forward-difference operator's product at v, for two
+    gradients: the product and the same at half the step. A forward difference's error is to
+    first order proportional to its step, so D(ε) − D(ε/2) ≈ half the error of D(ε)
+    (Richardson). Rounding, ~√eps relative at these steps, stays below the tolerances this is
+    checked against."""
+    torch = _torch()
+    v = v.to(op.dtype)
+    v = v / torch.linalg.norm(v)
+    full = op(v)
+    eps = 0.5 * op._fd_scale
+    half = (op.gradient(op.theta + eps * v) - op._g0) / eps
+    op.calls += 1
+    return 2.0 * float(torch.linalg.norm(full - half)), float(torch.linalg.norm(full))
+
+
 class GraphHVP:
     """v ↦ H v by double backward through a gradient graph g = ∇L built with
     ``create_graph=True`` (on flat or per-parameter tensors): each product is one backward pass
@@ -357,7 +373,7 @@ def choose_products(hvp: str, model, tol: float, precision: str) -> str:
 # ----------------------------------------------------------------------------- Lanczos
 def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
             tol: float = 1e-8, max_iter: int = 300, check_every: int = 1,
-            restart: bool = True) -> tuple:
+            restart: bool = True, stats: Optional[dict] = None) -> tuple:
     """Lanczos with full reorthogonalisation on a symmetric operator.
 
     ``v0`` is a torch float64 vector (``matvec`` maps torch vectors) or a numpy vector (then
@@ -375,6 +391,12 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
     Ritz pairs are then exact); otherwise it continues from a random vector orthogonal to the
     basis, so that repeated eigenvalues and start vectors inside an invariant subspace still
     give k pairs.
+
+    ``stats``: a dict that receives ``"asymmetry"``, the largest |q_iᵀ(A q_j) − q_jᵀ(A q_i)|
+    seen over the basis, relative to max |θ|, at no cost: the first Gram–Schmidt pass gives
+    q_iᵀ A q_j for every earlier q_i, whose values for a symmetric operator are β_{j−1} (i = j − 1)
+    and 0 (i < j − 1). It is ~1e-15 for exact products and measures the error of inexact ones
+    (forward differences), which the residual test alone cannot see.
     """
     from scipy.linalg import eigh_tridiagonal
 
@@ -395,11 +417,17 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
     alpha, beta = np.zeros(max_iter), np.zeros(max_iter)
     m, converged = 0, False
     theta = S = sel = None
+    asym = 0.0
     for j in range(max_iter):
         w = matvec(Q[j])
         alpha[j] = float(Q[j] @ w)
-        for _ in range(2):  # classical Gram–Schmidt twice ("twice is enough")
-            w = w - Q[:j + 1].T @ (Q[:j + 1] @ w)
+        proj = Q[:j + 1] @ w  # q_iᵀ A q_j
+        w = w - Q[:j + 1].T @ proj
+        w = w - Q[:j + 1].T @ (Q[:j + 1] @ w)  # classical Gram–Schmidt twice
+        if j >= 1:
+            c = np.abs(np.asarray(proj[:j].tolist()))
+            c[j - 1] = abs(c[j - 1] - beta[j - 1])  # q_{j−1}ᵀ A q_j against q_jᵀ A q_{j−1}
+            asym = max(asym, float(c.max()))
         beta[j] = float(norm(w))
         if not (math.isfinite(alpha[j]) and math.isfinite(beta[j])):
             raise NonFiniteProductError(f"Lanczos step {j + 1}: the operator's product is not "
@@ -436,6 +464,8 @@ def lanczos(matvec: Callable, v0: Any, k: int = 1, *, which: str = "largest",
             alpha[:1].copy(), np.ones((1, 1)))
         sel = _select(theta, k, which)
     res = beta[m - 1] * np.abs(S[-1, sel])
+    if stats is not None:
+        stats["asymmetry"] = asym / max(float(np.max(np.abs(theta))), 1e-300)
     coef = S[:, sel].T.copy()
     vecs = coef @ Q[:m] if on_numpy else torch.as_tensor(coef, device=v0.device) @ Q[:m]
     return theta[sel], vecs, res, m, converged, (alpha[:m], beta[:m - 1])
@@ -613,7 +643,10 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
         product, about half the cost, relative error ~1e-8 for smooth float64 losses), or
         'auto' (default): 'difference' when ``tol`` ≥ 1e-5, the products run in float64 and
         every module is smooth (:data:`SMOOTH_MODULES`: no ReLU kinks), else 'exact'.
-        ``result.info["hvp"]`` says which was used.
+        ``result.info["hvp"]`` says which was used. A run on difference products whose
+        Lanczos basis shows them asymmetric beyond 0.1·``tol`` (their step grows with ‖θ‖:
+        large or diverged parameters) is redone with exact products, ``info["hvp_fallback"]``
+        saying why: the residual test alone cannot see an error of the products themselves.
     throw : bool
         True (default): raise :class:`delyap.IntegrationError` when ``tol`` is not reached;
         False: return the result with ``status`` 1 (max_steps).
@@ -634,7 +667,35 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
                          f"{op.dim} parameters")
     if v0 is None and start == "auto":
         v0 = _output_gradient_start(op, k, which)
-    return _eigen(op, k, which, tol, max_iter, _start_vector(op, v0, seed), throw)
+    v_start = _start_vector(op, v0, seed)
+    if products != "difference":
+        return _eigen(op, k, which, tol, max_iter, v_start, throw)
+    out = _eigen(op, k, which, tol, max_iter, v_start, False)
+    if difference_products_trusted(out, tol):
+        raise_if_failed(out, throw)
+        return out
+    # The forward differences were not accurate enough for tol (their step grows with ‖θ‖:
+    # a large or diverged parameter vector): the same run with exact products.
+    exact = _eigen(hvp_operator(model, X, Y, loss, precision=precision, chunk_size=chunk_size,
+                                hvp="exact"), k, which, tol, max_iter, v_start, False)
+    exact.iterations += out.iterations
+    exact.info["hvp_fallback"] = (f"difference products failed the symmetry check "
+                                  f"(asymmetry {out.info['asymmetry']:.1e} > 0.1·tol)")
+    raise_if_failed(exact, throw)
+    return exact
+
+
+def difference_products_trusted(result: Any, tol: float,
+                                products: Optional[str] = None) -> bool:
+    """Whether a run on forward-difference products (``products``, default
+    ``result.info["hvp"]``) can stand: its basis showed them symmetric to 0.1·tol relative to
+    max|λ| (``info["asymmetry"]``; a run that stopped on a non-finite product has nothing to
+    redo). The difference error grows with the step, √eps·max(1, ‖θ‖): at ‖θ‖ ~ 1e8 it reaches
+    the eigenvalues themselves (a 17 % error with a converged residual, measured), and the
+    residual test cannot see it, since it uses the same products."""
+    if (products or result.info.get("hvp")) != "difference" or result.status == _NON_FINITE:
+        return True
+    return bool(result.info.get("asymmetry", 0.0) <= 0.1 * tol)
 
 
 def _output_gradient_start(op: Any, k: int, which: str) -> Optional[torch.Tensor]:
@@ -656,8 +717,10 @@ def _eigen(op: Any, k, which, tol, max_iter, start, throw) -> HessianEigen:
     try:
         # The convergence check (a tridiagonal eigenproblem of size m) costs nothing next to
         # an HVP.
+        stats: dict = {}
         values, vecs, res, steps, ok, _ = lanczos(op, start, k, which=which, tol=tol,
-                                                  max_iter=max_iter)
+                                                  max_iter=max_iter, stats=stats)
+        info["asymmetry"] = stats["asymmetry"]
     except NonFiniteProductError as err:
         out = _non_finite_eigen(2 * k if which == "both" else k, op, info, err)
     else:
