@@ -39,7 +39,7 @@ class GradientFlowResult(Result):
     gd_loss, flow_loss : ndarray (n + 1,)
         L along each.
     departure_step : int or None
-        First step with distance > threshold (None: GD stayed within it).
+        First step with distance > threshold or not finite (None: GD stayed within it).
     flow_final, gd_final : ndarray (D,)
         Final parameters of each (flat, in ``named_parameters()`` order).
     status : int
@@ -122,7 +122,7 @@ def gradient_flow(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: 
         th = th - eta * op.gradient(th).detach()
         gd[i + 1] = th.cpu().numpy()
     dist = np.linalg.norm(gd - flow, axis=1)
-    over = np.flatnonzero(dist > thr)
+    over = np.flatnonzero(~(dist <= thr))  # a NaN distance (GD diverged) has departed
     to_t = lambda v: torch.as_tensor(v, dtype=op.dtype, device=op.device)  # noqa: E731
     out = GradientFlowResult(
         steps=np.arange(n + 1), times=times, distance=dist,
