@@ -130,7 +130,7 @@ def test_gradient_flow_of_nan_parameters_names_the_model():
     X, Y = _data()
     with torch.no_grad():
         net[0].weight[1, 0] = math.nan
-    with pytest.raises(ValueError, match="^model: parameters contain NaN or inf"):
+    with pytest.raises(ValueError, match="^model: parameter '0.weight' contains NaN or inf"):
         sgd.gradient_flow(net, X, Y, lr=0.1, steps=3)
 
 

@@ -72,6 +72,15 @@ def as_index(value: Any, size: int, name: str = "index") -> int:
     return i + size if i < 0 else i
 
 
+def check_finite_parameters(model: Any, name: str = "model") -> None:
+    """A ValueError naming the first parameter of a torch module that holds NaN or inf: the
+    ranks, Jacobians and Hessians of such a model mean nothing, and unchecked they came out as
+    results (a class, an empty set of critical points, a regime)."""
+    for pname, p in model.named_parameters():
+        if not bool(p.detach().isfinite().all()):
+            raise ValueError(f"{name}: parameter {pname!r} contains NaN or inf")
+
+
 def check_distributed(client: Any, store: Any, device: Optional[str] = None) -> None:
     """``client=`` and ``store=`` of the batch entry points: a store belongs to a distributed
     run, and a distributed run uses the workers' CPUs (``device``: the resolved device; None

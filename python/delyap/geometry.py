@@ -33,7 +33,7 @@ import numpy as np
 
 from ._result import Result, raise_if_failed
 from ._system import ArrayLike
-from ._validate import as_count, as_float_array, as_positive
+from ._validate import as_count, as_float_array, as_positive, check_finite_parameters
 
 if TYPE_CHECKING:  # torch is optional and imported on first use
     import torch
@@ -133,15 +133,6 @@ def _classify(widths) -> tuple[str, str]:
     wide = [i + 1 for i, n in enumerate(hidden) if n > min(seq[: i + 1])]
     return "augmented", (f"layer(s) {wide} are wider than a layer before them, without a "
                          f"bottleneck below the input width")
-
-
-def _check_finite_parameters(model) -> None:
-    """A ValueError naming the first parameter with NaN or inf: ranks (an SVD) and ∇Φ of such a
-    model mean nothing, and unchecked they came out as a class or an empty set of critical
-    points reported as a success."""
-    for name, p in model.named_parameters():
-        if not bool(_torch().isfinite(p.detach()).all()):
-            raise ValueError(f"model: parameter {name!r} contains NaN or inf")
 
 
 def _numerical_rank(W: np.ndarray, rank_tol: Optional[float]) -> int:
@@ -247,7 +238,7 @@ def architecture_class(model: torch.nn.Module, *, rank_tol: Optional[float] = No
     diffeomorphism too when its step is small against 1/K (:meth:`NeuralDDE.memory_capacity`).
     """
     if isinstance(model, _torch().nn.Module):
-        _check_finite_parameters(model)
+        check_finite_parameters(model)
     if _is_neural_de(model):
         return _neural_ode_class(model, rank_tol)
     linears, acts = _mlp_layers(model)
@@ -404,7 +395,7 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         # (the multi-start Newton iteration solves its small systems on the host)
         raise ValueError(f"model: critical points are searched on the CPU, the model is on "
                          f"{params[0].device} (pass a CPU copy: copy.deepcopy(model).cpu())")
-    _check_finite_parameters(model)
+    check_finite_parameters(model)
     b = as_float_array(bounds, "bounds", ndim=(1, 2))
     b = b.reshape(1, 2) if b.ndim == 1 else b
     if b.shape[1] != 2 or np.any(~(b[:, 0] < b[:, 1])):

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from .._validate import as_count
+from .._validate import as_count, check_finite_parameters
 from ._solve import ACTIVATION_LIPSCHITZ, delay_values
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
     # Checked first: a NaN or inf τ (a learnable one after a non-finite step) gave K_tau NaN
     # or inf with regime "memory", a verdict from no number; NaN weights failed in an SVD.
     tau_vals = delay_values(model.tau) if model.n_delays else []
-    for name, p in model.named_parameters():
-        if not bool(torch.isfinite(p.detach()).all()):
-            raise ValueError(f"model: parameter {name!r} contains NaN or inf")
+    check_finite_parameters(model)
     if isinstance(x, torch.Tensor) and (x.numel() == 0 or not bool(torch.isfinite(x).all())):
         raise ValueError("x: expected a non-empty tensor of finite inputs")
     cpu, f64 = torch.device("cpu"), torch.float64  # (a module on a GPU: the estimate on the CPU)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from .._result import Result, raise_if_failed
-from .._validate import as_count, as_positive
+from .._validate import as_count, as_positive, check_finite_parameters
 from .sharpness import hvp_operator
 
 if TYPE_CHECKING:  # torch is optional and imported on first use
@@ -95,11 +95,10 @@ def gradient_flow(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: 
     eta = as_positive(lr, "lr")
     n = as_count(steps, "steps")
     thr = as_positive(threshold, "threshold")
+    # (unchecked, the ODE solver's check reported NaN parameters as its argument "history")
+    check_finite_parameters(model)
     op = hvp_operator(model, X, Y, loss)
     theta0 = op.theta.detach().clone()
-    if not bool(torch.isfinite(theta0).all()):
-        # (else the ODE solver's check reported it as its own argument, "history")
-        raise ValueError("model: parameters contain NaN or inf")
     dim = op.dim
 
     def loss_at(th) -> float:
