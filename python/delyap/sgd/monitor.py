@@ -41,7 +41,6 @@ from .sharpness import (
     _output_gradient_start,
     _start_vector,
     choose_products,
-    difference_error,
     difference_products_trusted,
     hvp_operator,
     lanczos,
@@ -564,15 +563,15 @@ class SharpnessMonitor:
         return res, fallback
 
     def _check_differences(self, op) -> tuple[Any, int]:
-        """Difference products are checked (:func:`difference_error`, two gradients) at the
-        first record, every 50 records and whenever ‖θ‖ has moved by more than a quarter since
-        the last check: their step, and with it their error, grows with ‖θ‖, and a record
-        accepted on one product has no space whose asymmetry would show it. An error above
-        0.1·tol·‖Hv‖ switches the monitor to exact products for good, this record included.
-        Every 50 records, not more often: in the stable regime of the benchmark (1.2 products
-        per record) a check every 25 took the monitor's overhead from 19 to 20 %; the drift of
-        ‖θ‖, the asymmetry of each multi-product record and the first check cover the rest.
-        Returns (the operator for this record, the products spent)."""
+        """Difference products are checked (:meth:`HVPOperator.difference_error`, two
+        gradients) at the first record, every 50 records and whenever ‖θ‖ has moved by more
+        than a quarter since the last check: their step, and with it their error, grows with
+        ‖θ‖, and a record accepted on one product has no space whose asymmetry would show it.
+        An error above 0.1·tol·‖Hv‖ switches the monitor to exact products for good, this
+        record included. Every 50 records, not more often: in the stable regime of the
+        benchmark (1.2 products per record) a check every 25 took the monitor's overhead from
+        19 to 20 %; the drift of ‖θ‖, the asymmetry of each multi-product record and the first
+        check cover the rest. Returns (the operator for this record, the products spent)."""
         torch = _torch()
         norm = float(torch.linalg.norm(op.theta))
         last = self._fd_checked
@@ -584,7 +583,7 @@ class SharpnessMonitor:
              else _output_gradient_start(op, 1, "largest"))
         if v is None:
             v = _start_vector(op, None, self.seed)
-        err, scale = difference_error(op, v.to(op.device))
+        err, scale = op.difference_error(v.to(op.device))
         if not (math.isfinite(err) and math.isfinite(scale)) or err <= 0.1 * self.tol * scale:
             return op, 2  # (a non-finite gradient: the record reports it, exact or not)
         return self._exact_products(), 2

@@ -185,6 +185,28 @@ class HVPOperator:
                 value = value + part.detach()
         return g, value
 
+    def _difference(self, v, step: float):
+        """(∇L(θ + εv) − ∇L(θ))/ε with ε·‖v‖ = ``step``: one gradient."""
+        torch = _torch()
+        self.calls += 1
+        v = v.to(self.dtype)
+        nv = float(torch.linalg.norm(v))
+        if nv == 0.0:
+            return torch.zeros_like(v)
+        eps = step / nv
+        return ((self.gradient(self.theta + eps * v) - self._g0) / eps).detach()
+
+    def difference_error(self, v) -> tuple[float, float]:
+        """(estimated error, ‖Hv‖) of this operator's forward-difference product at v, for two
+        gradients: the product and the same at half the step. A forward difference's error
+        is to first order proportional to its step, so D(ε) − D(ε/2) ≈ half the error of D(ε)
+        (Richardson). Rounding, ~√eps relative at these steps, stays below the tolerances
+        this is checked against."""
+        torch = _torch()
+        full = self._difference(v, self._fd_scale)
+        half = self._difference(v, 0.5 * self._fd_scale)
+        return 2.0 * float(torch.linalg.norm(full - half)), float(torch.linalg.norm(full))
+
     def output_gradient(self) -> Optional[torch.Tensor]:
         """Jᵀ1 = ∇_θ Σ_i f(x_i; θ) (flat, float64) for a model with one output per sample,
         else None: a cheap start vector for the top eigenvector (one forward and backward).
@@ -212,14 +234,7 @@ class HVPOperator:
         """H v for a flat vector v (torch tensor on the operator's device), in float64."""
         torch = _torch()
         if self._g0 is not None:
-            # (∇L(θ + εv) − ∇L(θ))/ε: one gradient per product.
-            self.calls += 1
-            v = v.to(self.dtype)
-            nv = float(torch.linalg.norm(v))
-            if nv == 0.0:
-                return torch.zeros_like(v)
-            eps = self._fd_scale / nv
-            return ((self.gradient(self.theta + eps * v) - self._g0) / eps).detach()
+            return self._difference(v, self._fd_scale)
         if self._graph is not None:
             self.calls += 1
             return self._graph(v)
@@ -230,22 +245,6 @@ class HVPOperator:
             hv = torch.func.vjp(lambda th, s=s: self._grad(th, s), self.theta)[1](v)[0]
             out = hv if out is None else out + hv
         return out.detach().to(torch.float64)
-
-
-def difference_error(op: Any, v: Any) -> tuple[float, float]:
-    """(estimated error, ‖Hv‖) of a forward-difference operator's product at v, for two
-    gradients: the product and the same at half the step. A forward difference's error is to
-    first order proportional to its step, so D(ε) − D(ε/2) ≈ half the error of D(ε)
-    (Richardson). Rounding, ~√eps relative at these steps, stays below the tolerances this is
-    checked against."""
-    torch = _torch()
-    v = v.to(op.dtype)
-    v = v / torch.linalg.norm(v)
-    full = op(v)
-    eps = 0.5 * op._fd_scale
-    half = (op.gradient(op.theta + eps * v) - op._g0) / eps
-    op.calls += 1
-    return 2.0 * float(torch.linalg.norm(full - half)), float(torch.linalg.norm(full))
 
 
 class GraphHVP:
@@ -668,8 +667,6 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
     if v0 is None and start == "auto":
         v0 = _output_gradient_start(op, k, which)
     v_start = _start_vector(op, v0, seed)
-    if products != "difference":
-        return _eigen(op, k, which, tol, max_iter, v_start, throw)
     out = _eigen(op, k, which, tol, max_iter, v_start, False)
     if difference_products_trusted(out, tol):
         raise_if_failed(out, throw)
