@@ -27,9 +27,9 @@ the vector field's GEMMs only, 2·B·hidden·dim·(2 + n_delays) per evaluation,
 forward plus backward (the usual convention), for every tool alike: the nominal work of the
 loop. delyap's core shares the delayed product between the stages that read one point (RK4:
 two of four per step), so it performs 5/6 of that work at one delay and its figure is an
-effective rate; "dgemm" is the rate
-numpy's BLAS reaches on the same nine products per stage (one call each, one thread), the
-reference for delyap's GF/s. Peak RSS: a 1000-step RK4 training step in a fresh subprocess per tool.
+effective rate; "dgemm" is the rate numpy's BLAS reaches on the same nine products per stage
+(one call each, one thread), the reference for delyap's GF/s. Peak RSS: a 1000-step RK4
+training step in a fresh subprocess per tool.
 
 The "machine" part is the exception: each tool on the whole machine, at its faster of one
 thread and all cores (torch.set_num_threads; delyap threads=), by wall time, since a user's
