@@ -69,6 +69,39 @@ using MatMap = Eigen::Map<RowMat>;
 using ConstMatMap = Eigen::Map<const RowMat>;
 using ArrMap = Eigen::Map<Eigen::ArrayXd>;
 
+// A linear combination Σ_j c_j X_j of arrays of one length, gathered term by term.
+struct Terms {
+#ifdef DELYAP_NN_SMALL_GEMM
+  static constexpr int kMax = small_gemm::kLincombMax;
+#else
+  static constexpr int kMax = 12;
+#endif
+  double c[kMax];
+  const double* x[kMax];
+  int count = 0;
+  Terms& add(double coef, const double* arr) {
+    if (count == kMax) throw std::logic_error("neural DDE: too many terms in a combination");
+    c[count] = coef;
+    x[count++] = arr;
+    return *this;
+  }
+  // out = Σ (accumulate: out += Σ) over n doubles; out is none of the terms.
+  void into(double* out, Index n, bool accumulate = false) const {
+#ifdef DELYAP_NN_SMALL_GEMM
+    small_gemm::lincomb(n, out, accumulate, count, c, x);
+#else
+    ArrMap o(out, n);
+    if (!accumulate) o.setZero();
+    for (int j = 0; j < count; ++j) o += c[j] * Eigen::Map<const Eigen::ArrayXd>(x[j], n);
+#endif
+  }
+};
+
+// out += c·x over n doubles.
+inline void axpy(Index n, double c, const double* x, double* out) {
+  Terms().add(c, x).into(out, n, true);
+}
+
 enum class Activation : int { Tanh = 0, Relu = 1, Softplus = 2, Sigmoid = 3 };
 
 // The Lipschitz constant of σ (sup |σ'|).
@@ -458,26 +491,31 @@ class Pass {
       std::copy(tr.x(0, r0_), tr.x(0, r0_) + m, out);
       return;
     }
-    ArrMap o(out, m);
-    o = Eigen::Map<const Eigen::ArrayXd>(tr.x(r.i, r0_), m);
+    Terms v;
+    v.add(1.0, tr.x(r.i, r0_));
     for (int j = 0; j < tab_.stages; ++j)
-      if (r.w[j] != 0.0) o += (r.h * r.w[j]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, j, r0_), m);
+      if (r.w[j] != 0.0) v.add(r.h * r.w[j], tr.k(r.i, j, r0_));
     if (r.w_end != 0.0) {
       if (r.i + 1 > n) throw std::logic_error("neural DDE: read past the finished steps");
-      o += (r.h * r.w_end) * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
+      v.add(r.h * r.w_end, tr.k(r.i + 1, 0, r0_));
     }
+    v.into(out, m);
+  }
+
+  // u = X[n] + h Σ_{l<j} a_jl K[n][l], stage j's input (into u_).
+  void stage_input(const Trace& tr, Index n, int j, double h) {
+    Terms u;
+    u.add(1.0, tr.x(n, r0_));
+    for (int l = 0; l < j; ++l)
+      if (tab_.a[j][l] != 0.0) u.add(h * tab_.a[j][l], tr.k(n, l, r0_));
+    u.into(u_.data(), rows_ * f_.dim);
   }
 
   // K[n][j] for the step [t, t + h] (stages < j already in the trace).
   void stage(Trace& tr, Index n, int j, double h) {
-    const int D = f_.dim, nd = f_.n_delays;
-    const Index m = rows_ * D;
+    const int nd = f_.n_delays;
     const double t = tr.tp[n];
-    ArrMap u(u_.data(), m);
-    u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
-    for (int l = 0; l < j; ++l)
-      if (tab_.a[j][l] != 0.0)
-        u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
+    stage_input(tr, n, j, h);
     if (nd > 0 && !locate_reads(tr, n, t + tab_.c[j] * h)) {
       load_reads(tr, n);
       delayed_product(pd_.data());
@@ -539,12 +577,11 @@ class Pass {
 
   // X[n+1] = X[n] + h Σ b_j K[n][j].
   void advance(Trace& tr, Index n, double h) const {
-    const Index m = rows_ * f_.dim;
-    ArrMap x1(tr.x(n + 1, r0_), m);
-    x1 = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
+    Terms x1;
+    x1.add(1.0, tr.x(n, r0_));
     for (int j = 0; j < tab_.stages; ++j)
-      if (tab_.b[j] != 0.0)
-        x1 += (h * tab_.b[j]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, j, r0_), m);
+      if (tab_.b[j] != 0.0) x1.add(h * tab_.b[j], tr.k(n, j, r0_));
+    x1.into(tr.x(n + 1, r0_), rows_ * f_.dim);
   }
 
   // All stages of step n and X[n+1]. FSAL methods take stage 0 from the previous step.
@@ -620,26 +657,26 @@ class Pass {
           continue;  // x' = 0 in the constant history: no τ term
         }
         // ∂/∂τ_k of the read: −x'(s).
-        ArrMap d(xp.data(), m);
-        d.setZero();
+        Terms d;
         for (int l = 0; l < S; ++l)
-          if (r.dw[l] != 0.0) d += r.dw[l] * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i, l, r0_), m);
-        if (r.dw_end != 0.0)
-          d += r.dw_end * Eigen::Map<const Eigen::ArrayXd>(tr.k(r.i + 1, 0, r0_), m);
-        g.tau[size_t(k)] -= (d * ly_arr).sum();
+          if (r.dw[l] != 0.0) d.add(r.dw[l], tr.k(r.i, l, r0_));
+        if (r.dw_end != 0.0) d.add(r.dw_end, tr.k(r.i + 1, 0, r0_));
+        d.into(xp.data(), m);
+        g.tau[size_t(k)] -= (ArrMap(xp.data(), m) * ly_arr).sum();
         ensure(r.i);
-        LX(r.i) += ly_arr;
+        axpy(m, 1.0, lyk, lx.data() + r.i * m);
         for (int l = 0; l < S; ++l)
-          if (r.w[l] != 0.0) LK(r.i, l) += (r.h * r.w[l]) * ly_arr;
-        if (r.w_end != 0.0) LK(r.i + 1, 0) += (r.h * r.w_end) * ly_arr;
+          if (r.w[l] != 0.0) axpy(m, r.h * r.w[l], lyk, lk.data() + (r.i * S + l) * m);
+        if (r.w_end != 0.0) axpy(m, r.h * r.w_end, lyk, lk.data() + (r.i + 1) * S * m);
       }
     };
     for (Index n = N - 1; n >= 0; --n) {
       const double t = tr.tp[n], h = tr.tp[n + 1] - t;
       ensure(n);
-      LX(n) += LX(n + 1);
+      const double* lx1 = lx.data() + (n + 1) * m;
+      axpy(m, 1.0, lx1, lx.data() + n * m);
       for (int j = 0; j < S; ++j)
-        if (tab_.b[j] != 0.0) LK(n, j) += (h * tab_.b[j]) * LX(n + 1);
+        if (tab_.b[j] != 0.0) axpy(m, h * tab_.b[j], lx1, lk.data() + (n * S + j) * m);
       for (int j = S - 1; j >= 0; --j) {
         if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
           close_group();  // not needed for correctness: a group is kept to adjacent stages
@@ -650,11 +687,7 @@ class Pass {
         if (poll(2.0 * f_.flops(rows_))) return false;
         const double ts = t + tab_.c[j] * h;  // the stage's time
         // Recompute the stage's inputs (and its activations unless stored).
-        ArrMap u(u_.data(), m);
-        u = Eigen::Map<const Eigen::ArrayXd>(tr.x(n, r0_), m);
-        for (int l = 0; l < j; ++l)
-          if (tab_.a[j][l] != 0.0)
-            u += (h * tab_.a[j][l]) * Eigen::Map<const Eigen::ArrayXd>(tr.k(n, l, r0_), m);
+        stage_input(tr, n, j, h);
         // The delayed reads: those of the open group, or a new group (the open one closed first:
         // its contributions may reach this stage's adjoint).
         bool new_group = false;
@@ -713,15 +746,15 @@ class Pass {
             g.b[size_t(i)] += gbs[size_t(i)];
             g.wt[size_t(i)] += ts * gbs[size_t(i)];
           }
-        const ArrMap lu_arr(lu.data(), m);
-        LX(n) += lu_arr;
+        axpy(m, 1.0, lu.data(), lx.data() + n * m);
         for (int l = 0; l < j; ++l)
-          if (tab_.a[j][l] != 0.0) LK(n, l) += (h * tab_.a[j][l]) * lu_arr;
+          if (tab_.a[j][l] != 0.0)
+            axpy(m, h * tab_.a[j][l], lu.data(), lk.data() + (n * S + l) * m);
         if (nd > 0) {  // gz joins its group's sum
           if (new_group)
             std::swap(gz, gzd);  // the group's first gz becomes its sum without a copy
           else
-            ArrMap(gzd.data(), rows_ * H) += ArrMap(gz.data(), rows_ * H);
+            axpy(rows_ * H, 1.0, gz.data(), gzd.data());
         }
       }
     }

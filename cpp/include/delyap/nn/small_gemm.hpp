@@ -524,6 +524,28 @@ DELYAP_NN_SMALL_CLONES static void small_n8(Index rows, int H, const double* A, 
   }
 }
 
+// out = Σ_j c[j] X[j] (accumulate: out += Σ_j c[j] X[j]) over n doubles, terms ≤ kLincombMax,
+// out not among the X[j]: the pass's stage inputs, interpolated reads, state updates and adjoint
+// updates, each in one sweep of eight-double vectors (Eigen's maps had run them a term at a time
+// on the baseline ISA's two-double vectors: a fifth of a training step at dim 8).
+inline constexpr int kLincombMax = 12;
+DELYAP_NN_SMALL_CLONES static void lincomb(Index n, double* out, bool accumulate, int terms,
+                                           const double* c, const double* const* X) {
+  V cv[kLincombMax];
+  for (int j = 0; j < terms; ++j) cv[j] = NN_BC(c[j]);
+  Index i = 0;
+  for (; i + W <= n; i += W) {
+    V s = accumulate ? NN_LD(out + i) : V{};
+    for (int j = 0; j < terms; ++j) s += cv[j] * NN_LD(X[j] + i);
+    NN_ST(out + i, s);
+  }
+  for (; i < n; ++i) {
+    double s = accumulate ? out[i] : 0.0;
+    for (int j = 0; j < terms; ++j) s += c[j] * X[j][i];
+    out[i] = s;
+  }
+}
+
 DELYAP_NN_SMALL_CLONES static void acc_tn(int D, Index rows, int H, const double* X,
                                           const double* G, double* out, double* colsum) {
 #define DELYAP_NN_CALL(d) acc_tn_impl<d>(rows, H, X, G, out, colsum)
