@@ -142,4 +142,25 @@ TEST_CASE("small kernels: products and epilogues against plain loops at D = 1..8
     }
   }
 }
+
+TEST_CASE("small kernels: lincomb against a plain loop, set and accumulated", "[nn][small_gemm]") {
+  const Index n = 37;  // four vectors and a remainder
+  std::vector<std::vector<double>> xs;
+  for (int j = 0; j < kLincombMax; ++j) xs.push_back(random_vector(n, 100 + j));
+  const auto c = random_vector(kLincombMax, 99);
+  std::vector<const double*> X;
+  for (const auto& x : xs) X.push_back(x.data());
+  for (int terms : {0, 1, 2, 5, kLincombMax})
+    for (bool accumulate : {false, true}) {
+      INFO("terms = " << terms << ", accumulate = " << accumulate);
+      std::vector<double> out = random_vector(n, 7);
+      const std::vector<double> before = out;
+      lincomb(n, out.data(), accumulate, terms, c.data(), X.data());
+      for (Index i = 0; i < n; ++i) {
+        long double want = accumulate ? before[i] : 0.0L;
+        for (int j = 0; j < terms; ++j) want += static_cast<long double>(c[j]) * xs[j][i];
+        REQUIRE(std::fabs(out[i] - want) <= 1e-14L);
+      }
+    }
+}
 #endif
