@@ -40,6 +40,19 @@
 #define DELYAP_NN_SMALL_CLONES
 #endif
 
+// With the x86-64-v4 clones, the tanh epilogue has an AVX-512 function of its own
+// (small_k_tanh_v4): its tanh takes the reciprocal's first guess from vrcp14pd. The builtin is
+// declared by a target pragma and expanded only inside that function, never in the others.
+#if defined(__x86_64__) && defined(__linux__) && !defined(__clang__) && defined(__GNUC__) && \
+    __GNUC__ >= 11 && !defined(__CUDACC__)
+#define DELYAP_NN_V4 1
+#define DELYAP_NN_V4_TARGET \
+  __attribute__((target("arch=x86-64-v4"), optimize("no-tree-slp-vectorize")))
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC pop_options
+#endif
+
 namespace delyap::nn {
 
 // The largest state dimension the small kernels take (larger: BLAS/Eigen GEMMs).
@@ -133,13 +146,14 @@ alignas(64) inline constexpr double kExp2Sixteenths[16] = {
     0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
     0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
 
-// tanh_v for AVX-512, 1.3× to 1.5× faster there: tanh|z| = 2/(1 + e^{−2|z|}) − 1 with the sign
-// put back. e^{−2|z|} = 2^k·2^(j/16)·p(r), the table entry by one two-register permute and p a
-// degree-7 Taylor polynomial on |r| ≤ ln2/32 (six fewer terms than tanh_v's); the reciprocal
-// of 1 + e^{−2|z|} ∈ (1, 2] from a cubic minimax guess (relative error 1.7e-3) and three Newton
-// steps, without the divider. The accuracy of tanh_v (|error| ≤ 5e-16, a NaN stays NaN; tested).
-// On AVX2 the permute and the 64-bit arithmetic shift have no single instruction (GCC emits
-// scalar code, 2.6× slower than tanh_v), hence the choice at run time (small_k).
+// tanh_v for AVX-512, 1.6× faster there: tanh|z| = 2/(1 + e^{−2|z|}) − 1 with the sign put
+// back. e^{−2|z|} = 2^k·2^(j/16)·p(r), the table entry by one two-register permute and p a
+// degree-7 Taylor polynomial on |r| ≤ ln2/32 (six fewer terms than tanh_v's); the reciprocal of
+// 1 + e^{−2|z|} ∈ (1, 2] from vrcp14pd (relative error 2^-14) and two Newton steps, without the
+// divider. The accuracy of tanh_v (|error| ≤ 5e-16, a NaN stays NaN; tested). Only for the
+// x86-64-v4 function small_k_tanh_v4 (the builtin), where the permute and the 64-bit arithmetic
+// shift are single instructions (on AVX2 GCC emits scalar code for both).
+#ifdef DELYAP_NN_V4
 DELYAP_NN_INLINE void tanh_v_table(V& z) {
   const VI sign = (VI)z & (VI)NN_BC(-0.0);
   V u = (V)((VI)z ^ sign);          // |z|
@@ -161,13 +175,12 @@ DELYAP_NN_INLINE void tanh_v_table(V& z) {
   const VI ni = (VI)t;
   const V tj = __builtin_shuffle(NN_LD(kExp2Sixteenths), NN_LD(kExp2Sixteenths + 8), ni & 15);
   const V den = p * (V)((VI)tj + ((ni >> 4) << 52)) + 1.0;
-  V q = ((den * -0.221835905827852 + 1.331015591178274) * den - 2.939328676182928) * den +
-        2.828415483789927;
-  q = q + q * (1.0 - den * q);
-  q = q + q * (1.0 - den * q);
+  V q = __builtin_ia32_rcp14pd512_mask(den, den, static_cast<unsigned char>(0xff));
+  q = q + q * (1.0 - den * q);  // 2^-14 → 2^-28 → below double rounding
   q = q + q * (1.0 - den * q);
   z = (V)((VI)(2.0 * q - 1.0) ^ sign);
 }
+#endif
 
 // Epilogues of the small-K product: none, ·(1 − e²) (tanh' from the stored tanh), ·e (σ'),
 // tanh (and tanh' = 1 − tanh² into a second output when given).
@@ -182,9 +195,11 @@ DELYAP_NN_INLINE void epi(double* o, V& acc, const double* e, double* da) {
   } else if (mode == kTimes) {
     acc = acc * NN_LD(e);
   } else if (mode == kTanh) {
-    if (table)
+#ifdef DELYAP_NN_V4
+    if constexpr (table)
       tanh_v_table(acc);
     else
+#endif
       tanh_v(acc);
     if (da) NN_ST(da, 1.0 - acc * acc);
   }
@@ -447,16 +462,24 @@ DELYAP_NN_INLINE void acc_tn_impl(Index rows, int H, const double* X, const doub
     default: CALL(8); break;          \
   }
 
-// Whether the activation runs tanh_v_table (the CPU has AVX-512, so the x86-64-v4 clones run)
-// or tanh_v.
-inline bool tanh_by_table() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512;
-#else
-  return false;
-#endif
+#ifdef DELYAP_NN_V4
+// Whether the CPU runs x86-64-v4 code (the level the clones' resolver picks the v4 clone at).
+inline bool has_x86_64_v4() {
+  static const bool v4 = __builtin_cpu_supports("x86-64-v4");
+  return v4;
 }
+
+// small_k's tanh epilogue on AVX-512 (tanh_v_table).
+DELYAP_NN_V4_TARGET static void small_k_tanh_v4(int D, Index rows, int H, int nin,
+                                                const double* const* X, const double* const* M,
+                                                const double* bias, const double* add,
+                                                double* out, double* da) {
+#define DELYAP_NN_CALL(d) \
+  small_k_impl<d, kTanh, true>(rows, H, nin, X, M, bias, add, nullptr, out, da)
+  DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
+}
+#endif
 
 // `static`: one copy of each clone set per translation unit, as the clones' resolver wants.
 DELYAP_NN_SMALL_CLONES static void small_k(int D, Index rows, int H, int nin,
@@ -485,15 +508,15 @@ DELYAP_NN_SMALL_CLONES static void small_k(int D, Index rows, int H, int nin,
       break;
     }
     default: {
-      if (tanh_by_table()) {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh, true>(rows, H, nin, X, M, bias, add, e, out, da)
-        DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
-#undef DELYAP_NN_CALL
-      } else {
-#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh>(rows, H, nin, X, M, bias, add, e, out, da)
-        DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
-#undef DELYAP_NN_CALL
+#ifdef DELYAP_NN_V4
+      if (has_x86_64_v4()) {
+        small_k_tanh_v4(D, rows, H, nin, X, M, bias, add, out, da);
+        break;
       }
+#endif
+#define DELYAP_NN_CALL(d) small_k_impl<d, kTanh>(rows, H, nin, X, M, bias, add, e, out, da)
+      DELYAP_NN_DISPATCH_D(D, DELYAP_NN_CALL)
+#undef DELYAP_NN_CALL
       break;
     }
   }
