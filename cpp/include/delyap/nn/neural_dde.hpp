@@ -621,8 +621,10 @@ class Pass {
         gz(static_cast<size_t>(rows_ * H)), xp(static_cast<size_t>(m)),
         gz2(f_.n_stack ? static_cast<size_t>(rows_ * H) : 0),
         gzd(nd > 0 ? static_cast<size_t>(rows_ * H) : 0);
-    auto LX = [&](Index n) { return ArrMap(lx.data() + n * m, m); };
-    auto LK = [&](Index n, int j) { return ArrMap(lk.data() + (n * S + j) * m, m); };
+    auto lxp = [&](Index n) { return lx.data() + n * m; };
+    auto lkp = [&](Index n, int j) { return lk.data() + (n * S + j) * m; };
+    auto LX = [&](Index n) { return ArrMap(lxp(n), m); };
+    auto LK = [&](Index n, int j) { return ArrMap(lkp(n, j), m); };
     ensure(N);
     LX(N) = Eigen::Map<const Eigen::ArrayXd>(lam_out, m);
     if (small_) gwt_.assign(wt_.size(), 0.0);
@@ -664,19 +666,19 @@ class Pass {
         d.into(xp.data(), m);
         g.tau[size_t(k)] -= (ArrMap(xp.data(), m) * ly_arr).sum();
         ensure(r.i);
-        axpy(m, 1.0, lyk, lx.data() + r.i * m);
+        axpy(m, 1.0, lyk, lxp(r.i));
         for (int l = 0; l < S; ++l)
-          if (r.w[l] != 0.0) axpy(m, r.h * r.w[l], lyk, lk.data() + (r.i * S + l) * m);
-        if (r.w_end != 0.0) axpy(m, r.h * r.w_end, lyk, lk.data() + (r.i + 1) * S * m);
+          if (r.w[l] != 0.0) axpy(m, r.h * r.w[l], lyk, lkp(r.i, l));
+        if (r.w_end != 0.0) axpy(m, r.h * r.w_end, lyk, lkp(r.i + 1, 0));
       }
     };
     for (Index n = N - 1; n >= 0; --n) {
       const double t = tr.tp[n], h = tr.tp[n + 1] - t;
       ensure(n);
-      const double* lx1 = lx.data() + (n + 1) * m;
-      axpy(m, 1.0, lx1, lx.data() + n * m);
+      const double* lx1 = lxp(n + 1);
+      axpy(m, 1.0, lx1, lxp(n));
       for (int j = 0; j < S; ++j)
-        if (tab_.b[j] != 0.0) axpy(m, h * tab_.b[j], lx1, lk.data() + (n * S + j) * m);
+        if (tab_.b[j] != 0.0) axpy(m, h * tab_.b[j], lx1, lkp(n, j));
       for (int j = S - 1; j >= 0; --j) {
         if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
           close_group();  // not needed for correctness: a group is kept to adjacent stages
@@ -711,7 +713,7 @@ class Pass {
         } else {
           eval(u_.data(), nd > 0 ? pd_.data() : nullptr, ts, da_.data(), act_of);
         }
-        const double* lam = lk.data() + (n * S + j) * m;
+        const double* lam = lkp(n, j);
         if (f_.wt) std::fill(gbs.begin(), gbs.end(), 0.0);
         const Gemm& gemm = f_.gemm;
         // The output layer: W_out's gradient and gz = ∂L/∂z of the top layer.
@@ -746,10 +748,9 @@ class Pass {
             g.b[size_t(i)] += gbs[size_t(i)];
             g.wt[size_t(i)] += ts * gbs[size_t(i)];
           }
-        axpy(m, 1.0, lu.data(), lx.data() + n * m);
+        axpy(m, 1.0, lu.data(), lxp(n));
         for (int l = 0; l < j; ++l)
-          if (tab_.a[j][l] != 0.0)
-            axpy(m, h * tab_.a[j][l], lu.data(), lk.data() + (n * S + l) * m);
+          if (tab_.a[j][l] != 0.0) axpy(m, h * tab_.a[j][l], lu.data(), lkp(n, l));
         if (nd > 0) {  // gz joins its group's sum
           if (new_group)
             std::swap(gz, gzd);  // the group's first gz becomes its sum without a copy
