@@ -137,20 +137,9 @@ DELYAP_NN_CLONES static void tanh_array(const double* z, double* a, double* da, 
     const double t = y * 1.4426950408889634 + 6755399441055744.0;  // 1.5·2^52: round to int
     const double k = t - 6755399441055744.0;
     const double r = (y - k * 0.6931471805598903) - k * 5.497923018708371e-14;  // ln 2 hi + lo
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    double p = kExpTaylor[0];
+#pragma GCC unroll 16
+    for (int j = 1; j < 14; ++j) p = p * r + kExpTaylor[j];
     uint64_t bits;
     std::memcpy(&bits, &t, sizeof bits);
     bits = (bits + 1023) << 52;  // k sits in the low bits of t: 2^k's exponent field

@@ -55,6 +55,14 @@
 
 namespace delyap::nn {
 
+// e^r's Taylor coefficients 1/13!, 1/12!, …, 1/1!, 1/0!, highest first (Horner order): the
+// tanh functions' exponentials take all 14 (tanh_array, tanh_v: |r| ≤ ln2/2) or the last 8
+// (tanh_v_table: |r| ≤ ln2/32) of them.
+inline constexpr double kExpTaylor[14] = {
+    1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+    1.0 / 40320.0,      1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,
+    1.0 / 6.0,          0.5,               1.0,              1.0};
+
 // The largest state dimension the small kernels take (larger: BLAS/Eigen GEMMs).
 inline constexpr int kSmallDimMax = 8;
 
@@ -99,6 +107,14 @@ DELYAP_NN_INLINE void hsum4(const V& a, const V& b, const V& c, const V& d, doub
   for (int i = 0; i < 4; ++i) out[i] = w[i];
 }
 
+// p = Σ_i kExpTaylor[i] r^(13 − i) over the last `terms` coefficients (Horner).
+template <int terms>
+DELYAP_NN_INLINE void exp_taylor(V& p, const V& r) {
+  p = NN_BC(kExpTaylor[14 - terms]);
+#pragma GCC unroll 16
+  for (int i = 15 - terms; i < 14; ++i) p = p * r + kExpTaylor[i];
+}
+
 // tanh of eight doubles: neural_dde.hpp's tanh_array on vectors, 1 − 2/(e^{2x} + 1), e^y =
 // 2^k p(r) with the degree-13 Taylor polynomial, |x| clamped at 20 (a NaN stays NaN: both
 // comparisons are false), but the reciprocal by Newton steps (agrees with tanh_array to a few
@@ -110,20 +126,8 @@ DELYAP_NN_INLINE void tanh_v(V& z) {
   const V t = y * 1.4426950408889634 + 6755399441055744.0;  // 1.5·2^52: round to int
   const V k = t - 6755399441055744.0;
   const V r = (y - k * 0.6931471805598903) - k * 5.497923018708371e-14;
-  V p = NN_BC(1.0 / 6227020800.0);
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  V p;
+  exp_taylor<14>(p, r);
   // A cast between vector types of one size reinterprets the bits (GCC's vector extension);
   // a reinterpret_cast of a reference would break strict aliasing (GCC warned that t was
   // read uninitialised).
@@ -162,14 +166,8 @@ DELYAP_NN_INLINE void tanh_v_table(V& z) {
   const V t = u * (-32.0 * 1.4426950408889634) + 6755399441055744.0;
   const V n = t - 6755399441055744.0;
   const V r = (-2.0 * u - n * (0.6931471805598903 / 16)) - n * (5.497923018708371e-14 / 16);
-  V p = NN_BC(1.0 / 5040.0);
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  V p;
+  exp_taylor<8>(p, r);
   // t's low mantissa bits hold n: j = n mod 16 picks the entry, n >> 4 = k goes into its
   // exponent field (k ≥ −58: no underflow).
   const VI ni = (VI)t;
