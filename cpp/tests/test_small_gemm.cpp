@@ -12,6 +12,7 @@
 
 #ifdef DELYAP_NN_SMALL_GEMM
 using namespace delyap::nn::small_gemm;
+using delyap::nn::kLincombMax;
 using delyap::Index;
 
 namespace {

@@ -71,11 +71,7 @@ using ArrMap = Eigen::Map<Eigen::ArrayXd>;
 
 // A linear combination Σ_j c_j X_j of arrays of one length, gathered term by term.
 struct Terms {
-#ifdef DELYAP_NN_SMALL_GEMM
-  static constexpr int kMax = small_gemm::kLincombMax;
-#else
-  static constexpr int kMax = 12;
-#endif
+  static constexpr int kMax = kLincombMax;
   double c[kMax];
   const double* x[kMax];
   int count = 0;
@@ -613,7 +609,6 @@ class Pass {
     auto lxp = [&](Index n) { return lx.data() + n * m; };
     auto lkp = [&](Index n, int j) { return lk.data() + (n * S + j) * m; };
     auto LX = [&](Index n) { return ArrMap(lxp(n), m); };
-    auto LK = [&](Index n, int j) { return ArrMap(lkp(n, j), m); };
     ensure(N);
     LX(N) = Eigen::Map<const Eigen::ArrayXd>(lam_out, m);
     if (small_) gwt_.assign(wt_.size(), 0.0);
@@ -672,7 +667,7 @@ class Pass {
         if (j == 0 && tab_.fsal && n > 0) {  // a copy of the previous step's last stage
           close_group();  // not needed for correctness: a group is kept to adjacent stages
           ensure(n - 1);
-          LK(n - 1, S - 1) += LK(n, 0);
+          axpy(m, 1.0, lkp(n, 0), lkp(n - 1, S - 1));
           continue;
         }
         if (poll(2.0 * f_.flops(rows_))) return false;

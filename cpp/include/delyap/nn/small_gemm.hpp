@@ -63,6 +63,9 @@ inline constexpr double kExpTaylor[14] = {
     1.0 / 40320.0,      1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,
     1.0 / 6.0,          0.5,               1.0,              1.0};
 
+// The most terms of one linear combination (small_gemm::lincomb, Terms in neural_dde.hpp).
+inline constexpr int kLincombMax = 12;
+
 // The largest state dimension the small kernels take (larger: BLAS/Eigen GEMMs).
 inline constexpr int kSmallDimMax = 8;
 
@@ -557,7 +560,6 @@ DELYAP_NN_SMALL_CLONES static void small_n8(Index rows, int H, const double* A, 
 // out not among the X[j]: the pass's stage inputs, interpolated reads, state updates and adjoint
 // updates, each in one sweep of eight-double vectors (Eigen's maps had run them a term at a time
 // on the baseline ISA's two-double vectors: a fifth of a training step at dim 8).
-inline constexpr int kLincombMax = 12;
 DELYAP_NN_SMALL_CLONES static void lincomb(Index n, double* out, bool accumulate, int terms,
                                            const double* c, const double* const* X) {
   V cv[kLincombMax];
