@@ -130,3 +130,49 @@ def test_widths_classes_and_bad_inputs():
     with pytest.raises(ValueError, match="model: critical points are searched on the CPU, "
                                          "the model is on meta"):
         geometry.critical_points(_bump().to("meta"), (0.0, 1.0))
+
+
+def test_answers_do_not_depend_on_the_scale_of_phi_or_x():
+    # The bump times s, and the bump with x stretched by c: still one maximum, non-degenerate
+    # (the tests are relative to Φ's own gradient and curvature, not to 1).
+    for s in (1e-7, 1.0, 1e5):
+        net = _bump()
+        with torch.no_grad():
+            net[2].weight.mul_(s)
+        cp = geometry.critical_points(net, (-3.0, 3.0), n_starts=32)
+        assert len(cp) == 1 and cp.index[0] == 1 and not cp.degenerate[0], s
+        np.testing.assert_allclose(cp.points[0], [0.5], atol=1e-8)
+    c = 1e-4
+    net = _bump()
+    with torch.no_grad():
+        net[0].weight.mul_(c)                      # Φ(x) = bump(c·x): the maximum at 0.5/c
+    cp = geometry.critical_points(net, (-3.0 / c, 3.0 / c), n_starts=32)
+    assert len(cp) == 1 and cp.index[0] == 1 and not cp.degenerate[0]
+    np.testing.assert_allclose(cp.points[0], [0.5 / c], rtol=1e-8)
+
+
+@pytest.mark.parametrize("a", [2.0, 3.0])
+def test_a_degenerate_inflection_is_one_degenerate_point(a):
+    # Φ(x) = tanh(x) − a·tanh(x/a): Φ' = sech²(x) − sech²(x/a) vanishes only at x = 0, where
+    # Φ'' = 0 too (Φ' ≈ (1 − 1/a²)x²). The iteration converges only linearly there and stops
+    # ~1e-5 away, where Φ'' is still ~1e-5: it must not come back as several non-degenerate
+    # extrema.
+    l1 = _set(torch.nn.Linear(1, 2).double(), [[1.0], [1.0 / a]], [0.0, 0.0])
+    l2 = _set(torch.nn.Linear(2, 1, bias=False).double(), [[1.0, -a]])
+    cp = geometry.critical_points(torch.nn.Sequential(l1, torch.nn.Tanh(), l2), (-2.0, 2.0),
+                                  n_starts=64)
+    assert len(cp) == 1 and cp.degenerate[0]
+    assert abs(cp.points[0, 0]) < 1e-4
+
+
+def test_tolerances_bounds_and_layer_chain_are_checked():
+    for name in ("gtol", "dedup_tol", "degenerate_tol"):
+        for bad in (float("nan"), -1.0, 0.0):
+            with pytest.raises(ValueError, match=name):
+                geometry.critical_points(_bump(), (-2.0, 2.0), **{name: bad})
+    with pytest.raises(ValueError, match="bounds: the box's widths overflow"):
+        geometry.critical_points(_bump(), (-1e308, 1e308))
+    broken = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(),
+                                 torch.nn.Linear(4, 1)).double()
+    with pytest.raises(ValueError, match="Linear layer 2 takes 4 features"):
+        geometry.architecture_class(broken)

@@ -116,6 +116,11 @@ def _mlp_layers(model):
             acts.append(type(child).__name__)
     if not linears:
         raise ValueError("model: has no nn.Linear layer")
+    for i, (a, b) in enumerate(zip(linears, linears[1:])):
+        if int(b.in_features) != int(a.out_features):
+            # (the model could not run; classifying its widths would describe no map)
+            raise ValueError(f"model: Linear layer {i + 2} takes {b.in_features} features, the "
+                             f"layer before it gives {a.out_features}")
     return linears, acts
 
 
@@ -347,6 +352,18 @@ def _scalar_function(model, starts: np.ndarray):
     return phi, torch.func.vmap(torch.func.grad(phi)), torch.func.vmap(torch.func.hessian(phi))
 
 
+def _scales(norms: np.ndarray, diag: float) -> tuple[float, float]:
+    """Φ's typical gradient norm over the starts (the median; the largest where most starts
+    sit on a plateau; the smallest normal number where ∇Φ vanishes at every start) and its
+    typical curvature, that gradient over the box's diagonal: the units of the tests."""
+    norms = norms[np.isfinite(norms)]
+    g = float(np.median(norms)) if norms.size else 0.0
+    if not g > 0.0:
+        g = float(norms.max()) if norms.size else 0.0
+    g = max(g, float(np.finfo(np.float64).tiny))
+    return g, g / diag
+
+
 def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int = 64,
                     seed: int = 0, max_iter: int = 100, gtol: float = 1e-10,
                     dedup_tol: float = 1e-6, degenerate_tol: float = 1e-6,
@@ -374,12 +391,20 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     max_iter : int
         LM iterations per start.
     gtol : float
-        Accept a point when ‖∇Φ‖ ≤ gtol · max(1, typical |∇Φ| at the starts).
+        Accept a point when ‖∇Φ‖ ≤ gtol · (typical ‖∇Φ‖ at the starts, their median): the
+        tests are relative, so scaling Φ or x does not change the answer.
     dedup_tol : float
-        Points closer than dedup_tol · (box diagonal) are merged (the one with the smaller
-        gradient is kept).
+        Points closer than dedup_tol · (box diagonal), plus four times their location errors
+        (each one's Newton step), are merged (the one with the smaller gradient is kept).
     degenerate_tol : float
-        Relative threshold on the smallest |eigenvalue| of ∇²Φ for ``degenerate``.
+        Relative threshold on the smallest |eigenvalue| of ∇²Φ for ``degenerate``, against the
+        larger of the point's largest |eigenvalue| and Φ's typical curvature (typical ‖∇Φ‖
+        over the box diagonal). A point is also reported degenerate when its curvature is not
+        resolved: one Newton step on, the Hessian's eigenvalues move by more than 1e-3 of the
+        smallest |eigenvalue| (the iteration converges only linearly to a degenerate point, so
+        it stops where ∇²Φ is still of the size of its distance from it). ``index`` counts the
+        eigenvalues below −degenerate_tol · scale (for a degenerate point, those of its
+        non-degenerate directions).
     throw : bool
         True (default): ∇Φ not finite at a start raises :class:`delyap.IntegrationError`;
         False: the result has ``status`` 3 (non_finite). Parameters with NaN or inf raise
@@ -400,9 +425,17 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     b = b.reshape(1, 2) if b.ndim == 1 else b
     if b.shape[1] != 2 or np.any(~(b[:, 0] < b[:, 1])):
         raise ValueError(f"bounds: expected rows [lo, hi] with lo < hi, got shape {b.shape}")
+    with np.errstate(over="ignore"):
+        widths = b[:, 1] - b[:, 0]
+    if not np.all(np.isfinite(widths)):
+        raise ValueError(f"bounds: the box's widths overflow (got {b.tolist()})")
     d = b.shape[0]
     n = as_count(n_starts, "n_starts")
     iters = as_count(max_iter, "max_iter")
+    gtol = as_positive(gtol, "gtol")
+    dedup_tol = as_positive(dedup_tol, "dedup_tol")
+    degenerate_tol = as_positive(degenerate_tol, "degenerate_tol")
+    diag = float(np.linalg.norm(b[:, 1] - b[:, 0]))
     rng = np.random.default_rng(as_count(seed, "seed", minimum=0))
     starts = b[:, 0] + (b[:, 1] - b[:, 0]) * rng.random((n, d))
     phi, grad, hess = _scalar_function(model, starts)
@@ -414,9 +447,8 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
             raise ValueError(f"bounds: {d} input dimensions do not fit the model ({err})") from None
         bad_starts = ~torch.isfinite(g).all(dim=1)
         # (a NaN gradient fails every test below, so its start would drop out silently)
-        gscale = max(1.0, float(g[~bad_starts].norm(dim=1).median())
-                     if not bool(bad_starts.all()) else 1.0)
-        mu = torch.full((n,), 1e-3 * gscale, dtype=torch.float64)
+        gscale, curv = _scales(g[~bad_starts].norm(dim=1).numpy(), diag)
+        mu = torch.full((n,), 1e-3 * curv * curv, dtype=torch.float64)
         eye = torch.eye(d, dtype=torch.float64)
         # Starts that leave the box by half its width are followed no further (their points
         # would be dropped; on saturated activations they drift outwards, where ∇Φ → 0).
@@ -430,7 +462,7 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         for _ in range(iters):
             # Active starts: not converged, and still able to move (μ not exploded: a start
             # stuck at a positive minimum of ‖∇Φ‖, or drifting into a flat saturated region).
-            active = (gn > gtol * gscale) & (mu < 1e12 * gscale) & inside(x)
+            active = (gn > gtol * gscale) & (mu < 1e12 * curv * curv) & inside(x)
             idx = torch.nonzero(active).reshape(-1)
             if idx.numel() == 0:
                 break
@@ -451,20 +483,44 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         gns = gn.numpy()
     keep = (gns <= gtol * gscale) & np.all((xs >= b[:, 0]) & (xs <= b[:, 1]), axis=1)
     xs, gns = xs[keep], gns[keep]
-    # Deduplicate: best gradient first; a point joins an earlier one within the radius.
-    radius = dedup_tol * float(np.linalg.norm(b[:, 1] - b[:, 0]))
+    with torch.no_grad():
+        tx = torch.as_tensor(xs, dtype=torch.float64).reshape(-1, d)
+        Hx = hess(tx).numpy() if len(xs) else np.zeros((0, d, d))
+        gx = grad(tx).numpy() if len(xs) else np.zeros((0, d))
+    # Each point's location error, estimated by its Newton step pinv(H)∇Φ: ≈ 1e-10 of the
+    # box at a non-degenerate point, but at a degenerate one (where the iteration converges
+    # only linearly) as large as the distance to the true point.
+    newton = (np.einsum("nij,nj->ni", np.linalg.pinv(Hx, hermitian=True), gx) if len(xs)
+              else np.zeros((0, d)))
+    step = np.linalg.norm(newton, axis=1)
+    # Deduplicate: best gradient first; a point joins an earlier one within the radius, widened
+    # by both location errors (copies of a degenerate point stop apart by about that much).
+    radius = dedup_tol * diag
     chosen: list[int] = []
     for i in np.argsort(gns):
-        if all(np.linalg.norm(xs[i] - xs[j]) > radius for j in chosen):
+        if all(np.linalg.norm(xs[i] - xs[j]) > radius + 4.0 * (step[i] + step[j])
+               for j in chosen):
             chosen.append(int(i))
     pts = xs[chosen].reshape(-1, d)
     with torch.no_grad():
         tp = torch.as_tensor(pts, dtype=torch.float64)
         vals = (torch.stack([phi(p) for p in tp]).numpy() if len(pts) else np.zeros(0))
-        H = hess(tp).numpy() if len(pts) else np.zeros((0, d, d))
+        moved = torch.as_tensor(pts - newton[chosen].reshape(-1, d), dtype=torch.float64)
+        H_moved = hess(moved).numpy() if len(pts) else np.zeros((0, d, d))
+    H = Hx[chosen].reshape(-1, d, d)
     ev = np.linalg.eigvalsh(0.5 * (H + H.transpose(0, 2, 1))) if len(pts) else np.zeros((0, d))
-    scale = np.maximum(1.0, np.abs(ev).max(axis=1)) if len(pts) else np.zeros(0)
-    degenerate = (np.abs(ev).min(axis=1) <= degenerate_tol * scale) if len(pts) else \
+    ev_moved = (np.linalg.eigvalsh(0.5 * (H_moved + H_moved.transpose(0, 2, 1))) if len(pts)
+                else np.zeros((0, d)))
+    # Curvature is measured against the larger of the point's own and Φ's typical curvature
+    # (|∇Φ| over the box), so that the tests do not depend on the scale of Φ or of x.
+    scale = np.maximum(curv, np.abs(ev).max(axis=1)) if len(pts) else np.zeros(0)
+    small = np.abs(ev).min(axis=1) if len(pts) else np.zeros(0)
+    # Degenerate: a vanishing eigenvalue, or curvature that the point's location error leaves
+    # unresolved (one Newton step on, the eigenvalues move by more than 1e-3 of the smallest:
+    # at a non-degenerate point they move by ~1e-10).
+    unresolved = (np.abs(ev_moved - ev).max(axis=1) > 1e-3 * small) if len(pts) else \
+        np.zeros(0, bool)
+    degenerate = ((small <= degenerate_tol * scale) | unresolved) if len(pts) else \
         np.zeros(0, bool)
     index = np.sum(ev < -degenerate_tol * scale[:, None], axis=1) if len(pts) else \
         np.zeros(0, int)
@@ -474,7 +530,8 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
                          degenerate=np.asarray(degenerate)[order],
                          gradient_norms=gns[chosen][order] if len(pts) else np.zeros(0),
                          n_starts=n, info={"converged_starts": int(keep.sum()),
-                                           "gradient_scale": gscale, "bounds": b})
+                                           "gradient_scale": gscale, "curvature_scale": curv,
+                                           "bounds": b})
     n_bad = int(bad_starts.sum())
     if n_bad:
         first = starts[int(torch.nonzero(bad_starts)[0])]
