@@ -203,3 +203,36 @@ def test_activation_budget_is_checked():
             with pytest.raises(ValueError, match="activation_bytes"):
                 _core.neural_forward(h0, W, Wd, b, Wout, tau, 0, method, 1.0, 1e-6, 1e-8, dt,
                                      None, 100, 1, activation_bytes=bad)
+
+
+def test_fixed_delays_keep_the_values_asked_for_in_every_dtype():
+    # A float32 buffer made τ = 0.7 into 0.69999998808 (so dt = 0.7 was refused as longer than
+    # the delay) and, after .double(), τ = 0.05 into 0.0500000007.
+    m = NeuralDDE(1, 1, 2, 8, tau=0.7, method="RK4", dt=0.7, t_final=1.4)
+    assert m.tau.dtype == torch.float64 and m.tau.item() == 0.7
+    y32 = m(torch.linspace(-1, 1, 5).reshape(5, 1))
+    assert y32.dtype == torch.float32
+    m64 = copy.deepcopy(m).double()
+    assert m64.tau.item() == 0.7 and m64.W.dtype == torch.float64
+    y64 = m64(torch.linspace(-1, 1, 5, dtype=torch.float64).reshape(5, 1))
+    np.testing.assert_allclose(y32.detach().numpy(), y64.detach().numpy(), atol=1e-5)
+    assert NeuralDDE(1, 1, 2, 8, tau=0.05, dt=0.01, method="RK4").double().tau.item() == 0.05
+    back = copy.deepcopy(m64).float()          # a cast back keeps them too
+    assert back.tau.dtype == torch.float64 and back.tau.item() == 0.7
+    # A learnable τ is a parameter of the module's dtype (its gradient is the others').
+    learn = NeuralDDE(1, 1, 2, 8, tau=0.05, dt=0.01, method="RK4", learn_tau=True,
+                      max_delay=1.0)
+    assert learn.tau.dtype == torch.float32
+    learn(torch.zeros(3, 1)).sum().backward()
+    assert learn.tau.grad is not None and learn.tau.grad.dtype == torch.float32
+    # neural_solve reads fixed delays of either dtype; a learned one must match the others.
+    Wm, Wd, b, Wout = (t.detach().float() for t in _weights(2, 8, 1, 0, 3)[:4])
+    h0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(5))
+    tau64 = torch.tensor([0.5], dtype=torch.float64)
+    y = neural_solve(h0, Wm, Wd, b, Wout, tau64, method="RK4", dt=0.1)
+    assert y.dtype == torch.float32
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        neural_solve(h0, Wm, Wd, b, Wout, tau64.clone().requires_grad_(True), method="RK4",
+                     dt=0.1)
+    with pytest.raises(ValueError, match="seed"):
+        m64.memory_capacity(seed=-1)

@@ -70,6 +70,7 @@ def memory_capacity(model: NeuralDDE, n_samples: int = 256, seed: int = 0,
     import torch
 
     n_samples = as_count(n_samples, "n_samples")
+    seed = as_count(seed, "seed", minimum=0)
     # Checked first: a NaN or inf τ (a learnable one after a non-finite step) gave K_tau NaN
     # or inf with regime "memory", a verdict from no number; NaN weights failed in an SVD.
     tau_vals = delay_values(model.tau) if model.n_delays else []

@@ -64,6 +64,9 @@ class NeuralDDE(nn.Module):
         Width of the vector field's hidden layers.
     tau : float or sequence of float
         The delays (positive). A single number with ``n_delays > 1`` gives τ_k = τ·k/n_delays.
+        Fixed delays are the buffer ``tau``, kept in float64 whatever the module's dtype (casts
+        such as ``.double()`` or ``.float()`` move it only between devices), so the pass uses
+        exactly the values given; a learnable τ is a parameter of the module's dtype.
     n_delays : int
         Number of delays (0: a neural ODE).
     activation : {"tanh", "relu", "softplus", "sigmoid"}
@@ -168,12 +171,24 @@ class NeuralDDE(nn.Module):
         self.w_time: Optional[nn.Parameter] = (
             nn.Parameter(torch.empty(self.hidden).uniform_(-bound_in, bound_in))
             if self.time_input else None)
-        tau_t = torch.tensor(taus, dtype=torch.get_default_dtype())
         if learn_tau:
-            self.tau = nn.Parameter(tau_t)
+            self.tau = nn.Parameter(torch.tensor(taus, dtype=torch.get_default_dtype()))
         else:
-            self.register_buffer("tau", tau_t)
+            # Fixed delays stay float64 in a module of any dtype (_apply): in float32, τ = 0.7
+            # would be 0.69999998808 (then dt = 0.7 is longer than the delay) and after
+            # .double() τ = 0.05 would be 0.0500000007. The pass reads them as float64 values.
+            self.register_buffer("tau", torch.tensor(taus, dtype=torch.float64))
         self.last_info: dict = {}
+
+    def _apply(self, fn, recurse=True):
+        # .float(), .half(), .to(dtype) cast every floating buffer: the fixed delays keep their
+        # float64 values (exactly those asked for) and follow the module's device only.
+        tau = self._buffers.get("tau")
+        out = super()._apply(fn, recurse)
+        moved = self._buffers.get("tau")
+        if tau is not None and moved is not None and moved.dtype != tau.dtype:
+            self._buffers["tau"] = tau.to(moved.device)
+        return out
 
     @property
     def state_dim(self) -> int:

@@ -114,9 +114,12 @@ def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
         if v.dtype is not torch.float64 and v.dtype is not torch.float32:
             raise TypeError(f"{name}: expected float32 or float64, got {v.dtype}")
     dtype = h0.dtype
-    if any(v.dtype is not dtype for _, v in tensors):
-        dtypes = sorted({str(v.dtype) for _, v in tensors})
-        raise TypeError(f"{', '.join(n for n, _ in tensors)}: mixed dtypes {dtypes}"
+    # Delays that are not learned are read as float64 values (a module keeps them in float64
+    # in any dtype): only a learned τ, whose gradient has the others' dtype, must match.
+    typed = tuple((n, v) for n, v in tensors if n != "tau" or v.requires_grad)
+    if any(v.dtype is not dtype for _, v in typed):
+        dtypes = sorted({str(v.dtype) for _, v in typed})
+        raise TypeError(f"{', '.join(n for n, _ in typed)}: mixed dtypes {dtypes}"
                         "; convert the input or the module (model.double())")
     if h0.ndim != 2:
         raise ValueError(f"h0: expected shape (batch, dim), got {tuple(h0.shape)}")
