@@ -154,6 +154,25 @@ def test_bad_inputs():
         layer_spectrum(net.float(), torch.zeros(2, 3))
     with pytest.raises(TypeError, match="model_or_layers"):
         layer_spectrum(42, torch.zeros(2, 3, dtype=torch.float64))
+    # Callables show their dtype only in X; a frame without k independent columns is refused
+    # (QR would have completed it with arbitrary directions).
+    with pytest.raises(TypeError, match="X: exponents need float64"):
+        layer_spectrum([torch.tanh], torch.zeros(2, 3), 2)
+    for q0 in (np.zeros((3, 2)), np.ones((3, 2))):
+        with pytest.raises(ValueError, match="q0: expected 2 finite, linearly independent"):
+            layer_spectrum(_linear_net([np.eye(3)]), torch.zeros(2, 3, dtype=torch.float64), 2,
+                           q0=q0)
+
+
+def test_layer_rates_average_to_the_exponents():
+    # diag(0.1, 3) from the frame e1, e2: the frame's first column has the smaller rate, so
+    # the sorted exponents reverse it; the layer rates must follow the same order.
+    layers = [_linear_net([np.diag([0.1, 3.0])])[0], _linear_net([np.diag([0.5, 2.0])])[0]]
+    r = layer_spectrum(layers, torch.ones(1, 2, dtype=torch.float64), 2, q0=np.eye(2))
+    np.testing.assert_allclose(r.exponents, [0.5 * np.log(6.0), 0.5 * np.log(0.05)],
+                               rtol=1e-14)
+    np.testing.assert_allclose(r.layer_rates.mean(axis=0), r.exponents, rtol=1e-14)
+    np.testing.assert_allclose(r.layer_rates, np.log([[3.0, 0.1], [2.0, 0.5]]), rtol=1e-14)
 
 
 def test_dead_relu_reports_non_finite():

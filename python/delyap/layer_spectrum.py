@@ -53,8 +53,9 @@ class LayerSpectrum(Result):
     per_input : ndarray (n_inputs, k)
         The exponents of each input.
     layer_rates : ndarray (L, k)
-        log R_ii of each layer, averaged over inputs (the local expansion rates; their mean
-        over layers is ``exponents``).
+        log R_ii of each layer, averaged over inputs (the local expansion rates), each
+        input's columns in the order of its sorted exponents: their mean over layers is
+        ``exponents``.
     depth : int
         L, the number of layers the exponents are normalised by.
     status : int
@@ -135,6 +136,9 @@ def layer_spectrum(model_or_layers: Union[torch.nn.Module, Sequence[Callable]], 
         if dtype != torch.float64:
             raise TypeError("model_or_layers: exponents need float64 (model.double(), "
                             "X.double()): per-layer rates are averaged over many layers")
+    elif X.dtype != torch.float64:
+        # (callables: their dtype shows only in X; float32 rates would be averaged as well)
+        raise TypeError(f"X: exponents need float64 inputs (X.double()), got {X.dtype}")
     d = int(X.shape[1])
     k = as_count(n_exponents, "n_exponents", maximum=d)
     if q0 is None:
@@ -144,7 +148,10 @@ def layer_spectrum(model_or_layers: Union[torch.nn.Module, Sequence[Callable]], 
         q0_np = as_float_array(q0, "q0", ndim=(2,))
         if q0_np.shape != (d, k):
             raise ValueError(f"q0: expected shape ({d}, {k}), got {q0_np.shape}")
-        q0_np = np.linalg.qr(q0_np)[0]
+        q0_np, r0 = np.linalg.qr(q0_np)
+        r0 = np.abs(np.diag(r0))
+        if not (np.all(np.isfinite(r0)) and r0.min() > 1e-12 * r0.max()):
+            raise ValueError(f"q0: expected {k} finite, linearly independent columns")
     n = int(X.shape[0])
     x = X.detach()
     Q = torch.as_tensor(q0_np, dtype=x.dtype, device=x.device).expand(n, d, k).clone()
@@ -173,8 +180,11 @@ def layer_spectrum(model_or_layers: Union[torch.nn.Module, Sequence[Callable]], 
         status = 3
     per_input = rates.sum(axis=0) / len(layers)
     # Exponents sorted per input: QR keeps the order of the frame, which matches the ordering
-    # of the exponents only asymptotically; report the sorted spectrum.
-    per_input = -np.sort(-per_input, axis=1)
+    # of the exponents only asymptotically; report the sorted spectrum, and each input's layer
+    # rates in that same order (so their mean over layers is ``exponents``).
+    order = np.argsort(-per_input, axis=1, kind="stable")
+    per_input = np.take_along_axis(per_input, order, axis=1)
+    rates = np.take_along_axis(rates, order[None, :, :], axis=2)
     mean = per_input.mean(axis=0)
     se = per_input.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(k, np.nan)
     out = LayerSpectrum(exponents=mean, stderr=se, per_input=per_input,
