@@ -117,8 +117,12 @@ def test_widths_classes_and_bad_inputs():
     assert geometry.architecture_class(_random_mlp((4, 3, 3, 1), rng)).kind == "non-augmented"
     assert geometry.architecture_class(_random_mlp((2, 5, 3, 1), rng)).kind == "augmented"
     assert geometry.architecture_class(_random_mlp((3, 2, 4, 1), rng)).kind == "bottleneck"
-    relu = geometry.architecture_class(_random_mlp((2, 4, 1), rng, torch.nn.ReLU))
+    relu_net = _random_mlp((2, 4, 1), rng, torch.nn.ReLU)
+    relu = geometry.architecture_class(relu_net)
     assert not relu.smooth_monotone and "assumes smooth" in relu.reason
+    with pytest.warns(UserWarning, match="ReLU make Φ piecewise smooth"):
+        cp = geometry.critical_points(relu_net, [[-1, 1], [-1, 1]], n_starts=4)
+    assert cp.info["non_smooth"] == ["ReLU"]
     with pytest.raises(TypeError, match="model"):
         geometry.architecture_class(torch.nn.Linear(2, 1))
     with pytest.raises(ValueError, match="bounds"):

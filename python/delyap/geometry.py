@@ -26,6 +26,7 @@ degeneracy.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -338,6 +339,15 @@ def _neural_map(model, starts: np.ndarray):
     return forward
 
 
+def _kinks(model) -> list[str]:
+    """The modules (or the NeuralDE activation) of ``model`` known to be non-smooth."""
+    if _is_neural_de(model):
+        return ["relu"] if model.config.activation == "relu" else []
+    kinked = ("Threshold", "Softshrink", "Hardshrink", "MaxPool1d", "MaxPool2d", "MaxPool3d")
+    names = [type(m).__name__ for m in model.modules()]
+    return sorted({n for n in names if "ReLU" in n or n.startswith("Hard") or n in kinked})
+
+
 def _scalar_function(model, starts: np.ndarray):
     torch = _torch()
     forward = _neural_map(model, starts) if _is_neural_de(model) else model
@@ -438,6 +448,12 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     diag = float(np.linalg.norm(b[:, 1] - b[:, 0]))
     rng = np.random.default_rng(as_count(seed, "seed", minimum=0))
     starts = b[:, 0] + (b[:, 1] - b[:, 0]) * rng.random((n, d))
+    kinks = _kinks(model)
+    if kinks:
+        warnings.warn(f"model: {', '.join(kinks)} make Φ piecewise smooth: its Hessian vanishes "
+                      "or jumps on the pieces, so critical points on a flat piece come back "
+                      "degenerate and those at a kink are not found (info['non_smooth'])",
+                      stacklevel=2)
     phi, grad, hess = _scalar_function(model, starts)
     with torch.no_grad():
         try:
@@ -531,7 +547,7 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
                          gradient_norms=gns[chosen][order] if len(pts) else np.zeros(0),
                          n_starts=n, info={"converged_starts": int(keep.sum()),
                                            "gradient_scale": gscale, "curvature_scale": curv,
-                                           "bounds": b})
+                                           "bounds": b, "non_smooth": kinks})
     n_bad = int(bad_starts.sum())
     if n_bad:
         first = starts[int(torch.nonzero(bad_starts)[0])]
