@@ -110,7 +110,11 @@ def test_records_at_the_edge_of_stability_are_certified_against_the_dense_hessia
     assert len(r["step"]) == 40 and np.all(r["converged"])
     assert np.all(r["residual"] <= tol * r["sharpness"])
     late = r["step"] >= 300
-    assert np.all(np.abs(r["sharpness"][late] * lr / 2 - 1) < 0.2)      # at the edge
+    # At the edge: the sharpness has risen to 2/η and oscillates about it. Not every record
+    # within a fixed band: the path is chaotic there, so its rounding decides the excursions
+    # (on one machine all late records were within 20 % of 2/η, on another two reached +25 %).
+    edge = r["sharpness"][late] * lr / 2
+    assert np.all(edge > 0.8) and abs(np.mean(edge) - 1) < 0.15
     checked = 0
     for s_, lam, res in zip(r["step"], r["sharpness"], r["residual"]):
         if int(s_) in dense:
