@@ -63,8 +63,11 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
         raise TypeError(f"h0: expected a floating-point tensor, got {h0.dtype}")
     tau_t = torch.as_tensor(tau, dtype=h0.dtype, device=h0.device)
     # The delays as floats once per pass: read times are found on the host without a device
-    # synchronisation per stage (on a GPU, each float() of a tensor waits for the queue).
-    tau_vals = [float(v) for v in tau_t.detach().tolist()] if tau_t.ndim == 1 else []
+    # synchronisation per stage (on a GPU, each float() of a tensor waits for the queue). Taken
+    # before the cast to h0's dtype: in float32, τ = 0.7 would read as 0.69999998808.
+    given = tau.detach() if isinstance(tau, torch.Tensor) else torch.as_tensor(
+        tau, dtype=torch.float64)
+    tau_vals = [float(v) for v in given.tolist()] if tau_t.ndim == 1 else []
     if tau_t.ndim != 1 or not all(v > 0 for v in tau_vals):
         raise ValueError("tau: expected a 1-D sequence of positive delays")
     if not (np.isfinite(t_final) and t_final > 0):
@@ -78,7 +81,12 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     no_delays = h0.new_zeros(h0.shape[0], 0, h0.shape[1])  # (once, not per stage)
 
     def stacked(t: float, u: torch.Tensor, ys: list[torch.Tensor]) -> torch.Tensor:
-        return f(t, u, torch.stack(ys, dim=1) if ys else no_delays)
+        out = f(t, u, torch.stack(ys, dim=1) if ys else no_delays)
+        if not isinstance(out, torch.Tensor) or out.shape != u.shape:
+            # (a (batch, 1) or (dim,) result would broadcast into the state unnoticed)
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"f: must return the state's shape {tuple(u.shape)}, got {got}")
+        return out
 
     return integrate(stacked, h0, tau_t, tau_vals, grid, method)
 

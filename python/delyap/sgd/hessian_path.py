@@ -15,6 +15,7 @@ moderate. For squared loss at interpolation both paths agree (tested).
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
@@ -38,10 +39,19 @@ def per_sample_loss(loss: Union[str, Callable]):
     if callable(loss):
         return loss
     if loss == "mse":
-        return lambda out, y: 0.5 * ((out.reshape(-1) - y.reshape(-1)) ** 2).sum()
+        def mse(out, y):
+            if out.numel() != y.numel():  # (the difference would broadcast, unnoticed)
+                raise ValueError(f"Y: a sample's target has {y.numel()} values, the model "
+                                 f"gives {out.numel()} outputs")
+            return 0.5 * ((out.reshape(-1) - y.reshape(-1)) ** 2).sum()
+        return mse
     if loss == "cross_entropy":
-        return lambda out, y: torch.nn.functional.cross_entropy(out.reshape(1, -1),
-                                                                y.reshape(1).long())
+        def cross_entropy(out, y):
+            if torch.is_floating_point(y):  # (.long() would truncate a label of 0.7 to 0)
+                raise TypeError(f"Y: 'cross_entropy' takes class indices (an integer tensor), "
+                                f"got {y.dtype}")
+            return torch.nn.functional.cross_entropy(out.reshape(1, -1), y.reshape(1).long())
+        return cross_entropy
     raise ValueError(f"loss: expected 'mse', 'cross_entropy' or a callable, got {loss!r}")
 
 
@@ -127,6 +137,19 @@ def hessian_lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, l
     op = LinearOperator((D, D), matvec=full_hvp, dtype=np.float64)
     w, V = eigsh(op, k=r_max, which="LM", v0=np.random.default_rng(seed).standard_normal(D))
     keep = np.abs(w) > as_positive(rank_tol, "rank_tol") * np.abs(w).max()
+    # N·c bounds H's rank only where the residual term vanishes (an interpolating minimum).
+    # Elsewhere the basis cuts curvature off: one product on a seeded direction outside it
+    # tells (zero up to rounding at an interpolating point).
+    outside = np.random.default_rng(seed + 1).standard_normal(D)
+    outside -= V @ (V.T @ outside)
+    outside /= np.linalg.norm(outside)
+    cut = float(np.linalg.norm(full_hvp(outside))) / float(np.abs(w).max())
+    if cut > max(rank_tol, 1e-6):
+        warnings.warn(f"hessian_lyapunov: H has curvature outside its {r_max} kept directions "
+                      f"(‖H u‖ = {cut:.2g}·λ_max for a unit u orthogonal to them): the point "
+                      "is not an interpolating minimum, or normal_dim is too small; the "
+                      "exponents are those of the truncated space (info['cut_curvature'])",
+                      stacklevel=2)
     order = np.argsort(w[keep])[::-1]
     w, V = w[keep][order], V[:, keep][:, order]
     r = V.shape[1]
@@ -180,7 +203,8 @@ def hessian_lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, l
                             sampling=sampling, steps=int(steps), running=res.running,
                             running_t=res.running_t, status=res.status,
                             info={**res.info, "hessian_eigenvalues": hess_eigs,
-                                  "path": "hessian", "time_scale": tau})
+                                  "path": "hessian", "time_scale": tau,
+                                  "cut_curvature": cut})
     out._origin = "hessian_lyapunov"
     raise_if_failed(out, throw)
     return out

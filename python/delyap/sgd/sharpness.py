@@ -115,9 +115,13 @@ class HVPOperator:
         self.device = self.theta.device
         self.calls = 0
 
+        summed = len(self._chunks) > 1 and _chunked_loss_is_sum(loss, Y)
+
         def chunk_loss(theta, s):
-            # Mean over the whole data set: each chunk contributes its share.
-            return self._loss_of(theta, X[s], Y[s]) * ((s.stop - s.start) / self.n_samples)
+            # Mean over the whole data set: each chunk contributes its share (a summed torch
+            # loss: its sum).
+            share = 1.0 if summed else (s.stop - s.start) / self.n_samples
+            return self._loss_of(theta, X[s], Y[s]) * share
 
         self._chunk_loss = chunk_loss
         self._grad = torch.func.grad(chunk_loss)
@@ -296,6 +300,29 @@ class GraphHVP:
     def release(self) -> None:
         """Drop the gradient graph (its memory); later products raise."""
         self._grads = None
+
+
+def _chunked_loss_is_sum(loss, Y) -> bool:
+    """Whether the chunks of a chunked operator add up (a torch loss module with reduction
+    'sum') rather than average with weights chunk/N (a per-sample mean: names, callables,
+    plain 'mean' modules). A weighted mean (class weights, ignored targets) has no such split:
+    refused, with the argument to change."""
+    torch = _torch()
+    if not isinstance(loss, torch.nn.modules.loss._Loss):
+        return False
+    reduction = getattr(loss, "reduction", "mean")
+    if reduction == "sum":
+        return True
+    if reduction != "mean":
+        raise ValueError(f"loss: reduction={reduction!r} gives no scalar loss")
+    ignore = getattr(loss, "ignore_index", None)
+    ignored = (ignore is not None and not torch.is_floating_point(Y) and
+               bool((Y == ignore).any()))
+    if getattr(loss, "weight", None) is not None or ignored:
+        raise ValueError("chunk_size: a class-weighted mean (or one with ignored targets) does "
+                         "not split into chunks weighted by their size; pass chunk_size=None or "
+                         "a per-sample loss callable")
+    return False
 
 
 def _loss_function(model, loss):
