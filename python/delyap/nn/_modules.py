@@ -79,7 +79,11 @@ class NeuralDDE(nn.Module):
     dt : float, optional
         Fixed step, or the first step of an adaptive method.
     learn_tau : bool
-        Make τ a trainable parameter (then ``max_delay`` bounds it).
+        Make τ a trainable parameter (then ``max_delay`` bounds it). Its gradient is that of
+        the computed pass with the step sequence held fixed: where a read time t − τ falls
+        exactly on a step boundary (or on 0, the end of the constant history), h(T) has a kink
+        in τ and the gradient is one of its one-sided derivatives (which one, rounding
+        decides; the torch path and the C++ adjoint agree).
     max_delay : float, optional
         Upper bound of learnable delays (τ ≥ max_delay raises).
     augment : int
