@@ -110,6 +110,16 @@ def test_sgd_map_without_matplotlib(tmp_path):
                      "matplotlib", "--no-plots")
 
 
+def test_sgd_map_into_a_pipe_writes_no_progress_bar():
+    # (its map forced progress=True, so a bar went into pipes and logs, unlike every other
+    # command: stderr there holds warnings and errors only)
+    pytest.importorskip("torch")
+    rc, out, err = run("sgd-map", "--n-lr", "2", "--batch-sizes", "1", "2", "--steps", "300",
+                       "--no-plots")
+    assert rc == 0 and "stability map" in out, (rc, out, err)
+    assert "%|" not in err and "it/s" not in err, err
+
+
 def test_sgd_map_checks_batch_sizes_before_training():
     pytest.importorskip("torch")
     # The old CLI trained the model (and printed its report) before rejecting B = 100 > N = 64.

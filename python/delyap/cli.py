@@ -148,7 +148,8 @@ def _cmd_demo(args) -> int:
         return 0
     from .sgd.demo import run_sgd_map
 
-    run_sgd_map(args.out, steps=args.sgd_steps, threads=args.threads, plots=plots)
+    run_sgd_map(args.out, steps=args.sgd_steps, threads=args.threads, plots=plots,
+                progress=_progress())
     return 0
 
 
@@ -163,7 +164,7 @@ def _cmd_sgd_map(args) -> int:
         _need_matplotlib("--no-plots")
         _make_folder(args.out, "--out")
     run_sgd_map(args.out, n_lr=args.n_lr, batch_sizes=args.batch_sizes, steps=args.steps,
-                threads=args.threads, plots=plots, device=args.device)
+                threads=args.threads, plots=plots, device=args.device, progress=_progress())
     return 0
 
 
