@@ -332,7 +332,11 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
         Seed of the counter-based generator: problem i of a batch uses stream i, so results do
         not depend on ``threads``.
     renorm_interval : int
-        QR every this many steps (1 is safest; larger is faster when the spread is small).
+        QR every this many steps (1 is safest; larger is faster when the spread is small). A
+        window of several products that loses a direction to rounding (non-normal products
+        merge their columns, or one underflows: the part of a column left after
+        orthogonalisation below 1e-12 of its largest entry) fails with status non_finite
+        rather than report its noise or −∞: use a smaller interval.
     threads : int, optional
         Worker threads for the problems of a batch (default: all cores).
     throw : bool
@@ -350,8 +354,9 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
     :class:`delyap.ConvergenceWarning`; ``result.info["settled"]`` records the verdict.
 
     Singular matrices: a direction the product maps to zero has the exponent −∞, which is its
-    exact value, so it comes back as ``-inf`` with status 0 (and a NaN standard error); only
-    overflow or a non-finite entry is a failure.
+    exact value, so it comes back as ``-inf`` with status 0 (and a NaN standard error) with
+    ``renorm_interval=1``; failures are overflow, a non-finite entry and (with a longer
+    interval) a direction lost within a window.
     """
     steps = as_count(steps, "steps")
     n_threads = as_threads(threads)
@@ -437,6 +442,10 @@ def _finish_product(raw, batched, P, steps, transient, time_scale, throw) -> Lya
     return res
 
 
+# The fraction of a column that must survive a window's QR (qr_window.hpp's kWindowKept).
+_WINDOW_KEPT = 1e-12
+
+
 def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, renorm_interval,
                         n_blocks, n_running) -> dict:
     rng = np.random.default_rng(seed)
@@ -460,15 +469,23 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
     A = first
     for n in range(transient + steps):
         if n > 0:
-            A = np.asarray(sampler(rng), dtype=float)
+            A = np.asarray(sampler(rng))
+            if np.iscomplexobj(A):  # (a float cast would drop the imaginary part, silently)
+                raise TypeError(f"sampler(rng): returned a complex matrix at draw {n + 1}")
+            A = A.astype(float, copy=False)
             if A.shape != (d, d):
                 raise ValueError(f"sampler(rng): returned shape {A.shape}, expected {(d, d)}")
         q = A @ q
         since += 1
         done = n + 1
         if since == renorm_interval or done == transient or done == transient + steps:
+            scale = np.max(np.abs(q), axis=0)
             q, r = np.linalg.qr(q)
-            if not np.all(np.isfinite(np.diag(r))):  # as the compiled engine: stop, non_finite
+            kept = np.abs(np.diag(r))
+            # As the compiled engine (qr_window.hpp): stop, non_finite, on a non-finite R_jj or,
+            # over more than one product, a direction lost to rounding within the window.
+            if not np.all(np.isfinite(kept)) or (since > 1 and
+                                                  not np.all(kept > _WINDOW_KEPT * scale)):
                 status = _STATUS_CODE["non_finite"]
                 break
             signs = np.sign(np.diag(r))

@@ -76,6 +76,12 @@ def _graph(adjacency, tau):
     key = rows * N + cols  # (i, j) as one sort key
     if sp.issparse(tau):
         # A delay matrix with A's pattern: matched by position (i, j), so its order is free.
+        # Duplicates are looked for before _entries sums them (two 0.5 became one delay 1.0).
+        stored = tau.tocoo(copy=True)
+        skey = stored.row.astype(np.int64) * stored.shape[1] + stored.col
+        if np.unique(skey).size != skey.size:
+            raise ValueError("tau: a sparse delay matrix must have one delay per entry (stored "
+                             "duplicates of an (i, j) would be summed)")
         nt, trows, tcols, tvals = _entries(tau, "tau")
         tkey = trows * N + tcols
         if nt != N or np.unique(tkey).size != tkey.size:
@@ -414,6 +420,11 @@ def sample_graph(W: GraphonLike, n: int, *, directed: bool = True, seed: int = 0
         grid = kernel(g[:, None], g[None, :])
         _check_probabilities(grid)
         bound = min(1.0, 1.25 * float(grid.max()))
+        if bound == 0.0:
+            # (no pair would ever be proposed: a band or spike narrower than the grid's spacing
+            # came back as an empty graph)
+            raise ValueError(f"w_max: W is zero at all {g.size}² points of the grid its bound "
+                             "is estimated on; pass w_max, an upper bound of W")
     weights_of = None
     if node_weights is not None:
         mu = node_weights(x) if callable(node_weights) else node_weights

@@ -85,7 +85,7 @@ class StabilityMap(Result):
         for i in range(len(self.batch_size)):
             ok = np.flatnonzero(self.stable[i])
             if ok.size:
-                out[i] = self.lr[ok.max()]
+                out[i] = float(np.max(self.lr[ok]))
         return out
 
     def to_table(self) -> list:
@@ -251,6 +251,10 @@ def stability_map(model_or_K: Union[torch.nn.Module, ArrayLike, GramSpectrum],
         spec = gram_spectrum(K, c)
     lrs, bs = _check_configs(lr, batch_size, spec.n_samples, sampling)
     lrs, bs = np.atleast_1d(lrs), np.atleast_1d(bs)
+    for name, grid in (("lr", lrs), ("batch_size", bs)):
+        if grid.ndim != 1 or np.any(np.diff(grid) <= 0):
+            # (the map's plot, contours and largest stable lr read the grid as an axis)
+            raise ValueError(f"{name}: expected an increasing 1-D grid, got {grid.tolist()}")
     k = n_exponents
     ex = np.full((len(bs), len(lrs), k), np.nan)
     se = np.full_like(ex, np.nan)

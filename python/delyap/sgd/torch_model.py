@@ -184,7 +184,11 @@ def interpolation_report(model, X, Y) -> dict:
     torch = _torch()
     params = _check_model_and_data(model, X, Y)
     out = model(X)
-    res = (out.reshape(X.shape[0], -1) - Y.reshape(X.shape[0], -1)).to(torch.float64)
+    n = X.shape[0]
+    if out.reshape(n, -1).shape[1] != Y.reshape(n, -1).shape[1]:  # (they would broadcast)
+        raise ValueError(f"Y: {Y.reshape(n, -1).shape[1]} target values per sample, the model "
+                         f"gives {out.reshape(n, -1).shape[1]} outputs")
+    res = (out.reshape(n, -1) - Y.reshape(n, -1)).to(torch.float64)
     loss = 0.5 * (res**2).sum() / X.shape[0]
     grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
@@ -195,6 +199,9 @@ def interpolation_report(model, X, Y) -> dict:
 
 
 def _check_interpolation(model, X, Y, tol: float, check: str) -> dict:
+    if check not in ("raise", "warn", "ignore"):
+        raise ValueError(f"check: expected 'raise', 'warn' or 'ignore', got {check!r}")
+    tol = as_positive(tol, "tol")
     rep = interpolation_report(model, X, Y)
     # (written so that NaN residuals, from non-finite parameters, count as not interpolating)
     bad = not rep["residual_rms"] <= tol * max(1.0, rep["target_rms"])
@@ -234,10 +241,8 @@ def model_lyapunov(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, lr:
     if loss != "mse":
         raise ValueError(f"loss: only 'mse' (ℓ_i = ½‖f_i − y_i‖²) is supported by the Gram "
                          f"path, got {loss!r}")
-    if check not in ("raise", "warn", "ignore"):
-        raise ValueError(f"check: expected 'raise', 'warn' or 'ignore', got {check!r}")
     _check_model_and_data(model, X, Y)
-    rep = _check_interpolation(model, X, Y, as_positive(tol, "tol"), check)
+    rep = _check_interpolation(model, X, Y, tol, check)
     K, c = gram_matrix(model, X, chunk_size=chunk_size)
     res = gram_lyapunov(K, lr, batch_size, steps=steps, n_exponents=n_exponents, sampling=sampling,
                         transient=transient, seed=seed, outputs=c, renorm_interval=renorm_interval,

@@ -18,6 +18,7 @@
 #include "delyap/common/thread_group.hpp"
 #include "delyap/common/work_poll.hpp"
 #include "delyap/lyap/batch_sampler.hpp"
+#include "delyap/lyap/qr_window.hpp"
 #include "delyap/lyap/gram_rows.hpp"
 #include "delyap/lyap/householder.hpp"
 #include "delyap/lyap/iid_product.hpp"
@@ -139,14 +140,11 @@ DELYAP_HD Status run_gram_product(const Group& g, const GramProblem& p, Lyapunov
     ++since;
     const Index done = step + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {
+      if (g.leader()) column_scales(s.q, n, k, s.logs);
       if (g.leader() && !dense.orthonormalize(s.q, int(n), k, s.r, s.work, poll))
         *status = int(Status::Cancelled);
       if (g.leader() && *status == int(Status::Success)) {
-        for (int j = 0; j < k; ++j) {
-          const double rjj = s.r[j * k + j];
-          if (!is_finite(rjj)) *status = int(Status::NonFinite);
-          s.logs[j] = std::log(rjj);
-        }
+        *status = int(window_logs(s.r, k, since, s.logs));
         if (*status == int(Status::Success) && done > p.transient) acc.add(s.logs, double(since));
       }
       since = 0;

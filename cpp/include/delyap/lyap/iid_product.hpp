@@ -8,6 +8,7 @@
 #include "delyap/common/status.hpp"
 #include "delyap/common/work_poll.hpp"
 #include "delyap/lyap/householder.hpp"
+#include "delyap/lyap/qr_window.hpp"
 #include "delyap/lyap/statistics.hpp"
 
 namespace delyap {
@@ -104,13 +105,9 @@ DELYAP_HD Status run_iid_product(const IidProductProblem& p, LyapunovAccumulator
     ++since;
     const Index done = n + 1;
     if (since == p.renorm_interval || done == p.transient || done == total) {
+      column_scales(q, d, k, logs);
       if (!dense.orthonormalize(q, d, k, r, work, poll)) return Status::Cancelled;
-      bool finite = true;
-      for (int j = 0; j < k; ++j) {
-        logs[j] = std::log(r[j * k + j]);
-        finite = finite && is_finite(r[j * k + j]);
-      }
-      if (!finite) return Status::NonFinite;
+      if (window_logs(r, k, since, logs) != Status::Success) return Status::NonFinite;
       if (done > p.transient) acc.add(logs, double(since));
       since = 0;
     }
