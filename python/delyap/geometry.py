@@ -445,9 +445,9 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
     gtol = as_positive(gtol, "gtol")
     dedup_tol = as_positive(dedup_tol, "dedup_tol")
     degenerate_tol = as_positive(degenerate_tol, "degenerate_tol")
-    diag = float(np.linalg.norm(b[:, 1] - b[:, 0]))
+    diag = float(np.linalg.norm(widths))
     rng = np.random.default_rng(as_count(seed, "seed", minimum=0))
-    starts = b[:, 0] + (b[:, 1] - b[:, 0]) * rng.random((n, d))
+    starts = b[:, 0] + widths * rng.random((n, d))
     kinks = _kinks(model)
     if kinks:
         warnings.warn(f"model: {', '.join(kinks)} make Φ piecewise smooth: its Hessian vanishes "
