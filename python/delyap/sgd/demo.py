@@ -52,6 +52,7 @@ def run_sgd_map(out_dir: str = "delyap-demo", *, n_lr: int = 24,
     from .torch_model import gram_matrix, train_to_interpolation
 
     check_demo_options(n_lr=n_lr, batch_sizes=batch_sizes, steps=steps)
+    batch_sizes = sorted(set(int(b) for b in batch_sizes))  # the map's axis: increasing
     if device == "cuda":  # fail before training when there is no GPU
         from ..device import cuda_backend
 
