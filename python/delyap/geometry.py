@@ -498,11 +498,10 @@ def critical_points(model: torch.nn.Module, bounds: ArrayLike, *, n_starts: int 
         xs = x.numpy()
         gns = gn.numpy()
     keep = (gns <= gtol * gscale) & np.all((xs >= b[:, 0]) & (xs <= b[:, 1]), axis=1)
-    xs, gns = xs[keep], gns[keep]
+    xs, gns, gx = xs[keep], gns[keep], g.numpy()[keep]  # g: ∇Φ at x, kept by the iteration
     with torch.no_grad():
         tx = torch.as_tensor(xs, dtype=torch.float64).reshape(-1, d)
         Hx = hess(tx).numpy() if len(xs) else np.zeros((0, d, d))
-        gx = grad(tx).numpy() if len(xs) else np.zeros((0, d))
     # Each point's location error, estimated by its Newton step pinv(H)∇Φ: ≈ 1e-10 of the
     # box at a non-degenerate point, but at a degenerate one (where the iteration converges
     # only linearly) as large as the distance to the true point.

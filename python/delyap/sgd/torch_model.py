@@ -184,11 +184,11 @@ def interpolation_report(model, X, Y) -> dict:
     torch = _torch()
     params = _check_model_and_data(model, X, Y)
     out = model(X)
-    n = X.shape[0]
-    if out.reshape(n, -1).shape[1] != Y.reshape(n, -1).shape[1]:  # (they would broadcast)
-        raise ValueError(f"Y: {Y.reshape(n, -1).shape[1]} target values per sample, the model "
-                         f"gives {out.reshape(n, -1).shape[1]} outputs")
-    res = (out.reshape(n, -1) - Y.reshape(n, -1)).to(torch.float64)
+    pred, target = out.reshape(X.shape[0], -1), Y.reshape(X.shape[0], -1)
+    if pred.shape[1] != target.shape[1]:  # (they would broadcast)
+        raise ValueError(f"Y: {target.shape[1]} target values per sample, the model gives "
+                         f"{pred.shape[1]} outputs")
+    res = (pred - target).to(torch.float64)
     loss = 0.5 * (res**2).sum() / X.shape[0]
     grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
