@@ -25,19 +25,19 @@ def test_a_window_that_loses_a_direction_fails_instead_of_reporting_minus_infini
         np.testing.assert_allclose(r.exponents, exact, atol=2e-3)
     # 30 steps: the columns merge in rounding (gave [0.693, -inf] with success).
     r = delyap.iid_product(A, steps=6000, renorm_interval=30, threads=1, throw=False)
-    assert not r.success and r.status_names == "non_finite"
+    assert not r.success and r.status_names == "lost_direction"
     with pytest.raises(delyap.IntegrationError):
         delyap.iid_product(A, steps=6000, renorm_interval=30, threads=1)
     # Underflow of the small direction within 110 steps (gave [0, -inf] with success).
     r = delyap.iid_product(np.diag([1.0, 1e-3])[None], steps=1000, renorm_interval=110,
                            threads=1, throw=False)
-    assert r.status_names == "non_finite"
+    assert r.status_names == "lost_direction"
     # One product per window: a singular matrix's −∞ stays the exact, successful answer.
     r = delyap.iid_product(np.diag([1.0, 0.0])[None], steps=100, threads=1)
     assert r.success and r.exponents[0] == 0.0 and r.exponents[1] == -np.inf
     # The sampler path follows the same rule.
     r = delyap.iid_product(lambda rng: _rotated(), steps=600, renorm_interval=30, throw=False)
-    assert r.status_names == "non_finite"
+    assert r.status_names == "lost_direction"
     r = delyap.iid_product(lambda rng: _rotated(), steps=3000, renorm_interval=10)
     np.testing.assert_allclose(r.exponents, exact, atol=5e-3)
 

@@ -21,6 +21,8 @@ from .errors import IntegrationError
 __all__ = ["Result", "STATUS_NAMES"]
 
 STATUS_NAMES: dict[int, str] = {int(k): v for k, v in _core.STATUS_NAMES.items()}
+# The other way round: a code by its name ("non_finite" → 3).
+STATUS_CODE: dict[str, int] = {v: k for k, v in STATUS_NAMES.items()}
 
 # Appended to the error of the throw=True paths: the way to get the partial result instead.
 THROW_HINT = " (pass throw=False to get the partial result with its status)"

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from . import _core
-from ._result import Result, raise_if_failed
+from ._result import STATUS_CODE, Result, raise_if_failed
 from ._system import ArrayLike
 from ._validate import as_count, as_float_array, as_positive, as_threads
 
@@ -59,7 +59,8 @@ class LayerSpectrum(Result):
     depth : int
         L, the number of layers the exponents are normalised by.
     status : int
-        0, or 3 (non_finite) where a Jacobian annihilated a direction (a dead ReLU layer).
+        0; 11 (lost_direction) where a Jacobian annihilated a direction (a dead ReLU layer:
+        log 0); 3 (non_finite) where a Jacobian was not finite.
     """
 
     exponents: np.ndarray
@@ -120,7 +121,8 @@ def layer_spectrum(model_or_layers: Union[torch.nn.Module, Sequence[Callable]], 
         Seed of the default start frame.
     throw : bool
         True (default): a direction annihilated by a layer (log 0) raises
-        :class:`delyap.IntegrationError`; False: ``status`` is 3 (non_finite).
+        :class:`delyap.IntegrationError`; False: ``status`` is 11 (lost_direction), or 3
+        (non_finite) for a Jacobian that is not finite.
     """
     torch = _torch()
     layers = _split_layers(model_or_layers)
@@ -176,8 +178,10 @@ def layer_spectrum(model_or_layers: Union[torch.nn.Module, Sequence[Callable]], 
             with np.errstate(divide="ignore"):
                 rates[li] = np.log(diag.cpu().numpy())
             x = x_new
-    if not np.all(np.isfinite(rates)):
-        status = 3
+    if np.any(np.isnan(rates) | (rates == np.inf)):
+        status = STATUS_CODE["non_finite"]
+    elif np.any(rates == -np.inf):
+        status = STATUS_CODE["lost_direction"]
     per_input = rates.sum(axis=0) / len(layers)
     # Exponents sorted per input: QR keeps the order of the frame, which matches the ordering
     # of the exponents only asymptotically; report the sorted spectrum, and each input's layer
@@ -273,7 +277,8 @@ def layer_spectrum_sweep(width: int, depth: int, sigma_w: ArrayLike, sigma_b: Ar
         Worker threads over grid points (default: all cores); results do not depend on it.
     throw : bool
         True (default): a grid point whose product lost a direction (log 0: dead ReLU layers)
-        raises :class:`delyap.IntegrationError`; False: its ``status`` is 3.
+        raises :class:`delyap.IntegrationError`; False: its ``status`` is 11 (lost_direction;
+        3, non_finite, for a product that is not finite).
     """
     width = as_count(width, "width")
     depth = as_count(depth, "depth")

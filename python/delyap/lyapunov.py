@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _core
 from ._progress import Progress, ProgressLike, check_progress
-from ._result import STATUS_NAMES, Result, raise_if_failed
+from ._result import STATUS_CODE, Result, raise_if_failed
 from ._system import ArrayLike, HistoryLike
 from ._validate import as_count, as_float_array, as_positive, as_threads, check_distributed
 from .errors import ConvergenceWarning
@@ -40,7 +40,6 @@ from .solve import METHODS
 __all__ = ["LyapunovResult", "iid_product", "lyapunov_spectrum", "kaplan_yorke_dimension",
            "auto_transient", "mean_map_time_scale", "check_settled"]
 
-_STATUS_CODE = {name: code for code, name in STATUS_NAMES.items()}
 # Transient = ALIGN_FACTOR time scales: a direction contracting twice as fast relative to the
 # slowest one is then damped by e^-5 (< 1 %) before averaging starts.
 ALIGN_FACTOR = 5.0
@@ -50,6 +49,11 @@ MIN_TRANSIENT_FRACTION = 0.1
 # Family-wise false-alarm probability of the settle check over all exponents and problems of
 # one call (a Bonferroni bound), so a stability map of hundreds of cells does not cry wolf.
 SETTLE_ALPHA = 0.01
+# Batch-means blocks: at most this many (each holds k sums per problem; the error needs a few
+# dozen, and more blocks than renormalisations leaves them empty).
+MAX_BLOCKS = 100_000
+# Fewer blocks with data than this and the settle check has no halves of two blocks each.
+MIN_SETTLE_BLOCKS = 4
 
 
 def mean_map_time_scale(rates: ArrayLike, n_exponents: int) -> np.ndarray:
@@ -88,26 +92,31 @@ def auto_transient(time_scale: Union[None, float, np.ndarray],
 
 def _half_disagreement(block_sum: np.ndarray, block_time: np.ndarray) -> np.ndarray:
     """|m₁ − m₂| / √(se₁² + se₂²) per problem and exponent, from the first and second half of
-    the batch-means blocks (block_sum (P, n_blocks, k), block_time (P, n_blocks)); 0 where the
-    two halves agree to rounding (a deterministic product), NaN where undefined."""
-    nb = block_time.shape[1]
-    z = np.full(block_sum.shape[::2], np.nan)
-    if nb < 4:  # each half needs two blocks for its own spread
-        return z
+    the batch-means blocks that hold data (block_sum (P, n_blocks, k), block_time (P,
+    n_blocks); a run with fewer renormalisations than blocks leaves some empty); 0 where the
+    two halves agree to rounding (a deterministic product), NaN where undefined (fewer than
+    MIN_SETTLE_BLOCKS blocks with data)."""
+    used = block_time > 0
+    count = used.sum(axis=1)                       # (P,)
+    rank = np.cumsum(used, axis=1) - 1             # position among the used blocks
+    first = used & (rank < (count // 2)[:, None])
     halves = []
-    for part in (slice(0, nb // 2), slice(nb // 2, nb)):
-        s, t = block_sum[:, part, :], block_time[:, part]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            est = s / t[:, :, None]
-            mean = s.sum(axis=1) / t.sum(axis=1)[:, None]
-            se2 = est.var(axis=1, ddof=1) / est.shape[1]
-        halves.append((mean, se2))
-    (m1, v1), (m2, v2) = halves
     with np.errstate(invalid="ignore", divide="ignore"):
+        est = np.where(used[:, :, None], block_sum / np.where(used, block_time, 1.0)[:, :, None],
+                       0.0)
+        for part in (first, used & ~first):
+            n = part.sum(axis=1)[:, None]          # (P, 1)
+            w = part[:, :, None]
+            mean = (block_sum * w).sum(axis=1) / (block_time * part).sum(axis=1)[:, None]
+            m_est = (est * w).sum(axis=1) / n
+            se2 = (((est - m_est[:, None, :]) ** 2) * w).sum(axis=1) / (n - 1) / n
+            halves.append((mean, se2))
+        (m1, v1), (m2, v2) = halves
         diff = np.abs(m1 - m2)
         # Rounding floor: identical blocks of a deterministic product differ in the last bits.
         tiny = 1e-12 * (1.0 + np.abs(m1) + np.abs(m2))
         z = np.where(diff <= tiny, 0.0, diff / np.sqrt(v1 + v2))
+    z[count < MIN_SETTLE_BLOCKS] = np.nan
     return z
 
 
@@ -119,6 +128,8 @@ def check_settled(raw: dict, what: str, *, time_scale: Union[None, float, np.nda
 
     Two tests, whose outcome is returned for ``result.info``:
 
+    * fewer than MIN_SETTLE_BLOCKS = 4 blocks hold data (a window of fewer
+      re-orthonormalisations): no standard error worth the name, no halves to compare;
     * the first and second half of the batch-means blocks disagree by more than z standard
       errors of their difference, z the Bonferroni bound for a family-wise false-alarm rate of
       ``SETTLE_ALPHA`` over every exponent of every successful problem (at least 3);
@@ -130,8 +141,8 @@ def check_settled(raw: dict, what: str, *, time_scale: Union[None, float, np.nda
       says nothing about alignment and is not reported; the first test still applies.
     """
     ok = np.atleast_1d(np.asarray(raw["status"])) == 0
-    z = _half_disagreement(np.asarray(raw["block_sum"], dtype=float),
-                           np.asarray(raw["block_time"], dtype=float))
+    block_time = np.asarray(raw["block_time"], dtype=float)
+    z = _half_disagreement(np.asarray(raw["block_sum"], dtype=float), block_time)
     z[~ok] = np.nan
     n_tests = max(int(np.sum(np.isfinite(z))), 1)
     # At least 3: the block estimates' spread is itself estimated from a few blocks
@@ -139,6 +150,18 @@ def check_settled(raw: dict, what: str, *, time_scale: Union[None, float, np.nda
     z_crit = max(NormalDist().inv_cdf(1.0 - SETTLE_ALPHA / (2 * n_tests)), 3.0)
     drift = ok & np.any(z > z_crit, axis=-1)
     reasons = []
+    # Blocks with data: one per renormalisation when there are fewer of those than blocks.
+    filled = np.sum(block_time > 0, axis=1)
+    few = ok & (filled < MIN_SETTLE_BLOCKS)
+    if np.any(few):
+        bad = np.flatnonzero(few)
+        where = ("" if few.size == 1
+                 else f" in {bad.size} of {few.size} runs (first: {bad[:5].tolist()})")
+        reasons.append(f"the averaging window holds only {int(filled[few].min())} "
+                       f"re-orthonormalisation(s){where}: too few for a standard error (NaN below "
+                       f"2) and for the check that the estimate has settled (at least "
+                       f"{MIN_SETTLE_BLOCKS}); lengthen the averaging window or shorten "
+                       f"renorm_interval")
     if np.any(drift):
         bad = np.flatnonzero(drift)
         where = ("" if drift.size == 1
@@ -173,9 +196,14 @@ def check_settled(raw: dict, what: str, *, time_scale: Union[None, float, np.nda
 def kaplan_yorke_dimension(exponents: ArrayLike) -> float:
     """D_KY = j + (λ_1 + … + λ_j)/|λ_{j+1}|, j the largest index with a non-negative partial sum.
 
-    Returns NaN (with a warning) when every partial sum is non-negative: more exponents needed.
+    Returns NaN (with a warning) when every partial sum is non-negative: more exponents needed;
+    NaN for exponents that hold NaN (a failed run's).
     """
     lam = np.sort(np.asarray(exponents, dtype=float))[::-1]
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"exponents: expected a non-empty 1-D array, got shape {lam.shape}")
+    if np.any(np.isnan(lam)):
+        return float("nan")  # a failed run's exponents: no dimension
     sums = np.cumsum(lam)
     if lam[0] < 0:
         return 0.0
@@ -335,7 +363,7 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
         QR every this many steps (1 is safest; larger is faster when the spread is small). A
         window of several products that loses a direction to rounding (non-normal products
         merge their columns, or one underflows: the part of a column left after
-        orthogonalisation below 1e-12 of its largest entry) fails with status non_finite
+        orthogonalisation below 1e-12 of its largest entry) fails with status lost_direction
         rather than report its noise or −∞: use a smaller interval.
     threads : int, optional
         Worker threads for the problems of a batch (default: all cores).
@@ -363,7 +391,7 @@ def iid_product(matrices: Union[ArrayLike, Callable[[np.random.Generator], Array
     if transient is not None:
         transient = as_count(transient, "transient", minimum=0)
     renorm_interval = as_count(renorm_interval, "renorm_interval")
-    n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
+    n_blocks = as_count(n_blocks, "n_blocks", minimum=2, maximum=MAX_BLOCKS)
     n_running = as_count(n_running, "n_running")
     seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
     progress = check_progress(progress)
@@ -483,10 +511,13 @@ def _iid_product_python(sampler: Callable, steps, n_exponents, transient, seed, 
             q, r = np.linalg.qr(q)
             kept = np.abs(np.diag(r))
             # As the compiled engine (qr_window.hpp): stop, non_finite, on a non-finite R_jj or,
-            # over more than one product, a direction lost to rounding within the window.
-            if not np.all(np.isfinite(kept)) or (since > 1 and
-                                                  not np.all(kept > _WINDOW_KEPT * scale)):
-                status = _STATUS_CODE["non_finite"]
+            # lost_direction, over more than one product, on a direction lost to rounding
+            # within the window.
+            if not np.all(np.isfinite(kept)):
+                status = STATUS_CODE["non_finite"]
+                break
+            if since > 1 and not np.all(kept > _WINDOW_KEPT * scale):
+                status = STATUS_CODE["lost_direction"]
                 break
             signs = np.sign(np.diag(r))
             signs[signs == 0] = 1
@@ -589,6 +620,15 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         Seed of the random initial tangent functions.
     threads : int, optional
         Worker threads for the trajectories of a batch (default: all cores).
+    n_blocks, n_running : int
+        Batch-means blocks of the standard error (2 to MAX_BLOCKS; a run with fewer
+        re-orthonormalisations than blocks leaves some empty, and one with fewer than 4 filled
+        warns that it has no error estimate worth the name) and checkpoints of the running
+        estimate.
+    history_points : int, optional
+        Grid points of the initial history window carrying the random tangent functions
+        (default max(2·anchors + 1, 33), anchors = ⌈k / 2·dim⌉ + 2; fewer than 2·anchors + 1
+        are refused: they cannot hold k independent functions).
     throw : bool
         True (default): a trajectory that fails raises :class:`delyap.IntegrationError`
         carrying the result; False: see ``result.status``.
@@ -613,6 +653,16 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     if ode and k > system.dim:
         raise ValueError(f"n_exponents: an ODE of dimension {system.dim} has {system.dim} "
                          f"exponents, asked for {k}")
+    if not ode and k > system.dim:
+        # A sweep whose members include one without delays (τ = 0): that member is an ODE.
+        delays = np.asarray(system.delays, dtype=float)
+        member_max = delays.max(axis=1) if delays.ndim == 2 and delays.shape[1] else None
+        if member_max is not None and np.any(member_max == 0.0):
+            first = int(np.flatnonzero(member_max == 0.0)[0])
+            raise ValueError(f"n_exponents: member {first} of the batch has no delay (an ODE of "
+                             f"dimension {system.dim}, with {system.dim} exponents), asked for "
+                             f"{k}: sweep delays > 0 or ask for at most {system.dim}")
+    seed = as_count(seed, "seed", minimum=0)
     t_transient = (auto_transient(window if not ode else None, t_total) if t_transient is None
                    else as_positive(t_transient, "t_transient", allow_zero=True))
     if not isinstance(method, str) or method.upper() not in ("DP5", "BS3"):
@@ -629,11 +679,15 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     opt.rtol = as_positive(rtol, "rtol")
     opt.atol = as_positive(atol, "atol", allow_zero=True)
     opt.max_step = 0.0 if max_step is None else as_positive(max_step, "max_step")
-    n_grid = history_points or max(2 * anchors_needed + 1, 33)
-    t, x, f, y0 = _augmented_history(history, system, k, as_count(n_grid, "history_points",
-                                                                   minimum=2), seed)
+    # The k random initial tangent functions live on the grid: it needs the anchors of k
+    # independent functions (fewer points lose directions at the first re-orthonormalisation).
+    least = 2 * anchors_needed + 1
+    n_grid = (max(least, 33) if history_points is None else
+              as_count(history_points, "history_points", minimum=least))
+    t, x, f, y0 = _augmented_history(history, system, k, n_grid, seed)
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
-            as_count(n_blocks, "n_blocks", minimum=2), as_count(n_running, "n_running"),
+            as_count(n_blocks, "n_blocks", minimum=2, maximum=MAX_BLOCKS),
+            as_count(n_running, "n_running"),
             n_threads)
     if client is not None:
         from .distributed import lyapunov_chunks

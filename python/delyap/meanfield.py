@@ -32,7 +32,7 @@ import numpy as np
 
 from ._result import Result
 from ._system import ArrayLike
-from ._validate import as_float_array
+from ._validate import as_count, as_float_array
 
 __all__ = ["OttAntonsenResult", "ott_antonsen", "stationary_r", "critical_coupling",
            "order_parameter", "convergence"]
@@ -132,6 +132,9 @@ def ott_antonsen(omega0: float, gamma: float, coupling: ArrayLike, *, t_span: Se
     rr = float(as_float_array(r0, "r0", ndim=(0,)))
     if not 0 < rr <= 1:
         raise ValueError(f"r0: must be in (0, 1], got {rr:g}")
+    phase = float(as_float_array(psi0, "psi0", ndim=(0,)))
+    if not np.isfinite(phase):
+        raise ValueError("psi0: must be finite")
     span = as_float_array(t_span, "t_span", ndim=(1,))
     if span.shape != (2,) or not span[1] > span[0]:
         raise ValueError(f"t_span: expected (t0, t1) with t1 > t0, got {span.tolist()}")
@@ -159,7 +162,7 @@ def ott_antonsen(omega0: float, gamma: float, coupling: ArrayLike, *, t_span: Se
             zd = xd[:, 0, 0] + 1j * xd[:, 0, 1]
             return pack(deriv(z, zd))
         system = rhs.python(f_dde, 2, d, batch)
-    z0 = rr * np.array([math.cos(psi0), math.sin(psi0)])
+    z0 = rr * np.array([math.cos(phase), math.sin(phase)])
     sol = solve_dde(system, z0, (float(span[0]), float(span[1])), t_eval=te, rtol=rtol,
                     atol=atol, throw=throw)
     y = np.asarray(sol.y)
@@ -249,8 +252,10 @@ def convergence(n_values: Sequence[int], coupling: ArrayLike, *, gamma: float = 
     ta = _positive(t_average, "t_average")
     if ta > tf:
         raise ValueError("t_average: must not exceed t_final")
-    ns = [int(n) for n in n_values]
-    if not ns or min(ns) < 2:
+    if isinstance(n_values, (str, bytes)) or not isinstance(n_values, Sequence):
+        n_values = list(np.atleast_1d(np.asarray(n_values)))
+    ns = [as_count(n, "n_values", minimum=2) for n in n_values]
+    if not ns:
         raise ValueError("n_values: expected node counts ≥ 2")
     r = np.empty((len(ns), K.size))
     for a, n in enumerate(ns):

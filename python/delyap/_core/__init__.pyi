@@ -265,6 +265,6 @@ def solve_stuart_landau(network: NetworkArgs, lam: typing.SupportsFloat | typing
     ...
 BUILTIN_PARAMETERS: dict = {'mackey_glass': ('beta', 'gamma', 'n', 'tau', 'tau_state', 'window'), 'linear': ('A', 'B', 'tau'), 'delayed_logistic': ('r', 'K', 'tau')}
 PROGRESS_SPAN_UNITS: int = 1000
-STATUS_NAMES: dict = {0: 'success', 1: 'max_steps', 2: 'step_underflow', 3: 'non_finite', 4: 'rhs_error', 5: 'delay_out_of_range', 6: 'cancelled', 7: 'history_full', 8: 'not_run', 9: 'unsupported', 10: 'time_resolution'}
+STATUS_NAMES: dict = {0: 'success', 1: 'max_steps', 2: 'step_underflow', 3: 'non_finite', 4: 'rhs_error', 5: 'delay_out_of_range', 6: 'cancelled', 7: 'history_full', 8: 'not_run', 9: 'unsupported', 10: 'time_resolution', 11: 'lost_direction'}
 STAT_FIELDS: tuple = ('accepted', 'rejected', 'rhs_evals', 'overlap_steps', 'history_peak')
 __version__: str = '0.1.0'

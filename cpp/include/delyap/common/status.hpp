@@ -20,7 +20,10 @@ enum class Status : int {
                           // that depend on the state, or too many discontinuity points
   TimeResolution = 10,    // t + h rounds to t: the span is too short for the precision of t
                           // (|t| too large for the steps or output times asked for)
-  kLast = TimeResolution,
+  LostDirection = 11,     // Lyapunov QR: a tangent direction collapsed onto the others (its
+                          // orthogonal part < kWindowKept of its size) within one window, so
+                          // its exponent is rounding noise or −∞ (lyap/qr_window.hpp)
+  kLast = LostDirection,
 };
 
 DELYAP_HD inline const char* status_name(Status s) {
@@ -36,6 +39,7 @@ DELYAP_HD inline const char* status_name(Status s) {
     case Status::NotRun: return "not_run";
     case Status::Unsupported: return "unsupported";
     case Status::TimeResolution: return "time_resolution";
+    case Status::LostDirection: return "lost_direction";
   }
   return "unknown";
 }

@@ -94,28 +94,31 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
 
   std::vector<double> w, r(Index(k) * k), tinv(Index(k) * k), tmp(k), logs(k), work;
-  auto renormalize = [&]() -> bool {
+  auto renormalize = [&]() -> Status {
     HistoryView& h = buffer.view();
     const bool has_window = tau_max > 0;  // an ODE has none
     const Index rows = tangent_rows(h, D, has_window);
-    if (rows < k) return false;
+    // Fewer rows than functions: the window cannot hold k independent ones (lyapunov.py
+    // refuses k > dim for a member without delays before the run).
+    if (rows < k) return Status::LostDirection;
     if (Index(w.size()) < rows * k) w.resize(rows * k);
     if (Index(work.size()) < rows + k) work.resize(rows + k);
-    if (!reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(), tmp.data(),
-                          logs.data(), has_window, qr))
-      return false;
+    const Status rs = reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(),
+                                       tmp.data(), logs.data(), has_window, qr);
+    if (rs != Status::Success) return rs;
     const double* last = h.state(h.size - 1);
     const double* flast = h.deriv(h.size - 1);
     for (int i = 0; i < Da; ++i) {  // the integrator's current state is the last anchor
       x[i] = last[i];
       f[i] = flast[i];
     }
-    return true;
+    return Status::Success;
   };
 
   Status st = run.start(sink);
   if (st != Status::Success) return st;
-  if (!renormalize()) return Status::NonFinite;
+  st = renormalize();
+  if (st != Status::Success) return st;
   acc.reset();
   const double t_measure = lp.t0 + lp.t_transient;
   double t_prev = lp.t0;
@@ -128,7 +131,8 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     if (t_prev >= t_measure && stop > t_end - 1e-9 * renorm) stop = t_end;
     st = run.advance(stop, sink, is_cancelled);
     if (st != Status::Success) return st;
-    if (!renormalize()) return Status::NonFinite;
+    st = renormalize();
+    if (st != Status::Success) return st;
     if (t_prev >= t_measure) acc.add(logs.data(), stop - t_prev);
     t_prev = stop;
     if (stop >= t_end) break;

@@ -107,7 +107,8 @@ DELYAP_HD Status run_iid_product(const IidProductProblem& p, LyapunovAccumulator
     if (since == p.renorm_interval || done == p.transient || done == total) {
       column_scales(q, d, k, logs);
       if (!dense.orthonormalize(q, d, k, r, work, poll)) return Status::Cancelled;
-      if (window_logs(r, k, since, logs) != Status::Success) return Status::NonFinite;
+      const Status st = window_logs(r, k, since, logs);
+      if (st != Status::Success) return st;
       if (done > p.transient) acc.add(logs, double(since));
       since = 0;
     }

@@ -105,8 +105,8 @@ inline Index random_network_scratch(int width, int k, int n_inputs, int n_points
 
 // Runs grid points (σ_w[g], σ_b[g]), g < n_points, on the common draws of `p`, layer by layer.
 // logs_out: n_points × n_inputs × k, Σ_l log R_ii^(l) per point and input (the caller divides
-// by L); status_out: per point (a point whose product lost a direction stops with NonFinite,
-// the others go on). `dense` is the policy of run_iid_product (multiply by a row-major N × N
+// by L); status_out: per point (a point whose product lost a direction stops with
+// LostDirection, one with a non-finite product with NonFinite; the others go on). `dense` is the policy of run_iid_product (multiply by a row-major N × N
 // matrix, thin QR with diag(R) ≥ 0), so the host swaps in its blocked kernels. Returns
 // Cancelled when stopped from outside, else Success.
 template <class Cancel, class Dense = PortableDense>
@@ -161,7 +161,10 @@ Status run_random_networks(const RandomNetworkProblem& p, const double* sigma_w,
         double* logs = logs_out + (g * Index(n) + j) * k;
         for (int c = 0; c < k; ++c) {
           const double v = std::log(r[Index(c) * k + c]);
-          if (!is_finite(v)) status_out[g] = Status::NonFinite;
+          // log 0: the layer's Jacobian annihilated a direction (a dead ReLU layer), an
+          // exact −∞ that stops the point; NaN: a non-finite product.
+          if (!is_finite(v))
+            status_out[g] = v == -INFINITY ? Status::LostDirection : Status::NonFinite;
           logs[c] += v;
         }
       }

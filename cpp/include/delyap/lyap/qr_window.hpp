@@ -29,15 +29,23 @@ DELYAP_HD inline void column_scales(const double* q, Index n, int k, double* sca
   }
 }
 
+// Whether R_jj keeps a direction whose column had largest |entry| `scale` before the QR.
+DELYAP_HD inline bool direction_kept(double rjj, double scale) {
+  return rjj > kWindowKept * scale;
+}
+
 // After the QR of a window of `products` products: logs[j] = log R_jj (R's diagonal is ≥ 0),
-// written over the column scales logs held. NonFinite: an R_jj is not finite, or (more than
-// one product) a direction was lost within the window.
+// written over the column scales logs held. NonFinite: an R_jj is not finite (the first
+// cause, whatever else happened); LostDirection: (more than one product) a direction was lost
+// within the window.
 DELYAP_HD inline Status window_logs(const double* r, int k, Index products, double* logs) {
   Status st = Status::Success;
   for (int j = 0; j < k; ++j) {
     const double rjj = r[j * k + j];
-    if (!is_finite(rjj) || (products > 1 && !(rjj > kWindowKept * logs[j])))
+    if (!is_finite(rjj))
       st = Status::NonFinite;
+    else if (products > 1 && !direction_kept(rjj, logs[j]) && st == Status::Success)
+      st = Status::LostDirection;
     logs[j] = std::log(rjj);
   }
   return st;

@@ -19,6 +19,7 @@
 #include "delyap/dde/history.hpp"
 #include "delyap/dde/system_traits.hpp"
 #include "delyap/lyap/householder.hpp"
+#include "delyap/lyap/qr_window.hpp"
 
 namespace delyap {
 
@@ -114,8 +115,14 @@ DELYAP_HD inline Index tangent_rows(const HistoryView& h, int D, bool has_window
 
 // Re-orthonormalises the k tangent functions stored in `h` (augmented dim D(1+k)).
 // w: tangent_rows × k, r: k × k, work: rows + k, tinv: k × k, tmp: k. Writes log R_jj to logs.
+// NonFinite: an R_jj is not finite. LostDirection: a function kept less than kWindowKept of
+// its size orthogonal to the ones before it (qr_window.hpp): the interval since the last
+// re-orthonormalisation merged it with them (a delayed coupling that vanishes leaves only
+// dim independent functions on the window; a huge spread of exponents over one interval does
+// the same in rounding), so log R_jj would be noise or −∞. An interval of integration is
+// never "one product": no exemption as in window_logs.
 template <class Qr = PortableTangentQr>
-DELYAP_HD bool reorthonormalize(HistoryView& h, int D, int k, double* w, double* r, double* work,
+DELYAP_HD Status reorthonormalize(HistoryView& h, int D, int k, double* w, double* r, double* work,
                                 double* tinv, double* tmp, double* logs, bool has_window = true,
                                 const Qr& qr = Qr{}) {
   const int Da = h.dim;
@@ -147,10 +154,13 @@ DELYAP_HD bool reorthonormalize(HistoryView& h, int D, int k, double* w, double*
       }
     }
   }
-  if (!qr(w, rows, k, r, work)) return false;
+  column_scales(w, rows, k, logs);
+  if (!qr(w, rows, k, r, work)) return Status::NonFinite;
+  for (int j = 0; j < k; ++j)
+    if (!is_finite(r[j * k + j]) || !is_finite(logs[j])) return Status::NonFinite;
   for (int j = 0; j < k; ++j) {
     const double rjj = r[j * k + j];
-    if (!(rjj > 0) || !is_finite(rjj)) return false;
+    if (!direction_kept(rjj, logs[j])) return Status::LostDirection;
     logs[j] = std::log(rjj);
   }
   // T = R⁻¹ (upper triangular, column-major), by back substitution per column.
@@ -178,7 +188,7 @@ DELYAP_HD bool reorthonormalize(HistoryView& h, int D, int k, double* w, double*
     if (a + 1 < h.size)
       for (int m = 0; m < h.n_coef; ++m) transform(h.coef + (sl * h.n_coef + m) * Da);
   }
-  return true;
+  return Status::Success;
 }
 
 }  // namespace delyap
