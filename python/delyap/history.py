@@ -127,11 +127,18 @@ def build_history(history: HistoryLike, system: DDESystem, t0: float,
     dim, batch = system.dim, system.n_trajectories
     tau_max = system.max_delay
     start = t0 - tau_max
-    jump_times = np.zeros(0) if jumps is None else np.sort(as_float_array(jumps, "history_jumps",
-                                                                          ndim=(0, 1)).reshape(-1))
-    if jump_times.size and (jump_times.min() <= start or jump_times.max() >= t0):
+    # (a repeated jump is one jump: each would otherwise add its own one-sided samples)
+    jump_times = np.zeros(0) if jumps is None else np.unique(as_float_array(jumps, "history_jumps",
+                                                                           ndim=(0, 1)))
+    # The left limit of a jump is sampled eps before it (below).
+    eps = 1e-12 * max(1.0, abs(t0), tau_max)
+    if jump_times.size and (jump_times.min() <= start + 2 * eps or jump_times.max() >= t0):
         raise ValueError(f"history_jumps: times must lie inside the history window "
-                         f"({start:g}, {t0:g}); a jump at t0 is given by y0")
+                         f"({start:g}, {t0:g}) (more than rounding after its start); a jump at "
+                         f"t0 is given by y0")
+    if np.any(np.diff(jump_times) <= 4 * eps):
+        raise ValueError("history_jumps: two jumps closer than rounding "
+                         f"({4 * eps:.1e}); give them as one")
     if jump_times.size and not callable(history):
         raise ValueError("history_jumps: only a callable history can jump")
     if grid is not None:
@@ -139,7 +146,14 @@ def build_history(history: HistoryLike, system: DDESystem, t0: float,
             raise ValueError("history_grid: only a callable history is sampled on a grid")
         grid = check_history_grid(grid, t0, tau_max, lags_fixed=_lags_fixed(system))
         start = float(grid[0])
-    if callable(history):
+    if callable(history) and tau_max == 0.0 and grid is None:
+        # An ODE reads no history: the callable gives the initial value h(t0).
+        values = _sample_callable(history, np.array([float(t0)]), dim, batch)[:, 0, :]
+        times = np.array([start, t0])
+        x = np.repeat(values[:, None, :], 2, axis=1)
+        f = np.zeros_like(x)
+        x_t0 = values
+    elif callable(history):
         if grid is None:
             grid = np.linspace(start, t0, history_points)
             grid[-1] = t0
@@ -147,10 +161,13 @@ def build_history(history: HistoryLike, system: DDESystem, t0: float,
         # Both one-sided limits at each jump, stored as a zero-length interval (t_j, t_j): the
         # left value is sampled a hair before t_j. A read at exactly t_j then takes the limit
         # from the side its step integrates over (the core's history reads are one-sided).
-        eps = 1e-12 * max(1.0, abs(t0), tau_max)
         left = jump_times - eps
-        times = np.sort(np.concatenate([grid[(grid > start) & ~np.isin(grid, jump_times)],
-                                        [start], left, jump_times]))
+        # Grid points within rounding of a jump go (the jump's own samples stand for them): one
+        # an ulp below t_j would sit between t_j − eps and t_j, whose relabelling below then
+        # made the anchors non-monotone (a wrong solution with success).
+        near = (np.abs(grid[:, None] - jump_times[None, :]) <= 2 * eps).any(axis=1)
+        times = np.sort(np.concatenate([grid[(grid > start) & ~near], [start], left,
+                                        jump_times]))
         sample = lambda tt: _sample_callable(history, tt, dim, batch)  # noqa: E731
         x = sample(times)
         central = (sample(times + delta) - sample(times - delta)) / (2 * delta)

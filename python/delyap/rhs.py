@@ -6,6 +6,7 @@ with its own adaptive steps. ``python`` wraps any vectorised Python function.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, ClassVar, Optional, Union
 
 import numpy as np
@@ -315,8 +316,9 @@ class PythonDDE(DDESystem):
                                  "(batch_size=None)")
             self.tau_fn = tau
             self.declared_max_delay = float(as_float_array(max_delay, "max_delay", ndim=(0,)))
-            if self.declared_max_delay <= 0:
-                raise ValueError("max_delay: must be positive")
+            if not (math.isfinite(self.declared_max_delay) and self.declared_max_delay > 0):
+                raise ValueError(f"max_delay: must be positive and finite, got "
+                                 f"{self.declared_max_delay:g}")
             self.n_delays = as_count(n_delays if n_delays is not None else 1, "n_delays")
             self.tau = np.full(self.n_delays, self.declared_max_delay)
         else:
@@ -335,8 +337,13 @@ class PythonDDE(DDESystem):
             elif neutral and np.any(t == 0):
                 raise ValueError("neutral: x'(t − τ) with τ = 0 is the unknown derivative itself; "
                                  "neutral delays must be positive")
-            elif max_delay is not None and max_delay < t.max():
-                raise ValueError(f"tau: delay {t.max():g} is larger than max_delay = {max_delay:g}")
+            elif max_delay is not None:
+                bound = float(as_float_array(max_delay, "max_delay", ndim=(0,)))
+                if not (math.isfinite(bound) and bound > 0):
+                    raise ValueError(f"max_delay: must be positive and finite, got {bound:g}")
+                if bound < t.max():
+                    raise ValueError(f"tau: delay {t.max():g} is larger than max_delay = "
+                                     f"{bound:g}")
             self.tau = t
             self.n_delays = t.shape[0]
             self.declared_max_delay = float(t.max()) if t.size else 0.0

@@ -173,6 +173,10 @@ def solve_dde(system: DDESystem, history: HistoryLike, t_span: Sequence[float],
     if min_step is not None and max_step is not None and opt.min_step > opt.max_step:
         raise ValueError(f"min_step: {min_step} is larger than max_step = {max_step}")
     opt.max_steps = as_count(max_steps, "max_steps")
+    if not isinstance(track_discontinuities, (bool, np.bool_)):
+        # (bool("False") is True)
+        raise TypeError(f"track_discontinuities: expected True or False, got "
+                        f"{track_discontinuities!r}")
     opt.track_discontinuities = bool(track_discontinuities)
     n_threads = as_threads(threads)
     if history_points is None:

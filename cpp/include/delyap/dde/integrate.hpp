@@ -156,8 +156,12 @@ struct Integrator {
     // output unwritten: it is a failure of its own, not a success.
     if (p.t_final - p.t0 <= resolution_at(std::fmax(std::fabs(p.t0), std::fabs(p.t_final))))
       return Status::TimeResolution;
-    if (!tab.adaptive() || opt.dt > 0.0) {
+    if (!tab.adaptive()) {
       h = opt.dt;
+    } else if (opt.dt > 0.0) {
+      // The user's first step of an adaptive method, kept above what t resolves as the
+      // automatic one is (dt = 1e-15 failed at t0 as step_underflow, or time_resolution).
+      h = std::fmax(opt.dt, 64.0 * resolution_at(t));
     } else {
       // Hairer's estimate can fall below what t can resolve (a tiny state with a large
       // derivative: 0.01·|x0|/|f0| ≈ 1e-19); start a few rejections above that floor instead.
@@ -206,7 +210,9 @@ struct Integrator {
         t_next = t_stop;
       }
       const double hh = t_next - t;
-      if (!(hh >= min_step)) return too_small(h_try);  // NaN-safe
+      // A step cut short to land on a stop or a discontinuity may be shorter than the user's
+      // min_step (a floor on what the controller asks for, not on the span that is left).
+      if (!(hh >= (clipped ? resolution : min_step))) return too_small(h_try);  // NaN-safe
 
       double err = 0.0;
       bool converged = true;

@@ -78,6 +78,12 @@ DELYAP_HD inline double error_scale(double a, double b, double rtol, double atol
   return atol + rtol * std::fmax(std::fabs(a), std::fabs(b));
 }
 
+// err / scale, 0 for an exactly zero error: with atol = 0 a component that is exactly 0 has
+// scale 0, and 0/0 (NaN) failed the run at t0 as non_finite.
+DELYAP_HD inline double scaled_error(double err, double scale) {
+  return err == 0.0 ? 0.0 : err / scale;
+}
+
 // ((v_d − w_d) / scale_d)², w optional: a summand of an RMS error norm.
 struct ScaledSquare {
   const double* v;
@@ -85,7 +91,7 @@ struct ScaledSquare {
   const double *a, *b;
   double rtol, atol;
   DELYAP_HD double operator()(Index d) const {
-    const double r = (w ? v[d] - w[d] : v[d]) / error_scale(a[d], b[d], rtol, atol);
+    const double r = scaled_error(w ? v[d] - w[d] : v[d], error_scale(a[d], b[d], rtol, atol));
     return r * r;
   }
 };
@@ -100,7 +106,8 @@ struct ScaledStepError {
   const double *a, *b;
   double rtol, atol;
   DELYAP_HD double operator()(Index d) const {
-    const double r = h * stage_sum(e, n, k, dim, d) / error_scale(a[d], b[d], rtol, atol);
+    const double r =
+        scaled_error(h * stage_sum(e, n, k, dim, d), error_scale(a[d], b[d], rtol, atol));
     return r * r;
   }
 };

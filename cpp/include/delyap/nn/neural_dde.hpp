@@ -978,8 +978,9 @@ bool forward_adaptive(const Field& f, const Tableau& tab, const double* tau, dou
         double e = 0.0;
         for (int j = 0; j < tab.stages; ++j)
           if (tab.e[j] != 0.0) e += tab.e[j] * tr.k(n, j, 0)[r * D + d];
-        const double sc = error_scale(x0[r * D + d], x1[r * D + d], opt.rtol, opt.atol);
-        s += (hh * e / sc) * (hh * e / sc);
+        const double q = scaled_error(
+            hh * e, error_scale(x0[r * D + d], x1[r * D + d], opt.rtol, opt.atol));
+        s += q * q;
       }
       const double rms = std::sqrt(s / D);
       err = is_finite(rms) ? std::max(err, rms) : HUGE_VAL;
