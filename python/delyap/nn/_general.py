@@ -2,8 +2,9 @@
 torch's autograd through the stages (the general, slower path beside the C++ one)."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -38,7 +39,9 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     pass), and delayed states are read by the interpolant the C++ core uses, so on the
     built-in vector field both paths compute the same pass. Gradients come from torch's
     autograd, including those w.r.t. ``tau`` when it requires grad (through the interpolant's
-    derivative at the read time, the step sequence held fixed, as in the C++ adjoint).
+    first and second derivatives at the read time, the step sequence held fixed, as in the C++
+    adjoint: gradients and Hessians in τ are exact for the computed pass, third derivatives in
+    τ alone are not).
 
     Parameters
     ----------
@@ -73,8 +76,8 @@ def odeint_dde(f: Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor],
     if not (np.isfinite(t_final) and t_final > 0):
         raise ValueError(f"t_final: must be positive and finite, got {t_final}")
     if grid is None:
-        if dt is None or not dt > 0:
-            raise ValueError("dt: needed (positive) when no grid is given")
+        if dt is None or not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt: needed (positive and finite) when no grid is given, got {dt}")
         grid = fixed_grid(t_final, dt)
     # (a grid ending before or after t_final would integrate to another time unnoticed)
     grid = checked_grid(grid, float(t_final))
@@ -99,6 +102,25 @@ def _combine(base: torch.Tensor, terms: Iterable[tuple[float, torch.Tensor]]) ->
         if coef != 0.0:
             out = torch.add(out, t, alpha=coef)
     return out
+
+
+def read_curvature_weights(tab: dict, theta: float) -> tuple[list[float], float]:
+    """d²/dθ² of the read weights of :func:`delyap._core.neural_read_weights` (nn::read_weights:
+    the method's continuous extension, or cubic Hermite on X[i], K[i][0], x(t_{i+1}) and F[i]):
+    (weights on K[i][j], weight on F[i]). With them a read's second derivative in s is
+    (1/h) Σ w''_j K[i][j]."""
+    S, dense, b, fsal = tab["stages"], tab["dense"], tab["b"], tab["fsal"]
+    if dense and dense[0]:
+        # w_j(θ) = Σ_m dense[j][m] θ^(m+1)  →  w_j'' = Σ_m (m+1) m dense[j][m] θ^(m−1)
+        return [sum((m + 1) * m * dm * theta ** (m - 1) for m, dm in enumerate(dj) if m >= 1)
+                for dj in dense], 0.0
+    h01, h10, h11 = 6.0 - 12.0 * theta, -4.0 + 6.0 * theta, 6.0 * theta - 2.0
+    w2 = [h01 * bj for bj in b]
+    w2[0] += h10
+    if fsal:
+        w2[S - 1] += h11
+        return w2, 0.0
+    return w2, h11
 
 
 def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.Tensor],
@@ -127,14 +149,16 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
         with ``recompute`` the backward runs this again)."""
         t, h = float(grid[n]), float(grid[n + 1] - grid[n])
         ks: list[torch.Tensor] = []
-        reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+        reads: dict[tuple[int, float], tuple[torch.Tensor, Optional[torch.Tensor],
+                                             Optional[torch.Tensor]]] = {}
 
         def stages(i: int) -> list[torch.Tensor]:
             return ks if i == n else K[i]
 
-        def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-            # x and (when τ is learned) x' at θ in step i; several stages of a step read the
-            # same point (RK4's two midpoints), so each is computed once per step.
+        def interpolate(i: int, theta: float) -> tuple[torch.Tensor, Optional[torch.Tensor],
+                                                        Optional[torch.Tensor]]:
+            # x and (when τ is learned) x' and x'' at θ in step i; several stages of a step
+            # read the same point (RK4's two midpoints), so each is computed once per step.
             key = (i, theta)
             if key in reads:
                 return reads[key]
@@ -145,14 +169,30 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
                 terms.append((hi * w_end, stages(i + 1)[0]))
             val = _combine(X[i], terms)
             der: Optional[torch.Tensor] = None
+            curv: Optional[torch.Tensor] = None
             if tau_grad:
-                dterms = [(dwj, K[i][j]) for j, dwj in enumerate(dw) if dwj != 0.0]
-                if dw_end != 0.0:
-                    dterms.append((dw_end, stages(i + 1)[0]))
-                if dterms:
-                    der = _combine(dterms[0][0] * dterms[0][1], dterms[1:])
-            reads[key] = (val, der)
-            return val, der
+                der = _weighted(dw, dw_end, i)
+                curv = curvature(i, theta)
+            reads[key] = (val, der, curv)
+            return val, der, curv
+
+        def curvature(i: int, theta: float) -> Optional[torch.Tensor]:
+            # x'' at θ in step i. At θ = 0 of the step just finished (stage 0 of a step equal to
+            # the smallest delay) the Hermite weights need f(t_n), not yet computed: x'' is
+            # taken from the left, θ = 1 of step i − 1 (the interpolant's x'' jumps at a step
+            # boundary, so either side is a one-sided second derivative, as the first
+            # derivative there is one-sided for methods with their own extension).
+            w2, w2_end = read_curvature_weights(tab, theta)
+            if w2_end != 0.0 and i + 1 == n and not ks:
+                return curvature(i - 1, 1.0) if i >= 1 else None
+            hi = float(grid[i + 1] - grid[i])
+            return _weighted([v / hi for v in w2], w2_end / hi, i)
+
+        def _weighted(weights: list[float], w_end: float, i: int) -> Optional[torch.Tensor]:
+            terms = [(wj, K[i][j]) for j, wj in enumerate(weights) if wj != 0.0]
+            if w_end != 0.0:
+                terms.append((w_end, stages(i + 1)[0]))
+            return _combine(terms[0][0] * terms[0][1], terms[1:]) if terms else None
 
         def read(s: float, k: int) -> torch.Tensor:
             if not s > 0.0 or n == 0:
@@ -165,14 +205,17 @@ def integrate(field: Callable[[float, torch.Tensor, list[torch.Tensor]], torch.T
                 # smallest delay, dt = τ): snapped to θ = 0, as the core's locate_read does, so
                 # that f(t_n), not yet computed, is not touched.
                 theta = 0.0
-            val, der = interpolate(i, theta)
-            if der is None:
+            val, der, curv = interpolate(i, theta)
+            if der is None and curv is None:
                 return val
             tau_read[k] = True
-            # The read's dependence on τ through s = t − τ_k, to first order: x(s) moves by
-            # −x'(s)·dτ_k. τ_k − detach(τ_k) is zero in value (in any dtype), so this adds the
-            # derivative and nothing else.
-            return val - (tau_t[k] - tau_t[k].detach()) * der
+            # The read's dependence on τ through s = t − τ_k, to second order: x(s) moves by
+            # −x'(s)·δ + ½x''(s)·δ², δ = τ_k − detach(τ_k), zero in value (in any dtype): the
+            # terms add the first and second derivatives in τ (gradients, Hessians) and nothing
+            # else. (Third derivatives in τ alone would need x''': not carried.)
+            delta = tau_t[k] - tau_t[k].detach()
+            out = val if der is None else val - delta * der
+            return out if curv is None else out + (0.5 * delta * delta) * curv
 
         for j in range(S):
             if j == 0 and fsal and n > 0:
@@ -234,6 +277,15 @@ def builtin_field(activation: str, W: torch.Tensor, W_delay: torch.Tensor, b: to
     return field
 
 
+def without_autocast(device_type: str) -> Any:
+    """A context that turns torch.autocast off on ``device_type`` (a no-op on devices without
+    autocast, e.g. "meta")."""
+    available = getattr(torch.amp, "is_autocast_available", lambda d: d in ("cpu", "cuda"))
+    if available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def _host(v: torch.Tensor) -> torch.Tensor:
     return v.detach().to("cpu", torch.float64)
 
@@ -281,8 +333,11 @@ def solve_builtin(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     stages = _tableau(_METHODS[cfg.method])["stages"]
     recompute = (torch.is_grad_enabled()
                  and (len(grid) - 1) * stages * per_stage > ACTIVATION_CACHE_BYTES)
-    out = integrate(field, h0, tau, delay_values(tau) if tau_vals is None else tau_vals, grid,
-                    cfg.method, recompute)
+    # (under torch.autocast the layer products would run in bfloat16/float16: the pass is
+    # computed in the tensors' dtype, as documented and as the core does)
+    with without_autocast(h0.device.type):
+        out = integrate(field, h0, tau, delay_values(tau) if tau_vals is None else tau_vals,
+                        grid, cfg.method, recompute)
     if info is not None:
         info["t"] = grid
         info["rejected"] = rejected

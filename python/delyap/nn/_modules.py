@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ._capacity import MemoryCapacity, memory_capacity
-from ._general import solve_builtin
+from ._general import solve_builtin, without_autocast
 from ._solve import (
     ACTIVATIONS,
     SolveConfig,
@@ -25,10 +25,23 @@ from ._solve import (
 
 
 def _delays(tau: Union[float, Sequence[float]], n_delays: int) -> list[float]:
-    if isinstance(tau, (int, float)):
+    if isinstance(tau, (bool, np.bool_)) or (isinstance(tau, torch.Tensor) and
+                                              tau.dtype is torch.bool):
+        raise TypeError(f"tau: expected a delay or a sequence of delays, got {tau!r}")
+    if isinstance(tau, torch.Tensor):
+        tau = tau.detach().cpu().double().numpy()
+    if np.ndim(tau) == 0:  # any number: int, float, numpy scalar, 0-d array or tensor
+        try:
+            tau = float(tau)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise TypeError(f"tau: expected a delay or a sequence of delays, got "
+                            f"{type(tau).__name__}") from None
         # One number and several delays: spread them evenly up to it (τ_k = τ·k/n).
         return [float(tau) * (k + 1) / n_delays for k in range(n_delays)]
-    vals = [float(v) for v in tau]
+    try:
+        vals = [float(v) for v in np.asarray(tau, dtype=float).reshape(-1)]
+    except (TypeError, ValueError):
+        raise TypeError(f"tau: expected a delay or a sequence of delays, got {tau!r}") from None
     if len(vals) != n_delays:
         raise ValueError(f"tau: expected {n_delays} delays (n_delays), got {len(vals)}")
     return vals
@@ -138,8 +151,10 @@ class NeuralDDE(nn.Module):
             raise ValueError(f"depth: expected a positive integer, got {depth!r}")
         if not isinstance(augment, (int, np.integer)) or augment < 0:
             raise ValueError(f"augment: expected a non-negative integer, got {augment!r}")
+        if not isinstance(learn_tau, (bool, np.bool_)):
+            raise TypeError(f"learn_tau: expected True or False, got {learn_tau!r}")
         self.config = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
-                                  None if dt is None else float(dt), 1_000_000, int(threads))
+                                  None if dt is None else float(dt), 1_000_000, threads)
         self.config.check()
         self.backend = check_backend(backend)
         taus = _delays(tau, n_delays) if n_delays > 0 else []
@@ -260,7 +275,11 @@ class NeuralDDE(nn.Module):
         earlier pass; ``last_info`` receives this pass's step times and rejected-step count.
         """
         lead = x.shape[:-1] if isinstance(x, torch.Tensor) else ()
-        y = self.readout(self.solve(self.initial_state(x), grid))
+        device = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+        # Under torch.autocast the lift would hand the pass bfloat16/float16 states: the whole
+        # model runs in its own dtype, as its docs say (the pass needs float32 or float64).
+        with without_autocast(device):
+            y = self.readout(self.solve(self.initial_state(x), grid))
         return y.reshape(*lead, self.out_features)
 
     def memory_capacity(self, n_samples: int = 256, seed: int = 0,

@@ -53,8 +53,13 @@ class SolveConfig:
             raise ValueError(f"dt: method {self.method!r} is fixed-step and needs dt")
         if self.dt is not None and not (np.isfinite(self.dt) and self.dt > 0):
             raise ValueError(f"dt: must be positive, got {self.dt}")
-        if not (self.rtol > 0 and self.atol >= 0):
-            raise ValueError("rtol, atol: need rtol > 0 and atol >= 0")
+        if not (np.isfinite(self.rtol) and self.rtol > 0):
+            raise ValueError(f"rtol: must be positive and finite, got {self.rtol}")
+        if not (np.isfinite(self.atol) and self.atol >= 0):
+            raise ValueError(f"atol: must be non-negative and finite, got {self.atol}")
+        for name, v, least in (("max_steps", self.max_steps, 1), ("threads", self.threads, 0)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+                raise ValueError(f"{name}: expected an integer ≥ {least}, got {v!r}")
 
 
 class _Plan(NamedTuple):
@@ -85,7 +90,7 @@ def _make_plan(cfg: SolveConfig) -> _Plan:
     # threads <= 0 stays 0: the core then uses as many threads as the pass's work pays for.
     return _Plan(ACTIVATIONS[cfg.activation], _METHODS[cfg.method], float(cfg.t_final),
                  float(cfg.rtol), float(cfg.atol), float(cfg.dt or 0.0), int(cfg.max_steps),
-                 max(0, int(cfg.threads)))
+                 int(cfg.threads))
 
 
 _cached_plan = functools.lru_cache(maxsize=256)(_make_plan)
@@ -125,6 +130,24 @@ def check_tensors(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
         raise ValueError(f"h0: expected shape (batch, dim), got {tuple(h0.shape)}")
     if tau.ndim != 1:
         raise ValueError(f"tau: expected shape (n_delays,), got {tuple(tau.shape)}")
+    # Every shape here, for both backends: torch's operations would broadcast a (1,) bias or
+    # use only the first of two W_delay (the core checks again, in its own words).
+    if W.ndim != 2:
+        raise ValueError(f"W: expected shape (hidden, dim), got {tuple(W.shape)}")
+    D, H, nd = h0.shape[1], W.shape[0], tau.shape[0]
+    want = [("W", W, (H, D)), ("W_delay", W_delay, (nd, H, D)), ("b", b, (H,)),
+            ("W_out", W_out, (D, H)), ("w_time", w_time, (H,))]
+    if W_hidden is not None and b_hidden is not None:
+        n = W_hidden.shape[0] if W_hidden.ndim == 3 else -1
+        want += [("W_hidden", W_hidden, (n, H, H)), ("b_hidden", b_hidden, (n, H))]
+    for name, v, shape in want:
+        if v is not None and tuple(v.shape) != shape:
+            expected = {"W": "(hidden, dim)", "W_delay": "(n_delays, hidden, dim)",
+                        "b": "(hidden,)", "W_out": "(dim, hidden)", "w_time": "(hidden,)",
+                        "W_hidden": "(n, hidden, hidden)", "b_hidden": "(n, hidden)"}[name]
+            raise ValueError(f"{name}: expected shape {expected} = {shape} for h0 of shape "
+                             f"{tuple(h0.shape)}, W of shape {tuple(W.shape)} and "
+                             f"{nd} delays, got {tuple(v.shape)}")
     return resolve_backend(backend, h0.device)
 
 
@@ -240,7 +263,11 @@ def _function() -> Any:
             return y if h0.dtype is f64 else y.to(h0.dtype)
 
         @staticmethod
+        @torch.autograd.function.once_differentiable
         def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+            # The adjoint runs in the core on numpy arrays: its gradients are first-order only
+            # (once_differentiable makes torch raise on create_graph=True instead of treating
+            # them as constants; second derivatives: backend="torch").
             # (saved_tensors also raises if a weight was modified in place since the forward)
             t, X, K, A = ctx.saved_tensors[8:]
             p: _Plan = ctx.plan
@@ -311,9 +338,12 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
         n stacked hidden layers after the first (both or neither).
     backend : {"auto", "core", "torch"}
         Where the pass runs. "core": delyap's C++ pass on CPU tensors (float32 computed in
-        float64), its backward the discrete adjoint. "torch": the same steps and interpolant
+        float64), its backward the discrete adjoint, first-order only (a backward with
+        ``create_graph=True``, e.g. a gradient penalty or a Hessian-vector product, raises:
+        use "torch" there). "torch": the same steps and interpolant
         through torch operations on the tensors' device and dtype (cuBLAS products on a GPU),
-        differentiated by torch's autograd through the stages (each step's layer activations
+        differentiated by torch's autograd through the stages (second derivatives too; in a
+        learned τ exact to second order) (each step's layer activations
         kept while they fit the core's 64 MiB budget, else recomputed step by step in the
         backward); adaptive methods take their steps from one forward pass of the core on CPU
         float64 copies. "auto" (default): core for CPU tensors, torch for any other device.
@@ -337,7 +367,7 @@ def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
         grid = checked_grid(grid, float(t_final))
         dt = 1.0  # unused (the grid gives the steps); lets fixed-step methods pass the check
     cfg = SolveConfig(activation, float(t_final), method, float(rtol), float(atol),
-                      None if dt is None else float(dt), int(max_steps), int(threads))
+                      None if dt is None else float(dt), max_steps, threads)
     plan = plan_of(cfg)
     if backend == "torch":
         from ._general import solve_builtin
