@@ -648,21 +648,30 @@ def hessian_eigenvalues(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor
         Largest *algebraic* eigenvalues (the sharpness), smallest (negative curvature at a
         saddle), or k of each.
     tol : float
-        Stop when every residual ‖Hv − λv‖ ≤ tol · max|λ|.
+        Stop when every residual ‖Hv − λv‖ ≤ tol · max|λ|. That certifies each value to within
+        tol·max|λ| of *an* eigenvalue; that it is the largest (or smallest) rests on the Krylov
+        space having reached that end of the spectrum, which a start close to another
+        eigenvector can delay past a loose tol (see ``v0``).
     max_iter : int
         Most Lanczos steps (= HVPs; memory max_iter × D doubles).
     seed : int
         Seed of the random start vector.
     v0 : array or tensor (D,) or (m, D), optional
         Warm start (e.g. the previous ``result.vectors``); a seeded random part is mixed in.
+        After the top two eigenvalues cross, the previous top vector is the new *second* one,
+        and at a loose tol the run can stop on λ₂: during edge-of-stability training of the
+        benchmark MLP (benchmarks/bench_hessian.py), warm starts from the previous call
+        returned λ₂ for 1 of 30 calls at tol 1e-2 (11 % low) and 10 of 30 at 3e-2 (up to 23 %
+        low). Tight tolerances, the default start, or :class:`SharpnessMonitor` (which keeps
+        the previous second direction in its space for this reason) avoid it.
     start : {'auto', 'random'}
         Start vector when ``v0`` is None. 'auto' (default): for ``which='largest'``, k = 1 and
         a model with one output per sample, Jᵀ1 = ∇_θ Σ_i f(x_i) (one forward and backward;
         close to the top eigenvector when the tangent kernel has its usual dominant mean mode,
         see :meth:`HVPOperator.output_gradient`) plus the seeded random part; otherwise, and
         when Jᵀ1 vanishes, the seeded random vector. 'random': always the random vector.
-        Either way the stopping test is the residual, so the start changes the cost, not what
-        is certified.
+        Either way the stopping test is the residual, so the start changes the cost and which
+        end of the spectrum is reached first, not the residual bound (see ``tol``).
     hvp : {'auto', 'exact', 'difference'}
         How Hessian-vector products are formed: 'exact' (double backward through one
         gradient graph), 'difference' (forward differences of the gradient: one gradient per
