@@ -130,3 +130,20 @@ def test_meanfield_arguments_are_named():
     for bad in ([20.7], ["30"]):
         with pytest.raises(TypeError, match="n_values"):
             meanfield.convergence(bad, 2.0, t_final=5.0, t_average=2.0)
+
+
+def test_a_spread_beyond_what_the_window_resolves_is_lost_direction():
+    """Two uncoupled delayed Stuart–Landau oscillators, exponents 0, 0, −2λ: at λ = 20, τ = 1
+    the third came back as −28.04 (for −40) with success, the window function of that direction
+    spanning e^40 in size. At λ = 5 the spread is 10 and the value right."""
+    A = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    hist = [1.0, 0.0, 0.5, 0.5]
+    ok = dl.lyapunov_spectrum(dl.rhs.stuart_landau([1.0, 1.2], A, 0.0, tau=1.0, lam=5.0), hist,
+                              3, 50.0)
+    assert ok.exponents[2] == pytest.approx(-10.0, rel=2e-3)
+    bad = dl.lyapunov_spectrum(dl.rhs.stuart_landau([1.0, 1.2], A, 0.0, tau=1.0, lam=20.0),
+                               hist, 3, 50.0, throw=False)
+    assert bad.status_names == "lost_direction" and "spread" in bad.info["lost_direction"]
+    with pytest.raises(dl.IntegrationError, match="spread"):
+        dl.lyapunov_spectrum(dl.rhs.stuart_landau([1.0, 1.2], A, 0.0, tau=1.0, lam=20.0), hist,
+                             3, 50.0)

@@ -24,6 +24,12 @@ STATUS_NAMES: dict[int, str] = {int(k): v for k, v in _core.STATUS_NAMES.items()
 # The other way round: a code by its name ("non_finite" → 3).
 STATUS_CODE: dict[str, int] = {v: k for k, v in STATUS_NAMES.items()}
 
+# What a lost_direction status means, in a failed result's message.
+_LOST_DIRECTION = ("tangent directions collapsed onto each other between two "
+                   "re-orthonormalisations (a vanishing coupling, or exponents too far apart over "
+                   "one interval), so the later exponents would be rounding noise or −∞; shorten "
+                   "renorm_interval or ask for fewer exponents")
+
 # Appended to the error of the throw=True paths: the way to get the partial result instead.
 THROW_HINT = " (pass throw=False to get the partial result with its status)"
 
@@ -74,7 +80,12 @@ class Result:
         status = np.asarray(self.status).reshape(-1)
         bad = self.failed
         names = [_status_name(int(status[i])) for i in bad[:5]]
-        return f"{len(bad)} run(s) failed: {list(zip(bad[:5].tolist(), names))}"
+        out = f"{len(bad)} run(s) failed: {list(zip(bad[:5].tolist(), names))}"
+        if "lost_direction" in names:
+            info = getattr(self, "info", None)
+            detail = info.get("lost_direction") if isinstance(info, dict) else None
+            out += "; lost_direction: " + (detail or _LOST_DIRECTION)
+        return out
 
     def raise_for_status(self) -> None:
         """Raise :class:`delyap.IntegrationError` (carrying this result as ``err.solution`` and

@@ -571,6 +571,34 @@ def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: in
 
 # Re-orthonormalisation interval of an ODE's tangent vectors when none is given.
 ODE_RENORM_INTERVAL = 1.0
+# The largest spread (λ₁ − λ_k)·τmax a DDE spectrum resolves: the k-th tangent function then
+# spans e^spread in size over its window, and the QR carries its newest values (which drive
+# its future) to absolute rounding of its oldest ones. At 25 they keep ~5 digits; Stuart–Landau
+# oscillators with exponents 0 and −2λ, τ = 1: −27.78 for −28 (spread 28), −28.04 for −40.
+MAX_WINDOW_SPREAD = 25.0
+
+
+def _window_spread_check(raw: dict, system: DDESystem) -> Optional[str]:
+    """Marks lost_direction the members whose exponents spread more than MAX_WINDOW_SPREAD
+    over their delay window (in place in ``raw["status"]``); returns what it says or None."""
+    delays = np.asarray(system.delays, dtype=float)
+    if delays.ndim != 2 or delays.shape[1] == 0:
+        return None
+    window = delays.max(axis=1)                                  # (1,) or (P,)
+    status = np.asarray(raw["status"])
+    ex = np.atleast_2d(np.asarray(raw["exponents"], dtype=float))
+    with np.errstate(invalid="ignore"):
+        spread = (ex[:, 0] - ex[:, -1]) * np.broadcast_to(window, ex.shape[:1])
+    bad = (status == 0) & (spread > MAX_WINDOW_SPREAD)
+    if not np.any(bad):
+        return None
+    status[bad] = STATUS_CODE["lost_direction"]
+    raw["status"] = status
+    worst = float(np.max(spread[bad]))
+    return (f"the exponents spread by {worst:.3g} over the delay window ((λ₁ − λ_k)·τmax > "
+            f"{MAX_WINDOW_SPREAD:g}): the last tangent functions span more than "
+            f"e^{MAX_WINDOW_SPREAD:g} in size over the window, beyond what double precision "
+            f"carries, so their exponents are not resolved; ask for fewer exponents")
 
 
 def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int, t_total: float, *,
@@ -699,6 +727,7 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         total, unit = (_core.PROGRESS_SPAN_UNITS, "‰ of t") if n == 1 else (n, "traj")
         with Progress(progress, total, "lyapunov_spectrum", unit) as bar, bar.stage(total):
             raw = system._lyapunov(args)
+    lost = _window_spread_check(raw, system)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.
     batched = system.batch_size is not None
@@ -710,6 +739,8 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
                                "parameters": system.swept_parameters()})
     if client is not None:
         res.info["distributed"] = raw["distributed"]
+    if lost is not None:
+        res.info["lost_direction"] = lost
     res._origin = "lyapunov_spectrum"
     raise_if_failed(res, throw)
     res.info.update(check_settled(raw, "lyapunov_spectrum", time_scale=window if not ode else None,
