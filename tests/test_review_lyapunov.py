@@ -147,3 +147,25 @@ def test_a_spread_beyond_what_the_window_resolves_is_lost_direction():
     with pytest.raises(dl.IntegrationError, match="spread"):
         dl.lyapunov_spectrum(dl.rhs.stuart_landau([1.0, 1.2], A, 0.0, tau=1.0, lam=20.0), hist,
                              3, 50.0)
+
+
+def test_a_direction_decaying_below_atol_within_an_interval_is_lost_direction():
+    """x' = diag(0, −30) x: over the default interval (1) the second tangent component decays
+    by e^-30, far below atol, and its exponent saturated at −21.99 with success. A shorter
+    interval resolves it."""
+    ode = dl.rhs.linear(np.diag([0.0, -30.0]))
+    r = dl.lyapunov_spectrum(ode, [1.0, 1.0], 2, 20.0, throw=False)
+    assert r.status_names == "lost_direction" and "atol" in r.info["lost_direction"]
+    good = dl.lyapunov_spectrum(ode, [1.0, 1.0], 2, 20.0, renorm_interval=0.2)
+    np.testing.assert_allclose(good.exponents, [0.0, -30.0], atol=1e-3)
+
+
+def test_a_sweep_whose_small_delays_leave_few_grid_points_still_starts():
+    """Mackey–Glass τ ∈ {0.5, 30}, 4 exponents: the default history grid spans the largest
+    window, so τ = 0.5 holds few of its points and its random start functions are rank
+    deficient; the first re-orthonormalisation only sets up the frame (was lost_direction)."""
+    sweep = dl.lyapunov_spectrum(dl.rhs.mackey_glass(tau=np.array([0.5, 30.0])), 0.5, 4, 300.0,
+                                 throw=False)
+    assert list(sweep.status_names) == ["success", "success"]
+    solo = dl.lyapunov_spectrum(dl.rhs.mackey_glass(tau=0.5), 0.5, 4, 300.0)
+    np.testing.assert_allclose(sweep.exponents[0], solo.exponents, rtol=0.05, atol=0.02)

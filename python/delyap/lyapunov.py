@@ -571,34 +571,59 @@ def _augmented_history(history, system: DDESystem, k: int, n_grid: int, seed: in
 
 # Re-orthonormalisation interval of an ODE's tangent vectors when none is given.
 ODE_RENORM_INTERVAL = 1.0
+# Most points of the default history grid (a sweep over many decades of delay would need more
+# to hold its random start functions in the smallest window: refused, naming history_points).
+MAX_HISTORY_POINTS = 20_000
 # The largest spread (λ₁ − λ_k)·τmax a DDE spectrum resolves: the k-th tangent function then
 # spans e^spread in size over its window, and the QR carries its newest values (which drive
 # its future) to absolute rounding of its oldest ones. At 25 they keep ~5 digits; Stuart–Landau
 # oscillators with exponents 0 and −2λ, τ = 1: −27.78 for −28 (spread 28), −28.04 for −40.
 MAX_WINDOW_SPREAD = 25.0
+# A tangent direction must stay this far above atol over one re-orthonormalisation interval
+# (λ_k·Δ ≥ log(ATOL_MARGIN·atol)): below it the step control, which sees its components
+# against atol, no longer resolves it. diag(0, −30) gave −21.99 with Δ = 1 and atol 1e-9 (the
+# value saturates near log(atol)/Δ).
+ATOL_MARGIN = 1e3
 
 
-def _window_spread_check(raw: dict, system: DDESystem) -> Optional[str]:
-    """Marks lost_direction the members whose exponents spread more than MAX_WINDOW_SPREAD
-    over their delay window (in place in ``raw["status"]``); returns what it says or None."""
-    delays = np.asarray(system.delays, dtype=float)
-    if delays.ndim != 2 or delays.shape[1] == 0:
-        return None
-    window = delays.max(axis=1)                                  # (1,) or (P,)
+def _resolution_check(raw: dict, system: DDESystem, renorm_interval: float,
+                      atol: float) -> Optional[str]:
+    """Marks lost_direction (in place in ``raw["status"]``) the successful members whose
+    exponents a run cannot resolve: spread by more than MAX_WINDOW_SPREAD over their delay
+    window, or (atol > 0) the last decaying below ATOL_MARGIN·atol within one interval;
+    returns what it says or None."""
     status = np.asarray(raw["status"])
     ex = np.atleast_2d(np.asarray(raw["exponents"], dtype=float))
+    P = ex.shape[0]
+    delays = np.asarray(system.delays, dtype=float)
+    window = (np.broadcast_to(delays.max(axis=1), (P,)) if delays.ndim == 2 and delays.shape[1]
+              else np.zeros(P))
+    # The interval each member ran with (DdeLyapunovProblem::renorm_for).
+    step = (np.full(P, renorm_interval) if renorm_interval > 0 else
+            np.where(window > 0, 0.5 * window, ODE_RENORM_INTERVAL))
+    reasons = []
     with np.errstate(invalid="ignore"):
-        spread = (ex[:, 0] - ex[:, -1]) * np.broadcast_to(window, ex.shape[:1])
-    bad = (status == 0) & (spread > MAX_WINDOW_SPREAD)
-    if not np.any(bad):
+        spread = (ex[:, 0] - ex[:, -1]) * window
+        decay = ex[:, -1] * step
+    ok = status == 0
+    wide = ok & (window > 0) & (spread > MAX_WINDOW_SPREAD)
+    if np.any(wide):
+        reasons.append(f"the exponents spread by {float(np.max(spread[wide])):.3g} over the delay "
+                       f"window ((λ₁ − λ_k)·τmax > {MAX_WINDOW_SPREAD:g}): the last tangent "
+                       f"functions span more than e^{MAX_WINDOW_SPREAD:g} in size over the window, "
+                       f"beyond what double precision carries; ask for fewer exponents")
+    floor = math.log(ATOL_MARGIN * atol) if atol > 0 else -np.inf
+    fast = ok & ~wide & (decay < floor)
+    if np.any(fast):
+        reasons.append(f"the last tangent direction decays by e^{float(np.min(decay[fast])):.3g} "
+                       f"over one re-orthonormalisation interval, below {ATOL_MARGIN:g}·atol "
+                       f"where the step control no longer resolves it (its exponent saturates "
+                       f"near log(atol)/interval); shorten renorm_interval or lower atol")
+    if not reasons:
         return None
-    status[bad] = STATUS_CODE["lost_direction"]
+    status[wide | fast] = STATUS_CODE["lost_direction"]
     raw["status"] = status
-    worst = float(np.max(spread[bad]))
-    return (f"the exponents spread by {worst:.3g} over the delay window ((λ₁ − λ_k)·τmax > "
-            f"{MAX_WINDOW_SPREAD:g}): the last tangent functions span more than "
-            f"e^{MAX_WINDOW_SPREAD:g} in size over the window, beyond what double precision "
-            f"carries, so their exponents are not resolved; ask for fewer exponents")
+    return "; ".join(reasons)
 
 
 def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int, t_total: float, *,
@@ -708,10 +733,28 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
     opt.atol = as_positive(atol, "atol", allow_zero=True)
     opt.max_step = 0.0 if max_step is None else as_positive(max_step, "max_step")
     # The k random initial tangent functions live on the grid: it needs the anchors of k
-    # independent functions (fewer points lose directions at the first re-orthonormalisation).
+    # independent functions (fewer points lose directions at the first re-orthonormalisation)
+    # in every member's window, and the grid spans the batch's largest: a τ-sweep from 0.5 to
+    # 30 needs 60 times the points.
     least = 2 * anchors_needed + 1
-    n_grid = (max(least, 33) if history_points is None else
-              as_count(history_points, "history_points", minimum=least))
+    delays = np.asarray(system.delays, dtype=float)
+    member = delays.max(axis=1) if delays.ndim == 2 and delays.shape[1] else np.zeros(1)
+    smallest = float(member[member > 0].min()) if np.any(member > 0) else window
+    dense = least if window == 0.0 else math.ceil((least - 1) * window / smallest) + 1
+    if history_points is None:
+        n_grid = max(dense, 33)
+        if n_grid > MAX_HISTORY_POINTS:
+            raise ValueError(f"history_points: the batch's delay windows run from {smallest:g} "
+                             f"to {window:g}, so {n_grid} grid points would be needed for "
+                             f"{least} in the smallest window ({k} tangent functions); sweep "
+                             f"fewer decades of delay per call, or pass history_points")
+    else:
+        n_grid = as_count(history_points, "history_points", minimum=least)
+        if n_grid < dense:
+            raise ValueError(f"history_points: {n_grid} points over the largest window "
+                             f"({window:g}) leave fewer than {least} in the smallest "
+                             f"({smallest:g}), too few for {k} independent tangent functions; "
+                             f"at least {dense}")
     t, x, f, y0 = _augmented_history(history, system, k, n_grid, seed)
     args = (t, x, f, y0, 0.0, t_transient, t_total, renorm, k, anchors_needed, opt,
             as_count(n_blocks, "n_blocks", minimum=2, maximum=MAX_BLOCKS),
@@ -727,7 +770,7 @@ def lyapunov_spectrum(system: DDESystem, history: HistoryLike, n_exponents: int,
         total, unit = (_core.PROGRESS_SPAN_UNITS, "‰ of t") if n == 1 else (n, "traj")
         with Progress(progress, total, "lyapunov_spectrum", unit) as bar, bar.stage(total):
             raw = system._lyapunov(args)
-    lost = _window_spread_check(raw, system)
+    lost = _resolution_check(raw, system, renorm, opt.atol)
     # Time-average the raw log sums; sort is not needed: QR order is already decreasing
     # in the limit, but short runs may swap neighbours, so report as computed.
     batched = system.batch_size is not None

@@ -94,7 +94,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
   auto is_cancelled = [&cancel]() { return cancel.load(std::memory_order_relaxed); };
 
   std::vector<double> w, r(Index(k) * k), tinv(Index(k) * k), tmp(k), logs(k), work;
-  auto renormalize = [&]() -> Status {
+  auto renormalize = [&](bool start) -> Status {
     HistoryView& h = buffer.view();
     const bool has_window = tau_max > 0;  // an ODE has none
     const Index rows = tangent_rows(h, D, has_window);
@@ -104,7 +104,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     if (Index(w.size()) < rows * k) w.resize(rows * k);
     if (Index(work.size()) < rows + k) work.resize(rows + k);
     const Status rs = reorthonormalize(h, D, k, w.data(), r.data(), work.data(), tinv.data(),
-                                       tmp.data(), logs.data(), has_window, qr);
+                                       tmp.data(), logs.data(), has_window, qr, start);
     if (rs != Status::Success) return rs;
     const double* last = h.state(h.size - 1);
     const double* flast = h.deriv(h.size - 1);
@@ -117,7 +117,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
 
   Status st = run.start(sink);
   if (st != Status::Success) return st;
-  st = renormalize();
+  st = renormalize(true);
   if (st != Status::Success) return st;
   acc.reset();
   const double t_measure = lp.t0 + lp.t_transient;
@@ -131,7 +131,7 @@ Status dde_lyapunov(const System& sys, const SolverOptions& user_opt, const Init
     if (t_prev >= t_measure && stop > t_end - 1e-9 * renorm) stop = t_end;
     st = run.advance(stop, sink, is_cancelled);
     if (st != Status::Success) return st;
-    st = renormalize();
+    st = renormalize(false);
     if (st != Status::Success) return st;
     if (t_prev >= t_measure) acc.add(logs.data(), stop - t_prev);
     t_prev = stop;

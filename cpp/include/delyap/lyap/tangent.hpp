@@ -120,11 +120,14 @@ DELYAP_HD inline Index tangent_rows(const HistoryView& h, int D, bool has_window
 // re-orthonormalisation merged it with them (a delayed coupling that vanishes leaves only
 // dim independent functions on the window; a huge spread of exponents over one interval does
 // the same in rounding), so log R_jj would be noise or −∞. An interval of integration is
-// never "one product": no exemption as in window_logs.
+// never "one product": no exemption as in window_logs. `start`: the first
+// re-orthonormalisation of the random initial functions, whose logs are not used: it only
+// makes the start frame orthonormal (a sweep's small-τ member may hold fewer grid points in its
+// window than functions, a rank-deficient start the transient forgets), so it is not checked.
 template <class Qr = PortableTangentQr>
 DELYAP_HD Status reorthonormalize(HistoryView& h, int D, int k, double* w, double* r, double* work,
                                 double* tinv, double* tmp, double* logs, bool has_window = true,
-                                const Qr& qr = Qr{}) {
+                                const Qr& qr = Qr{}, bool start = false) {
   const int Da = h.dim;
   const Index rows = tangent_rows(h, D, has_window);
   const Index n_intervals = tangent_intervals(h, has_window);
@@ -160,7 +163,8 @@ DELYAP_HD Status reorthonormalize(HistoryView& h, int D, int k, double* w, doubl
     if (!is_finite(r[j * k + j]) || !is_finite(logs[j])) return Status::NonFinite;
   for (int j = 0; j < k; ++j) {
     const double rjj = r[j * k + j];
-    if (!direction_kept(rjj, logs[j])) return Status::LostDirection;
+    if (!start && !direction_kept(rjj, logs[j])) return Status::LostDirection;
+    if (!(rjj > 0.0)) return Status::NonFinite;  // a start with an exact zero: R⁻¹ is infinite
     logs[j] = std::log(rjj);
   }
   // T = R⁻¹ (upper triangular, column-major), by back substitution per column.
