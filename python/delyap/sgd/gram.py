@@ -28,7 +28,7 @@ from .._system import ArrayLike
 from .._validate import as_count, as_float_array, as_positive, as_threads, check_distributed
 from ..device import cuda_backend, current_stream, device_info, resolve_device, to_host
 from ..errors import ConvergenceWarning
-from ..lyapunov import auto_transient, check_settled, mean_map_time_scale
+from ..lyapunov import MAX_BLOCKS, auto_transient, check_settled, mean_map_time_scale
 
 __all__ = ["SGDLyapunovResult", "GramSpectrum", "gram_lyapunov", "gd_exponent",
            "mean_square_exponent", "MeanSquareExponent", "gram_spectrum", "SAMPLING",
@@ -436,7 +436,7 @@ def _run_core(spec: GramSpectrum, lr: np.ndarray, batch: np.ndarray, *, steps, n
               as_count(transient, "transient", minimum=0),
               as_count(renorm_interval, "renorm_interval"))
     seed = as_count(seed, "seed", minimum=0, maximum=2**64 - 1)
-    n_blocks = as_count(n_blocks, "n_blocks", minimum=2)
+    n_blocks = as_count(n_blocks, "n_blocks", minimum=2, maximum=MAX_BLOCKS)
     n_running = as_count(n_running, "n_running")
     if device == "cuda":
         backend = cuda_backend()
