@@ -224,12 +224,15 @@ def _function() -> Any:
         sequence fixed). w_time, W_hidden and b_hidden may be None (an autonomous field, one
         hidden layer)."""
 
+        # forward and setup_context apart (not forward(ctx, …)): torch.func's transforms
+        # (grad, vjp: the Hessian tools' difference products) accept only this form. The stored
+        # pass leaves forward as extra outputs, non-differentiable, to be saved here.
         @staticmethod
-        def forward(ctx: Any, h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
+        def forward(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
                     b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor,
                     w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
                     b_hidden: Optional[torch.Tensor],
-                    call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> torch.Tensor:
+                    call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> tuple[Any, ...]:
             p, grid, info = call
             h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
             wta, Wha, bha = (None if t is None else as_f64(t)
@@ -242,36 +245,69 @@ def _function() -> Any:
             except RuntimeError as err:
                 raise _named_failure(err, h0=h0a, W=Wa, W_delay=Wda, b=ba, W_out=Wouta,
                                      w_time=wta, W_hidden=Wha, b_hidden=bha) from None
-            ctx.plan = p
-            # The backward reads the weights the forward used (views or float64 copies); saving
-            # the tensors too keeps autograd's check that none was modified in place.
-            ctx.arrays = (Wa, Wda, ba, Wouta, taua, wta, Wha, bha)
-            ctx.dtypes = tuple(None if t is None else t.dtype for t in
-                               (h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden))
-            # The stored pass as saved tensors (views of the arrays): autograd frees them after
-            # the backward (unless retain_graph), so the activations' buffer goes back to the
-            # core's pool for the next step even while the caller still holds the loss.
-            A = out["A"]
-            ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
-                                  torch.from_numpy(out["t"]), torch.from_numpy(out["X"]),
-                                  torch.from_numpy(out["K"]),
-                                  None if A is None else torch.from_numpy(A))
             if info is not None:
                 info["t"] = out["t"]
                 info["rejected"] = int(out["rejected"])
             y = torch.from_numpy(out["y"])
-            return y if h0.dtype is f64 else y.to(h0.dtype)
+            A = out["A"]
+            # The stored pass (views of the core's arrays): saved in setup_context, freed by
+            # autograd after the backward (unless retain_graph), so the activations' buffer
+            # goes back to the core's pool for the next step while the caller holds the loss.
+            return (y if h0.dtype is f64 else y.to(h0.dtype), torch.from_numpy(out["t"]),
+                    torch.from_numpy(out["X"]), torch.from_numpy(out["K"]),
+                    None if A is None else torch.from_numpy(A))
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+            h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, call = inputs
+            y, t, X, K, A = output
+            ctx.mark_non_differentiable(*(v for v in (t, X, K, A) if v is not None))
+            ctx.plan = call[0]
+            # The backward reads the weights from the saved tensors (autograd checks that none
+            # was modified in place since; under torch.func the inputs here are wrapped and
+            # have no data to view).
+            ctx.dtypes = tuple(None if v is None else v.dtype for v in
+                               (h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden))
+            ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
+                                  t, X, K, A)
+
+        @staticmethod
+        def vmap(info: Any, in_dims: tuple[Any, ...], h0: torch.Tensor, *rest: Any
+                 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            # torch.func.vmap over samples (per-sample losses, as the Hessian tools take): the
+            # mapped dimension of h0 joins the pass's batch. Mapped weights would be a pass per
+            # weight set, which the core does not batch.
+            if any(d is not None for d in in_dims[1:-1]):  # (the last: the call's settings)
+                raise ValueError("backend: torch.func.vmap over the weights of a pass needs "
+                                 "backend='torch' (the core batches samples, not weights)")
+            h = h0.movedim(in_dims[0], 0)
+            V, B = h.shape[0], h.shape[1]
+            y, *stored = NeuralSolve.apply(h.reshape(V * B, h.shape[2]), *rest)
+            return (y.reshape(V, B, -1), *stored), (0, None, None, None, None)
 
         @staticmethod
         @torch.autograd.function.once_differentiable
-        def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+        def backward(ctx: Any, grad_y: torch.Tensor, *_: Any) -> tuple[Any, ...]:
             # The adjoint runs in the core on numpy arrays: its gradients are first-order only
             # (once_differentiable makes torch raise on create_graph=True instead of treating
             # them as constants; second derivatives: backend="torch").
             # (saved_tensors also raises if a weight was modified in place since the forward)
-            t, X, K, A = ctx.saved_tensors[8:]
+            if grad_y.requires_grad:
+                # A graph is being built through this backward: create_graph=True, or torch.func
+                # differentiating a gradient (an exact Hessian product), where once_differentiable
+                # does not reach and the core's gradients would silently count as constants
+                # (an exact HVP gave λ_max 2.637 for 8.301). torch.func.grad records such a
+                # graph even for a first derivative: refused too (plain autograd is first order).
+                raise RuntimeError("neural_solve: the core's adjoint is first order; second "
+                                   "derivatives (create_graph=True, exact Hessian-vector "
+                                   "products) and torch.func's grad/vjp transforms, which "
+                                   "record a graph through it, need backend='torch' (or "
+                                   "hvp='difference' in delyap.sgd's Hessian tools)")
+            saved = ctx.saved_tensors
+            t, X, K, A = saved[8:]
             p: _Plan = ctx.plan
-            Wa, Wda, ba, Wouta, taua, wta, Wha, bha = ctx.arrays
+            Wa, Wda, ba, Wouta, taua, wta, Wha, bha = (None if v is None else as_f64(v)
+                                                      for v in saved[:8])
             g = _core.neural_backward(Wa, Wda, ba, Wouta, taua, p.activation, p.method, t.numpy(),
                                       X.numpy(), K.numpy(), as_f64(grad_y), p.threads, True,
                                       None if A is None else A.numpy(), w_time=wta,
@@ -295,7 +331,7 @@ def solve_checked(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
     """The pass on arguments already checked (check_tensors, delay_values, plan_of,
     checked_grid)."""
     return _function().apply(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
-                             (plan, grid, info))
+                             (plan, grid, info))[0]
 
 
 def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
