@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
@@ -200,14 +201,19 @@ def _named_failure(err: RuntimeError, **arrays: Optional[np.ndarray]) -> Excepti
 
 
 class _NeuralSolveFn:
-    """Namespace for the lazily built autograd Function (torch is optional for delyap)."""
+    """Namespace for the lazily built autograd Functions (torch is optional for delyap)."""
 
-    fn: Any = None
+    fn: Any = None       # forward(ctx, …): autograd's fast form, for plain calls
+    func_fn: Any = None  # forward + setup_context + vmap: the form torch.func's transforms take
 
 
-def _function() -> Any:
+def _function(functorch: bool = False) -> Any:
+    """The pass's autograd Function: the plain form, or (``functorch``, under torch.func's
+    transforms) the form they take. The plain one is what training calls: torch binds the
+    arguments of a setup_context form through inspect.signature at every call (≈ 120 µs, a
+    fifth of a small training step)."""
     if _NeuralSolveFn.fn is not None:
-        return _NeuralSolveFn.fn
+        return _NeuralSolveFn.func_fn if functorch else _NeuralSolveFn.fn
     import torch
 
     f64 = torch.float64
@@ -218,58 +224,104 @@ def _function() -> Any:
         a = t.detach().numpy() if t.dtype is f64 else t.detach().to(f64).numpy()
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
+    def run_forward(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
+                    b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor,
+                    w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
+                    b_hidden: Optional[torch.Tensor],
+                    call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> tuple[Any, ...]:
+        """y and the stored pass (t, X, K, A: views of the core's arrays, freed by autograd
+        after the backward unless retain_graph, so the activations' buffer goes back to the
+        core's pool for the next step while the caller still holds the loss)."""
+        p, grid, info = call
+        h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
+        wta, Wha, bha = (None if t is None else as_f64(t) for t in (w_time, W_hidden, b_hidden))
+        try:
+            out = _core.neural_forward(
+                h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol,
+                p.atol, p.dt, grid, p.max_steps, p.threads, True,
+                float(ACTIVATION_CACHE_BYTES), w_time=wta, W_hidden=Wha, b_hidden=bha)
+        except RuntimeError as err:
+            raise _named_failure(err, h0=h0a, W=Wa, W_delay=Wda, b=ba, W_out=Wouta,
+                                 w_time=wta, W_hidden=Wha, b_hidden=bha) from None
+        if info is not None:
+            info["t"] = out["t"]
+            info["rejected"] = int(out["rejected"])
+        y = torch.from_numpy(out["y"])
+        A = out["A"]
+        return (y if h0.dtype is f64 else y.to(h0.dtype), torch.from_numpy(out["t"]),
+                torch.from_numpy(out["X"]), torch.from_numpy(out["K"]),
+                None if A is None else torch.from_numpy(A))
+
+    def save(ctx: Any, inputs: tuple[Any, ...], stored: Sequence[Any]) -> None:
+        h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, call = inputs
+        ctx.plan = call[0]
+        ctx.dtypes = tuple(None if v is None else v.dtype for v in
+                           (h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden))
+        # The backward reads the weights from the saved tensors (autograd checks that none was
+        # modified in place since; under torch.func the inputs are wrapped, with no data to
+        # view before the backward).
+        ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, *stored)
+
+    def adjoint(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+        # The adjoint runs in the core on numpy arrays: its gradients are first order only.
+        if grad_y.requires_grad:
+            # A graph is being built through this backward: create_graph=True, or torch.func
+            # differentiating a gradient (an exact Hessian product), where once_differentiable
+            # does not reach and the core's gradients would silently count as constants (an
+            # exact HVP gave λ_max 2.637 for 8.301). torch.func.grad records such a graph even
+            # for a first derivative: refused too (plain autograd is first order).
+            raise RuntimeError("neural_solve: the core's adjoint is first order; second "
+                               "derivatives (create_graph=True, exact Hessian-vector "
+                               "products) and torch.func's grad/vjp transforms, which "
+                               "record a graph through it, need backend='torch' (or "
+                               "hvp='difference' in delyap.sgd's Hessian tools)")
+        # (saved_tensors also raises if a weight was modified in place since the forward)
+        saved = ctx.saved_tensors
+        t, X, K, A = saved[8:]
+        p: _Plan = ctx.plan
+        Wa, Wda, ba, Wouta, taua, wta, Wha, bha = (None if v is None else as_f64(v)
+                                                  for v in saved[:8])
+        g = _core.neural_backward(Wa, Wda, ba, Wouta, taua, p.activation, p.method, t.numpy(),
+                                  X.numpy(), K.numpy(), as_f64(grad_y), p.threads, True,
+                                  None if A is None else A.numpy(), w_time=wta,
+                                  W_hidden=Wha, b_hidden=bha)
+        grads: list[Any] = []
+        names = ("h0", "W", "W_delay", "b", "W_out", "tau", "w_time", "W_hidden", "b_hidden")
+        for name, need, dtype in zip(names, ctx.needs_input_grad, ctx.dtypes):
+            v = torch.from_numpy(g[name]) if need else None
+            grads.append(v if v is None or dtype is f64 else v.to(dtype))
+        return (*grads, None)
+
     class NeuralSolve(torch.autograd.Function):
         """h(T) of h' = W_out σ(… σ(W h + Σ_k W_k h(t − τ_k) + b + w_time·t) …), h = h0 on
         [−τmax, 0], by the C++ core; backward is the discrete adjoint of the computed pass (step
         sequence fixed). w_time, W_hidden and b_hidden may be None (an autonomous field, one
         hidden layer)."""
 
-        # forward and setup_context apart (not forward(ctx, …)): torch.func's transforms
-        # (grad, vjp: the Hessian tools' difference products) accept only this form. The stored
-        # pass leaves forward as extra outputs, non-differentiable, to be saved here.
         @staticmethod
-        def forward(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
-                    b: torch.Tensor, W_out: torch.Tensor, tau: torch.Tensor,
-                    w_time: Optional[torch.Tensor], W_hidden: Optional[torch.Tensor],
-                    b_hidden: Optional[torch.Tensor],
-                    call: tuple[_Plan, Optional[np.ndarray], Optional[dict]]) -> tuple[Any, ...]:
-            p, grid, info = call
-            h0a, Wa, Wda, ba, Wouta, taua = (as_f64(t) for t in (h0, W, W_delay, b, W_out, tau))
-            wta, Wha, bha = (None if t is None else as_f64(t)
-                             for t in (w_time, W_hidden, b_hidden))
-            try:
-                out = _core.neural_forward(
-                    h0a, Wa, Wda, ba, Wouta, taua, p.activation, p.method, p.t_final, p.rtol,
-                    p.atol, p.dt, grid, p.max_steps, p.threads, True,
-                    float(ACTIVATION_CACHE_BYTES), w_time=wta, W_hidden=Wha, b_hidden=bha)
-            except RuntimeError as err:
-                raise _named_failure(err, h0=h0a, W=Wa, W_delay=Wda, b=ba, W_out=Wouta,
-                                     w_time=wta, W_hidden=Wha, b_hidden=bha) from None
-            if info is not None:
-                info["t"] = out["t"]
-                info["rejected"] = int(out["rejected"])
-            y = torch.from_numpy(out["y"])
-            A = out["A"]
-            # The stored pass (views of the core's arrays): saved in setup_context, freed by
-            # autograd after the backward (unless retain_graph), so the activations' buffer
-            # goes back to the core's pool for the next step while the caller holds the loss.
-            return (y if h0.dtype is f64 else y.to(h0.dtype), torch.from_numpy(out["t"]),
-                    torch.from_numpy(out["X"]), torch.from_numpy(out["K"]),
-                    None if A is None else torch.from_numpy(A))
+        def forward(ctx: Any, *inputs: Any) -> torch.Tensor:
+            y, *stored = run_forward(*inputs)
+            save(ctx, inputs, stored)
+            return y
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+            return adjoint(ctx, grad_y)
+
+    class NeuralSolveFunc(torch.autograd.Function):
+        """The same pass in the form torch.func's transforms take: forward and setup_context
+        apart (the stored pass leaves forward as extra outputs, not differentiable) and a vmap
+        rule that joins mapped samples to the batch."""
+
+        @staticmethod
+        def forward(*inputs: Any) -> tuple[Any, ...]:
+            return run_forward(*inputs)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
-            h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden, call = inputs
-            y, t, X, K, A = output
-            ctx.mark_non_differentiable(*(v for v in (t, X, K, A) if v is not None))
-            ctx.plan = call[0]
-            # The backward reads the weights from the saved tensors (autograd checks that none
-            # was modified in place since; under torch.func the inputs here are wrapped and
-            # have no data to view).
-            ctx.dtypes = tuple(None if v is None else v.dtype for v in
-                               (h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden))
-            ctx.save_for_backward(W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
-                                  t, X, K, A)
+            ctx.mark_non_differentiable(*(v for v in output[1:] if v is not None))
+            save(ctx, inputs, output[1:])
 
         @staticmethod
         def vmap(info: Any, in_dims: tuple[Any, ...], h0: torch.Tensor, *rest: Any
@@ -282,45 +334,23 @@ def _function() -> Any:
                                  "backend='torch' (the core batches samples, not weights)")
             h = h0.movedim(in_dims[0], 0)
             V, B = h.shape[0], h.shape[1]
-            y, *stored = NeuralSolve.apply(h.reshape(V * B, h.shape[2]), *rest)
+            y, *stored = NeuralSolveFunc.apply(h.reshape(V * B, h.shape[2]), *rest)
             return (y.reshape(V, B, -1), *stored), (0, None, None, None, None)
 
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx: Any, grad_y: torch.Tensor, *_: Any) -> tuple[Any, ...]:
-            # The adjoint runs in the core on numpy arrays: its gradients are first-order only
-            # (once_differentiable makes torch raise on create_graph=True instead of treating
-            # them as constants; second derivatives: backend="torch").
-            # (saved_tensors also raises if a weight was modified in place since the forward)
-            if grad_y.requires_grad:
-                # A graph is being built through this backward: create_graph=True, or torch.func
-                # differentiating a gradient (an exact Hessian product), where once_differentiable
-                # does not reach and the core's gradients would silently count as constants
-                # (an exact HVP gave λ_max 2.637 for 8.301). torch.func.grad records such a
-                # graph even for a first derivative: refused too (plain autograd is first order).
-                raise RuntimeError("neural_solve: the core's adjoint is first order; second "
-                                   "derivatives (create_graph=True, exact Hessian-vector "
-                                   "products) and torch.func's grad/vjp transforms, which "
-                                   "record a graph through it, need backend='torch' (or "
-                                   "hvp='difference' in delyap.sgd's Hessian tools)")
-            saved = ctx.saved_tensors
-            t, X, K, A = saved[8:]
-            p: _Plan = ctx.plan
-            Wa, Wda, ba, Wouta, taua, wta, Wha, bha = (None if v is None else as_f64(v)
-                                                      for v in saved[:8])
-            g = _core.neural_backward(Wa, Wda, ba, Wouta, taua, p.activation, p.method, t.numpy(),
-                                      X.numpy(), K.numpy(), as_f64(grad_y), p.threads, True,
-                                      None if A is None else A.numpy(), w_time=wta,
-                                      W_hidden=Wha, b_hidden=bha)
-            grads: list[Any] = []
-            names = ("h0", "W", "W_delay", "b", "W_out", "tau", "w_time", "W_hidden", "b_hidden")
-            for name, need, dtype in zip(names, ctx.needs_input_grad, ctx.dtypes):
-                v = torch.from_numpy(g[name]) if need else None
-                grads.append(v if v is None or dtype is f64 else v.to(dtype))
-            return (*grads, None)
+            return adjoint(ctx, grad_y)
 
-    _NeuralSolveFn.fn = NeuralSolve
-    return NeuralSolve
+    _NeuralSolveFn.fn, _NeuralSolveFn.func_fn = NeuralSolve, NeuralSolveFunc
+    return NeuralSolveFunc if functorch else NeuralSolve
+
+
+def _functorch_active() -> bool:
+    """Whether a torch.func transform (grad, vjp, vmap, …) is running."""
+    import torch
+
+    return bool(torch._C._are_functorch_transforms_active())
 
 
 def solve_checked(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: torch.Tensor,
@@ -330,8 +360,11 @@ def solve_checked(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor, b: t
                   b_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The pass on arguments already checked (check_tensors, delay_values, plan_of,
     checked_grid)."""
+    if _functorch_active():
+        return _function(True).apply(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
+                                     (plan, grid, info))[0]
     return _function().apply(h0, W, W_delay, b, W_out, tau, w_time, W_hidden, b_hidden,
-                             (plan, grid, info))[0]
+                             (plan, grid, info))
 
 
 def neural_solve(h0: torch.Tensor, W: torch.Tensor, W_delay: torch.Tensor,
