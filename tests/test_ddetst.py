@@ -123,18 +123,18 @@ def test_H1_neutral_vanishing_state_dependent():
     np.testing.assert_allclose(sol.y[:, 0], -np.log(np.cos(2 * t)) / 2, atol=1e-7)
 
 
+def h2_field(t, x, xd, xdd, L3=0.1):
+    """DDETST H2's right-hand side (exact solution sin t; lag t(1 − x²), vanishing at π/2)."""
+    s, c = np.sin(t), np.cos(t)
+    a = t * s**2
+    return (c * (1 + xd[:, 0]) + L3 * x[:, 0] * xdd[:, 0] + (1 - L3) * s * np.cos(a)
+            - np.sin(t + a))
+
+
 def test_H2_neutral_state_dependent():
-    L3 = 0.1
-
-    def f(t, x, xd, xdd):
-        s, c = np.sin(t), np.cos(t)
-        a = t * s**2
-        return (c * (1 + xd[:, 0]) + L3 * x[:, 0] * xdd[:, 0] + (1 - L3) * s * np.cos(a)
-                - np.sin(t + a))
-
     t = np.array([1.0, 2.0, np.pi])
-    sol = solve(f, lambda t, x: [t * (1 - x[0, 0] ** 2)], 1, lambda s: s, (0.0, np.pi), t,
-                max_delay=np.pi, neutral=True)
+    sol = solve(h2_field, lambda t, x: [t * (1 - x[0, 0] ** 2)], 1, lambda s: s, (0.0, np.pi),
+                t, max_delay=np.pi, neutral=True)
     np.testing.assert_allclose(sol.y[:, 0], np.sin(t), atol=1e-7)
 
 

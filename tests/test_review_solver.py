@@ -112,14 +112,9 @@ def test_a_vanishing_lag_at_loose_settings_still_runs():
     """DDETST H2 (lag t(1 − x²) vanishes at π/2): stage lags come out slightly negative, inside
     the slack, with RK4 at dt = 0.1 and Euler at dt = 0.001. (Euler at dt = 0.01 computes lags
     below −0.2 % of the window there: delay_out_of_range, which it is.)"""
-    L3 = 0.1
+    from test_ddetst import h2_field
 
-    def f(t, x, xd, xdd):
-        s, c = np.sin(t), np.cos(t)
-        a = t * s**2
-        return (c * (1 + xd[:, 0]) + L3 * x[:, 0] * xdd[:, 0] + (1 - L3) * s * np.cos(a)
-                - np.sin(t + a))
-    sys_ = dl.rhs.python(f, 1, lambda t, x: [t * (1 - x[0, 0] ** 2)], max_delay=np.pi,
+    sys_ = dl.rhs.python(h2_field, 1, lambda t, x: [t * (1 - x[0, 0] ** 2)], max_delay=np.pi,
                          neutral=True)
     t = np.array([1.0, 2.0, np.pi])
     for method, dt, err in (("RK4", 0.1, 1e-6), ("Euler", 0.001, 2e-3)):
